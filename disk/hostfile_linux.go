@@ -1,0 +1,164 @@
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// A HostFile is a read-only host file or block device, memory-mapped when
+// possible. It implements [OSStorage] and [SparseStorage].
+//
+// A mapped file that another process truncates while it is read faults the
+// program (SIGBUS); diskport reads images that are not being written.
+type HostFile struct {
+	f      *os.File
+	name   string
+	size   int64
+	device bool
+	data   []byte // the mapping; nil when not mapped
+	close  sync.Once
+}
+
+// OpenHostFile opens path read-only. Regular files and block devices are
+// accepted; anything else (directories, FIFOs, character devices) is
+// refused. The size of a block device is read from the device.
+func OpenHostFile(path string) (*HostFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	h, err := NewHostFile(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// NewHostFile wraps an open file; the HostFile owns it from then on.
+func NewHostFile(f *os.File) (*HostFile, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	h := &HostFile{f: f, name: f.Name()}
+	switch mode := st.Mode(); {
+	case mode.IsRegular():
+		h.size = st.Size()
+	case mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0:
+		h.device = true
+		end, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			return nil, fmt.Errorf("%s: size of block device: %w", h.name, err)
+		}
+		h.size = end
+	default:
+		return nil, fmt.Errorf("%s: not a regular file or block device (%s)", h.name, mode.Type())
+	}
+	if h.size > 0 && int64(int(h.size)) == h.size {
+		if b, err := unix.Mmap(int(f.Fd()), 0, int(h.size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+			h.data = b
+		}
+	}
+	return h, nil
+}
+
+// Name returns the path the file was opened with.
+func (h *HostFile) Name() string { return h.name }
+
+// Size returns the file's or device's size in bytes.
+func (h *HostFile) Size() int64 { return h.size }
+
+// File returns the open file.
+func (h *HostFile) File() *os.File { return h.f }
+
+// IsDevice reports whether the file is a block device.
+func (h *HostFile) IsDevice() bool { return h.device }
+
+// Mapped reports whether the file is memory-mapped.
+func (h *HostFile) Mapped() bool { return h.data != nil }
+
+// ReadAt reads from the mapping, or with pread when the file is not mapped.
+func (h *HostFile) ReadAt(p []byte, off int64) (int, error) {
+	if h.data == nil {
+		return h.f.ReadAt(p, off)
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset %d", h.name, off)
+	}
+	if off >= h.size {
+		return 0, io.EOF
+	}
+	n := copy(p, h.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Bytes returns the mapped bytes [off, off+n) without copying.
+func (h *HostFile) Bytes(off, n int64) ([]byte, bool) {
+	if h.data == nil || off < 0 || n < 0 || off > h.size || n > h.size-off {
+		return nil, false
+	}
+	return h.data[off : off+n : off+n], true
+}
+
+// Advise tells the kernel how the byte range will be read
+// (unix.MADV_SEQUENTIAL, unix.MADV_WILLNEED, ...). It is a hint; errors
+// are ignored.
+func (h *HostFile) Advise(off, n int64, advice int) {
+	if b, ok := h.Bytes(off, n); ok && len(b) > 0 {
+		_ = unix.Madvise(b, advice)
+	}
+}
+
+// NextData returns the next data run at or after off with SEEK_DATA and
+// SEEK_HOLE. Block devices and file systems without them report the rest of
+// the file as data.
+func (h *HostFile) NextData(off int64) (start, end int64, err error) {
+	if off >= h.size {
+		return h.size, h.size, nil
+	}
+	if h.device {
+		return off, h.size, nil
+	}
+	fd := int(h.f.Fd())
+	start, err = unix.Seek(fd, off, unix.SEEK_DATA)
+	switch {
+	case errors.Is(err, unix.ENXIO):
+		return h.size, h.size, nil
+	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP):
+		return off, h.size, nil
+	case err != nil:
+		return 0, 0, fmt.Errorf("%s: SEEK_DATA at %d: %w", h.name, off, err)
+	}
+	if start >= h.size {
+		return h.size, h.size, nil
+	}
+	end, err = unix.Seek(fd, start, unix.SEEK_HOLE)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: SEEK_HOLE at %d: %w", h.name, start, err)
+	}
+	return start, min(end, h.size), nil
+}
+
+// Close unmaps and closes the file. It is safe to call more than once.
+func (h *HostFile) Close() error {
+	var err error
+	h.close.Do(func() {
+		if h.data != nil {
+			err = unix.Munmap(h.data)
+			h.data = nil
+		}
+		if cerr := h.f.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
