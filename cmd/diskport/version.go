@@ -1,0 +1,29 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func init() {
+	register(&command{
+		name:    "version",
+		summary: "print diskport's version",
+		usage:   "version",
+		run: func(args []string) error {
+			v := version
+			if v == "" {
+				v = "devel"
+				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+					v = bi.Main.Version
+				}
+			}
+			fmt.Fprintf(stdout, "diskport %s %s/%s %s\n", v, runtime.GOOS, runtime.GOARCH, runtime.Version())
+			return nil
+		},
+	})
+}
