@@ -177,3 +177,19 @@ func TestSampleRefused(t *testing.T) {
 		})
 	}
 }
+
+// readQemuRaw returns qemu-img's raw conversion of the VHD at path.
+func readQemuRaw(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(testimg.QemuRaw(t, path, "-f", "vpc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// sha256Bytes returns the hex sha256 of b.
+func sha256Bytes(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
