@@ -1,0 +1,250 @@
+package manifest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// Naming is a convention for naming part objects.
+type Naming int
+
+const (
+	// NamingAWS names parts NAME.part0, NAME.part1, ... as the AWS tools
+	// do.
+	NamingAWS Naming = iota
+	// NamingEuca2ools names parts NAME.part.0, NAME.part.1, ... as
+	// euca2ools does.
+	NamingEuca2ools
+)
+
+// PartName returns the name of part i of the file named base.
+func (n Naming) PartName(base string, i int) string {
+	if n == NamingEuca2ools {
+		return base + ".part." + strconv.Itoa(i)
+	}
+	return base + ".part" + strconv.Itoa(i)
+}
+
+// ParseNaming parses "aws" or "euca2ools".
+func ParseNaming(s string) (Naming, error) {
+	switch strings.ToLower(s) {
+	case "aws", "":
+		return NamingAWS, nil
+	case "euca2ools", "euca":
+		return NamingEuca2ools, nil
+	}
+	return 0, fmt.Errorf("part naming %q: want aws (NAME.partN) or euca2ools (NAME.part.N)", s)
+}
+
+// ManifestName returns the manifest's file or object name for the file
+// named base: base + ".manifest.xml".
+func ManifestName(base string) string { return base + ".manifest.xml" }
+
+// DefaultImporter is the importer element diskport writes.
+var DefaultImporter = Importer{Name: "diskport", Version: "1", Release: Version}
+
+// SplitOptions say how a file is cut into parts and described.
+type SplitOptions struct {
+	// PartSize is the size of every part but the last; 0 means
+	// DefaultPartSize (10 MiB).
+	PartSize int64
+	// Format is the declared file-format ("RAW", "VHD", "VMDK", any case);
+	// "" means sniffed from the bytes. A declared format the bytes
+	// contradict is an error (disk.ErrFormatMismatch).
+	Format string
+	// VolumeSize is the volume size in GiB; 0 means the virtual disk size
+	// rounded up to a whole GiB (at least 1).
+	VolumeSize int64
+	// Naming is the part naming convention.
+	Naming Naming
+	// Name is the base name of parts and manifest; "" means the image
+	// file's base name.
+	Name string
+	// KeyPrefix is put before every part key ("" for none; a "/" is added
+	// when missing).
+	KeyPrefix string
+	// Progress, when set, is called with the byte count of each part done.
+	Progress func(n int64)
+}
+
+func (o *SplitOptions) partSize() int64 {
+	if o.PartSize <= 0 {
+		return DefaultPartSize
+	}
+	return o.PartSize
+}
+
+// MaxPartSize is the largest part size [Create] and [Upload] cut: S3's
+// limit for one PUT.
+const MaxPartSize = 5 << 30
+
+// describe sniffs the image and builds the manifest skeleton: format,
+// sizes, part ranges and keys, without checksums or URLs.
+func describe(f io.ReaderAt, size int64, name string, o *SplitOptions) (*Manifest, error) {
+	ps := o.partSize()
+	if ps > MaxPartSize {
+		return nil, errorf(disk.ErrTooLarge, "part size %d larger than %d", ps, int64(MaxPartSize))
+	}
+	if size > MaxFileSize {
+		return nil, errorf(disk.ErrTooLarge, "file of %d bytes larger than %d", size, int64(MaxFileSize))
+	}
+	if (size+ps-1)/ps > MaxParts {
+		return nil, errorf(disk.ErrTooLarge, "%d-byte parts of a %d-byte file are more than %d parts", ps, size, MaxParts)
+	}
+	format, virtual, err := Sniff(f, size)
+	if err != nil {
+		return nil, err
+	}
+	if o.Format != "" {
+		declared := normalizeFormat(o.Format)
+		switch declared {
+		case FormatRAW, FormatVHD, FormatVMDK:
+		default:
+			return nil, errorf(disk.ErrUnsupported, "format %q is not RAW, VHD or VMDK", o.Format)
+		}
+		// Any file is a valid raw disk; only a claim of VHD or VMDK can be
+		// contradicted.
+		if declared != format && declared != FormatRAW {
+			return nil, errorf(disk.ErrFormatMismatch, "declared %s but the file looks like %s", declared, format)
+		}
+		if declared == FormatRAW {
+			virtual = size
+		}
+		format = declared
+	}
+	gib := (virtual + 1<<30 - 1) >> 30
+	vol := max(gib, 1)
+	if o.VolumeSize > 0 {
+		if o.VolumeSize < gib {
+			return nil, errorf(disk.ErrTooLarge, "volume of %d GiB is smaller than the %d-byte virtual disk", o.VolumeSize, virtual)
+		}
+		vol = o.VolumeSize
+	}
+	prefix := o.KeyPrefix
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	m := &Manifest{Version: Version, FileFormat: format, Importer: DefaultImporter, Size: size, VolumeSize: vol}
+	for off, i := int64(0), 0; off < size || i == 0; off, i = off+ps, i+1 {
+		m.Parts = append(m.Parts, Part{Index: i, Offset: off, Length: min(ps, size-off), Key: prefix + o.Naming.PartName(name, i)})
+	}
+	return m, nil
+}
+
+// hashParts reads the file sequentially, part by part, setting each part's
+// SHA-256 and the file's, and hands each part's bytes to emit in order. buf
+// returns a buffer of at least the part size for each part; emit owns it.
+func hashParts(ctx context.Context, f io.ReaderAt, m *Manifest, buf func() []byte, emit func(p *Part, data []byte) error) error {
+	whole := sha256.New()
+	for i := range m.Parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := &m.Parts[i]
+		data := buf()[:p.Length]
+		if n, err := f.ReadAt(data, p.Offset); n < len(data) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("manifest: reading bytes %d-%d of the image: %w", p.Offset, p.End()-1, err)
+		}
+		sum := sha256.Sum256(data)
+		p.SHA256 = hex.EncodeToString(sum[:])
+		whole.Write(data)
+		if err := emit(p, data); err != nil {
+			return err
+		}
+	}
+	m.SHA256 = hex.EncodeToString(whole.Sum(nil))
+	return nil
+}
+
+// Create splits the image file into parts in outDir (named by
+// opts.Naming), hashing them in the same pass, and writes the manifest
+// outDir/NAME.manifest.xml with the checksum extension. The manifest's URLs
+// are empty: the parts are read back with a [DirStore]. It returns the
+// manifest and the manifest file's path.
+func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Manifest, string, error) {
+	f, err := os.Open(image)
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, "", err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, "", fmt.Errorf("manifest: %s is not a regular file", image)
+	}
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(image)
+	}
+	m, err := describe(f, st.Size(), name, &opts)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, "", err
+	}
+	dir := DirStore{Dir: outDir}
+	b := make([]byte, opts.partSize())
+	err = hashParts(ctx, f, m, func() []byte { return b }, func(p *Part, data []byte) error {
+		path, err := dir.Path(p)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(path, data); err != nil {
+			return err
+		}
+		if opts.Progress != nil {
+			opts.Progress(p.Length)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	mpath := filepath.Join(outDir, ManifestName(name))
+	if err := writeFileAtomic(mpath, m.Marshal()); err != nil {
+		return nil, "", err
+	}
+	return m, mpath, nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it into place, so a crash never leaves a short part under its name.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,231 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/testimg"
+)
+
+func TestCreate(t *testing.T) {
+	const size, ps = 5<<20 + 1234, 1 << 20
+	img, data := testFile(t, size, 1)
+	dir := t.TempDir()
+	m, mpath, err := Create(context.Background(), img, dir, SplitOptions{PartSize: ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mpath != filepath.Join(dir, "disk.img.manifest.xml") {
+		t.Fatalf("manifest path %s", mpath)
+	}
+	if len(m.Parts) != 6 || m.Size != size || m.FileFormat != FormatRAW || m.VolumeSize != 1 {
+		t.Fatalf("manifest %+v", m)
+	}
+	sum := sha256.Sum256(data)
+	if m.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("file sha256 %s", m.SHA256)
+	}
+	var joined []byte
+	for i, p := range m.Parts {
+		if p.Key != "disk.img.part"+string(rune('0'+i)) {
+			t.Fatalf("part %d key %q", i, p.Key)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, p.Key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sha256.Sum256(b)
+		if p.SHA256 != hex.EncodeToString(s[:]) || int64(len(b)) != p.Length {
+			t.Fatalf("part %d: %d bytes, sha %s; manifest %+v", i, len(b), hex.EncodeToString(s[:]), p)
+		}
+		joined = append(joined, b...)
+	}
+	if !bytes.Equal(joined, data) {
+		t.Fatal("parts do not join to the file")
+	}
+	doc, err := os.ReadFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := ParseBytes(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m, m2) {
+		t.Fatalf("written manifest differs:\n%+v\n%+v", m, m2)
+	}
+	rep, err := Verify(context.Background(), m2, DirStore{dir}, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Parts != 6 || rep.Bytes != size || !rep.Checksums || rep.SHA256 != m.SHA256 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestCreateOptions(t *testing.T) {
+	img, _ := testFile(t, 3000, 2)
+	dir := t.TempDir()
+	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 1000, Naming: NamingEuca2ools, Name: "x.raw", KeyPrefix: "pre", VolumeSize: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Parts[2].Key != "pre/x.raw.part.2" || m.VolumeSize != 9 {
+		t.Fatalf("%+v", m)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.raw.part.2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.raw.manifest.xml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(context.Background(), m, DirStore{dir}, VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Exactly one part when the size is a multiple, and one empty part for
+	// an empty file.
+	m, _, err = Create(context.Background(), img, t.TempDir(), SplitOptions{PartSize: 3000})
+	if err != nil || len(m.Parts) != 1 {
+		t.Fatalf("%v %+v", err, m)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, nil, 0o644)
+	m, _, err = Create(context.Background(), empty, t.TempDir(), SplitOptions{})
+	if err != nil || len(m.Parts) != 1 || m.Parts[0].Length != 0 {
+		t.Fatalf("%v %+v", err, m)
+	}
+}
+
+// TestCreateFormats sniffs qemu-img's VMDK and VHD and checks declared
+// formats against the bytes.
+func TestCreateFormats(t *testing.T) {
+	golden := testimg.Golden(t, testimg.Spec{Size: 3<<20 + 512, Seed: 6})
+	cases := []struct {
+		file, format string
+		virtual      int64
+	}{
+		{golden, FormatRAW, 3<<20 + 512},
+		{testimg.Make(t, golden, "vmdk", "subformat=streamOptimized"), FormatVMDK, 3<<20 + 512},
+		{testimg.Make(t, golden, "vmdk", "subformat=monolithicSparse"), FormatVMDK, 3<<20 + 512},
+		{testimg.Make(t, golden, "vpc", "subformat=dynamic,force_size=on"), FormatVHD, 3<<20 + 512},
+		{testimg.Make(t, golden, "vpc", "subformat=fixed,force_size=on"), FormatVHD, 3<<20 + 512},
+	}
+	for _, c := range cases {
+		f, err := os.Open(c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := f.Stat()
+		format, virtual, err := Sniff(f, st.Size())
+		f.Close()
+		if err != nil || format != c.format || virtual != c.virtual {
+			t.Errorf("%s: Sniff = %s %d %v, want %s %d", c.file, format, virtual, err, c.format, c.virtual)
+		}
+		m, _, err := Create(context.Background(), c.file, t.TempDir(), SplitOptions{PartSize: 1 << 20})
+		if err != nil || m.FileFormat != c.format || m.Size != st.Size() {
+			t.Errorf("%s: Create = %v %+v", c.file, err, m)
+		}
+	}
+	vmdk := cases[1].file
+	if _, _, err := Create(context.Background(), golden, t.TempDir(), SplitOptions{Format: "vmdk"}); !errors.Is(err, disk.ErrFormatMismatch) {
+		t.Errorf("raw declared VMDK: err = %v", err)
+	}
+	if m, _, err := Create(context.Background(), vmdk, t.TempDir(), SplitOptions{Format: "raw"}); err != nil || m.FileFormat != FormatRAW {
+		t.Errorf("VMDK declared raw: %v", err)
+	}
+	if _, _, err := Create(context.Background(), golden, t.TempDir(), SplitOptions{Format: "qcow2"}); !errors.Is(err, disk.ErrUnsupported) {
+		t.Errorf("qcow2: err = %v", err)
+	}
+	if _, _, err := Create(context.Background(), golden, t.TempDir(), SplitOptions{VolumeSize: 0}); err != nil {
+		t.Error(err)
+	}
+	big := filepath.Join(t.TempDir(), "big")
+	os.WriteFile(big, nil, 0o644)
+	os.Truncate(big, 3<<30+1)
+	if m, _, err := describeFile(t, big, SplitOptions{PartSize: 1 << 30}); err != nil || m.VolumeSize != 4 || len(m.Parts) != 4 {
+		t.Errorf("3 GiB+1: %v %+v", err, m)
+	}
+	if _, _, err := describeFile(t, big, SplitOptions{VolumeSize: 3}); !errors.Is(err, disk.ErrTooLarge) {
+		t.Errorf("volume too small: err = %v", err)
+	}
+	desc := filepath.Join(t.TempDir(), "d.vmdk")
+	os.WriteFile(desc, []byte("# Disk DescriptorFile\nversion=1\n"), 0o644)
+	if _, _, err := Create(context.Background(), desc, t.TempDir(), SplitOptions{}); !errors.Is(err, disk.ErrUnsupported) || !strings.Contains(err.Error(), "descriptor") {
+		t.Errorf("descriptor: err = %v", err)
+	}
+}
+
+func describeFile(t *testing.T, path string, o SplitOptions) (*Manifest, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	m, err := describe(f, st.Size(), "big", &o)
+	return m, st.Size(), err
+}
+
+// TestVerifyDamage damages parts in a directory and checks every failure
+// is reported with its index and byte range.
+func TestVerifyDamage(t *testing.T) {
+	m, dir, _ := created(t, 4<<20+100, 1<<20)
+	ctx := context.Background()
+	store := DirStore{dir}
+	p := func(i int) string { return filepath.Join(dir, m.Parts[i].Key) }
+	os.Remove(p(1))
+	os.Truncate(p(2), 1000)
+	b, _ := os.ReadFile(p(3))
+	b[77] ^= 1
+	os.WriteFile(p(3), b, 0o644)
+	os.WriteFile(p(4), append(b[:100:100], 'x'), 0o644)
+	_, err := Verify(ctx, m, store, VerifyOptions{Parallel: 2})
+	var ve *VerifyError
+	if !errors.As(err, &ve) || !errors.Is(err, disk.ErrCorrupt) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(ve.Failures) != 4 {
+		t.Fatalf("%d failures: %v", len(ve.Failures), err)
+	}
+	msg := err.Error()
+	for _, s := range []string{
+		"4 parts failed verification",
+		"part 1 (bytes 1048576-2097151) from " + p(1) + ": missing",
+		"part 2 (bytes 2097152-3145727) from " + p(2) + ": truncated: file has 1000 bytes",
+		"part 3 (bytes 3145728-4194303) from " + p(3) + ": checksum mismatch: sha256 ",
+		"part 4 (bytes 4194304-4194403) from " + p(4) + ": file has 101 bytes, more than its byte range",
+	} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("error lacks %q:\n%s", s, msg)
+		}
+	}
+	// A part of the right length with other bytes fails its checksum.
+	os.WriteFile(p(1), make([]byte, 1<<20), 0o644)
+	if _, err := Verify(ctx, m, store, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 1 (bytes 1048576-2097151)") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDirStoreKeys(t *testing.T) {
+	d := DirStore{"/x"}
+	for key, want := range map[string]string{"a/b/c.part0": "/x/c.part0", "c": "/x/c", `..\..\evil`: "/x/evil"} {
+		got, err := d.Path(&Part{Key: key})
+		if err != nil || got != want {
+			t.Errorf("Path(%q) = %q, %v; want %q", key, got, err, want)
+		}
+	}
+	for _, key := range []string{"", "a/..", "a/", "."} {
+		if _, err := d.Path(&Part{Key: key}); !errors.Is(err, disk.ErrUnsafe) {
+			t.Errorf("Path(%q): err = %v, want ErrUnsafe", key, err)
+		}
+	}
+}

@@ -1,0 +1,298 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// An HTTPStore fetches parts with GET requests to their get-url (resolved
+// against Base when relative), using range requests for pieces of a part.
+// Transient failures (connection errors, a body cut short, HTTP 429 and
+// 5xx) are retried with exponential back-off, resuming a cut body where it
+// stopped; other HTTP errors fail at once with the status and the start of
+// the response body (S3's explanation of a 403, for instance).
+type HTTPStore struct {
+	// Client is the HTTP client; nil means a client with no overall
+	// timeout but a 30-second limit on connecting and on waiting for
+	// response headers.
+	Client *http.Client
+	// Base resolves relative get-urls; nil means absolute URLs only.
+	Base *url.URL
+	// Retries is how many times a transient failure is retried; 0 means
+	// 4, negative means none.
+	Retries int
+	// Backoff is the first retry's delay, doubled each time; 0 means
+	// 200ms.
+	Backoff time.Duration
+}
+
+var defaultHTTPClient = &http.Client{
+	Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 30 * time.Second,
+		TLSHandshakeTimeout:   30 * time.Second,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	},
+}
+
+func (h *HTTPStore) client() *http.Client {
+	if h.Client != nil {
+		return h.Client
+	}
+	return defaultHTTPClient
+}
+
+func (h *HTTPStore) retries() int {
+	switch {
+	case h.Retries < 0:
+		return 0
+	case h.Retries == 0:
+		return 4
+	}
+	return h.Retries
+}
+
+func (h *HTTPStore) backoff(attempt int) time.Duration {
+	d := h.Backoff
+	if d == 0 {
+		d = 200 * time.Millisecond
+	}
+	return d << min(attempt, 10)
+}
+
+// URL returns the part's get-url, resolved against Base.
+func (h *HTTPStore) URL(p *Part) (string, error) {
+	if p.GetURL == "" {
+		return "", errorf(disk.ErrCorrupt, "part %d has no get-url", p.Index)
+	}
+	u, err := url.Parse(p.GetURL)
+	if err != nil {
+		return "", errorf(disk.ErrCorrupt, "part %d get-url: %v", p.Index, err)
+	}
+	if !u.IsAbs() {
+		if h.Base == nil {
+			return "", errorf(disk.ErrCorrupt, "part %d get-url %q is relative", p.Index, p.GetURL)
+		}
+		u = h.Base.ResolveReference(u)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", errorf(disk.ErrUnsafe, "part %d get-url scheme %q is not http or https", p.Index, u.Scheme)
+	}
+	return u.String(), nil
+}
+
+// Where returns the part's URL without its query (which holds the
+// signature).
+func (h *HTTPStore) Where(p *Part) string {
+	s, err := h.URL(p)
+	if err != nil {
+		return p.GetURL
+	}
+	return redact(s)
+}
+
+// redact drops a URL's query string, where presigned URLs keep their
+// credentials.
+func redact(s string) string {
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// OpenPart starts a GET of [off, off+n) of the part.
+func (h *HTTPStore) OpenPart(ctx context.Context, p *Part, off, n int64) (io.ReadCloser, error) {
+	u, err := h.URL(p)
+	if err != nil {
+		return nil, err
+	}
+	r := &httpBody{ctx: ctx, h: h, url: u, part: p, off: off, n: n}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// An HTTPError is an unexpected HTTP response.
+type HTTPError struct {
+	StatusCode int
+	Status     string
+	Body       string // the start of the response body
+}
+
+func (e *HTTPError) Error() string {
+	if e.Body == "" {
+		return "HTTP " + e.Status
+	}
+	return "HTTP " + e.Status + ": " + e.Body
+}
+
+func (e *HTTPError) transient() bool {
+	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
+}
+
+// httpBody reads [off, off+n) of a part, reconnecting with a range request
+// when the connection breaks.
+type httpBody struct {
+	ctx     context.Context
+	h       *HTTPStore
+	url     string
+	part    *Part
+	off, n  int64 // what is left to read
+	body    io.ReadCloser
+	attempt int
+}
+
+// open issues the request for what is left, retrying transient failures.
+func (r *httpBody) open() error {
+	for {
+		err := r.try()
+		if err == nil {
+			return nil
+		}
+		if !r.retry(err) {
+			return err
+		}
+	}
+}
+
+// retry waits before another attempt if err is transient and attempts
+// remain.
+func (r *httpBody) retry(err error) bool {
+	var he *HTTPError
+	transient := !errors.As(err, &he) || he.transient()
+	var de *disk.Error
+	if errors.As(err, &de) || r.ctx.Err() != nil || !transient || r.attempt >= r.h.retries() {
+		return false
+	}
+	t := time.NewTimer(r.h.backoff(r.attempt))
+	defer t.Stop()
+	r.attempt++
+	select {
+	case <-r.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (r *httpBody) try() error {
+	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.url, nil)
+	if err != nil {
+		return err
+	}
+	whole := r.off == 0 && r.n == r.part.Length
+	if !whole {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", r.off, r.off+r.n-1))
+	}
+	resp, err := r.h.client().Do(req)
+	if err != nil {
+		return err
+	}
+	switch {
+	case whole && resp.StatusCode == http.StatusOK:
+		if resp.ContentLength >= 0 && resp.ContentLength != r.part.Length {
+			resp.Body.Close()
+			return lengthError(resp.ContentLength, r.part.Length)
+		}
+	case !whole && resp.StatusCode == http.StatusPartialContent:
+		if total, ok := contentRangeTotal(resp.Header.Get("Content-Range")); ok && total != r.part.Length {
+			resp.Body.Close()
+			return lengthError(total, r.part.Length)
+		}
+	case !whole && resp.StatusCode == http.StatusOK:
+		// The server ignored the range: skip to it.
+		if resp.ContentLength >= 0 && resp.ContentLength != r.part.Length {
+			resp.Body.Close()
+			return lengthError(resp.ContentLength, r.part.Length)
+		}
+		if _, err := io.CopyN(io.Discard, resp.Body, r.off); err != nil {
+			resp.Body.Close()
+			return err
+		}
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		resp.Body.Close()
+		return errorf(disk.ErrCorrupt, "truncated: server refuses bytes %d-%d (HTTP %s)", r.off, r.off+r.n-1, resp.Status)
+	default:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		resp.Body.Close()
+		return &HTTPError{StatusCode: resp.StatusCode, Status: resp.Status, Body: strings.TrimSpace(string(b))}
+	}
+	r.body = resp.Body
+	return nil
+}
+
+func lengthError(got, want int64) error {
+	if got < want {
+		return errorf(disk.ErrCorrupt, "truncated: server has %d bytes", got)
+	}
+	return errorf(disk.ErrCorrupt, "server has %d bytes, more than its byte range", got)
+}
+
+// contentRangeTotal parses the total of "bytes a-b/total".
+func contentRangeTotal(s string) (int64, bool) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s[i+1:], 10, 64)
+	return n, err == nil
+}
+
+func (r *httpBody) Read(p []byte) (int, error) {
+	for {
+		if r.n == 0 {
+			return 0, io.EOF
+		}
+		if r.body == nil {
+			if err := r.open(); err != nil {
+				return 0, err
+			}
+		}
+		if int64(len(p)) > r.n {
+			p = p[:r.n]
+		}
+		k, err := r.body.Read(p)
+		r.off += int64(k)
+		r.n -= int64(k)
+		if k > 0 || err == nil {
+			if err == io.EOF && r.n > 0 {
+				r.drop()
+			}
+			return k, nil
+		}
+		// A clean EOF before the range ends is a cut connection too.
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		r.drop()
+		if !r.retry(err) {
+			return 0, err
+		}
+	}
+}
+
+func (r *httpBody) drop() {
+	if r.body != nil {
+		r.body.Close()
+		r.body = nil
+	}
+}
+
+func (r *httpBody) Close() error {
+	r.drop()
+	return nil
+}

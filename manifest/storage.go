@@ -1,0 +1,259 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// StorageOptions tune a [Storage].
+type StorageOptions struct {
+	// Parallel is how many chunks are fetched at once, which is also how
+	// far ahead of a sequential reader the storage reads; 0 means 4.
+	Parallel int
+	// CacheChunks is how many chunks are kept in memory; 0 means
+	// 2*Parallel+2. It is raised to Parallel+2 if lower.
+	CacheChunks int
+	// Name is what Name returns; "" means "manifest".
+	Name string
+	// Progress, when set, is called with the number of bytes of each chunk
+	// fetched.
+	Progress func(n int64)
+}
+
+// MaxChunk is the largest part a [Storage] fetches, caches and verifies
+// whole. Larger parts (single-part manifests of whole images) are read in
+// ranges of MaxChunk bytes; their checksums are not checked on the way (use
+// [Verify]).
+const MaxChunk = 64 << 20
+
+// chunkLimit is MaxChunk; tests lower it.
+var chunkLimit int64 = MaxChunk
+
+// A Storage is the file a manifest describes, read from its parts: a
+// [disk.Storage] with random access, safe for concurrent use. Parts are
+// fetched whole (and their length and checksum verified before any byte is
+// used), kept in a small cache, and fetched ahead of a sequential reader
+// with a bounded number of requests in flight.
+type Storage struct {
+	m     *Manifest
+	store PartStore
+	ctx   context.Context
+	opts  StorageOptions
+	size  int64
+
+	chunks []chunkRef // the file's chunks in order
+
+	mu    sync.Mutex
+	cache map[int]*chunk
+	clock int64
+	sem   chan struct{}
+	last  int // index of the chunk last read, for read-ahead
+}
+
+type chunkRef struct {
+	part      int
+	off, n    int64 // within the part
+	fileStart int64
+}
+
+type chunk struct {
+	done chan struct{}
+	data []byte
+	err  error
+	used int64
+}
+
+// OpenStorage returns the file m describes, read from store. ctx bounds
+// every fetch the storage makes.
+func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts StorageOptions) (*Storage, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
+	}
+	if opts.CacheChunks <= 0 {
+		opts.CacheChunks = 2*opts.Parallel + 2
+	}
+	opts.CacheChunks = max(opts.CacheChunks, opts.Parallel+2)
+	if opts.Name == "" {
+		opts.Name = "manifest"
+	}
+	s := &Storage{m: m, store: store, ctx: ctx, opts: opts, size: m.FileSize(),
+		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1}
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		if p.Length <= chunkLimit {
+			s.chunks = append(s.chunks, chunkRef{part: i, n: p.Length, fileStart: p.Offset})
+			continue
+		}
+		for off := int64(0); off < p.Length; off += chunkLimit {
+			s.chunks = append(s.chunks, chunkRef{part: i, off: off, n: min(chunkLimit, p.Length-off), fileStart: p.Offset + off})
+		}
+	}
+	return s, nil
+}
+
+// Manifest returns the manifest the storage reads.
+func (s *Storage) Manifest() *Manifest { return s.m }
+
+// Size returns the file's size: the sum of the parts' lengths.
+func (s *Storage) Size() int64 { return s.size }
+
+// Name returns the name given in the options.
+func (s *Storage) Name() string { return s.opts.Name }
+
+// ReadAt reads len(p) bytes of the file at off, fetching the parts it
+// spans.
+func (s *Storage) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: negative offset %d", s.opts.Name, off)
+	}
+	if off >= s.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > s.size-off {
+		p = p[:s.size-off]
+	}
+	n := 0
+	ci := s.chunkAt(off)
+	for n < len(p) {
+		data, err := s.get(ci)
+		if err != nil {
+			return n, err
+		}
+		ref := s.chunks[ci]
+		k := copy(p[n:], data[off+int64(n)-ref.fileStart:])
+		n += k
+		ci++
+	}
+	if n < want {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// chunkAt returns the index of the chunk holding file byte off.
+func (s *Storage) chunkAt(off int64) int {
+	return sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i].fileStart+s.chunks[i].n > off }) // first chunk ending after off
+}
+
+// get returns chunk i's bytes, fetching it if needed, and starts fetching
+// the chunks after it when the reader moves forward.
+func (s *Storage) get(i int) ([]byte, error) {
+	s.mu.Lock()
+	c := s.lookup(i)
+	if i == s.last+1 || i == s.last || s.last < 0 {
+		for j := i + 1; j < len(s.chunks) && j <= i+s.opts.Parallel; j++ {
+			s.lookup(j)
+		}
+	}
+	s.last = i
+	s.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-s.ctx.Done():
+		return nil, s.ctx.Err()
+	}
+	if c.err != nil {
+		s.mu.Lock()
+		if s.cache[i] == c { // let a later read try again
+			delete(s.cache, i)
+		}
+		s.mu.Unlock()
+		return nil, c.err
+	}
+	return c.data, nil
+}
+
+// lookup returns chunk i's cache entry, starting its fetch if absent.
+// s.mu is held.
+func (s *Storage) lookup(i int) *chunk {
+	s.clock++
+	if c, ok := s.cache[i]; ok {
+		c.used = s.clock
+		return c
+	}
+	s.evict()
+	c := &chunk{done: make(chan struct{}), used: s.clock}
+	s.cache[i] = c
+	go s.fetch(i, c)
+	return c
+}
+
+// evict drops the least recently used finished chunks while the cache is
+// full. s.mu is held.
+func (s *Storage) evict() {
+	for len(s.cache) >= s.opts.CacheChunks {
+		victim, oldest := -1, int64(0)
+		for i, c := range s.cache {
+			select {
+			case <-c.done:
+			default:
+				continue // in flight
+			}
+			if victim < 0 || c.used < oldest {
+				victim, oldest = i, c.used
+			}
+		}
+		if victim < 0 {
+			return // everything in flight; grow past the limit briefly
+		}
+		delete(s.cache, victim)
+	}
+}
+
+func (s *Storage) fetch(i int, c *chunk) {
+	defer close(c.done)
+	select {
+	case s.sem <- struct{}{}:
+	case <-s.ctx.Done():
+		c.err = s.ctx.Err()
+		return
+	}
+	defer func() { <-s.sem }()
+	ref := s.chunks[i]
+	p := &s.m.Parts[ref.part]
+	if ref.off == 0 && ref.n == p.Length {
+		c.data, c.err = fetchPart(s.ctx, s.store, p, make([]byte, p.Length))
+	} else {
+		c.data, c.err = s.fetchRange(p, ref.off, ref.n)
+	}
+	if c.err == nil && s.opts.Progress != nil {
+		s.opts.Progress(ref.n)
+	}
+}
+
+func (s *Storage) fetchRange(p *Part, off, n int64) ([]byte, error) {
+	wrap := func(err error) error { return &PartError{Part: *p, Where: s.store.Where(p), Err: err} }
+	rc, err := s.store.OpenPart(s.ctx, p, off, n)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	if k, err := io.ReadFull(rc, buf); err != nil {
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return nil, wrap(errorf(disk.ErrCorrupt, "truncated: %d of %d bytes at part byte %d", k, n, off))
+		}
+		return nil, wrap(err)
+	}
+	return buf, nil
+}
+
+// Close drops the cache. Fetches in flight finish in the background.
+func (s *Storage) Close() error {
+	s.mu.Lock()
+	s.cache = make(map[int]*chunk)
+	s.mu.Unlock()
+	return nil
+}
