@@ -1,0 +1,75 @@
+// Package vmdk reads VMware virtual disks (VMDK) as a disk.Image.
+//
+// Open takes one disk.Storage holding either a binary extent file or a
+// text descriptor:
+//
+//   - a hosted sparse extent (KDMV, versions 1 to 3): monolithicSparse, a
+//     single extent of twoGbMaxExtentSparse, or streamOptimized with
+//     zlib-compressed grains, its grain directory in front (qemu, govmomi)
+//     or in a footer (VMware, VMDKstream);
+//   - a COWD (VMDK3) extent, the vmfsSparse delta format of ESX;
+//   - a text descriptor (monolithicFlat, twoGbMaxExtentFlat,
+//     twoGbMaxExtentSparse, vmfs, vmfsThin, vmfsEagerZeroedThick,
+//     vmfsPreallocated, vmfsSparse) listing FLAT, VMFS, SPARSE,
+//     VMFSSPARSE and ZERO extents, whose files are obtained through
+//     Options.OpenExtent.
+//
+// # Safety
+//
+// Every header field is validated before use and every offset and count
+// is checked against the file size with overflow-checked arithmetic;
+// allocations follow the file size, not header claims: the grain directory
+// must fit in the file, grain tables are loaded lazily into a small cache,
+// and every compressed grain is inflated into a grain-sized buffer with
+// its compressed size at most two grains (see Inflate). Grain tables must
+// not overlap each other, the header, the descriptor, the grain
+// directories or the footer; grains must lie past the metadata
+// (overHead) and, for uncompressed extents, grain tables before it.
+// Compressed grains must carry the LBA their grain table entry implies.
+//
+// Extent file names must be bare file names (no '/', '\\', ':', NUL or
+// ".."); without Options.OpenExtent a descriptor that names any file is
+// refused. The createTypes fullDevice, partitionedDevice, custom and the
+// raw device maps, and VMFSRDM/VMFSRAW extents, are refused with
+// disk.ErrUnsafe. A sparse file with capacity 0 and an embedded
+// descriptor (which qemu opens as a descriptor file) is refused. Delta
+// links (parentCID other than ffffffff, or a parentFileNameHint) are
+// refused with disk.ErrUnsafe unless the caller passes the parent as
+// Options.Parent, whose CID must equal the child's parentCID; the hint is
+// never opened. Unallocated grains of a delta read the parent; zeroed
+// grains read as zeros.
+//
+// # Streams
+//
+// Besides random access through the grain directory (Image.ReadAt,
+// Image.Extents, Image.Grains), a streamOptimized extent can be read
+// sequentially from a non-seekable source with StreamReader or WalkStream,
+// and grains can be inflated in parallel with InflateGrain.
+//
+// # Where this package differs from qemu-img
+//
+//   - qemu drops extent lines whose access mode is not RW and all ZERO
+//     extents, shortening the disk; this package honours RDONLY extents
+//     (VMware's stream descriptors say RDONLY) and ZERO extents, as the
+//     VMDK specification says. NOACCESS extents that name a file are
+//     refused (disk.ErrUnsupported); NOACCESS ZERO extents read as zeros.
+//   - qemu refuses a text descriptor whose createType is monolithicSparse
+//     or streamOptimized; this package accepts it with SPARSE extents.
+//   - qemu accepts absolute and relative paths (including "..") in extent
+//     names and follows parentFileNameHint; this package does neither.
+//   - qemu fails on a grain that inflates to less than a grain
+//     (VMDKstream writes the unpadded tail of an input that is not a
+//     multiple of 512 bytes that way); this package accepts such a grain
+//     when it holds the end of the disk and stops inside the last sector
+//     the disk needs, and reads the missing bytes as zeros.
+//   - qemu does not check a compressed grain's LBA, the CR/LF newline
+//     detector, that grain tables and grains stay out of other metadata,
+//     or that the zlib stream ends exactly at the marker's size; this
+//     package refuses all of those as disk.ErrCorrupt.
+//   - Grain sizes must be powers of 2 from 8 to 2048 sectors and grain
+//     tables powers of 2 from 128 to 512 entries (no known writer uses
+//     anything else); qemu accepts any grain up to 1 GiB.
+//   - qemu checks the parent's CID on each read; this package checks it
+//     once, at Open.
+//   - seSparse extents are refused with disk.ErrUnsupported.
+package vmdk

@@ -1,0 +1,214 @@
+package vmdk
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+
+	"compress/zlib"
+	"github.com/diskport/diskport/disk"
+)
+
+// grainMarkerSize is the size of a compressed grain's marker: lba u64,
+// size u32.
+const grainMarkerSize = 12
+
+// grainCacheSize is how many inflated grains an image keeps, so that
+// sequential reads smaller than a grain inflate each grain once (and a few
+// concurrent sequential readers do not evict each other).
+const grainCacheSize = 16
+
+// A grainCache holds recently inflated grains. Cached slices are never
+// written after insertion, so readers may copy from them without the lock.
+type grainCache struct {
+	mu   sync.Mutex
+	ents [grainCacheSize]cachedGrain
+	tick uint64
+}
+
+type cachedGrain struct {
+	ext  *sparseExtent
+	gi   int64
+	data []byte
+	used uint64
+}
+
+func (c *grainCache) get(x *sparseExtent, gi int64) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tick++
+	for i := range c.ents {
+		if e := &c.ents[i]; e.data != nil && e.ext == x && e.gi == gi {
+			e.used = c.tick
+			return e.data
+		}
+	}
+	return nil
+}
+
+func (c *grainCache) put(x *sparseExtent, gi int64, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := &c.ents[0]
+	for i := range c.ents {
+		if e := &c.ents[i]; e.data == nil || e.used < v.used {
+			v = e
+			if e.data == nil {
+				break
+			}
+		}
+	}
+	*v = cachedGrain{ext: x, gi: gi, data: data, used: c.tick}
+}
+
+// readCompressed copies the part of compressed grain run r into q.
+func (img *Image) readCompressed(q []byte, r run) error {
+	x := r.ext
+	data := img.grains.get(x, r.grain)
+	if data == nil {
+		data = make([]byte, x.grainBytes)
+		if err := x.inflateGrain(data, r.grain, r.stored); err != nil {
+			return err
+		}
+		img.grains.put(x, r.grain, data)
+	}
+	copy(q, data[r.off-r.grain*x.grainBytes:])
+	return nil
+}
+
+// grainLocation reads and checks the marker of compressed grain gi at byte
+// offset off and returns where its compressed bytes are.
+func (x *sparseExtent) grainLocation(gi, off int64) (dataOff int64, size int, err error) {
+	name := x.s.Name()
+	var m [grainMarkerSize]byte
+	if err := disk.ReadFull(x.s, formatName, "grain marker", m[:], off); err != nil {
+		return 0, 0, err
+	}
+	lba := binary.LittleEndian.Uint64(m[0:])
+	sz := binary.LittleEndian.Uint32(m[8:])
+	if want := uint64(gi) * x.grainSecs; lba != want {
+		return 0, 0, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain marker at sector %d has LBA %d, the grain table wants sector %d", name, off/disk.SectorSize, lba, want)
+	}
+	if sz == 0 || int64(sz) > 2*x.grainBytes {
+		return 0, 0, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain marker at sector %d: compressed size %d bytes (want 1 to %d)", name, off/disk.SectorSize, sz, 2*x.grainBytes)
+	}
+	end := off + grainMarkerSize + int64(sz)
+	if end > x.s.Size() {
+		return 0, 0, disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sector %d (%d bytes) past end of file (size %d)", name, off/disk.SectorSize, sz, x.s.Size())
+	}
+	first, last := uint64(off/disk.SectorSize), uint64((end+disk.SectorSize-1)/disk.SectorSize)
+	for _, m := range x.meta {
+		if m.overlaps(first, last) {
+			return 0, 0, disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sectors %d-%d overlaps the %s", name, first, last, m.what)
+		}
+	}
+	gt := uint64(x.gd[uint64(gi)/x.gtes])
+	if first < gt+x.gtSecs && gt < last {
+		return 0, 0, disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sectors %d-%d overlaps its grain table at sector %d", name, first, last, gt)
+	}
+	return off + grainMarkerSize, int(sz), nil
+}
+
+// inflateGrain reads compressed grain gi whose marker is at byte off and
+// inflates it into dst (grainBytes long).
+func (x *sparseExtent) inflateGrain(dst []byte, gi, off int64) error {
+	dataOff, size, err := x.grainLocation(gi, off)
+	if err != nil {
+		return err
+	}
+	bp := srcPool.Get().(*[]byte)
+	defer srcPool.Put(bp)
+	if cap(*bp) < size {
+		*bp = make([]byte, size)
+	}
+	src := (*bp)[:size]
+	if err := disk.ReadFull(x.s, formatName, "compressed grain", src, dataOff); err != nil {
+		return err
+	}
+	n, err := Inflate(dst, src)
+	if err != nil {
+		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sector %d (virtual byte %d): %v", x.s.Name(), off/disk.SectorSize, gi*x.grainBytes, err)
+	}
+	need := min(x.grainBytes, x.capacity-gi*x.grainBytes)
+	if !grainLengthOK(n, need, x.grainBytes) {
+		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sector %d (virtual byte %d) inflates to %d bytes, want %d", x.s.Name(), off/disk.SectorSize, gi*x.grainBytes, n, x.grainBytes)
+	}
+	clear(dst[n:])
+	return nil
+}
+
+// grainLengthOK reports whether a grain that inflated to n bytes is
+// acceptable when the disk needs the first need bytes of a grain of
+// grainBytes: a full grain always; the grain holding the end of the disk
+// may also stop inside its last needed sector (VMDKstream compresses the
+// unpadded tail of its input). The missing bytes read as zeros.
+func grainLengthOK(n int, need, grainBytes int64) bool {
+	if int64(n) == grainBytes {
+		return true
+	}
+	return need < grainBytes && int64(n) > need-disk.SectorSize && int64(n) <= need
+}
+
+var srcPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+var zlibPool sync.Pool // of io.ReadCloser that are also zlib.Resetter
+
+// errGrainTooLong is returned by Inflate for output beyond dst.
+var errGrainTooLong = errors.New("inflates to more bytes than a grain holds")
+
+// Inflate decompresses the zlib (RFC 1950) stream src into dst and returns
+// the number of bytes written. It never writes past len(dst) and never
+// allocates in proportion to the output: a stream producing more than
+// len(dst) bytes, a truncated or corrupt stream (including a bad Adler-32),
+// and bytes left in src after the end of the stream are errors. Inflate is
+// what the reader uses for every compressed grain; converters inflating
+// grains in parallel call it with a grain-sized dst.
+func Inflate(dst, src []byte) (int, error) {
+	br := bytes.NewReader(src)
+	var zr io.ReadCloser
+	if v := zlibPool.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(br, nil); err != nil {
+			zlibPool.Put(zr)
+			return 0, err
+		}
+	} else {
+		r, err := zlib.NewReader(br)
+		if err != nil {
+			return 0, err
+		}
+		zr = r
+	}
+	n, err := 0, error(nil)
+	for n < len(dst) && err == nil {
+		var k int
+		k, err = zr.Read(dst[n:])
+		n += k
+	}
+	if err == nil {
+		// dst is full: the stream must end here.
+		var probe [1]byte
+		k := 0
+		for k == 0 && err == nil {
+			k, err = zr.Read(probe[:])
+		}
+		if k > 0 {
+			err = errGrainTooLong
+		}
+	}
+	if err == io.EOF {
+		err = nil // the stream ended and its Adler-32 matched
+	} else if err == io.ErrUnexpectedEOF {
+		err = errors.New("truncated compressed stream")
+	}
+	if err == nil && br.Len() != 0 {
+		err = errors.New("trailing bytes after the compressed stream")
+	}
+	zlibPool.Put(zr)
+	if err != nil {
+		return n, err
+	}
+	return n, nil
+}

@@ -1,0 +1,278 @@
+package vmdk
+
+import (
+	"encoding/binary"
+	"slices"
+	"sync"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// maxGDEntries caps a grain directory (qemu: "L1 size too big" above 32 Mi
+// entries).
+const maxGDEntries = 1 << 25
+
+// gtCacheSize is how many grain tables an extent keeps in memory.
+const gtCacheSize = 32
+
+// A span is a range of sectors [start, end) of an extent file holding
+// metadata.
+type span struct {
+	start, end uint64
+	what       string
+}
+
+func (s span) overlaps(start, end uint64) bool { return start < s.end && s.start < end }
+
+// A sparseExtent is a grain-directory addressed extent: a hosted sparse
+// (KDMV) extent, possibly compressed (streamOptimized), or a COWD extent.
+type sparseExtent struct {
+	s           disk.Storage
+	capacity    int64  // bytes
+	grainBytes  int64  // bytes per grain
+	grainSecs   uint64 // sectors per grain
+	gtes        uint64 // entries per grain table
+	gtSecs      uint64 // sectors a grain table occupies
+	gd          []uint32
+	overHead    uint64 // first sector grains may use
+	fileSecs    uint64 // whole sectors in the file
+	zeroed      bool   // GTE 1 means a zeroed grain
+	compressed  bool   // grains are compressed with markers
+	gtBelowOver bool   // grain tables must lie below overHead
+	meta        []span // header, descriptor, GD, RGD, footer
+
+	hdr    sparseHeader // the effective header (the footer's for GD_AT_END)
+	footer bool         // the header came from a stream footer
+	kind   string       // "KDMV" or "COWD"
+
+	mu    sync.Mutex
+	cache [gtCacheSize]cachedGT
+	tick  uint64
+}
+
+type cachedGT struct {
+	gdi  uint64
+	gt   []uint32
+	used uint64
+}
+
+// newSparseGeometry fills the geometry fields and checks that the grain
+// directory fits the file: gdOff is its sector, the GD is read from s.
+func (x *sparseExtent) loadGD(gdOff uint64, entries uint64, entryName string) error {
+	name := x.s.Name()
+	if entries > maxGDEntries {
+		return disk.Errorf(formatName, disk.ErrTooLarge, "%s: grain directory of %d entries exceeds %d", name, entries, maxGDEntries)
+	}
+	gdBytes := entries * 4
+	gdSecs := (gdBytes + disk.SectorSize - 1) / disk.SectorSize
+	end, ok := addSectors(gdOff, gdSecs)
+	if gdOff == 0 || !ok || gdOff*disk.SectorSize+gdBytes > uint64(x.s.Size()) {
+		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: %s at sector %d (%d entries) past end of file (size %d bytes)", name, entryName, gdOff, entries, x.s.Size())
+	}
+	if err := x.addMeta(span{gdOff, end, entryName}); err != nil {
+		return err
+	}
+	if x.gtBelowOver && end > x.overHead {
+		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: %s at sectors %d-%d overlaps the grain area starting at sector %d", name, entryName, gdOff, end, x.overHead)
+	}
+	buf := make([]byte, gdBytes)
+	if err := disk.ReadFull(x.s, formatName, entryName, buf, int64(gdOff)*disk.SectorSize); err != nil {
+		return err
+	}
+	x.gd = make([]uint32, entries)
+	for i := range x.gd {
+		x.gd[i] = binary.LittleEndian.Uint32(buf[4*i:])
+	}
+	return x.checkGTs()
+}
+
+// addMeta records a metadata span, refusing it if it overlaps another.
+func (x *sparseExtent) addMeta(s span) error {
+	for _, m := range x.meta {
+		if m.overlaps(s.start, s.end) {
+			return disk.Errorf(formatName, disk.ErrCorrupt, "%s: %s at sectors %d-%d overlaps the %s at sectors %d-%d", x.s.Name(), s.what, s.start, s.end, m.what, m.start, m.end)
+		}
+	}
+	x.meta = append(x.meta, s)
+	return nil
+}
+
+// checkGTs validates every grain directory entry: each grain table lies
+// inside the file, outside the other metadata, and apart from every other
+// grain table.
+func (x *sparseExtent) checkGTs() error {
+	name := x.s.Name()
+	var starts []uint64
+	for i, e := range x.gd {
+		if e == 0 {
+			continue
+		}
+		start := uint64(e)
+		end := start + x.gtSecs
+		if end > x.fileSecs {
+			return disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d at sector %d past end of file (size %d sectors)", name, i, start, x.fileSecs)
+		}
+		if x.gtBelowOver && end > x.overHead {
+			return disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d at sector %d overlaps the grain area starting at sector %d", name, i, start, x.overHead)
+		}
+		for _, m := range x.meta {
+			if m.overlaps(start, end) {
+				return disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d at sector %d overlaps the %s at sectors %d-%d", name, i, start, m.what, m.start, m.end)
+			}
+		}
+		starts = append(starts, start)
+	}
+	slices.Sort(starts)
+	for i := 1; i < len(starts); i++ {
+		if starts[i] < starts[i-1]+x.gtSecs {
+			return disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain tables at sectors %d and %d overlap", name, starts[i-1], starts[i])
+		}
+	}
+	return nil
+}
+
+// gtCover returns the bytes of virtual disk one grain table covers.
+func (x *sparseExtent) gtCover() int64 { return int64(x.gtes) * x.grainBytes }
+
+// table returns grain table gdi (whose GD entry is non-zero), validated,
+// from the cache or the file.
+func (x *sparseExtent) table(gdi uint64) ([]uint32, error) {
+	x.mu.Lock()
+	x.tick++
+	for i := range x.cache {
+		if c := &x.cache[i]; c.gt != nil && c.gdi == gdi {
+			c.used = x.tick
+			gt := c.gt
+			x.mu.Unlock()
+			return gt, nil
+		}
+	}
+	x.mu.Unlock()
+
+	gt, err := x.readTable(gdi)
+	if err != nil {
+		return nil, err
+	}
+	x.mu.Lock()
+	victim := &x.cache[0]
+	for i := range x.cache {
+		if c := &x.cache[i]; c.gt == nil || c.used < victim.used {
+			victim = c
+			if c.gt == nil {
+				break
+			}
+		}
+	}
+	*victim = cachedGT{gdi: gdi, gt: gt, used: x.tick}
+	x.mu.Unlock()
+	return gt, nil
+}
+
+// readTable reads and validates grain table gdi.
+func (x *sparseExtent) readTable(gdi uint64) ([]uint32, error) {
+	name := x.s.Name()
+	sec := uint64(x.gd[gdi])
+	buf := make([]byte, x.gtes*4)
+	if err := disk.ReadFull(x.s, formatName, "grain table", buf, int64(sec)*disk.SectorSize); err != nil {
+		return nil, err
+	}
+	gt := make([]uint32, x.gtes)
+	first := int64(gdi) * int64(x.gtes) // grain index of entry 0
+	for j := range gt {
+		e := binary.LittleEndian.Uint32(buf[4*j:])
+		start := (first + int64(j)) * x.grainBytes
+		if start >= x.capacity {
+			break // entries past the capacity are never used
+		}
+		gt[j] = e
+		if e == 0 || e == gteZeroed && x.zeroed {
+			continue
+		}
+		g := uint64(e)
+		if g < x.overHead {
+			return nil, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d entry %d: grain at sector %d inside the metadata area (grains start at sector %d)", name, gdi, j, g, x.overHead)
+		}
+		if g >= sec && g < sec+x.gtSecs {
+			return nil, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d entry %d points into the grain table itself (sector %d)", name, gdi, j, g)
+		}
+		need := uint64(12) // a compressed grain's marker
+		if !x.compressed {
+			need = uint64(min(x.grainBytes, x.capacity-start))
+		}
+		if g*disk.SectorSize+need > uint64(x.s.Size()) {
+			return nil, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d entry %d: grain at sector %d past end of file (size %d sectors)", name, gdi, j, g, x.fileSecs)
+		}
+		for _, m := range x.meta {
+			if m.overlaps(g, g+1) {
+				return nil, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d entry %d: grain at sector %d inside the %s", name, gdi, j, g, m.what)
+			}
+		}
+	}
+	return gt, nil
+}
+
+// runs yields the runs of [off, end) (extent-relative bytes, end <=
+// capacity): holes, zeroed grains and data, merging neighbouring
+// uncompressed grains stored contiguously.
+func (x *sparseExtent) runs(off, end int64, yield func(run) bool) error {
+	var pend run
+	have := false
+	emit := func(r run) bool {
+		if have && pend.kind == r.kind && !r.compressed && !pend.compressed &&
+			(r.kind != runData || pend.stored+pend.n == r.stored) {
+			pend.n += r.n
+			return true
+		}
+		if have && !yield(pend) {
+			return false
+		}
+		pend, have = r, true
+		return true
+	}
+	cover := x.gtCover()
+	for off < end {
+		gdi := uint64(off / cover)
+		tEnd := min(end, (int64(gdi)+1)*cover)
+		if x.gd[gdi] == 0 {
+			if !emit(run{off: off, n: tEnd - off, kind: runHole}) {
+				return nil
+			}
+			off = tEnd
+			continue
+		}
+		gt, err := x.table(gdi)
+		if err != nil {
+			if have {
+				yield(pend)
+			}
+			return err
+		}
+		for off < tEnd {
+			gi := off / x.grainBytes
+			gStart := gi * x.grainBytes
+			gEnd := min(tEnd, gStart+x.grainBytes)
+			e := gt[uint64(gi)%x.gtes]
+			r := run{off: off, n: gEnd - off}
+			switch {
+			case e == 0:
+				r.kind = runHole
+			case e == gteZeroed && x.zeroed:
+				r.kind = runZero
+			case x.compressed:
+				r.kind, r.compressed, r.ext, r.grain = runData, true, x, gi
+				r.stored = int64(e) * disk.SectorSize
+			default:
+				r.kind = runData
+				r.stored = int64(e)*disk.SectorSize + (off - gStart)
+			}
+			if !emit(r) {
+				return nil
+			}
+			off = gEnd
+		}
+	}
+	if have {
+		yield(pend)
+	}
+	return nil
+}
