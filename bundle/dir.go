@@ -1,0 +1,83 @@
+package bundle
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// Dir is a bundle stored as files in a directory: a Sink, Remover and
+// Source.
+type Dir string
+
+// Put writes data to a temporary file in the directory and renames it to
+// name, so a reader never sees a partial object.
+func (d Dir) Put(ctx context.Context, name string, data []byte) error {
+	if err := checkPartName(name); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(string(d), "."+name+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(string(d), name))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// Remove deletes the file name; a missing file is not an error.
+func (d Dir) Remove(ctx context.Context, name string) error {
+	if err := checkPartName(name); err != nil {
+		return err
+	}
+	err := os.Remove(filepath.Join(string(d), name))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	return err
+}
+
+// Get reads the file name, refusing one over limit bytes.
+func (d Dir) Get(ctx context.Context, name string, limit int64) ([]byte, error) {
+	if err := checkPartName(name); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(string(d), name))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, disk.Errorf("bundle", disk.ErrUnsafe, "%s is not a regular file", f.Name())
+	}
+	if st.Size() > limit {
+		return nil, disk.Errorf("bundle", disk.ErrTooLarge, "%s is %d bytes, over the %d-byte limit", f.Name(), st.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, disk.Errorf("bundle", disk.ErrTooLarge, "%s grew over the %d-byte limit", f.Name(), limit)
+	}
+	return data, nil
+}
+
+// String returns the directory path.
+func (d Dir) String() string { return fmt.Sprint(string(d)) }

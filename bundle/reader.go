@@ -1,0 +1,249 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// A Source reads the objects of a stored bundle.
+type Source interface {
+	// Get returns the whole object name. An object over limit bytes is an
+	// error matching disk.ErrTooLarge.
+	Get(ctx context.Context, name string, limit int64) ([]byte, error)
+}
+
+// DefaultMaxPartSize is the largest part a reader buffers: parts are
+// verified against their digest before a byte of them is used.
+const DefaultMaxPartSize = 64 << 20
+
+// maxTrailer bounds what may follow the volume in the tar stream (end
+// blocks and record padding: GNU tar pads to 10 KiB records).
+const maxTrailer = 1 << 20
+
+// ReadOptions configure Open.
+type ReadOptions struct {
+	// Key decrypts the bundle's AES key (the user's or EC2's private key).
+	Key *rsa.PrivateKey
+	// Signer verifies the manifest signature; nil means Key's public key.
+	Signer *rsa.PublicKey
+	// AllowUnsigned accepts a manifest whose signature is UNSIGNED.
+	AllowUnsigned bool
+	// MaxPartSize bounds each part; 0 means DefaultMaxPartSize.
+	MaxPartSize int64
+	// MaxSize bounds the volume size the manifest may declare; 0 means no
+	// bound.
+	MaxSize int64
+}
+
+// A Reader is an opened bundle whose manifest has been read, its signature
+// verified and its key decrypted.
+type Reader struct {
+	Manifest *Manifest
+	src      Source
+	key, iv  []byte
+	opt      ReadOptions
+}
+
+// Open reads the manifest name from src, validates it, verifies its
+// signature and decrypts the AES key with opt.Key.
+func Open(ctx context.Context, src Source, name string, opt ReadOptions) (*Reader, error) {
+	if opt.Key == nil {
+		return nil, errors.New("bundle: no private key to decrypt the bundle with")
+	}
+	if opt.MaxPartSize <= 0 {
+		opt.MaxPartSize = DefaultMaxPartSize
+	}
+	data, err := src.Get(ctx, name, MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ReadManifest(data)
+	if err != nil {
+		return nil, err
+	}
+	if opt.MaxSize > 0 && m.Image.Size > opt.MaxSize {
+		return nil, disk.Errorf("bundle", disk.ErrTooLarge, "manifest image size %d over the limit %d", m.Image.Size, opt.MaxSize)
+	}
+	if !(opt.AllowUnsigned && strings.TrimSpace(m.Signature) == Unsigned) {
+		signer := opt.Signer
+		if signer == nil {
+			signer = &opt.Key.PublicKey
+		}
+		if err := m.Verify(signer); err != nil {
+			return nil, err
+		}
+	}
+	key, iv, err := m.DecryptKey(opt.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{Manifest: m, src: src, key: key, iv: iv, opt: opt}, nil
+}
+
+// Key returns the decrypted AES-128 key and IV.
+func (r *Reader) Key() (key, iv []byte) { return r.key, r.iv }
+
+// A Truncater can set its size: Extract skips writing zero blocks to a
+// destination that has Truncate, leaving holes.
+type Truncater interface {
+	Truncate(size int64) error
+}
+
+// Extract restores the volume into dst: every part is fetched and checked
+// against its digest before use, decrypted, gunzipped, the tar stream
+// checked against the image digest, and the one file in it written to dst
+// at offset 0. A dst with Truncate (an *os.File) gets holes for zero
+// blocks and is truncated to the volume size.
+func (r *Reader) Extract(ctx context.Context, dst io.WriterAt) error {
+	m := r.Manifest
+	pr := &partReader{ctx: ctx, r: r}
+	dec, err := newCBCReader(pr, r.key, r.iv)
+	if err != nil {
+		return err
+	}
+	zr, err := gzip.NewReader(dec)
+	if err != nil {
+		return gzipErr(err)
+	}
+	sum := sha1.New()
+	tee := io.TeeReader(zr, sum)
+	tr := tar.NewReader(tee)
+	hdr, err := tr.Next()
+	if err != nil {
+		return tarErr(err)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeGNUSparse, '\x00':
+	default:
+		return corrupt("tar member %q is of type %q, not a regular file", truncate(hdr.Name, 80), hdr.Typeflag)
+	}
+	if hdr.Size != m.Image.Size {
+		return corrupt("tar member %q is %d bytes, manifest says %d", truncate(hdr.Name, 80), hdr.Size, m.Image.Size)
+	}
+	if err := copyVolume(ctx, dst, tr, hdr.Size); err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(tee, maxTrailer+1))
+	if err != nil {
+		return tarErr(err)
+	}
+	if n > maxTrailer {
+		return corrupt("more than %d bytes follow the volume in the tar stream", maxTrailer)
+	}
+	if err := zr.Close(); err != nil {
+		return gzipErr(err)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); !strings.EqualFold(got, strings.TrimSpace(m.Image.Digest.Hex)) {
+		return corrupt("tar stream SHA-1 %s, manifest image digest %s", got, strings.TrimSpace(m.Image.Digest.Hex))
+	}
+	if pr.next != len(m.Image.Parts.Part) {
+		return corrupt("the bundle ended in part %d of %d", pr.next, len(m.Image.Parts.Part))
+	}
+	if m.Image.BundledSize != pr.total {
+		return corrupt("parts hold %d bytes, manifest bundled_size says %d", pr.total, m.Image.BundledSize)
+	}
+	return nil
+}
+
+func gzipErr(err error) error {
+	if errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, io.ErrUnexpectedEOF) || strings.HasPrefix(err.Error(), "flate:") {
+		return corrupt("gzip stream: %v", err)
+	}
+	return err
+}
+
+func tarErr(err error) error {
+	var de *disk.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF || strings.HasPrefix(err.Error(), "archive/tar:") {
+		return corrupt("tar stream: %v", err)
+	}
+	return gzipErr(err)
+}
+
+// copyVolume copies size bytes from r to dst at offset 0, leaving holes
+// for zero blocks when dst can truncate.
+func copyVolume(ctx context.Context, dst io.WriterAt, r io.Reader, size int64) error {
+	t, sparse := dst.(Truncater)
+	buf := make([]byte, 1<<20)
+	var off int64
+	for off < size {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := int(min(int64(len(buf)), size-off))
+		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+			return tarErr(err)
+		}
+		if !sparse || !allZero(buf[:n]) {
+			if _, err := dst.WriteAt(buf[:n], off); err != nil {
+				return fmt.Errorf("bundle: writing the volume at byte %d: %w", off, err)
+			}
+		}
+		off += int64(n)
+	}
+	if sparse {
+		if err := t.Truncate(size); err != nil {
+			return fmt.Errorf("bundle: setting the volume size: %w", err)
+		}
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= len(zeros) {
+		if !bytes.Equal(b[:len(zeros)], zeros) {
+			return false
+		}
+		b = b[len(zeros):]
+	}
+	return bytes.Equal(b, zeros[:len(b)])
+}
+
+// partReader concatenates the parts, fetching each whole and checking its
+// SHA-1 before returning any of its bytes.
+type partReader struct {
+	ctx   context.Context
+	r     *Reader
+	cur   []byte
+	next  int
+	total int64
+}
+
+func (p *partReader) Read(b []byte) (int, error) {
+	for len(p.cur) == 0 {
+		parts := p.r.Manifest.Image.Parts.Part
+		if p.next == len(parts) {
+			return 0, io.EOF
+		}
+		part := parts[p.next]
+		data, err := p.r.src.Get(p.ctx, part.Filename, p.r.opt.MaxPartSize)
+		if err != nil {
+			return 0, err
+		}
+		sum := sha1.Sum(data)
+		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, strings.TrimSpace(part.Digest.Hex)) {
+			return 0, corrupt("part %d %s: SHA-1 %s, manifest says %s", part.Index, part.Filename, got, strings.TrimSpace(part.Digest.Hex))
+		}
+		p.cur = data
+		p.total += int64(len(data))
+		p.next++
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}

@@ -1,0 +1,378 @@
+package bundle
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// A State is a bundle task's state as BundleInstance and
+// DescribeBundleTasks report it.
+type State string
+
+// The bundle task states (API BundleTask). AWS's own CancelBundleTask sample
+// spells cancelling "canceling"; ParseState accepts both and diskport
+// writes "cancelling".
+const (
+	Pending            State = "pending"
+	WaitingForShutdown State = "waiting-for-shutdown"
+	Bundling           State = "bundling"
+	Storing            State = "storing"
+	Cancelling         State = "cancelling"
+	Complete           State = "complete"
+	Failed             State = "failed"
+)
+
+// ParseState returns the state named s, accepting "canceling" for
+// Cancelling.
+func ParseState(s string) (State, error) {
+	switch st := State(strings.TrimSpace(s)); st {
+	case Pending, WaitingForShutdown, Bundling, Storing, Cancelling, Complete, Failed:
+		return st, nil
+	case "canceling":
+		return Cancelling, nil
+	}
+	return "", fmt.Errorf("bundle: unknown bundle task state %q", truncate(s, 40))
+}
+
+// Done reports whether the state is final (complete or failed).
+func (s State) Done() bool { return s == Complete || s == Failed }
+
+// TaskTimeFormat is how the EC2 API writes startTime and updateTime.
+const TaskTimeFormat = "2006-01-02T15:04:05.000Z"
+
+// A Task is a bundle task as BundleInstance, DescribeBundleTasks and
+// CancelBundleTask return it (element bundleInstanceTask).
+type Task struct {
+	InstanceID string
+	BundleID   string
+	State      State
+	StartTime  time.Time
+	UpdateTime time.Time
+	// Progress is the percentage done, 0..100; written "70%".
+	Progress int
+	Storage  S3Storage
+	// Error is set when the task failed.
+	Error *TaskError
+}
+
+// S3Storage is the task's Storage.S3: where the bundle goes and the upload
+// policy it goes there under.
+type S3Storage struct {
+	Bucket                string `xml:"bucket"`
+	Prefix                string `xml:"prefix"`
+	AWSAccessKeyID        string `xml:"AWSAccessKeyId,omitempty"`
+	UploadPolicy          string `xml:"uploadPolicy,omitempty"`
+	UploadPolicySignature string `xml:"uploadPolicySignature,omitempty"`
+}
+
+// A TaskError is a failed task's error code and message.
+type TaskError struct {
+	Code    string `xml:"code"`
+	Message string `xml:"message"`
+}
+
+// Error codes diskport reports in a failed task's error.
+const (
+	CodeCancelled     = "Cancelled"     // CancelBundleTask, or the context ended
+	CodeInvalidPolicy = "InvalidPolicy" // the upload policy refused the upload
+	CodeInvalidVolume = "InvalidVolume" // the volume could not be read
+	CodeStorageFailed = "StorageFailed" // an object could not be stored
+	CodeInternal      = "InternalError" // anything else
+)
+
+// taskXML is the wire shape of bundleInstanceTask.
+type taskXML struct {
+	InstanceID string     `xml:"instanceId"`
+	BundleID   string     `xml:"bundleId"`
+	State      string     `xml:"state"`
+	StartTime  string     `xml:"startTime"`
+	UpdateTime string     `xml:"updateTime"`
+	Progress   string     `xml:"progress"`
+	Storage    S3Storage  `xml:"storage>S3"`
+	Error      *TaskError `xml:"error,omitempty"`
+}
+
+// MarshalXML writes the task as BundleInstance's bundleInstanceTask:
+// instanceId, bundleId, state, startTime, updateTime, progress, storage/S3,
+// then error when the task failed.
+func (t Task) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	return e.EncodeElement(taskXML{
+		InstanceID: t.InstanceID, BundleID: t.BundleID, State: string(t.State),
+		StartTime: t.StartTime.UTC().Format(TaskTimeFormat), UpdateTime: t.UpdateTime.UTC().Format(TaskTimeFormat),
+		Progress: strconv.Itoa(t.Progress) + "%", Storage: t.Storage, Error: t.Error,
+	}, start)
+}
+
+// UnmarshalXML reads a bundleInstanceTask (or a DescribeBundleTasks item),
+// accepting "canceling" and progress with or without "%".
+func (t *Task) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	var x taskXML
+	if err := d.DecodeElement(&x, &start); err != nil {
+		return err
+	}
+	st, err := ParseState(x.State)
+	if err != nil {
+		return err
+	}
+	*t = Task{InstanceID: x.InstanceID, BundleID: x.BundleID, State: st, Storage: x.Storage, Error: x.Error}
+	for _, f := range []struct {
+		s  string
+		tp *time.Time
+	}{{x.StartTime, &t.StartTime}, {x.UpdateTime, &t.UpdateTime}} {
+		if f.s == "" {
+			continue
+		}
+		if *f.tp, err = time.Parse(time.RFC3339Nano, strings.TrimSpace(f.s)); err != nil {
+			return fmt.Errorf("bundle: task time %q: %w", truncate(f.s, 40), err)
+		}
+	}
+	if p := strings.TrimSuffix(strings.TrimSpace(x.Progress), "%"); p != "" {
+		if t.Progress, err = strconv.Atoi(p); err != nil || t.Progress < 0 || t.Progress > 100 {
+			return fmt.Errorf("bundle: task progress %q is not a percentage", truncate(x.Progress, 20))
+		}
+	}
+	return nil
+}
+
+// ec2Namespace is the EC2 API namespace of BundleInstance responses.
+const ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+// ResponseXML returns the BundleInstance response document carrying the
+// task.
+func (t Task) ResponseXML(requestID string) ([]byte, error) {
+	type response struct {
+		XMLName   xml.Name `xml:"BundleInstanceResponse"`
+		Xmlns     string   `xml:"xmlns,attr"`
+		RequestID string   `xml:"requestId"`
+		Task      Task     `xml:"bundleInstanceTask"`
+	}
+	b, err := xml.MarshalIndent(response{Xmlns: ec2Namespace, RequestID: requestID, Task: t}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(xml.Header), append(b, '\n')...), nil
+}
+
+// NewBundleID returns a fresh "bun-" and 8 hex digits.
+func NewBundleID() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return "bun-" + hex.EncodeToString(b[:])
+}
+
+// A Runner runs one bundle task: bundles a volume into a sink, moving the
+// task through pending, bundling, storing and complete or failed, and
+// removes what it stored when the task fails or is cancelled.
+type Runner struct {
+	// OnUpdate, if set, is called with a copy of the task after every
+	// change of state or progress, from whichever goroutine made it.
+	OnUpdate func(Task)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	task     Task
+	cancel   context.CancelCauseFunc
+	canceled bool
+}
+
+// errCancelled is the cause a Runner cancels its work with.
+var errCancelled = errors.New("bundle task cancelled")
+
+// NewRunner returns a runner for a pending task of instanceID storing to
+// storage.
+func NewRunner(instanceID string, storage S3Storage) *Runner {
+	r := &Runner{}
+	now := r.now()
+	r.task = Task{InstanceID: instanceID, BundleID: NewBundleID(), State: Pending, StartTime: now, UpdateTime: now, Storage: storage}
+	return r
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Task returns a copy of the task as it stands.
+func (r *Runner) Task() Task {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.task
+}
+
+// update changes the task under the lock and reports it.
+func (r *Runner) update(f func(t *Task) bool) {
+	r.mu.Lock()
+	if !f(&r.task) {
+		r.mu.Unlock()
+		return
+	}
+	r.task.UpdateTime = r.now()
+	t := r.task
+	r.mu.Unlock()
+	if r.OnUpdate != nil {
+		r.OnUpdate(t)
+	}
+}
+
+// Cancel asks the running task to stop (CancelBundleTask): it goes to
+// cancelling, and once the work has stopped and what was stored has been
+// removed, to failed with error code Cancelled. A finished task is not
+// changed; Cancel reports whether it had any effect.
+func (r *Runner) Cancel() bool {
+	ok := false
+	r.update(func(t *Task) bool {
+		if t.State.Done() {
+			return false
+		}
+		t.State, ok = Cancelling, true
+		r.canceled = true
+		return true
+	})
+	r.mu.Lock()
+	c := r.cancel
+	r.mu.Unlock()
+	if ok && c != nil {
+		c(errCancelled)
+	}
+	return ok
+}
+
+// recorder remembers what a sink stored.
+type recorder struct {
+	Sink
+	mu    sync.Mutex
+	names []string
+}
+
+func (s *recorder) Put(ctx context.Context, name string, data []byte) error {
+	err := s.Sink.Put(ctx, name, data)
+	if err == nil {
+		s.mu.Lock()
+		s.names = append(s.names, name)
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// Run bundles img into sink with opt (opt.Progress is taken over). The
+// task is bundling while the volume is read and storing once it has been
+// read whole and the last parts and manifest are being stored; progress is
+// the share of the volume whose bundled bytes are stored. On failure or
+// cancellation every object stored is removed (when sink is a Remover) and
+// the task ends failed with an error code and message.
+func (r *Runner) Run(ctx context.Context, img disk.Image, sink Sink, opt Options) (*Manifest, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.mu.Lock()
+	if r.task.State != Pending {
+		st := r.task.State
+		r.mu.Unlock()
+		return nil, fmt.Errorf("bundle: task %s is %s, not pending", r.task.BundleID, st)
+	}
+	r.cancel = cancel
+	r.mu.Unlock()
+	r.update(func(t *Task) bool { t.State = Bundling; return true })
+	size := img.Size()
+	opt.Progress = func(read, stored int64) {
+		r.update(func(t *Task) bool {
+			if t.State != Bundling && t.State != Storing {
+				return false
+			}
+			st, pct := t.State, percent(stored, size)
+			if read >= size {
+				st = Storing
+			}
+			if pct == 100 {
+				pct = 99 // 100% is for complete
+			}
+			if st == t.State && pct == t.Progress {
+				return false
+			}
+			t.State, t.Progress = st, pct
+			return true
+		})
+	}
+	rec := &recorder{Sink: sink}
+	m, err := Write(ctx, img, rec, opt)
+	if err == nil {
+		r.update(func(t *Task) bool { t.State, t.Progress = Complete, 100; return true })
+		return m, nil
+	}
+	r.mu.Lock()
+	cancelled := r.canceled
+	r.mu.Unlock()
+	if cancelled || errors.Is(err, context.Canceled) {
+		err = errCancelled
+	}
+	msg := oneLine(err.Error())
+	if rm, ok := sink.(Remover); ok {
+		n, rerr := removeAll(rm, rec.names)
+		if n > 0 {
+			msg += fmt.Sprintf("; removed %d stored objects", n)
+		}
+		if rerr != nil {
+			msg += "; removing stored objects: " + oneLine(rerr.Error())
+		}
+	}
+	code := errorCode(err)
+	r.update(func(t *Task) bool {
+		t.State, t.Error = Failed, &TaskError{Code: code, Message: msg}
+		return true
+	})
+	return nil, err
+}
+
+// removeAll removes names with a fresh context (the task's is cancelled).
+func removeAll(rm Remover, names []string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := 0
+	var first error
+	for _, name := range names {
+		if err := rm.Remove(ctx, name); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		n++
+	}
+	return n, first
+}
+
+func errorCode(err error) string {
+	var de *disk.Error
+	switch {
+	case errors.Is(err, errCancelled):
+		return CodeCancelled
+	case errors.Is(err, ErrPolicy):
+		return CodeInvalidPolicy
+	case errors.As(err, &de):
+		return CodeInvalidVolume
+	case errors.As(err, new(*StoreError)):
+		return CodeStorageFailed
+	}
+	return CodeInternal
+}
+
+func percent(n, total int64) int {
+	if total <= 0 {
+		return 100
+	}
+	return int(min(n, total) * 100 / total)
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,257 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/xml"
+	"errors"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestParseState(t *testing.T) {
+	for in, want := range map[string]State{
+		"pending": Pending, "waiting-for-shutdown": WaitingForShutdown, "bundling": Bundling, "storing": Storing,
+		"cancelling": Cancelling, "canceling": Cancelling, "complete": Complete, "failed": Failed, " storing\n": Storing,
+	} {
+		if got, err := ParseState(in); err != nil || got != want {
+			t.Errorf("ParseState(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "cancelled", "Complete", "done"} {
+		if _, err := ParseState(bad); err == nil {
+			t.Errorf("ParseState(%q) succeeded", bad)
+		}
+	}
+}
+
+// awsBundleInstanceResponse is the AWS sample response (as kept in
+// rusoto_ec2's test resources, ec2-bundle-instance.xml).
+const awsBundleInstanceResponse = `<BundleInstanceResponse xmlns="http://ec2.amazonaws.com/doc/2014-06-15/">
+  <requestId>59dbff89-35bd-4eac-99ed-be587EXAMPLE</requestId>
+  <bundleInstanceTask>
+      <instanceId>i-12345678</instanceId>
+      <bundleId>bun-c1a540a8</bundleId>
+      <state>bundling</state>
+      <startTime>2008-10-07T11:41:50.000Z</startTime>
+      <updateTime>2008-10-07T11:51:50.000Z</updateTime>
+      <progress>70%</progress>
+      <storage>
+        <S3>
+          <bucket>myawsbucket</bucket>
+          <prefix>winami</prefix>
+        </S3>
+      </storage>
+  </bundleInstanceTask>
+</BundleInstanceResponse>`
+
+var interTag = regexp.MustCompile(`>\s+<`)
+
+func compact(s string) string { return strings.TrimSpace(interTag.ReplaceAllString(s, "><")) }
+
+func TestTaskXML(t *testing.T) {
+	var resp struct {
+		RequestID string `xml:"requestId"`
+		Task      Task   `xml:"bundleInstanceTask"`
+	}
+	if err := xml.Unmarshal([]byte(awsBundleInstanceResponse), &resp); err != nil {
+		t.Fatal(err)
+	}
+	task := resp.Task
+	want := Task{InstanceID: "i-12345678", BundleID: "bun-c1a540a8", State: Bundling,
+		StartTime: time.Date(2008, 10, 7, 11, 41, 50, 0, time.UTC), UpdateTime: time.Date(2008, 10, 7, 11, 51, 50, 0, time.UTC),
+		Progress: 70, Storage: S3Storage{Bucket: "myawsbucket", Prefix: "winami"}}
+	if !task.StartTime.Equal(want.StartTime) || !task.UpdateTime.Equal(want.UpdateTime) {
+		t.Errorf("times %v %v", task.StartTime, task.UpdateTime)
+	}
+	task.StartTime, task.UpdateTime = want.StartTime, want.UpdateTime
+	if task.InstanceID != want.InstanceID || task.BundleID != want.BundleID || task.State != want.State || task.Progress != 70 || task.Storage != want.Storage || task.Error != nil {
+		t.Errorf("parsed %+v, want %+v", task, want)
+	}
+	// Written back, it is the sample byte for byte but for the namespace
+	// version and whitespace.
+	doc, err := task.ResponseXML("59dbff89-35bd-4eac-99ed-be587EXAMPLE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := compact(strings.TrimPrefix(string(doc), xml.Header))
+	exp := compact(strings.Replace(awsBundleInstanceResponse, "2014-06-15", "2016-11-15", 1))
+	if got != exp {
+		t.Errorf("ResponseXML\n got %s\nwant %s", got, exp)
+	}
+	// A failed, cancelled task carries its error after storage; canceling
+	// (AWS's CancelBundleTask sample spelling) reads as cancelling.
+	task.State, task.Error = Failed, &TaskError{Code: CodeCancelled, Message: "bundle task cancelled"}
+	b, _ := xml.Marshal(struct {
+		XMLName xml.Name `xml:"x"`
+		Task    Task     `xml:"bundleInstanceTask"`
+	}{Task: task})
+	if !strings.Contains(string(b), "</storage><error><code>Cancelled</code><message>bundle task cancelled</message></error></bundleInstanceTask>") {
+		t.Errorf("failed task XML %s", b)
+	}
+	var back Task
+	in := strings.Replace(string(b), "<state>failed</state>", "<state>canceling</state>", 1)
+	in = in[strings.Index(in, "<bundleInstanceTask>"):strings.LastIndex(in, "</x>")]
+	if err := xml.Unmarshal([]byte(in), &back); err != nil || back.State != Cancelling || back.Error == nil || back.Error.Code != CodeCancelled {
+		t.Errorf("read back %+v, %v", back, err)
+	}
+	for _, bad := range []string{"<state>sleeping</state>", "<progress>170%</progress>", "<startTime>yesterday</startTime>"} {
+		in := regexp.MustCompile(`<`+bad[1:strings.Index(bad, ">")]+`>[^<]*</[a-zA-Z]+>`).ReplaceAllString(awsBundleInstanceResponse, bad)
+		if err := xml.Unmarshal([]byte(in), &resp); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+	if id := NewBundleID(); !regexp.MustCompile(`^bun-[0-9a-f]{8}$`).MatchString(id) {
+		t.Errorf("NewBundleID() = %q", id)
+	}
+}
+
+// updates collects the states a runner reports.
+type updates struct {
+	mu    sync.Mutex
+	tasks []Task
+}
+
+func (u *updates) add(t Task) { u.mu.Lock(); u.tasks = append(u.tasks, t); u.mu.Unlock() }
+
+func (u *updates) states() []State {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var s []State
+	for _, t := range u.tasks {
+		if len(s) == 0 || s[len(s)-1] != t.State {
+			s = append(s, t.State)
+		}
+	}
+	return s
+}
+
+func randomImage(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func TestRunnerComplete(t *testing.T) {
+	img := memImage(t, randomImage(t, 3<<20))
+	r := NewRunner("i-12345678", S3Storage{Bucket: "b", Prefix: "img"})
+	var u updates
+	r.OnUpdate = u.add
+	opt := testOptions("img")
+	opt.PartSize, opt.Level = 256<<10, 1
+	dir := Dir(t.TempDir())
+	if _, err := r.Run(context.Background(), img, dir, opt); err != nil {
+		t.Fatal(err)
+	}
+	task := r.Task()
+	if task.State != Complete || task.Progress != 100 || task.Error != nil || !strings.HasPrefix(task.BundleID, "bun-") {
+		t.Errorf("final task %+v", task)
+	}
+	if got := u.states(); !equalStates(got, []State{Bundling, Storing, Complete}) {
+		t.Errorf("states %v", got)
+	}
+	last := -1
+	for _, tk := range u.tasks {
+		if tk.Progress < last {
+			t.Errorf("progress went back from %d%% to %d%%", last, tk.Progress)
+		}
+		if tk.State != Complete && tk.Progress > 99 {
+			t.Errorf("%s at %d%%", tk.State, tk.Progress)
+		}
+		last = tk.Progress
+	}
+	seen := map[int]bool{}
+	for _, tk := range u.tasks {
+		seen[tk.Progress] = true
+	}
+	if len(seen) < 3 {
+		t.Errorf("progress took only the values %v over 12 parts", seen)
+	}
+	if _, err := r.Run(context.Background(), img, dir, opt); err == nil {
+		t.Error("a completed task ran again")
+	}
+	if r.Cancel() {
+		t.Error("Cancel changed a completed task")
+	}
+}
+
+func equalStates(a, b []State) bool {
+	return strings.Join(stateStrings(a), ",") == strings.Join(stateStrings(b), ",")
+}
+
+func stateStrings(s []State) []string {
+	var out []string
+	for _, x := range s {
+		out = append(out, string(x))
+	}
+	return out
+}
+
+// gateSink stores parts in a directory and, at part 3, calls hook and
+// waits for the context to end.
+type gateSink struct {
+	Dir
+	hook func()
+}
+
+func (g gateSink) Put(ctx context.Context, name string, data []byte) error {
+	if strings.HasSuffix(name, ".part.03") {
+		g.hook()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return g.Dir.Put(ctx, name, data)
+}
+
+func TestRunnerCancel(t *testing.T) {
+	img := memImage(t, randomImage(t, 3<<20))
+	r := NewRunner("i-1", S3Storage{Bucket: "b", Prefix: "img"})
+	var u updates
+	r.OnUpdate = u.add
+	opt := testOptions("img")
+	opt.PartSize, opt.Level, opt.Uploads = 256<<10, 1, 1
+	dir := Dir(t.TempDir())
+	_, err := r.Run(context.Background(), img, gateSink{dir, func() { go r.Cancel() }}, opt)
+	if !errors.Is(err, errCancelled) {
+		t.Fatalf("Run = %v, want cancelled", err)
+	}
+	task := r.Task()
+	if task.State != Failed || task.Error == nil || task.Error.Code != CodeCancelled || !strings.Contains(task.Error.Message, "removed 3 stored objects") {
+		t.Errorf("task %+v error %+v", task, task.Error)
+	}
+	// The volume may have been read whole (storing) before part 3 blocks.
+	if got := u.states(); !equalStates(got, []State{Bundling, Cancelling, Failed}) && !equalStates(got, []State{Bundling, Storing, Cancelling, Failed}) {
+		t.Errorf("states %v", got)
+	}
+	if entries, _ := os.ReadDir(string(dir)); len(entries) != 0 {
+		t.Errorf("cancelled task left %d files", len(entries))
+	}
+}
+
+func TestRunnerFailure(t *testing.T) {
+	img := memImage(t, randomImage(t, 2<<20))
+	r := NewRunner("i-1", S3Storage{Bucket: "b", Prefix: "img"})
+	opt := testOptions("img")
+	opt.PartSize, opt.Level = 256<<10, 1
+	dir := Dir(t.TempDir())
+	_, err := r.Run(context.Background(), img, failSink{dir, "img.part.04"}, opt)
+	if err == nil {
+		t.Fatal("Run succeeded")
+	}
+	task := r.Task()
+	if task.State != Failed || task.Error == nil || task.Error.Code != CodeStorageFailed || !strings.Contains(task.Error.Message, "img.part.04: disk full") {
+		t.Errorf("task %+v error %+v", task, task.Error)
+	}
+	if entries, _ := os.ReadDir(string(dir)); len(entries) != 0 {
+		t.Errorf("failed task left %d files", len(entries))
+	}
+	b, _ := task.ResponseXML("r")
+	if !bytes.Contains(b, []byte("<code>StorageFailed</code>")) {
+		t.Errorf("response %s", b)
+	}
+}
