@@ -10,11 +10,16 @@ import (
 var version = ""
 
 func init() {
-	register(&command{
+	c := &command{
 		name:    "version",
 		summary: "print diskport's version",
 		usage:   "version",
-		run: func(args []string) error {
+	}
+	c.run = func(args []string) error {
+		if _, err := c.parse(c.flags(), args, 0, 0); err != nil {
+			return err
+		}
+		{
 			v := version
 			if v == "" {
 				v = "devel"
@@ -24,6 +29,7 @@ func init() {
 			}
 			fmt.Fprintf(stdout, "diskport %s %s/%s %s\n", v, runtime.GOOS, runtime.GOARCH, runtime.Version())
 			return nil
-		},
-	})
+		}
+	}
+	register(c)
 }

@@ -1,0 +1,31 @@
+# diskport — two commands: `make demo` and `make test`.
+GO ?= go
+STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
+
+.PHONY: demo test deps test-deps build bench fuzz clean
+
+## demo: install what is missing, build, convert an example image, print info
+demo: deps
+	sh scripts/demo.sh
+
+## test: install what the tests need, then vet, staticcheck and the race-enabled tests
+test: test-deps
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	$(GO) test -race -timeout 45m ./...
+
+deps:
+	sh scripts/install-deps.sh
+
+test-deps:
+	sh scripts/install-deps.sh --test
+
+build:
+	$(GO) build -o bin/diskport ./cmd/diskport
+
+## bench: time diskport against qemu-img on the same images (bench/)
+bench: deps
+	$(GO) run ./bench/compare
+
+clean:
+	rm -rf bin demo

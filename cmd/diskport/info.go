@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/diskport/diskport/disk"
+)
+
+func init() {
+	c := &command{
+		name:    "info",
+		summary: "describe an image: format, virtual size, allocation",
+		usage:   "info [--format F] [--output human|json] IMAGE",
+	}
+	c.run = func(args []string) error {
+		fs := c.flags()
+		var img imageFlags
+		img.register(fs)
+		output := fs.String("output", "human", "output format: human or json")
+		pos, err := c.parse(fs, args, 1, 1)
+		if err != nil {
+			return err
+		}
+		if *output != "human" && *output != "json" {
+			return usageError("--output must be human or json, not %q", *output)
+		}
+		im, err := img.open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer im.Close()
+		info := im.Info()
+		if *output == "json" {
+			e := json.NewEncoder(stdout)
+			e.SetIndent("", "    ")
+			return e.Encode(jsonInfo(info))
+		}
+		printInfo(stdout, pos[0], info)
+		return nil
+	}
+	register(c)
+}
+
+// jsonInfo gives the JSON shape of `info --output json`: every key present.
+func jsonInfo(i disk.Info) map[string]any {
+	spec := i.Specific
+	if spec == nil {
+		spec = map[string]any{}
+	}
+	return map[string]any{
+		"format":          i.Format,
+		"subformat":       i.Subformat,
+		"virtual_size":    i.VirtualSize,
+		"file_size":       i.FileSize,
+		"allocated_bytes": i.AllocatedBytes,
+		"cluster_size":    i.ClusterSize,
+		"format_specific": spec,
+	}
+}
+
+func printInfo(w io.Writer, name string, i disk.Info) {
+	fmt.Fprintf(w, "image: %s\n", name)
+	fmt.Fprintf(w, "file format: %s\n", i.Format)
+	if i.Subformat != "" {
+		fmt.Fprintf(w, "subformat: %s\n", i.Subformat)
+	}
+	fmt.Fprintf(w, "virtual size: %s (%d bytes)\n", sizeString(i.VirtualSize), i.VirtualSize)
+	fmt.Fprintf(w, "file size: %s (%d bytes)\n", sizeString(i.FileSize), i.FileSize)
+	fmt.Fprintf(w, "allocated: %s (%d bytes)\n", sizeString(i.AllocatedBytes), i.AllocatedBytes)
+	if i.ClusterSize > 0 {
+		fmt.Fprintf(w, "cluster size: %d\n", i.ClusterSize)
+	}
+	if len(i.Specific) > 0 {
+		fmt.Fprintln(w, "format specific information:")
+		keys := make([]string, 0, len(i.Specific))
+		for k := range i.Specific {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v, err := json.Marshal(i.Specific[k])
+			if err != nil {
+				v = []byte(fmt.Sprint(i.Specific[k]))
+			}
+			fmt.Fprintf(w, "    %s: %s\n", k, v)
+		}
+	}
+}
+
+func sizeString(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	f, u := float64(n), 0
+	for f >= 1024 && u < len(units)-1 {
+		f /= 1024
+		u++
+	}
+	if u == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.3g %s", f, units[u])
+}

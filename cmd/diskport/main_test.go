@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/diskport/diskport/internal/testimg"
+)
+
+// call runs the CLI in-process and returns its exit status and output.
+func call(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	stdout, stderr = &o, &e
+	defer func() { stdout, stderr = os.Stdout, os.Stderr }()
+	return run(args), o.String(), e.String()
+}
+
+func TestHelpForEveryVerb(t *testing.T) {
+	for name := range commands {
+		code, out, _ := call(t, name, "--help")
+		if code != 0 || !strings.Contains(out, "usage: diskport "+name) {
+			t.Errorf("%s --help: exit %d, output %q", name, code, out)
+		}
+	}
+	if code, out, _ := call(t, "help"); code != 0 || !strings.Contains(out, "convert") {
+		t.Errorf("help: exit %d, %q", code, out)
+	}
+	if code, _, errOut := call(t, "frobnicate"); code != 2 || !strings.HasPrefix(errOut, "diskport: ") {
+		t.Errorf("unknown verb: exit %d, %q", code, errOut)
+	}
+	if code, out, _ := call(t, "version"); code != 0 || !strings.HasPrefix(out, "diskport ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"info"},
+		{"info", "a", "b"},
+		{"info", "--output", "xml", "a"},
+		{"convert", "a"},
+		{"convert", "--exact-size", "--volume-size", "2", "a", "b"},
+		{"map", "--bogus", "a"},
+	} {
+		if code, _, errOut := call(t, args...); code != 2 || errOut == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2", args, code, errOut)
+		}
+	}
+}
+
+func TestInfoJSON(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 3<<20 + 100, Seed: 1})
+	code, out, errOut := call(t, "info", "--output", "json", g)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"format", "subformat", "virtual_size", "file_size", "allocated_bytes", "cluster_size", "format_specific"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("info JSON lacks %q: %s", k, out)
+		}
+	}
+	if m["format"] != "raw" || m["virtual_size"] != float64(3<<20+512) || m["file_size"] != float64(3<<20+100) {
+		t.Errorf("info JSON: %s", out)
+	}
+	if code, out, _ := call(t, "info", g); code != 0 || !strings.Contains(out, "file format: raw") {
+		t.Errorf("info human: %d %q", code, out)
+	}
+}
+
+func TestMapJSON(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 2 << 20, Seed: 2})
+	code, out, errOut := call(t, "map", "--output=json", g)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var m []struct {
+		Start, Length int64
+		Data, Zero    bool
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var pos int64
+	for _, e := range m {
+		if e.Start != pos || e.Data == e.Zero {
+			t.Fatalf("map entry %+v at %d", e, pos)
+		}
+		pos += e.Length
+	}
+	if pos != 2<<20 {
+		t.Fatalf("map covers %d bytes", pos)
+	}
+}
+
+func TestConvert(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 3<<20 + 512, Seed: 3})
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "vol.raw")
+	if code, _, errOut := call(t, "convert", "--no-sync", g, dst); code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, errOut)
+	}
+	if st, _ := os.Stat(dst); st.Size() != 1<<30 {
+		t.Fatalf("volume %d bytes, want 1 GiB", st.Size())
+	}
+	// Exists: refused without --force.
+	code, _, errOut := call(t, "convert", g, dst)
+	if code != 1 || !strings.HasPrefix(errOut, "diskport: ") || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("existing destination: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := call(t, "convert", "--force", "--exact-size", g, dst); code != 0 {
+		t.Fatalf("--force --exact-size: %d %s", code, errOut)
+	}
+	if st, _ := os.Stat(dst); st.Size() != 3<<20+512 {
+		t.Fatalf("exact volume %d bytes", st.Size())
+	}
+}
+
+func TestConvertTooSmall(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 1<<30 + 4096, Seed: 4, ZeroPercent: 99})
+	dir := t.TempDir()
+	code, _, errOut := call(t, "convert", "--volume-size", "1", g, filepath.Join(dir, "vol"))
+	if code != 1 || !strings.Contains(errOut, "1073745920") || !strings.Contains(errOut, "1073741824") {
+		t.Fatalf("exit %d, %q: want 1 and both sizes named", code, errOut)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("left %v behind", ents)
+	}
+}
