@@ -85,4 +85,3 @@ func TestDeclaredFormatIsAuthoritative(t *testing.T) {
 		t.Errorf("qcow2: %v, want unsupported naming QCOW2", err)
 	}
 }
-
