@@ -280,7 +280,7 @@ func (r *httpBody) Read(p []byte) (int, error) {
 		}
 		r.drop()
 		if !r.retry(err) {
-			return 0, err
+			return 0, fmt.Errorf("connection lost at part byte %d after %d retries: %w", r.off, r.attempt, err)
 		}
 	}
 }

@@ -1,0 +1,332 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// partServer serves a directory of parts like S3 serves presigned GETs,
+// with faults injected per object.
+type partServer struct {
+	*httptest.Server
+	dir string
+
+	mu       sync.Mutex
+	status   map[string][]int // statuses to answer before serving
+	drop     map[string]int   // times to cut the body half-way
+	requests map[string]int
+	ranges   int
+}
+
+func newPartServer(t testing.TB, dir string) *partServer {
+	s := &partServer{dir: dir, status: map[string][]int{}, drop: map[string]int{}, requests: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *partServer) serve(w http.ResponseWriter, r *http.Request) {
+	name := path.Base(r.URL.Path)
+	s.mu.Lock()
+	s.requests[name]++
+	if r.Header.Get("Range") != "" {
+		s.ranges++
+	}
+	var status int
+	if q := s.status[name]; len(q) > 0 {
+		status, s.status[name] = q[0], q[1:]
+	}
+	drop := s.drop[name] > 0
+	if drop {
+		s.drop[name]--
+	}
+	s.mu.Unlock()
+	if status == http.StatusForbidden {
+		w.WriteHeader(status)
+		io.WriteString(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
+		return
+	}
+	if status != 0 {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err != nil {
+		http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
+		return
+	}
+	if drop {
+		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(b[:len(b)/2])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // cut the connection
+	}
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+}
+
+func (s *partServer) count(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[name]
+}
+
+// served points the manifest's get-urls at the server.
+func served(t testing.TB, m *Manifest, dir string) (*Manifest, *partServer) {
+	s := newPartServer(t, dir)
+	c := *m
+	c.Parts = append([]Part(nil), m.Parts...)
+	for i := range c.Parts {
+		c.Parts[i].GetURL = s.URL + "/bkt/" + c.Parts[i].Key + "?X-Amz-Signature=secret"
+	}
+	return &c, s
+}
+
+func fastStore() *HTTPStore { return &HTTPStore{Backoff: time.Millisecond} }
+
+func readAll(t testing.TB, s disk.Storage) []byte {
+	b := make([]byte, s.Size())
+	if _, err := s.ReadAt(b, 0); err != nil {
+		t.Fatalf("ReadAt(all): %v", err)
+	}
+	return b
+}
+
+func TestStorageHTTP(t *testing.T) {
+	m, dir, data := created(t, 3<<20+777, 256<<10)
+	m, srv := served(t, m, dir)
+	s, err := OpenStorage(context.Background(), m, fastStore(), StorageOptions{Parallel: 3, CacheChunks: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var _ disk.Storage = s
+	if s.Size() != int64(len(data)) {
+		t.Fatalf("Size %d", s.Size())
+	}
+	if !bytes.Equal(readAll(t, s), data) {
+		t.Fatal("sequential read differs")
+	}
+	// Random reads, concurrently, spanning part boundaries.
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, 1))
+			for i := 0; i < 200; i++ {
+				off := rng.Int64N(int64(len(data)))
+				n := rng.IntN(600 << 10)
+				b := make([]byte, n)
+				k, err := s.ReadAt(b, off)
+				want := data[off:min(off+int64(n), int64(len(data)))]
+				if k != len(want) || !bytes.Equal(b[:k], want) || (k < n) != (err == io.EOF) || (err != nil && err != io.EOF) {
+					t.Errorf("ReadAt(%d, %d) = %d, %v", off, n, k, err)
+					return
+				}
+			}
+		}(uint64(g))
+	}
+	wg.Wait()
+	if k, err := s.ReadAt(make([]byte, 1), s.Size()); k != 0 || err != io.EOF {
+		t.Fatalf("read at end: %d %v", k, err)
+	}
+	if _, err := s.ReadAt(make([]byte, 1), -1); err == nil {
+		t.Fatal("negative offset accepted")
+	}
+	if srv.ranges != 0 {
+		t.Fatalf("%d range requests for whole parts", srv.ranges)
+	}
+}
+
+// TestStorageSequentialFetchesOnce checks a sequential reader fetches each
+// part once, read ahead in parallel.
+func TestStorageSequentialFetchesOnce(t *testing.T) {
+	m, dir, data := created(t, 4<<20, 256<<10)
+	m, srv := served(t, m, dir)
+	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
+	b := make([]byte, 64<<10)
+	for off := int64(0); off < s.Size(); off += int64(len(b)) {
+		if _, err := s.ReadAt(b, off); err != nil || !bytes.Equal(b, data[off:off+int64(len(b))]) {
+			t.Fatalf("at %d: %v", off, err)
+		}
+	}
+	for _, p := range m.Parts {
+		if n := srv.count(p.Key); n != 1 {
+			t.Errorf("%s fetched %d times", p.Key, n)
+		}
+	}
+}
+
+func TestHTTPRetries(t *testing.T) {
+	m, dir, data := created(t, 1<<20, 256<<10)
+	m, srv := served(t, m, dir)
+	srv.drop["disk.img.part1"] = 2
+	srv.status["disk.img.part2"] = []int{503, 500, 429}
+	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
+	if !bytes.Equal(readAll(t, s), data) {
+		t.Fatal("read differs")
+	}
+	if srv.count("disk.img.part1") != 3 || srv.ranges != 2 {
+		t.Fatalf("part1 requests %d, range requests %d; want 3 and 2 (resumed after each cut)", srv.count("disk.img.part1"), srv.ranges)
+	}
+	if srv.count("disk.img.part2") != 4 {
+		t.Fatalf("part2 requests %d", srv.count("disk.img.part2"))
+	}
+	if _, err := Verify(context.Background(), m, fastStore(), VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHTTPErrors(t *testing.T) {
+	m, dir, _ := created(t, 1<<20, 256<<10)
+	m, srv := served(t, m, dir)
+	ctx := context.Background()
+
+	// An expired URL: S3's 403 body is surfaced, not retried.
+	srv.status["disk.img.part2"] = []int{403}
+	s, _ := OpenStorage(ctx, m, fastStore(), StorageOptions{})
+	_, err := s.ReadAt(make([]byte, 10), 2*256<<10+5)
+	var he *HTTPError
+	if !errors.As(err, &he) || he.StatusCode != 403 {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"manifest: part 2 (bytes 524288-786431) from " + srv.URL + "/bkt/disk.img.part2: HTTP 403 Forbidden:", "Request has expired"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error shows the signature: %v", err)
+	}
+	if srv.count("disk.img.part2") != 1 {
+		t.Errorf("403 retried: %d requests", srv.count("disk.img.part2"))
+	}
+	// The part is fetched again on the next read.
+	if _, err := s.ReadAt(make([]byte, 10), 2*256<<10+5); err != nil {
+		t.Fatalf("second read: %v", err)
+	}
+
+	// A server that keeps cutting the connection: retries run out.
+	srv.drop["disk.img.part3"] = 100
+	s, _ = OpenStorage(ctx, m, fastStore(), StorageOptions{})
+	srv.mu.Lock()
+	srv.requests["disk.img.part3"] = 0
+	srv.mu.Unlock()
+	_, err = s.ReadAt(make([]byte, 10), 3*256<<10)
+	if err == nil || !strings.Contains(err.Error(), "part 3 (bytes 786432-1048575)") || !strings.Contains(err.Error(), "unexpected EOF") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := srv.count("disk.img.part3"); n != 5 {
+		t.Fatalf("%d requests, want 1 + 4 retries", n)
+	}
+
+	// A missing object and a truncated one.
+	srv.mu.Lock()
+	srv.drop["disk.img.part3"] = 0
+	srv.mu.Unlock()
+	os.Remove(filepath.Join(dir, "disk.img.part0"))
+	os.Truncate(filepath.Join(dir, "disk.img.part1"), 1000)
+	_, err = Verify(ctx, m, fastStore(), VerifyOptions{})
+	var ve *VerifyError
+	if !errors.As(err, &ve) || len(ve.Failures) != 2 {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(err.Error(), "part 0 (bytes 0-262143) from "+srv.URL+"/bkt/disk.img.part0: HTTP 404 Not Found") ||
+		!strings.Contains(err.Error(), "part 1 (bytes 262144-524287) from "+srv.URL+"/bkt/disk.img.part1: truncated: server has 1000 bytes") {
+		t.Fatalf("err = %v", err)
+	}
+	if srv.count("disk.img.part1") != 1 {
+		t.Errorf("truncated object retried")
+	}
+}
+
+func TestStorageChecksum(t *testing.T) {
+	m, dir, data := created(t, 1<<20, 256<<10)
+	b, _ := os.ReadFile(filepath.Join(dir, "disk.img.part1"))
+	b[5] ^= 0x80
+	os.WriteFile(filepath.Join(dir, "disk.img.part1"), b, 0o644)
+	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	got := make([]byte, 100)
+	if _, err := s.ReadAt(got, 0); err != nil || !bytes.Equal(got, data[:100]) {
+		t.Fatalf("good part: %v", err)
+	}
+	_, err := s.ReadAt(got, 256<<10+1000)
+	if !errors.Is(err, disk.ErrCorrupt) || !strings.Contains(err.Error(), "part 1 (bytes 262144-524287)") || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("err = %v", err)
+	}
+	// A read spanning the good and the bad part fails too.
+	if _, err := s.ReadAt(make([]byte, 2000), 256<<10-1000); err == nil {
+		t.Fatal("read across the corrupt part succeeded")
+	}
+}
+
+// TestStorageBigParts reads single-part manifests (whole images in one
+// object) by ranges.
+func TestStorageBigParts(t *testing.T) {
+	defer func(v int64) { chunkLimit = v }(chunkLimit)
+	chunkLimit = 100 << 10
+	m, dir, data := created(t, 1<<20+3, 600<<10)
+	m, srv := served(t, m, dir)
+	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
+	if len(s.chunks) != 6+5 {
+		t.Fatalf("%d chunks", len(s.chunks))
+	}
+	if !bytes.Equal(readAll(t, s), data) {
+		t.Fatal("read differs")
+	}
+	if srv.ranges == 0 {
+		t.Fatal("no range requests")
+	}
+	if _, err := Verify(context.Background(), m, fastStore(), VerifyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "disk.img.part1"))
+	b[5] ^= 1
+	os.WriteFile(filepath.Join(dir, "disk.img.part1"), b, 0o644)
+	if _, err := Verify(context.Background(), m, fastStore(), VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 1 (bytes 614400-1048578): checksum mismatch") && !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	m, dir, data := created(t, 700<<10, 256<<10)
+	// A manifest with relative get-urls, served beside its parts.
+	for i := range m.Parts {
+		m.Parts[i].GetURL = m.Parts[i].Key + "?sig=1"
+	}
+	os.WriteFile(filepath.Join(dir, "disk.img.manifest.xml"), m.Marshal(), 0o644)
+	srv := newPartServer(t, dir)
+	m2, store, err := Open(context.Background(), srv.URL+"/b/disk.img.manifest.xml?X-Amz-Signature=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := OpenStorage(context.Background(), m2, store, StorageOptions{})
+	if !bytes.Equal(readAll(t, s), data) {
+		t.Fatal("read differs")
+	}
+	// From the local path, the parts are read from the directory.
+	_, store, err = Open(context.Background(), filepath.Join(dir, "disk.img.manifest.xml"), nil)
+	if _, ok := store.(DirStore); err != nil || !ok {
+		t.Fatalf("local open: %T %v", store, err)
+	}
+	srv.status["gone.xml"] = []int{403}
+	if _, _, err := Open(context.Background(), srv.URL+"/b/gone.xml", nil); err == nil || !strings.Contains(err.Error(), "Request has expired") {
+		t.Fatalf("err = %v", err)
+	}
+}
