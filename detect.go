@@ -2,10 +2,11 @@ package diskport
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strings"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/vhd"
+	"github.com/diskport/diskport/vmdk"
 )
 
 // A Format names an image format.
@@ -58,56 +59,13 @@ func Detect(s disk.Storage) (Format, error) {
 	case bytes.HasPrefix(head, []byte("QFI\xfb")):
 		return QCOW2, nil
 	}
-	if s.Size() >= 512 {
-		foot := make([]byte, 512)
-		if err := disk.ReadFull(s, "diskport", "last sector", foot, s.Size()-512); err != nil {
-			return "", err
-		}
-		if vhdFooter(foot) {
-			return VHD, nil
-		}
+	if vhd.Probe(s) {
+		return VHD, nil
 	}
-	if vmdkDescriptor(head) {
+	if vmdk.Probe(s) {
 		return VMDK, nil
 	}
 	return Raw, nil
-}
-
-// vhdFooter reports whether b is a VHD footer with a valid checksum: the
-// one's complement of the sum of its bytes, the checksum field (64..67)
-// counted as zero.
-func vhdFooter(b []byte) bool {
-	if !bytes.HasPrefix(b, []byte("conectix")) {
-		return false
-	}
-	var sum uint32
-	for i, c := range b[:85] {
-		if i < 64 || i > 67 {
-			sum += uint32(c)
-		}
-	}
-	return ^sum == binary.BigEndian.Uint32(b[64:68])
-}
-
-// vmdkDescriptor applies qemu's probe for a text descriptor: skipping
-// comment lines and lines of spaces, the first line must be
-// "version=1", "version=2" or "version=3".
-func vmdkDescriptor(head []byte) bool {
-	for line := range bytes.Lines(head) {
-		l := bytes.TrimRight(line, "\r\n")
-		if len(bytes.Trim(l, " ")) == 0 || l[0] == '#' {
-			if !bytes.HasSuffix(line, []byte("\n")) {
-				return false // a comment cut off at the probe's end
-			}
-			continue
-		}
-		switch string(l) {
-		case "version=1", "version=2", "version=3":
-			return bytes.HasSuffix(line, []byte("\n"))
-		}
-		return false
-	}
-	return false
 }
 
 // String returns the format's name.
