@@ -100,6 +100,7 @@ func wantClass(t testing.TB, err error, class error) {
 	if !errors.As(err, &de) || !errors.Is(err, class) {
 		t.Fatalf("error %q (%T), want class %v", err, err, class)
 	}
+	t.Logf("%v", err)
 }
 
 // imageSHA256 returns the sha256 of the whole virtual disk, skipping the

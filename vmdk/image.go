@@ -307,7 +307,7 @@ func (img *Image) openExtent(e *imgExtent, opts Options) error {
 	case "FLAT", "VMFS":
 		off, ok := sectorBytes(uint64(l.Offset))
 		if !ok || off > s.Size() || e.n > s.Size()-off {
-			return disk.Errorf(formatName, disk.ErrCorrupt, "descriptor line %d: flat extent of %d bytes at offset %d past end of %s (size %d)", l.Line, e.n, int64(l.Offset)*disk.SectorSize, l.File, s.Size())
+			return disk.Errorf(formatName, disk.ErrCorrupt, "descriptor line %d: flat extent of %d bytes at sector %d past end of %s (size %d bytes)", l.Line, e.n, l.Offset, l.File, s.Size())
 		}
 		e.flat = off
 	case "SPARSE":

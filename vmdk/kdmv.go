@@ -1,8 +1,6 @@
 package vmdk
 
 import (
-	"encoding/binary"
-
 	"github.com/diskport/diskport/disk"
 )
 
@@ -101,7 +99,7 @@ func readFooter(s disk.Storage, h *sparseHeader) (sparseHeader, error) {
 	}
 	size := s.Size()
 	if size%disk.SectorSize != 0 || size < 4*disk.SectorSize {
-		return sparseHeader{}, disk.Errorf(formatName, disk.ErrCorrupt, "%s: truncated stream: no footer (file size %d bytes is not a whole number of sectors past the header)", name, size)
+		return sparseHeader{}, disk.Errorf(formatName, disk.ErrCorrupt, "%s: truncated stream: no room for a footer (file size %d bytes: want whole sectors, at least 4)", name, size)
 	}
 	var b [3 * disk.SectorSize]byte
 	if err := disk.ReadFull(s, formatName, "stream footer", b[:], size-int64(len(b))); err != nil {
@@ -109,10 +107,9 @@ func readFooter(s disk.Storage, h *sparseHeader) (sparseHeader, error) {
 	}
 	fm := parseMarker(b[:disk.SectorSize])
 	eos := parseMarker(b[2*disk.SectorSize:])
-	le := binary.LittleEndian
 	if fm.size != 0 || fm.typ != markerFooter || string(b[512:516]) != magicKDMV ||
 		eos.val != 0 || eos.size != 0 || eos.typ != markerEOS {
-		return sparseHeader{}, disk.Errorf(formatName, disk.ErrCorrupt, "%s: truncated or corrupt stream: no footer marker, footer and end-of-stream marker in the last 3 sectors (marker type %d, end marker type %d size %d)", name, fm.typ, le.Uint32(b[1024+12:]), eos.size)
+		return sparseHeader{}, disk.Errorf(formatName, disk.ErrCorrupt, "%s: truncated or corrupt stream: no footer marker, footer and end-of-stream marker in the last 3 sectors (footer marker type %d size %d, end marker type %d size %d)", name, fm.typ, fm.size, eos.typ, eos.size)
 	}
 	f := parseSparseHeader(b[512:1024])
 	switch {

@@ -66,7 +66,10 @@ func (x *sparseExtent) loadGD(gdOff uint64, entries uint64, entryName string) er
 	gdBytes := entries * 4
 	gdSecs := (gdBytes + disk.SectorSize - 1) / disk.SectorSize
 	end, ok := addSectors(gdOff, gdSecs)
-	if gdOff == 0 || !ok || gdOff*disk.SectorSize+gdBytes > uint64(x.s.Size()) {
+	if gdOff == 0 {
+		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: %s at sector 0, on the header", name, entryName)
+	}
+	if !ok || gdOff*disk.SectorSize+gdBytes > uint64(x.s.Size()) {
 		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: %s at sector %d (%d entries) past end of file (size %d bytes)", name, entryName, gdOff, entries, x.s.Size())
 	}
 	if err := x.addMeta(span{gdOff, end, entryName}); err != nil {
