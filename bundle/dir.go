@@ -5,22 +5,38 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/diskport/diskport/disk"
 )
 
 // Dir is a bundle stored as files in a directory: a Sink, Remover and
-// Source.
+// Source. Object names with "/" are files in subdirectories; names that
+// would leave the directory are refused.
 type Dir string
+
+// file returns the path of object name in d.
+func (d Dir) file(name string) (string, error) {
+	clean := path.Clean(name)
+	if name == "" || path.IsAbs(name) || clean == ".." || strings.HasPrefix(clean, "../") || strings.ContainsAny(name, "\\\x00") {
+		return "", disk.Errorf("bundle", disk.ErrUnsafe, "object name %q leaves the bundle directory", truncate(name, 80))
+	}
+	return filepath.Join(string(d), filepath.FromSlash(clean)), nil
+}
 
 // Put writes data to a temporary file in the directory and renames it to
 // name, so a reader never sees a partial object.
 func (d Dir) Put(ctx context.Context, name string, data []byte) error {
-	if err := checkPartName(name); err != nil {
+	p, err := d.file(name)
+	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(string(d), "."+name+".*")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
 	if err != nil {
 		return err
 	}
@@ -29,7 +45,7 @@ func (d Dir) Put(ctx context.Context, name string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(string(d), name))
+		err = os.Rename(f.Name(), p)
 	}
 	if err != nil {
 		os.Remove(f.Name())
@@ -39,10 +55,11 @@ func (d Dir) Put(ctx context.Context, name string, data []byte) error {
 
 // Remove deletes the file name; a missing file is not an error.
 func (d Dir) Remove(ctx context.Context, name string) error {
-	if err := checkPartName(name); err != nil {
+	p, err := d.file(name)
+	if err != nil {
 		return err
 	}
-	err := os.Remove(filepath.Join(string(d), name))
+	err = os.Remove(p)
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -51,10 +68,11 @@ func (d Dir) Remove(ctx context.Context, name string) error {
 
 // Get reads the file name, refusing one over limit bytes.
 func (d Dir) Get(ctx context.Context, name string, limit int64) ([]byte, error) {
-	if err := checkPartName(name); err != nil {
+	p, err := d.file(name)
+	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(filepath.Join(string(d), name))
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,7 @@ type Reader struct {
 	src      Source
 	key, iv  []byte
 	opt      ReadOptions
+	dir      string // the manifest name up to its last "/": where the parts are
 }
 
 // Open reads the manifest name from src, validates it, verifies its
@@ -89,7 +90,7 @@ func Open(ctx context.Context, src Source, name string, opt ReadOptions) (*Reade
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{Manifest: m, src: src, key: key, iv: iv, opt: opt}, nil
+	return &Reader{Manifest: m, src: src, key: key, iv: iv, opt: opt, dir: name[:strings.LastIndex(name, "/")+1]}, nil
 }
 
 // Key returns the decrypted AES-128 key and IV.
@@ -231,7 +232,7 @@ func (p *partReader) Read(b []byte) (int, error) {
 			return 0, io.EOF
 		}
 		part := parts[p.next]
-		data, err := p.r.src.Get(p.ctx, part.Filename, p.r.opt.MaxPartSize)
+		data, err := p.r.src.Get(p.ctx, p.r.dir+part.Filename, p.r.opt.MaxPartSize)
 		if err != nil {
 			return 0, err
 		}

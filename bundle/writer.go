@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,8 @@ func (e *StoreError) Unwrap() error { return e.Err }
 var DefaultBundler = Bundler{Name: "diskport", Version: "1.0", Release: "0"}
 
 // PartName returns the object name of part n: PREFIX.part.NN (at least two
-// digits), as euca2ools names them.
+// digits), as euca2ools names them. The manifest lists parts by their base
+// name, relative to the manifest's own location.
 func PartName(prefix string, n int) string { return fmt.Sprintf("%s.part.%02d", prefix, n) }
 
 // ManifestName returns PREFIX.manifest.xml.
@@ -112,7 +114,7 @@ func Write(ctx context.Context, img disk.Image, sink Sink, opt Options) (*Manife
 	}
 	name := opt.Name
 	if name == "" {
-		name = opt.Prefix[strings.LastIndex(opt.Prefix, "/")+1:]
+		name = path.Base(opt.Prefix)
 	}
 	m := &Manifest{Version: ManifestVersion, Bundler: opt.Bundler}
 	if m.Bundler == (Bundler{}) {
@@ -372,7 +374,7 @@ func (p *partWriter) finish(ok bool) ([]Part, error) {
 	}
 	parts := make([]Part, p.count)
 	for i := range parts {
-		parts[i] = Part{Index: i, Filename: PartName(p.opt.Prefix, i), Digest: Digest{Algorithm: "SHA1", Hex: p.digest[i]}}
+		parts[i] = Part{Index: i, Filename: PartName(path.Base(p.opt.Prefix), i), Digest: Digest{Algorithm: "SHA1", Hex: p.digest[i]}}
 	}
 	return parts, nil
 }
