@@ -1,0 +1,275 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// UploadOptions say how [Upload] cuts, stores and signs an image.
+type UploadOptions struct {
+	SplitOptions
+	// Bucket receives the parts and the manifest; it is created when it
+	// does not exist.
+	Bucket string
+	// Prefix goes before every object key (a "/" is added when missing).
+	Prefix string
+	// Parallel is how many parts are uploaded at once; 0 means 4.
+	Parallel int
+	// Expires is how long the presigned URLs stay valid; 0 means 7 days
+	// (the SigV4 maximum) or 30 days with SigV2.
+	Expires time.Duration
+	// Now is the signing time for SigV2 URLs; zero means time.Now().
+	Now time.Time
+}
+
+// An UploadResult describes a finished upload.
+type UploadResult struct {
+	// Manifest is the manifest stored in the bucket.
+	Manifest *Manifest
+	// ManifestKey is the manifest's object key.
+	ManifestKey string
+	// ManifestURL is the presigned GET URL of the manifest: the
+	// ImportManifestUrl of ImportVolume and ImportInstance.
+	ManifestURL string
+	// Uploaded and Skipped count the parts sent and the parts already
+	// present with the right checksum (a resumed upload).
+	Uploaded, Skipped int
+}
+
+// metaSHA256 is the user metadata under which a part's SHA-256 is stored
+// (x-amz-meta-diskport-sha256), so a resumed upload can tell which parts
+// are already in place.
+const metaSHA256 = "Diskport-Sha256"
+
+// Upload splits the image into parts, uploads them concurrently to the
+// bucket (created if missing) with their SHA-256 in object metadata and
+// Content-MD5 checked by the server, and stores a manifest whose URLs are
+// presigned (SigV4, or SigV2 when cfg.SigV2). A part already in the bucket
+// with the same size, SHA-256 metadata and MD5 ETag is not sent again, so
+// running Upload again after an interruption resumes it. Keys are
+// [PREFIX/]NAME.partN and [PREFIX/]NAME.manifest.xml.
+func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions) (*UploadResult, error) {
+	if opts.Bucket == "" {
+		return nil, errors.New("manifest: no bucket")
+	}
+	client, err := cfg.Client()
+	if err != nil {
+		return nil, err
+	}
+	expires := opts.Expires
+	if expires == 0 {
+		expires = 7 * 24 * time.Hour
+		if cfg.SigV2 {
+			expires = 30 * 24 * time.Hour
+		}
+	}
+	if !cfg.SigV2 && expires > 7*24*time.Hour {
+		return nil, fmt.Errorf("manifest: SigV4 presigned URLs live at most 7 days, not %v", expires)
+	}
+	f, err := os.Open(image)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("manifest: %s is not a regular file", image)
+	}
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(image)
+	}
+	prefix := strings.Trim(opts.Prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	opts.KeyPrefix = prefix
+	m, err := describe(f, st.Size(), name, &opts.SplitOptions)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureBucket(ctx, client, opts.Bucket, cfg.region()); err != nil {
+		return nil, err
+	}
+
+	par := opts.Parallel
+	if par <= 0 {
+		par = 4
+	}
+	res := &UploadResult{Manifest: m}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		p    *Part
+		data []byte
+	}
+	jobs := make(chan job)
+	pool := make(chan []byte, par+1)
+	for i := 0; i < par+1; i++ {
+		pool <- nil
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	for w := 0; w < par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				sent, err := putPart(ctx, client, opts.Bucket, j.p, j.data)
+				pool <- j.data
+				if err != nil {
+					fail(&PartError{Part: *j.p, Where: "s3://" + opts.Bucket + "/" + j.p.Key, Err: err})
+					continue
+				}
+				mu.Lock()
+				if sent {
+					res.Uploaded++
+				} else {
+					res.Skipped++
+				}
+				mu.Unlock()
+				if opts.Progress != nil {
+					opts.Progress(j.p.Length)
+				}
+			}
+		}()
+	}
+	ps := opts.partSize()
+	err = hashParts(ctx, f, m, func() []byte {
+		b := <-pool
+		if b == nil {
+			b = make([]byte, ps)
+		}
+		return b
+	}, func(p *Part, data []byte) error {
+		select {
+		case jobs <- job{p, data}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return res, firstErr
+	}
+	if err != nil {
+		return res, err
+	}
+
+	// Sign the URLs and store the manifest.
+	res.ManifestKey = prefix + ManifestName(name)
+	sign := func(method, key string) (string, error) {
+		if cfg.SigV2 {
+			u, err := cfg.endpointURL()
+			if err != nil {
+				return "", err
+			}
+			now := opts.Now
+			if now.IsZero() {
+				now = time.Now()
+			}
+			return PresignV2(method, u, opts.Bucket, key, cfg.AccessKey, cfg.SecretKey, now.Add(expires)), nil
+		}
+		u, err := client.Presign(ctx, method, opts.Bucket, key, expires, nil)
+		if err != nil {
+			return "", fmt.Errorf("manifest: presigning %s %s: %w", method, key, err)
+		}
+		return u.String(), nil
+	}
+	for i := range m.Parts {
+		p := &m.Parts[i]
+		if p.HeadURL, err = sign("HEAD", p.Key); err != nil {
+			return res, err
+		}
+		if p.GetURL, err = sign("GET", p.Key); err != nil {
+			return res, err
+		}
+		if p.DeleteURL, err = sign("DELETE", p.Key); err != nil {
+			return res, err
+		}
+	}
+	if m.SelfDestructURL, err = sign("DELETE", res.ManifestKey); err != nil {
+		return res, err
+	}
+	if res.ManifestURL, err = sign("GET", res.ManifestKey); err != nil {
+		return res, err
+	}
+	doc := m.Marshal()
+	_, err = client.PutObject(ctx, opts.Bucket, res.ManifestKey, bytes.NewReader(doc), int64(len(doc)),
+		minio.PutObjectOptions{ContentType: "application/xml", SendContentMd5: true, DisableMultipart: true})
+	if err != nil {
+		return res, fmt.Errorf("manifest: storing s3://%s/%s: %w", opts.Bucket, res.ManifestKey, s3Error(err))
+	}
+	return res, nil
+}
+
+func ensureBucket(ctx context.Context, client *minio.Client, bucket, region string) error {
+	ok, err := client.BucketExists(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("manifest: bucket %s: %w", bucket, s3Error(err))
+	}
+	if ok {
+		return nil
+	}
+	err = client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: region})
+	if err != nil {
+		var er minio.ErrorResponse
+		if errors.As(err, &er) && (er.Code == "BucketAlreadyOwnedByYou") {
+			return nil
+		}
+		return fmt.Errorf("manifest: creating bucket %s: %w", bucket, s3Error(err))
+	}
+	return nil
+}
+
+// putPart uploads one part unless an object with the same size, SHA-256
+// metadata and MD5 is already there; it reports whether it sent the part.
+func putPart(ctx context.Context, client *minio.Client, bucket string, p *Part, data []byte) (bool, error) {
+	sum := md5.Sum(data)
+	md5hex := hex.EncodeToString(sum[:])
+	info, err := client.StatObject(ctx, bucket, p.Key, minio.StatObjectOptions{})
+	if err == nil && info.Size == p.Length && info.UserMetadata[metaSHA256] == p.SHA256 && strings.Trim(info.ETag, `"`) == md5hex {
+		return false, nil
+	}
+	var er minio.ErrorResponse
+	if err != nil && !(errors.As(err, &er) && (er.Code == "NoSuchKey" || er.StatusCode == 404)) {
+		return false, s3Error(err)
+	}
+	_, err = client.PutObject(ctx, bucket, p.Key, bytes.NewReader(data), p.Length, minio.PutObjectOptions{
+		ContentType:      "application/octet-stream",
+		UserMetadata:     map[string]string{metaSHA256: p.SHA256},
+		SendContentMd5:   true,
+		DisableMultipart: true,
+	})
+	if err != nil {
+		return false, s3Error(err)
+	}
+	return true, nil
+}
