@@ -104,9 +104,8 @@ func (x *sparseExtent) grainLocation(gi, off int64) (dataOff int64, size int, er
 			return 0, 0, disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sectors %d-%d overlaps the %s", name, first, last, m.what)
 		}
 	}
-	gt := uint64(x.gd[uint64(gi)/x.gtes])
-	if first < gt+x.gtSecs && gt < last {
-		return 0, 0, disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sectors %d-%d overlaps its grain table at sector %d", name, first, last, gt)
+	if gt, ok := x.gtAt(first, last); ok {
+		return 0, 0, disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sectors %d-%d overlaps the grain table at sector %d", name, first, last, gt)
 	}
 	return off + grainMarkerSize, int(sz), nil
 }

@@ -196,3 +196,63 @@ func disktestQuick(t testing.TB, img disk.Image, want io.ReaderAt) {
 	t.Helper()
 	check(t, img, want)
 }
+
+// A delta chain made by qemu-img create -b and written with qemu-io:
+// unallocated grains read the parent, zeroed grains do not, and the
+// parentCID must match the parent's CID.
+func TestParityDeltaChain(t *testing.T) {
+	golden := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 11, ZeroPercent: 10})
+	dir := filepath.Dir(copyImage(t, testimg.Make(t, golden, "vmdk", "")))
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	qemuImg := testimg.QemuImg(t)
+	run("mv", "image.vmdk", "base.vmdk")
+	run(qemuImg, "create", "-q", "-f", "vmdk", "-o", "zeroed_grain=on", "-b", "base.vmdk", "-F", "vmdk", "child.vmdk")
+	qemuIO(t, filepath.Join(dir, "child.vmdk"), "write -P 0x5a 100k 200k", "write -z 1M 128k", "write -P 0x6b 3M 4k")
+	run(qemuImg, "create", "-q", "-f", "vmdk", "-b", "child.vmdk", "-F", "vmdk", "grandchild.vmdk")
+	qemuIO(t, filepath.Join(dir, "grandchild.vmdk"), "write -P 0x7c 64k 64k", "write -P 0x7d 3M 512")
+
+	base := openPath(t, filepath.Join(dir, "base.vmdk"), Options{})
+	child := openPath(t, filepath.Join(dir, "child.vmdk"), Options{Parent: base})
+	grand := openPath(t, filepath.Join(dir, "grandchild.vmdk"), Options{Parent: child})
+	if child.ParentCID() != base.CID() || child.ParentFileNameHint() != "base.vmdk" {
+		t.Fatalf("child parentCID %08x hint %q, base CID %08x", child.ParentCID(), child.ParentFileNameHint(), base.CID())
+	}
+	compareRaw(t, child, qemuConvertRaw(t, filepath.Join(dir, "child.vmdk")))
+	compareRaw(t, grand, qemuConvertRaw(t, filepath.Join(dir, "grandchild.vmdk")))
+	// The zeroed grains of the child hide the base's data.
+	for e, err := range child.Extents(1<<20, 128<<10) {
+		if err != nil || e.Kind != disk.Zero {
+			t.Fatalf("child's zeroed grains map as %+v %v", e, err)
+		}
+	}
+	// Unallocated ranges of the child map as the base's runs.
+	var baseStored bool
+	for e, err := range child.Extents(2<<20, 1<<20) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		baseStored = baseStored || e.Stored != nil && e.Stored.Name() == filepath.Join(dir, "base.vmdk")
+	}
+	if !baseStored {
+		t.Fatal("no extent of the child's unallocated range is stored in the base")
+	}
+
+	_, err := Open(hostFile(t, filepath.Join(dir, "child.vmdk")), Options{})
+	wantClass(t, err, disk.ErrUnsafe)
+	if !strings.Contains(err.Error(), "base.vmdk") {
+		t.Fatalf("error %q does not name the parent", err)
+	}
+	// The grandchild's parent is the child, not the base.
+	_, err = Open(hostFile(t, filepath.Join(dir, "grandchild.vmdk")), Options{Parent: base})
+	wantClass(t, err, disk.ErrCorrupt)
+	// An image without a parent link refuses a parent.
+	_, err = Open(hostFile(t, filepath.Join(dir, "base.vmdk")), Options{Parent: child})
+	wantClass(t, err, disk.ErrFormatMismatch)
+}

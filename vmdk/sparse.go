@@ -34,12 +34,13 @@ type sparseExtent struct {
 	gtes        uint64 // entries per grain table
 	gtSecs      uint64 // sectors a grain table occupies
 	gd          []uint32
-	overHead    uint64 // first sector grains may use
-	fileSecs    uint64 // whole sectors in the file
-	zeroed      bool   // GTE 1 means a zeroed grain
-	compressed  bool   // grains are compressed with markers
-	gtBelowOver bool   // grain tables must lie below overHead
-	meta        []span // header, descriptor, GD, RGD, footer
+	overHead    uint64   // first sector grains may use
+	fileSecs    uint64   // whole sectors in the file
+	zeroed      bool     // GTE 1 means a zeroed grain
+	compressed  bool     // grains are compressed with markers
+	gtBelowOver bool     // grain tables must lie below overHead
+	meta        []span   // header, descriptor, GD, RGD, footer
+	gtStarts    []uint64 // sorted sectors of the grain tables
 
 	hdr    sparseHeader // the effective header (the footer's for GD_AT_END)
 	footer bool         // the header came from a stream footer
@@ -131,7 +132,18 @@ func (x *sparseExtent) checkGTs() error {
 			return disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain tables at sectors %d and %d overlap", name, starts[i-1], starts[i])
 		}
 	}
+	x.gtStarts = starts
 	return nil
+}
+
+// gtAt returns the start of a grain table overlapping sectors [start,
+// end), if any.
+func (x *sparseExtent) gtAt(start, end uint64) (uint64, bool) {
+	i, _ := slices.BinarySearch(x.gtStarts, end) // first table starting at or after end
+	if i > 0 && x.gtStarts[i-1]+x.gtSecs > start {
+		return x.gtStarts[i-1], true
+	}
+	return 0, false
 }
 
 // gtCover returns the bytes of virtual disk one grain table covers.
@@ -205,10 +217,14 @@ func (x *sparseExtent) readTable(gdi uint64) ([]uint32, error) {
 		if g*disk.SectorSize+need > uint64(x.s.Size()) {
 			return nil, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d entry %d: grain at sector %d past end of file (size %d sectors)", name, gdi, j, g, x.fileSecs)
 		}
+		gEnd := g + (need+disk.SectorSize-1)/disk.SectorSize
 		for _, m := range x.meta {
-			if m.overlaps(g, g+1) {
+			if m.overlaps(g, gEnd) {
 				return nil, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d entry %d: grain at sector %d inside the %s", name, gdi, j, g, m.what)
 			}
+		}
+		if t, ok := x.gtAt(g, gEnd); ok {
+			return nil, disk.Errorf(formatName, disk.ErrCorrupt, "%s: grain table %d entry %d: grain at sector %d overlaps the grain table at sector %d", name, gdi, j, g, t)
 		}
 	}
 	return gt, nil
