@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/diskport/diskport"
+	"github.com/diskport/diskport/internal/s3test"
+	"github.com/diskport/diskport/internal/testimg"
+)
+
+func TestManifestCreateShowVerify(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 2<<20 + 512, Seed: 3})
+	vmdk := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
+	out := t.TempDir()
+	code, stdoutText, errText := call(t, "manifest", "create", "--part-size", "512KiB", "--naming", "euca2ools", vmdk, out)
+	if code != 0 {
+		t.Fatalf("create: exit %d: %s", code, errText)
+	}
+	name := filepath.Base(vmdk)
+	mpath := filepath.Join(out, name+".manifest.xml")
+	if !strings.Contains(stdoutText, mpath+": VMDK") {
+		t.Fatalf("create output %q", stdoutText)
+	}
+	if _, err := os.Stat(filepath.Join(out, name+".part.0")); err != nil {
+		t.Fatal(err)
+	}
+	code, stdoutText, errText = call(t, "manifest", "show", mpath)
+	if code != 0 || !strings.Contains(stdoutText, "file format:  VMDK") || !strings.Contains(stdoutText, name+".part.0") {
+		t.Fatalf("show: exit %d: %s%s", code, stdoutText, errText)
+	}
+	code, stdoutText, errText = call(t, "manifest", "verify", mpath)
+	if code != 0 || !strings.HasPrefix(stdoutText, "ok: ") || !strings.Contains(stdoutText, "SHA-256") {
+		t.Fatalf("verify: exit %d: %s%s", code, stdoutText, errText)
+	}
+	// The image read from the parts equals the image read from the file.
+	img, err := openManifestImage(context.Background(), mpath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	local, err := diskport.Open(vmdk, diskport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	if img.Size() != local.Size() || img.Info().Subformat != "streamOptimized" {
+		t.Fatalf("size %d vs %d, info %+v", img.Size(), local.Size(), img.Info())
+	}
+	a, b := make([]byte, img.Size()), make([]byte, local.Size())
+	img.ReadAt(a, 0)
+	local.ReadAt(b, 0)
+	if !bytes.Equal(a, b) {
+		t.Fatal("image through the manifest differs")
+	}
+	// Damage a part: verify fails, naming it.
+	os.Truncate(filepath.Join(out, name+".part.1"), 10)
+	code, _, errText = call(t, "manifest", "verify", mpath)
+	if code != 1 || !strings.Contains(errText, "part 1 (bytes 524288-1048575)") || !strings.Contains(errText, "truncated") {
+		t.Fatalf("verify damaged: exit %d: %s", code, errText)
+	}
+	for _, args := range [][]string{{"manifest"}, {"manifest", "frob"}, {"manifest", "create", "x"}, {"manifest", "create", "--part-size", "12Q", "a", "b"}, {"upload", "x"}} {
+		if code, _, _ := call(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestUploadCommand(t *testing.T) {
+	s := s3test.Start(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
+	t.Setenv("AWS_REGION", s.Region)
+	g := testimg.Golden(t, testimg.Spec{Size: 1<<20 + 512, Seed: 4})
+	vhd := testimg.Make(t, g, "vpc", "subformat=dynamic")
+	for _, v2 := range []bool{false, true} {
+		args := []string{"upload", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--prefix", "p", "--part-size", "256KiB", vhd}
+		if v2 {
+			args = append(args[:1], append([]string{"--sigv2"}, args[1:]...)...)
+		}
+		code, out, errText := call(t, args...)
+		if code != 0 {
+			t.Fatalf("upload: exit %d: %s", code, errText)
+		}
+		url := strings.TrimSpace(out)
+		if !strings.HasPrefix(url, s.Endpoint+"/") || !strings.Contains(errText, "parts sent") {
+			t.Fatalf("upload output %q / %q", out, errText)
+		}
+		if code, out, errText := call(t, "manifest", "verify", url); code != 0 || !strings.HasPrefix(out, "ok: ") {
+			t.Fatalf("verify %s: exit %d: %s%s", url, code, out, errText)
+		}
+		img, err := openManifestImage(context.Background(), url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local, _ := diskport.Open(vhd, diskport.Options{})
+		a, b := make([]byte, img.Size()), make([]byte, local.Size())
+		img.ReadAt(a, 0)
+		local.ReadAt(b, 0)
+		img.Close()
+		local.Close()
+		if !bytes.Equal(a, b) {
+			t.Fatal("image through the uploaded manifest differs")
+		}
+	}
+}
