@@ -2,25 +2,28 @@
 // file, or a block device.
 //
 // The volume is the virtual disk followed by zeros up to the volume size,
-// an EBS volume's whole number of GiB by default. Zero runs of the extent
-// map are never read: in a file they stay holes, on a device they are
-// zeroed unless the caller says the device is already zero. Data runs are
-// read in parallel segments; bytes stored verbatim in a memory-mapped file
-// are written straight from the mapping, and blocks of zeros inside data
-// runs are skipped too. A file volume is written under a temporary name
-// beside the destination and renamed into place only when complete and
-// flushed, so no half-written volume ever sits under the final name.
+// an EBS volume's whole number of GiB by default. The work is cut into
+// segments converted in parallel, so CPU-bound reads (inflating the grains
+// of a streamOptimized VMDK) use every core, and written with positional
+// writes in any order. Zero runs of the extent map are never read: in a
+// file they stay holes, on a device they are zeroed unless the caller says
+// the device already reads as zeros. Data stored verbatim in a
+// memory-mapped file is written straight from the mapping, without a
+// user-space copy, and blocks of zeros inside data runs are skipped too.
+//
+// A file volume is written under a temporary name beside the destination
+// with a small journal of the finished segments, flushed (unless NoSync)
+// and renamed into place only when complete, so no half-written volume ever
+// sits under the final name. A run that was killed can be continued with
+// Options.Resume, which redoes only the unfinished segments.
+//
+// Memory stays bounded whatever the image size: each worker holds one
+// buffer, and with a checksum at most a few segments wait to be hashed.
 package convert
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/diskport/diskport/disk"
 )
@@ -35,12 +38,22 @@ type Options struct {
 	// Force overwrites an existing destination file.
 	Force bool
 	// NoSync skips flushing the volume to stable storage before it is
-	// renamed into place (for benchmarks and scratch work).
+	// renamed into place (for benchmarks and scratch work). A resumable
+	// run without sync survives the process being killed, not a crash of
+	// the machine.
 	NoSync bool
 	// DeviceZeroed says a block-device destination already reads as zeros
 	// (a fresh EBS volume), so zero runs need not be written.
 	DeviceZeroed bool
-	// Workers is the number of parallel workers (0: GOMAXPROCS).
+	// Resume continues an interrupted conversion into the same
+	// destination, redoing only unfinished work. It is refused when the
+	// source or the options changed. With Resume, a failed or cancelled
+	// run keeps its temporary output and journal for the next try.
+	Resume bool
+	// Checksum computes the SHA-256 of the volume and of its virtual-disk
+	// part as the data passes through.
+	Checksum bool
+	// Workers is the number of parallel workers (0: GOMAXPROCS, at most 8).
 	Workers int
 	// Progress, when set, is called with the bytes of the virtual disk
 	// converted so far and the total. Calls are serialised.
@@ -51,16 +64,25 @@ type Options struct {
 type Result struct {
 	// VirtualSize is the image's virtual size; VolumeSize the volume's.
 	VirtualSize, VolumeSize int64
-	// WrittenBytes counts the bytes written (zero blocks are not).
+	// WrittenBytes counts the bytes this run wrote (zero blocks are not
+	// written).
 	WrittenBytes int64
+	// ResumedBytes counts the bytes of the virtual disk an earlier,
+	// interrupted run had already converted.
+	ResumedBytes int64
 	// Device reports whether the destination is a block device.
 	Device bool
+	// SHA256 is the digest of the whole volume and VirtualSHA256 that of
+	// its first VirtualSize bytes, when Options.Checksum is set.
+	SHA256, VirtualSHA256 []byte
 }
 
-// segmentSize is the unit of work handed to a worker.
-const segmentSize = 32 << 20
+// segmentSize is the unit of work handed to a worker, of resume
+// bookkeeping and of progress.
+const segmentSize = 8 << 20
 
-// bufferSize is the most a worker reads at once from a non-mapped source.
+// bufferSize is the most a worker reads at once from a source that is not
+// memory-mapped.
 const bufferSize = 1 << 20
 
 // zeroBlock is the granularity at which zeros inside data runs are found
@@ -81,162 +103,49 @@ func Convert(ctx context.Context, src disk.Image, dst string, opts Options) (*Re
 	if err != nil {
 		return nil, err
 	}
-	c := &converter{src: src, out: out, opts: opts, total: virtual}
-	if err := c.run(ctx); err != nil {
-		out.abort()
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = min(runtime.GOMAXPROCS(0), 8)
+	}
+	c := &converter{src: src, out: out, opts: opts, total: virtual, workers: workers}
+	c.segments = int((virtual + segmentSize - 1) / segmentSize)
+	res, err := c.run(ctx, size)
+	if err != nil {
+		out.fail(opts.Resume)
 		return nil, err
 	}
-	if out.device && !opts.DeviceZeroed && size > virtual {
-		if err := out.zero(virtual, size-virtual); err != nil {
-			out.abort()
+	return res, nil
+}
+
+func (c *converter) run(ctx context.Context, size int64) (*Result, error) {
+	j, err := openJournal(c.src, c.out, c.opts, size, c.segments)
+	if err != nil {
+		return nil, err
+	}
+	c.journal = j
+	if c.opts.Checksum {
+		c.hash = newOrderedHash(c, j)
+	}
+	if err := c.convert(ctx); err != nil {
+		return nil, err
+	}
+	res := &Result{VirtualSize: c.total, VolumeSize: size, WrittenBytes: c.written.Load(),
+		ResumedBytes: j.resumedBytes(c.total), Device: c.out.device}
+	if c.out.device && !c.opts.DeviceZeroed && size > c.total {
+		if err := c.out.zero(c.total, size-c.total); err != nil {
 			return nil, err
 		}
 	}
-	if err := out.commit(opts.NoSync); err != nil {
+	if c.hash != nil {
+		res.VirtualSHA256 = c.hash.h.Sum(nil)
+		if err := c.hash.zeros(size - c.total); err != nil {
+			return nil, err
+		}
+		res.SHA256 = c.hash.h.Sum(nil)
+	}
+	if err := c.out.commit(c.opts.NoSync); err != nil {
 		return nil, err
 	}
-	return &Result{VirtualSize: virtual, VolumeSize: size, WrittenBytes: c.written.Load(), Device: out.device}, nil
-}
-
-type converter struct {
-	src     disk.Image
-	out     *output
-	opts    Options
-	total   int64
-	next    atomic.Int64 // next segment start
-	written atomic.Int64
-
-	mu   sync.Mutex // serialises progress calls
-	done int64
-}
-
-func (c *converter) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	workers := c.opts.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			if err := c.work(ctx); err != nil {
-				cancel(err)
-			}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
-}
-
-// work converts segments until none are left.
-func (c *converter) work(ctx context.Context) error {
-	var buf []byte
-	for {
-		start := c.next.Add(segmentSize) - segmentSize
-		if start >= c.total {
-			return nil
-		}
-		n := min(segmentSize, c.total-start)
-		for e, err := range c.src.Extents(start, n) {
-			if err != nil {
-				return err
-			}
-			if err := context.Cause(ctx); err != nil {
-				return err
-			}
-			if e.Kind == disk.Zero {
-				if c.out.device && !c.opts.DeviceZeroed {
-					if err := c.out.zero(e.Offset, e.Length); err != nil {
-						return err
-					}
-				}
-				c.progress(e.Length)
-				continue
-			}
-			if o, ok := e.Stored.(disk.OSStorage); ok && !e.Compressed {
-				if b, ok := o.Bytes(e.StoredOffset, e.Length); ok {
-					if err := c.write(b, e.Offset); err != nil {
-						return err
-					}
-					c.progress(e.Length)
-					continue
-				}
-			}
-			if buf == nil {
-				buf = make([]byte, bufferSize)
-			}
-			for off := e.Offset; off < e.End(); {
-				k := min(int64(len(buf)), e.End()-off)
-				if _, err := c.src.ReadAt(buf[:k], off); err != nil && !(errors.Is(err, io.EOF) && off+k == c.total) {
-					return err
-				}
-				if err := c.write(buf[:k], off); err != nil {
-					return err
-				}
-				c.progress(k)
-				off += k
-				if err := context.Cause(ctx); err != nil {
-					return err
-				}
-			}
-		}
-	}
-}
-
-// write writes b at off, skipping whole zero blocks unless the destination
-// is a device that is not known to be zero.
-func (c *converter) write(b []byte, off int64) error {
-	if c.out.device && !c.opts.DeviceZeroed {
-		return c.pwrite(b, off)
-	}
-	for len(b) > 0 {
-		// Skip zero blocks (aligned to the volume).
-		z := 0
-		for z < len(b) {
-			k := min(zeroBlock-int((off+int64(z))%zeroBlock), len(b)-z)
-			if !bytes.Equal(b[z:z+k], zeros[:k]) {
-				break
-			}
-			z += k
-		}
-		b, off = b[z:], off+int64(z)
-		// Gather the following non-zero blocks.
-		d := 0
-		for d < len(b) {
-			k := min(zeroBlock-int((off+int64(d))%zeroBlock), len(b)-d)
-			if bytes.Equal(b[d:d+k], zeros[:k]) {
-				break
-			}
-			d += k
-		}
-		if d > 0 {
-			if err := c.pwrite(b[:d], off); err != nil {
-				return err
-			}
-		}
-		b, off = b[d:], off+int64(d)
-	}
-	return nil
-}
-
-func (c *converter) pwrite(b []byte, off int64) error {
-	if _, err := c.out.f.WriteAt(b, off); err != nil {
-		return fmt.Errorf("convert: writing %s at %d: %w", c.out.dst, off, err)
-	}
-	c.written.Add(int64(len(b)))
-	return nil
-}
-
-func (c *converter) progress(n int64) {
-	if c.opts.Progress == nil {
-		return
-	}
-	c.mu.Lock()
-	c.done += n
-	c.opts.Progress(c.done, c.total)
-	c.mu.Unlock()
+	j.remove()
+	return res, nil
 }

@@ -15,11 +15,12 @@ import (
 // destination, renamed into place on success, or a block device written in
 // place.
 type output struct {
-	f      *os.File
-	dst    string // the final name
-	tmp    string // the temporary name; "" for a device
-	device bool
-	size   int64 // volume size
+	f       *os.File
+	dst     string // the final name
+	tmp     string // the temporary name; "" for a device
+	device  bool
+	size    int64 // volume size
+	resumed bool  // the temporary file of an earlier run was reopened
 }
 
 // partialName returns the temporary name a conversion to dst writes to.
@@ -41,11 +42,18 @@ func createOutput(dst string, size int64, opts Options) (*output, error) {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
 	tmp := partialName(dst)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	flags := os.O_RDWR | os.O_CREATE | os.O_TRUNC
+	resumed := false
+	if opts.Resume {
+		if _, err := os.Stat(tmp); err == nil {
+			flags, resumed = os.O_RDWR, true
+		}
+	}
+	f, err := os.OpenFile(tmp, flags, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
-	o := &output{f: f, dst: dst, tmp: tmp, size: size}
+	o := &output{f: f, dst: dst, tmp: tmp, size: size, resumed: resumed}
 	if err := f.Truncate(size); err != nil {
 		o.abort()
 		return nil, fmt.Errorf("convert: sizing %s to %d bytes: %w", tmp, size, err)
@@ -121,10 +129,22 @@ func (o *output) commit(noSync bool) error {
 	return nil
 }
 
-// abort closes the output and removes the temporary file.
+// abort closes the output and removes the temporary file and journal.
 func (o *output) abort() {
 	o.f.Close()
 	if o.tmp != "" {
 		os.Remove(o.tmp)
+		os.Remove(journalName(o.dst))
+		os.Remove(journalName(o.dst) + ".new")
 	}
+}
+
+// fail ends a failed run: the temporary output and its journal are kept for
+// a resumed run when keep is set, else removed.
+func (o *output) fail(keep bool) {
+	if keep && o.tmp != "" {
+		o.f.Close()
+		return
+	}
+	o.abort()
 }

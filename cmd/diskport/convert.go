@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,7 +16,7 @@ func init() {
 	c := &command{
 		name:    "convert",
 		summary: "convert an image to a raw, EBS-sized volume",
-		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [--progress] [--force] SRC DST",
+		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [--progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] SRC DST",
 	}
 	c.run = func(args []string) error {
 		fs := c.flags()
@@ -23,9 +25,13 @@ func init() {
 		volGiB := fs.Int64("volume-size", 0, "volume size in GiB (default: the virtual size rounded up to a whole GiB)")
 		exact := fs.Bool("exact-size", false, "make the volume exactly the virtual size")
 		force := fs.Bool("force", false, "overwrite an existing destination file")
-		progress := fs.Bool("progress", false, "show progress on stderr")
+		var progress progressMode
+		fs.Var(&progress, "progress", "show progress: a bar on stderr, or --progress=json for JSON lines on stdout")
+		checksum := fs.String("checksum", "", "print a checksum of the volume: sha256")
+		resume := fs.Bool("resume", false, "continue an interrupted conversion into the same destination")
 		noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 		zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
+		workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
 		pos, err := c.parse(fs, args, 2, 2)
 		if err != nil {
 			return err
@@ -35,6 +41,9 @@ func init() {
 		}
 		if *volGiB < 0 {
 			return usageError("--volume-size must be positive")
+		}
+		if *checksum != "" && *checksum != "sha256" {
+			return usageError("--checksum supports sha256, not %q", *checksum)
 		}
 		im, err := img.open(pos[0])
 		if err != nil {
@@ -47,24 +56,47 @@ func init() {
 			Force:        *force,
 			NoSync:       *noSync,
 			DeviceZeroed: *zeroed,
+			Resume:       *resume,
+			Checksum:     *checksum != "",
+			Workers:      *workers,
 		}
-		var bar *progressLine
-		if *progress {
-			bar = newProgressLine(os.Stderr)
-			opts.Progress = bar.update
+		var rep *progressReporter
+		switch progress {
+		case "bar":
+			rep = newProgress(progress, stderr, im.Size(), "converting")
+		case "json":
+			rep = newProgress(progress, stdout, im.Size(), "")
+		}
+		if rep != nil {
+			opts.Progress = rep.update
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		res, err := convert.Convert(ctx, im, pos[1], opts)
-		if bar != nil {
-			bar.finish()
-		}
+		rep.finish()
 		if err != nil {
 			return err
 		}
+		if progress == "json" {
+			return json.NewEncoder(stdout).Encode(map[string]any{
+				"done": true, "source": pos[0], "destination": pos[1],
+				"virtual_size": res.VirtualSize, "volume_size": res.VolumeSize,
+				"written_bytes": res.WrittenBytes, "resumed_bytes": res.ResumedBytes,
+				"sha256": hexOrEmpty(res.SHA256), "virtual_sha256": hexOrEmpty(res.VirtualSHA256),
+			})
+		}
 		fmt.Fprintf(stdout, "converted %s (%d bytes) to %s: volume %d bytes (%d GiB)\n",
 			pos[0], res.VirtualSize, pos[1], res.VolumeSize, convert.GiBs(res.VolumeSize))
+		if res.ResumedBytes > 0 {
+			fmt.Fprintf(stdout, "resumed: %d bytes were already converted by the interrupted run\n", res.ResumedBytes)
+		}
+		if res.SHA256 != nil {
+			fmt.Fprintf(stdout, "sha256 %x  volume (%d bytes)\n", res.SHA256, res.VolumeSize)
+			fmt.Fprintf(stdout, "sha256 %x  virtual disk (first %d bytes)\n", res.VirtualSHA256, res.VirtualSize)
+		}
 		return nil
 	}
 	register(c)
 }
+
+func hexOrEmpty(b []byte) string { return hex.EncodeToString(b) }

@@ -1,43 +1,126 @@
 package main
 
 import (
-	"fmt"
+	"encoding/json"
 	"io"
+	"sync"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 )
 
-// progressLine draws "NN.N% (done/total)" on one terminal line, at most ten
-// times a second.
-type progressLine struct {
+// progressMode is the value of --progress: "" (off), "bar" or "json".
+// A bare --progress means "bar".
+type progressMode string
+
+func (m *progressMode) String() string   { return string(*m) }
+func (m *progressMode) IsBoolFlag() bool { return true }
+func (m *progressMode) Set(s string) error {
+	switch s {
+	case "true", "bar":
+		*m = "bar"
+	case "json":
+		*m = "json"
+	case "false", "":
+		*m = ""
+	default:
+		return usageError("--progress takes no value, or =json")
+	}
+	return nil
+}
+
+// progressReporter shows progress as a terminal bar or JSON lines.
+type progressReporter struct {
+	mode  progressMode
 	w     io.Writer
-	last  time.Time
+	bar   *progressbar.ProgressBar
 	start time.Time
-	done  int64
-	total int64
+
+	mu   sync.Mutex
+	last time.Time
+	done int64
+	tot  int64
 }
 
-func newProgressLine(w io.Writer) *progressLine {
-	return &progressLine{w: w, start: time.Now()}
+// progressJSON is one line of --progress=json.
+type progressJSON struct {
+	BytesConverted int64   `json:"bytes_converted"`
+	TotalBytes     int64   `json:"total_bytes"`
+	Percent        float64 `json:"percent"`
+	BytesPerSecond float64 `json:"bytes_per_second"`
+	ETASeconds     float64 `json:"eta_seconds"`
 }
 
-func (p *progressLine) update(done, total int64) {
-	p.done, p.total = done, total
-	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
+func newProgress(mode progressMode, w io.Writer, total int64, what string) *progressReporter {
+	p := &progressReporter{mode: mode, w: w, start: time.Now(), tot: total}
+	if mode == "bar" {
+		p.bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription(what),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionSetRenderBlankState(true),
+			progressbar.OptionOnCompletion(func() { io.WriteString(w, "\n") }),
+		)
+	}
+	return p
+}
+
+// update is the library's progress callback.
+func (p *progressReporter) update(done, total int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil && total != p.tot {
+		p.bar.ChangeMax64(total)
+	}
+	p.done, p.tot = done, total
+	if p.bar != nil {
+		p.bar.Set64(done)
+		return
+	}
+	if now := time.Now(); now.Sub(p.last) >= 200*time.Millisecond || done == total {
 		p.last = now
-		p.draw()
+		p.emit()
 	}
 }
 
-func (p *progressLine) draw() {
-	pct := 100.0
-	if p.total > 0 {
-		pct = 100 * float64(p.done) / float64(p.total)
+func (p *progressReporter) emit() {
+	secs := max(time.Since(p.start).Seconds(), 1e-3)
+	rate := float64(p.done) / secs
+	l := progressJSON{BytesConverted: p.done, TotalBytes: p.tot, BytesPerSecond: rate, Percent: 100}
+	if p.tot > 0 {
+		l.Percent = 100 * float64(p.done) / float64(p.tot)
 	}
-	rate := float64(p.done) / max(time.Since(p.start).Seconds(), 1e-3) / (1 << 20)
-	fmt.Fprintf(p.w, "\r%5.1f%% (%s / %s) %.0f MiB/s ", pct, sizeString(p.done), sizeString(p.total), rate)
+	if rate > 0 {
+		l.ETASeconds = float64(p.tot-p.done) / rate
+	}
+	b, _ := json.Marshal(l)
+	p.w.Write(append(b, '\n'))
 }
 
-func (p *progressLine) finish() {
-	p.draw()
-	fmt.Fprintln(p.w)
+// finish completes the display.
+func (p *progressReporter) finish() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		p.bar.Finish()
+	}
+}
+
+// progressLine is a terminal progress bar whose total is given with each
+// update (the manifest and upload verbs use it).
+type progressLine = progressReporter
+
+// newProgressLine returns a progress bar drawn on w.
+func newProgressLine(w io.Writer) *progressLine {
+	return newProgress("bar", w, 0, "")
 }
