@@ -140,14 +140,14 @@ func TestTooSmallVolumeLeavesNothing(t *testing.T) {
 	}
 }
 
-// failing is an image whose reads fail past a point.
+// failing is an image whose reads of [at, at+4MiB) fail.
 type failing struct {
 	disk.Image
 	at int64
 }
 
 func (f failing) ReadAt(p []byte, off int64) (int, error) {
-	if off+int64(len(p)) > f.at {
+	if off+int64(len(p)) > f.at && off < f.at+4<<20 {
 		return 0, errors.New("injected read error")
 	}
 	return f.Image.ReadAt(p, off)
