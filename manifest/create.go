@@ -72,7 +72,8 @@ type SplitOptions struct {
 	// KeyPrefix is put before every part key ("" for none; a "/" is added
 	// when missing).
 	KeyPrefix string
-	// Progress, when set, is called with the byte count of each part done.
+	// Progress, when set, is called with the byte count of each part done
+	// (uploaded or found already stored, for Upload). Calls are serialised.
 	Progress func(n int64)
 }
 

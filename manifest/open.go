@@ -99,12 +99,12 @@ func (h *HTTPStore) getOnce(ctx context.Context, u string) ([]byte, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return nil, &HTTPError{StatusCode: resp.StatusCode, Status: resp.Status, Body: strings.TrimSpace(string(b))}
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxManifestSize {
-		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", MaxManifestSize)
+	if int64(len(b)) > maxManifestSize {
+		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", maxManifestSize)
 	}
 	return b, nil
 }

@@ -21,7 +21,7 @@ type StorageOptions struct {
 	// Name is what Name returns; "" means "manifest".
 	Name string
 	// Progress, when set, is called with the number of bytes of each chunk
-	// fetched.
+	// fetched. Calls are serialised.
 	Progress func(n int64)
 }
 
@@ -53,6 +53,8 @@ type Storage struct {
 	clock int64
 	sem   chan struct{}
 	last  int // index of the chunk last read, for read-ahead
+
+	progressMu sync.Mutex
 }
 
 type chunkRef struct {
@@ -152,7 +154,9 @@ func (s *Storage) chunkAt(off int64) int {
 func (s *Storage) get(i int) ([]byte, error) {
 	s.mu.Lock()
 	c := s.lookup(i)
-	if i == s.last+1 || i == s.last || s.last < 0 {
+	// Read ahead while the reader moves forward through the file; several
+	// workers converting neighbouring segments count as moving forward.
+	if d := i - s.last; s.last < 0 || (d >= -2*s.opts.Parallel && d <= 2*s.opts.Parallel+1) {
 		for j := i + 1; j < len(s.chunks) && j <= i+s.opts.Parallel; j++ {
 			s.lookup(j)
 		}
@@ -229,7 +233,9 @@ func (s *Storage) fetch(i int, c *chunk) {
 		c.data, c.err = s.fetchRange(p, ref.off, ref.n)
 	}
 	if c.err == nil && s.opts.Progress != nil {
+		s.progressMu.Lock()
 		s.opts.Progress(ref.n)
+		s.progressMu.Unlock()
 	}
 }
 

@@ -152,10 +152,10 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 				} else {
 					res.Skipped++
 				}
-				mu.Unlock()
 				if opts.Progress != nil {
 					opts.Progress(j.p.Length)
 				}
+				mu.Unlock()
 			}
 		}()
 	}

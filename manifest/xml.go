@@ -12,6 +12,9 @@ import (
 	"github.com/diskport/diskport/disk"
 )
 
+// maxManifestSize is MaxManifestSize; tests lower it.
+var maxManifestSize int64 = MaxManifestSize
+
 // The document as encoding/xml sees it. Numbers are kept as text so errors
 // can quote them; repeatable fields are slices so duplicates are caught.
 type xmlManifest struct {
@@ -59,20 +62,20 @@ type xmlByteRange struct {
 // Parse reads and validates a manifest document of at most
 // [MaxManifestSize] bytes.
 func Parse(r io.Reader) (*Manifest, error) {
-	b, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
+	b, err := io.ReadAll(io.LimitReader(r, maxManifestSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("manifest: reading: %w", err)
 	}
-	if len(b) > MaxManifestSize {
-		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", MaxManifestSize)
+	if int64(len(b)) > maxManifestSize {
+		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", maxManifestSize)
 	}
 	return ParseBytes(b)
 }
 
 // ParseBytes parses and validates a manifest document held in memory.
 func ParseBytes(b []byte) (*Manifest, error) {
-	if len(b) > MaxManifestSize {
-		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", MaxManifestSize)
+	if int64(len(b)) > maxManifestSize {
+		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", maxManifestSize)
 	}
 	var x xmlManifest
 	d := xml.NewDecoder(bytes.NewReader(b))

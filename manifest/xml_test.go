@@ -179,8 +179,14 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseTooLarge(t *testing.T) {
-	r := strings.NewReader("<manifest>" + strings.Repeat(" ", MaxManifestSize))
-	if _, err := Parse(r); !errors.Is(err, disk.ErrTooLarge) {
+	defer func(n int64) { maxManifestSize = n }(maxManifestSize)
+	doc := sampleManifest().Marshal()
+	maxManifestSize = int64(len(doc))
+	if _, err := Parse(bytes.NewReader(doc)); err != nil {
+		t.Fatalf("document of the limit's size: %v", err)
+	}
+	maxManifestSize--
+	if _, err := Parse(bytes.NewReader(doc)); !errors.Is(err, disk.ErrTooLarge) {
 		t.Fatalf("err = %v, want ErrTooLarge", err)
 	}
 }
