@@ -101,6 +101,9 @@ func describe(f io.ReaderAt, size int64, name string, o *SplitOptions) (*Manifes
 	if (size+ps-1)/ps > MaxParts {
 		return nil, errorf(disk.ErrTooLarge, "%d-byte parts of a %d-byte file are more than %d parts", ps, size, MaxParts)
 	}
+	if size == 0 {
+		return nil, errorf(disk.ErrCorrupt, "the image is empty")
+	}
 	format, virtual, err := Sniff(f, size)
 	if err != nil {
 		return nil, err
@@ -135,7 +138,7 @@ func describe(f io.ReaderAt, size int64, name string, o *SplitOptions) (*Manifes
 		prefix += "/"
 	}
 	m := &Manifest{Version: Version, FileFormat: format, Importer: DefaultImporter, Size: size, VolumeSize: vol}
-	for off, i := int64(0), 0; off < size || i == 0; off, i = off+ps, i+1 {
+	for off, i := int64(0), 0; off < size; off, i = off+ps, i+1 {
 		m.Parts = append(m.Parts, Part{Index: i, Offset: off, Length: min(ps, size-off), Key: prefix + o.Naming.PartName(name, i)})
 	}
 	return m, nil

@@ -91,8 +91,8 @@ func TestCreateOptions(t *testing.T) {
 	if _, err := Verify(context.Background(), m, DirStore{dir}, VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// Exactly one part when the size is a multiple, and one empty part for
-	// an empty file.
+	// Exactly one part when the size is a multiple; an empty file is
+	// refused.
 	m, _, err = Create(context.Background(), img, t.TempDir(), SplitOptions{PartSize: 3000})
 	if err != nil || len(m.Parts) != 1 {
 		t.Fatalf("%v %+v", err, m)
@@ -100,8 +100,8 @@ func TestCreateOptions(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "empty")
 	os.WriteFile(empty, nil, 0o644)
 	m, _, err = Create(context.Background(), empty, t.TempDir(), SplitOptions{})
-	if err != nil || len(m.Parts) != 1 || m.Parts[0].Length != 0 {
-		t.Fatalf("%v %+v", err, m)
+	if !errors.Is(err, disk.ErrCorrupt) || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("empty image: %v %+v", err, m)
 	}
 }
 

@@ -171,7 +171,7 @@ func (m *Manifest) Validate() error {
 		if p.Length > MaxFileSize-pos {
 			return errorf(disk.ErrTooLarge, "%s ends past %d bytes", p, int64(MaxFileSize))
 		}
-		if p.Length == 0 && len(m.Parts) > 1 {
+		if p.Length == 0 {
 			return errorf(disk.ErrCorrupt, "part %d is empty", i)
 		}
 		if p.SHA256 != "" && !isHexDigest(p.SHA256) {
