@@ -2,6 +2,7 @@ package vhd
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"iter"
@@ -15,11 +16,10 @@ import (
 
 // pattern returns n pseudo-random bytes from seed.
 func pattern(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 77))
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
+	rand.NewChaCha8(key).Read(b)
 	return b
 }
 

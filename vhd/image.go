@@ -1,6 +1,7 @@
 package vhd
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -144,6 +145,9 @@ func (m *Image) readFooter() error {
 		m.f, m.footAt = f, at
 		return nil
 	}
+	if errors.Is(tailErr, disk.ErrUnsupported) {
+		return tailErr // intact, but a variant not read
+	}
 	if !hasCopy {
 		if string(b[:8]) != footerCookie && size > footerSize {
 			var c [8]byte
@@ -158,7 +162,11 @@ func (m *Image) readFooter() error {
 	}
 	f, copyErr := parseFooter(b, 0)
 	if copyErr != nil {
-		return disk.Errorf("vhd", disk.ErrCorrupt, "%v; and the copy at offset 0: %v", strings.TrimPrefix(tailErr.Error(), "vhd: "), strings.TrimPrefix(copyErr.Error(), "vhd: "))
+		class := disk.ErrCorrupt
+		if errors.Is(copyErr, disk.ErrUnsupported) {
+			class = disk.ErrUnsupported
+		}
+		return disk.Errorf("vhd", class, "%v; and the copy at offset 0: %v", strings.TrimPrefix(tailErr.Error(), "vhd: "), strings.TrimPrefix(copyErr.Error(), "vhd: "))
 	}
 	if f.diskType == TypeFixed {
 		return disk.Errorf("vhd", disk.ErrCorrupt, "%v; the copy at offset 0 says fixed, which has no copy", strings.TrimPrefix(tailErr.Error(), "vhd: "))
