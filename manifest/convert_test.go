@@ -3,8 +3,10 @@ package manifest
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/diskport/diskport"
@@ -75,7 +77,8 @@ func TestConvertFromManifestURL(t *testing.T) {
 			if _, err := Verify(ctx, m, store, VerifyOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			s, err := OpenStorage(ctx, m, store, StorageOptions{Name: res.ManifestURL})
+			counted := &countingStore{PartStore: store}
+			s, err := OpenStorage(ctx, m, counted, StorageOptions{Name: res.ManifestURL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,6 +90,12 @@ func TestConvertFromManifestURL(t *testing.T) {
 			defer fromParts.Close()
 			if got := convertImage(t, fromParts); !bytes.Equal(got, want) {
 				t.Fatalf("conversion from the manifest differs from the local one (%d vs %d bytes)", len(got), len(want))
+			}
+			// One pass over the parts: no part fetched more than twice (the
+			// footer of a streamOptimized VMDK is read first, then again
+			// in order).
+			if n := counted.n.Load(); n > int64(len(m.Parts))+2 {
+				t.Errorf("%d part fetches for %d parts", n, len(m.Parts))
 			}
 		})
 	}
@@ -107,4 +116,15 @@ func TestDeclaredFormatChecked(t *testing.T) {
 	if _, err := diskport.OpenStorage(s, diskport.Options{Format: m.FileFormat}); err == nil {
 		t.Fatal("VMDK parts opened as the declared VHD")
 	}
+}
+
+// countingStore counts the fetches a store serves.
+type countingStore struct {
+	PartStore
+	n atomic.Int64
+}
+
+func (c *countingStore) OpenPart(ctx context.Context, p *Part, off, n int64) (io.ReadCloser, error) {
+	c.n.Add(1)
+	return c.PartStore.OpenPart(ctx, p, off, n)
 }

@@ -330,3 +330,50 @@ func TestOpenURL(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestStorageNextData walks the data runs of a storage over parts: every
+// byte outside them is zero, and every 4 KiB block inside them that starts
+// a run holds data.
+func TestStorageNextData(t *testing.T) {
+	m, dir, data := created(t, 2<<20+4097, 300<<10)
+	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	var _ disk.SparseStorage = s
+	pos, runs := int64(0), 0
+	for pos < s.Size() {
+		start, end, err := s.NextData(pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if start < pos || end <= start && start != s.Size() || end > s.Size() {
+			t.Fatalf("NextData(%d) = %d, %d", pos, start, end)
+		}
+		if !allZero(data[pos:start]) {
+			t.Fatalf("bytes %d-%d reported as a hole hold data", pos, start)
+		}
+		if start < s.Size() {
+			runs++
+			if allZero(data[start:min(start+zeroBlock, end)]) {
+				t.Fatalf("data run at %d starts with a zero block", start)
+			}
+		}
+		pos = max(end, start)
+		if start == s.Size() {
+			break
+		}
+	}
+	if runs < 3 {
+		t.Fatalf("only %d data runs in a file with zero runs", runs)
+	}
+	if st, en, _ := s.NextData(s.Size()); st != s.Size() || en != s.Size() {
+		t.Fatalf("NextData(Size) = %d, %d", st, en)
+	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -38,7 +39,8 @@ var chunkLimit int64 = MaxChunk
 // [disk.Storage] with random access, safe for concurrent use. Parts are
 // fetched whole (and their length and checksum verified before any byte is
 // used), kept in a small cache, and fetched ahead of a sequential reader
-// with a bounded number of requests in flight.
+// with a bounded number of requests in flight. It is a
+// [disk.SparseStorage]: its zero blocks are reported as holes.
 type Storage struct {
 	m     *Manifest
 	store PartStore
@@ -66,8 +68,37 @@ type chunkRef struct {
 type chunk struct {
 	done chan struct{}
 	data []byte
+	runs []dataRun // the data runs of data, relative to the chunk
 	err  error
 	used int64
+}
+
+// A dataRun is a range of a chunk that is not all zeros, in zeroBlock
+// units.
+type dataRun struct{ start, end int64 }
+
+// zeroBlock is the granularity at which a Storage finds zeros in a part:
+// qemu-img's default (-S 4k).
+const zeroBlock = 4096
+
+var zeroes [zeroBlock]byte
+
+// dataRuns returns the runs of b that are not whole zero blocks.
+func dataRuns(b []byte) []dataRun {
+	var runs []dataRun
+	for off := 0; off < len(b); off += zeroBlock {
+		blk := b[off:min(off+zeroBlock, len(b))]
+		if bytes.Equal(blk, zeroes[:len(blk)]) {
+			continue
+		}
+		end := int64(off + len(blk))
+		if n := len(runs); n > 0 && runs[n-1].end == int64(off) {
+			runs[n-1].end = end
+		} else {
+			runs = append(runs, dataRun{int64(off), end})
+		}
+	}
+	return runs
 }
 
 // OpenStorage returns the file m describes, read from store. ctx bounds
@@ -149,9 +180,41 @@ func (s *Storage) chunkAt(off int64) int {
 	return sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i].fileStart+s.chunks[i].n > off }) // first chunk ending after off
 }
 
+// NextData returns the first run at or after off that is not all zeros,
+// at a granularity of 4 KiB: [start, end), start == Size() when only zeros
+// follow. It fetches the parts it looks into, so a converter skips the
+// zeros of a raw image read from parts as it does the holes of a sparse
+// local file.
+func (s *Storage) NextData(off int64) (start, end int64, err error) {
+	if off < 0 {
+		return 0, 0, fmt.Errorf("%s: negative offset %d", s.opts.Name, off)
+	}
+	for ci := s.chunkAt(off); ci < len(s.chunks); ci++ {
+		c, err := s.getChunk(ci)
+		if err != nil {
+			return 0, 0, err
+		}
+		base := s.chunks[ci].fileStart
+		for _, r := range c.runs {
+			if base+r.end > off {
+				return max(base+r.start, off), base + r.end, nil
+			}
+		}
+	}
+	return s.size, s.size, nil
+}
+
 // get returns chunk i's bytes, fetching it if needed, and starts fetching
 // the chunks after it when the reader moves forward.
 func (s *Storage) get(i int) ([]byte, error) {
+	c, err := s.getChunk(i)
+	if err != nil {
+		return nil, err
+	}
+	return c.data, nil
+}
+
+func (s *Storage) getChunk(i int) (*chunk, error) {
 	s.mu.Lock()
 	c := s.lookup(i)
 	// Read ahead while the reader moves forward through the file; several
@@ -176,7 +239,7 @@ func (s *Storage) get(i int) ([]byte, error) {
 		s.mu.Unlock()
 		return nil, c.err
 	}
-	return c.data, nil
+	return c, nil
 }
 
 // lookup returns chunk i's cache entry, starting its fetch if absent.
@@ -231,6 +294,9 @@ func (s *Storage) fetch(i int, c *chunk) {
 		c.data, c.err = fetchPart(s.ctx, s.store, p, make([]byte, p.Length))
 	} else {
 		c.data, c.err = s.fetchRange(p, ref.off, ref.n)
+	}
+	if c.err == nil {
+		c.runs = dataRuns(c.data)
 	}
 	if c.err == nil && s.opts.Progress != nil {
 		s.progressMu.Lock()
