@@ -24,12 +24,16 @@ import (
 	"github.com/diskport/diskport/raw"
 )
 
-// testKeys are the EC2 and user key pairs the tests bundle with.
+// testKeys are the EC2 and user key pairs the tests bundle with
+// (testdata/README.md).
 var testKeys = sync.OnceValue(func() [2]*rsa.PrivateKey {
 	var k [2]*rsa.PrivateKey
-	for i := range k {
-		var err error
-		if k[i], err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+	for i, name := range []string{"testdata/ec2-key.pem", "testdata/user-key.pem"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			panic(err)
+		}
+		if k[i], err = ParsePrivateKeyPEM(b); err != nil {
 			panic(err)
 		}
 	}
