@@ -140,7 +140,7 @@ func buildVHD(sp spec) []byte {
 	for i := range batLen / 4 {
 		be.PutUint32(bat[4*i:], unallocated)
 	}
-	bitmapLen := (bs/512/8 + 511) / 512 * 512
+	bitmapLen := ((bs/512+7)/8 + 511) / 512 * 512
 	var blocks []byte
 	for i := range int(nblocks) {
 		blk, ok := sp.blocks[i]

@@ -251,3 +251,28 @@ func TestSampleFatDifferential(t *testing.T) {
 		t.Errorf("%d sectors from the child, %d from the parent", child, fromParent)
 	}
 }
+
+// TestSmallBlocks: blocks of 512 B to 4 KiB still have a one-sector
+// bitmap; a dynamic parent and a differencing child of such blocks read
+// as built.
+func TestSmallBlocks(t *testing.T) {
+	for _, bs := range []uint32{512, 1024, 2048, 4096} {
+		nsec := int(bs / 512)
+		ps := spec{diskType: TypeDynamic, size: uint64(7*bs + 512), blockSize: bs, uniqueID: [16]byte{byte(bs >> 8)},
+			blocks: map[int]specBlock{
+				0: {data: pattern(50, int(bs))},
+				3: {data: pattern(53, int(bs)), bitmap: bitmapOf(nsec, func(i int) bool { return i%2 == 1 })},
+				7: {data: pattern(57, 512)},
+			}}
+		cs := spec{diskType: TypeDifferencing, size: ps.size, blockSize: bs, parentID: ps.uniqueID, parentName: "p",
+			blocks: map[int]specBlock{
+				3: {data: pattern(63, int(bs)), bitmap: bitmapOf(nsec, func(i int) bool { return i == 0 })},
+				4: {data: pattern(64, int(bs))},
+			}}
+		parent := mustOpen(t, "p", buildVHD(ps), Options{})
+		wantParent := expectDisk(ps, nil)
+		disktest.Check(t, parent, bytes.NewReader(wantParent))
+		child := mustOpen(t, "c", buildVHD(cs), Options{Parent: parent})
+		disktest.Check(t, child, bytes.NewReader(expectDisk(cs, wantParent)))
+	}
+}

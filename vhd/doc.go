@@ -62,6 +62,10 @@
 //   - Bitmaps: qemu ignores them and reads the block's data area, so a
 //     dynamic disk whose writer left non-zero bytes in sectors marked absent
 //     reads differently (zeros here, as the specification says).
+//   - Blocks smaller than 4 KiB: the sector bitmap holds one bit per sector
+//     padded to a whole sector, so it takes 512 bytes; qemu computes
+//     (blockSize/4096 + 511) &^ 511 = 0 bytes and reads the bitmap as data.
+//     Such block sizes are untested by Microsoft and never written by qemu.
 //   - qemu checks only that the last block ends within the file; diskport
 //     also rejects blocks that overlap metadata or each other, locators
 //     outside the file, and a bad dynamic header checksum.

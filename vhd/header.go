@@ -124,8 +124,8 @@ func parseHeader(b []byte, where int64) (*header, error) {
 // bitmapBytes returns the on-disk size of a block's sector bitmap: one bit
 // per sector, rounded up to a whole sector.
 func (h *header) bitmapBytes() uint64 {
-	bits := uint64(h.blockSize) / disk.SectorSize
-	return (bits/8 + disk.SectorSize - 1) / disk.SectorSize * disk.SectorSize
+	bytes := (uint64(h.blockSize)/disk.SectorSize + 7) / 8
+	return (bytes + disk.SectorSize - 1) / disk.SectorSize * disk.SectorSize
 }
 
 // decodeUTF16 decodes a NUL-terminated UTF-16 string in the given byte
