@@ -251,7 +251,7 @@ func TestManifestShape(t *testing.T) {
 func TestUnbundleRefuses(t *testing.T) {
 	golden := testimg.Golden(t, testimg.Spec{Size: 3 << 20, Seed: 3})
 	opt := testOptions("img")
-	opt.PartSize = 1 << 20
+	opt.PartSize = 256 << 10
 	dir, m := bundleToDir(t, openRaw(t, golden), opt)
 	if len(m.Image.Parts.Part) < 2 {
 		t.Fatalf("bundle has %d parts, want several", len(m.Image.Parts.Part))

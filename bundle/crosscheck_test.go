@@ -51,7 +51,7 @@ func TestOpenSSLUnbundles(t *testing.T) {
 	userKeyPEM, _ := writePEM(t, work, "user", userKey())
 	ec2KeyPEM, _ := writePEM(t, work, "ec2", ec2Key())
 	opt := testOptions("vol")
-	opt.PartSize = 1 << 20
+	opt.PartSize = 256 << 10
 	dir, m := bundleToDir(t, openRaw(t, golden), opt)
 	if len(m.Image.Parts.Part) < 2 {
 		t.Fatalf("want several parts, got %d", len(m.Image.Parts.Part))

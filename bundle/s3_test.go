@@ -54,12 +54,12 @@ func TestPostPolicyRoundTrip(t *testing.T) {
 	prefix := "bundles/vol"
 	policy := NewPolicy(s.Bucket, prefix, time.Now().Add(time.Hour)).Encode()
 	sig := SignPolicy(srv.SecretKey, policy)
-	if _, err := CheckPolicy(policy, Grant{Bucket: s.Bucket, Prefix: prefix, Signature: sig, Secret: srv.SecretKey, MaxObjectSize: 1 << 20}); err != nil {
+	if _, err := CheckPolicy(policy, Grant{Bucket: s.Bucket, Prefix: prefix, Signature: sig, Secret: srv.SecretKey, MaxObjectSize: 256 << 10}); err != nil {
 		t.Fatal(err)
 	}
 	sink := &PostSink{Endpoint: srv.Endpoint, Bucket: s.Bucket, AccessKeyID: srv.AccessKey, Policy: policy, Signature: sig}
 	opt := testOptions(prefix)
-	opt.PartSize = 1 << 20
+	opt.PartSize = 256 << 10
 	m, err := Write(context.Background(), openRaw(t, golden), sink, opt)
 	if err != nil {
 		t.Fatalf("Write to MinIO: %v", err)
@@ -184,7 +184,7 @@ func TestFormatsRoundTripS3(t *testing.T) {
 			policy := NewPolicy(s.Bucket, prefix, time.Now().Add(time.Hour)).Encode()
 			sink := &PostSink{Endpoint: srv.Endpoint, Bucket: s.Bucket, AccessKeyID: srv.AccessKey, Policy: policy, Signature: SignPolicy(srv.SecretKey, policy)}
 			opt := testOptions(prefix)
-			opt.PartSize = 1 << 20
+			opt.PartSize = 256 << 10
 			if _, err := Write(context.Background(), img, sink, opt); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
