@@ -84,9 +84,10 @@ func (o *SplitOptions) partSize() int64 {
 	return o.PartSize
 }
 
-// MaxPartSize is the largest part size [Create] and [Upload] cut: S3's
-// limit for one PUT.
-const MaxPartSize = 5 << 30
+// MaxPartSize is the largest part size [Create] and [Upload] cut (1 GiB:
+// parts are held in memory while they are hashed and sent; S3 takes up to
+// 5 GiB in one PUT, and every known writer uses 10 MiB).
+const MaxPartSize = 1 << 30
 
 // describe sniffs the image and builds the manifest skeleton: format,
 // sizes, part ranges and keys, without checksums or URLs.

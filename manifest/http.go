@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/diskport/diskport/disk"
@@ -34,6 +35,16 @@ type HTTPStore struct {
 	// Backoff is the first retry's delay, doubled each time; 0 means
 	// 200ms.
 	Backoff time.Duration
+	// IdleTimeout is how long a response body may send nothing before the
+	// request is abandoned and retried; 0 means 60s.
+	IdleTimeout time.Duration
+}
+
+func (h *HTTPStore) idle() time.Duration {
+	if h.IdleTimeout <= 0 {
+		return 60 * time.Second
+	}
+	return h.IdleTimeout
 }
 
 var defaultHTTPClient = &http.Client{
@@ -154,6 +165,9 @@ type httpBody struct {
 	off, n  int64 // what is left to read
 	body    io.ReadCloser
 	attempt int
+	cancel  context.CancelFunc // cancels the current request
+	watch   *time.Timer        // fires cancel when the body stalls
+	stalled atomic.Bool
 }
 
 // open issues the request for what is left, retrying transient failures.
@@ -190,7 +204,22 @@ func (r *httpBody) retry(err error) bool {
 }
 
 func (r *httpBody) try() error {
-	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.url, nil)
+	ctx, cancel := context.WithCancel(r.ctx)
+	r.cancel = cancel
+	r.stalled.Store(false)
+	r.watch = time.AfterFunc(r.h.idle(), func() { r.stalled.Store(true); cancel() })
+	err := r.request(ctx)
+	if err != nil {
+		r.drop()
+		if r.stalled.Load() {
+			err = fmt.Errorf("no response for %v", r.h.idle())
+		}
+	}
+	return err
+}
+
+func (r *httpBody) request(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
 		return err
 	}
@@ -268,6 +297,12 @@ func (r *httpBody) Read(p []byte) (int, error) {
 		k, err := r.body.Read(p)
 		r.off += int64(k)
 		r.n -= int64(k)
+		if k > 0 {
+			r.watch.Reset(r.h.idle())
+		}
+		if err != nil && r.stalled.Load() {
+			err = fmt.Errorf("no data for %v", r.h.idle())
+		}
 		if k > 0 || err == nil {
 			if err == io.EOF && r.n > 0 {
 				r.drop()
@@ -289,6 +324,11 @@ func (r *httpBody) drop() {
 	if r.body != nil {
 		r.body.Close()
 		r.body = nil
+	}
+	if r.watch != nil {
+		r.watch.Stop()
+		r.cancel()
+		r.watch, r.cancel = nil, nil
 	}
 }
 

@@ -29,12 +29,13 @@ type partServer struct {
 	mu       sync.Mutex
 	status   map[string][]int // statuses to answer before serving
 	drop     map[string]int   // times to cut the body half-way
+	stall    map[string]int   // times to stop sending half-way
 	requests map[string]int
 	ranges   int
 }
 
 func newPartServer(t testing.TB, dir string) *partServer {
-	s := &partServer{dir: dir, status: map[string][]int{}, drop: map[string]int{}, requests: map[string]int{}}
+	s := &partServer{dir: dir, status: map[string][]int{}, drop: map[string]int{}, stall: map[string]int{}, requests: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -55,6 +56,10 @@ func (s *partServer) serve(w http.ResponseWriter, r *http.Request) {
 	if drop {
 		s.drop[name]--
 	}
+	stall := s.stall[name] > 0
+	if stall {
+		s.stall[name]--
+	}
 	s.mu.Unlock()
 	if status == http.StatusForbidden {
 		w.WriteHeader(status)
@@ -68,6 +73,14 @@ func (s *partServer) serve(w http.ResponseWriter, r *http.Request) {
 	b, err := os.ReadFile(filepath.Join(s.dir, name))
 	if err != nil {
 		http.Error(w, "<Error><Code>NoSuchKey</Code></Error>", http.StatusNotFound)
+		return
+	}
+	if stall {
+		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(b[:len(b)/2])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
 		return
 	}
 	if drop {
@@ -190,6 +203,27 @@ func TestHTTPRetries(t *testing.T) {
 	}
 	if _, err := Verify(context.Background(), m, fastStore(), VerifyOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHTTPStall: a server that stops sending mid-part is abandoned after
+// the idle timeout and the part fetched again from where it stopped.
+func TestHTTPStall(t *testing.T) {
+	m, dir, data := created(t, 512<<10, 256<<10)
+	m, srv := served(t, m, dir)
+	srv.stall["disk.img.part1"] = 1
+	store := &HTTPStore{Backoff: time.Millisecond, IdleTimeout: 200 * time.Millisecond}
+	s, _ := OpenStorage(context.Background(), m, store, StorageOptions{})
+	if !bytes.Equal(readAll(t, s), data) {
+		t.Fatal("read differs")
+	}
+	if srv.count("disk.img.part1") != 2 || srv.ranges != 1 {
+		t.Fatalf("%d requests, %d ranges", srv.count("disk.img.part1"), srv.ranges)
+	}
+	srv.stall["disk.img.part0"] = 10
+	_, err := Verify(context.Background(), m, &HTTPStore{Backoff: time.Millisecond, IdleTimeout: 100 * time.Millisecond, Retries: 1}, VerifyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "part 0 (bytes 0-262143)") || !strings.Contains(err.Error(), "no data for 100ms") {
+		t.Fatalf("err = %v", err)
 	}
 }
 

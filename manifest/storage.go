@@ -17,7 +17,7 @@ type StorageOptions struct {
 	// far ahead of a sequential reader the storage reads; 0 means 4.
 	Parallel int
 	// CacheChunks is how many chunks are kept in memory; 0 means
-	// 2*Parallel+2. It is raised to Parallel+2 if lower.
+	// Parallel+3. It is raised to Parallel+2 if lower.
 	CacheChunks int
 	// Name is what Name returns; "" means "manifest".
 	Name string
@@ -30,7 +30,7 @@ type StorageOptions struct {
 // whole. Larger parts (single-part manifests of whole images) are read in
 // ranges of MaxChunk bytes; their checksums are not checked on the way (use
 // [Verify]).
-const MaxChunk = 64 << 20
+const MaxChunk = 32 << 20
 
 // chunkLimit is MaxChunk; tests lower it.
 var chunkLimit int64 = MaxChunk
@@ -111,7 +111,7 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 		opts.Parallel = 4
 	}
 	if opts.CacheChunks <= 0 {
-		opts.CacheChunks = 2*opts.Parallel + 2
+		opts.CacheChunks = opts.Parallel + 3
 	}
 	opts.CacheChunks = max(opts.CacheChunks, opts.Parallel+2)
 	if opts.Name == "" {

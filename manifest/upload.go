@@ -24,7 +24,8 @@ type UploadOptions struct {
 	Bucket string
 	// Prefix goes before every object key (a "/" is added when missing).
 	Prefix string
-	// Parallel is how many parts are uploaded at once; 0 means 4.
+	// Parallel is how many parts are uploaded at once; 0 means 4. It is
+	// lowered for large parts so their buffers stay within 1 GiB.
 	Parallel int
 	// Expires is how long the presigned URLs stay valid; 0 means 7 days
 	// (the SigV4 maximum) or 30 days with SigV2.
@@ -46,6 +47,10 @@ type UploadResult struct {
 	// present with the right checksum (a resumed upload).
 	Uploaded, Skipped int
 }
+
+// uploadMemory bounds the part buffers of an upload: fewer parts go at once
+// when parts are large.
+const uploadMemory = 1 << 30
 
 // metaSHA256 is the user metadata under which a part's SHA-256 is stored
 // (x-amz-meta-diskport-sha256), so a resumed upload can tell which parts
@@ -110,6 +115,8 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if par <= 0 {
 		par = 4
 	}
+	// Keep the part buffers within uploadMemory.
+	par = max(1, min(par, int(uploadMemory/opts.partSize())-1))
 	res := &UploadResult{Manifest: m}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

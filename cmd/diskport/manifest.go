@@ -74,7 +74,7 @@ func (f *splitFlags) options() (manifest.SplitOptions, error) {
 		return manifest.SplitOptions{}, usageError("%v", err)
 	}
 	if f.partSize <= 0 || f.partSize > manifest.MaxPartSize {
-		return manifest.SplitOptions{}, usageError("--part-size must be between 1 byte and 5 GiB")
+		return manifest.SplitOptions{}, usageError("--part-size must be between 1 byte and 1 GiB")
 	}
 	if f.volumeSize < 0 {
 		return manifest.SplitOptions{}, usageError("--volume-size must be positive")
