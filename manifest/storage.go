@@ -17,7 +17,7 @@ type StorageOptions struct {
 	// far ahead of a sequential reader the storage reads; 0 means 4.
 	Parallel int
 	// CacheChunks is how many chunks are kept in memory; 0 means
-	// Parallel+3. It is raised to Parallel+2 if lower.
+	// 2*Parallel+2. It is raised to Parallel+2 if lower.
 	CacheChunks int
 	// Name is what Name returns; "" means "manifest".
 	Name string
@@ -111,7 +111,7 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 		opts.Parallel = 4
 	}
 	if opts.CacheChunks <= 0 {
-		opts.CacheChunks = opts.Parallel + 3
+		opts.CacheChunks = 2*opts.Parallel + 2
 	}
 	opts.CacheChunks = max(opts.CacheChunks, opts.Parallel+2)
 	if opts.Name == "" {
