@@ -16,6 +16,7 @@ import (
 type orderedHash struct {
 	c      *converter
 	window int
+	bufs   bufList
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -30,7 +31,9 @@ type orderedHash struct {
 }
 
 func newOrderedHash(c *converter, j *journal) *orderedHash {
-	o := &orderedHash{c: c, window: c.workers + 2, pending: map[int]*[]piece{}, h: sha256.New()}
+	window := c.workers + 2
+	o := &orderedHash{c: c, window: window, pending: map[int]*[]piece{}, h: sha256.New(),
+		bufs: make(bufList, window*segmentSize/bufferSize)}
 	o.cond = sync.NewCond(&o.mu)
 	if j.hashState != nil {
 		if err := o.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(j.hashState); err == nil {
@@ -112,8 +115,7 @@ func (o *orderedHash) consume(seg int, ps []piece) error {
 		}
 		o.h.Write(p.data)
 		if p.pooled {
-			b := p.data[:cap(p.data)]
-			bufPool.Put(&b)
+			o.bufs.put(p.data)
 		}
 	}
 	return nil

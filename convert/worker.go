@@ -39,7 +39,26 @@ type piece struct {
 	pooled bool
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufferSize); return &b }}
+// bufList is a bounded free list of buffers for pieces waiting to be
+// hashed. The hash window caps how many are in use; the list only keeps
+// them from being allocated again.
+type bufList chan []byte
+
+func (l bufList) get() []byte {
+	select {
+	case b := <-l:
+		return b
+	default:
+		return make([]byte, bufferSize)
+	}
+}
+
+func (l bufList) put(b []byte) {
+	select {
+	case l <- b[:cap(b)]:
+	default:
+	}
+}
 
 // checkpointEvery is how often the journal records finished segments.
 var checkpointEvery = 250 * time.Millisecond
@@ -159,7 +178,7 @@ func (c *converter) segment(ctx context.Context, i int, buf []byte) ([]piece, er
 			k := min(int64(len(buf)), e.End()-off)
 			b := buf[:k]
 			if keep {
-				b = (*bufPool.Get().(*[]byte))[:k]
+				b = c.hash.bufs.get()[:k]
 			}
 			if _, err := c.src.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && off+k == c.total) {
 				return nil, err

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 )
@@ -53,7 +54,15 @@ var (
 	stderr io.Writer = os.Stderr
 )
 
+// memoryLimit is the soft limit on the Go heap (unless GOMEMLIMIT is
+// set): conversions hold bounded buffers, and the limit keeps the garbage
+// collector from letting the heap grow to twice what is live.
+const memoryLimit = 96 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -25,7 +25,7 @@ import (
 
 // genVersion changes whenever the golden generator changes its output, so
 // cached goldens and everything made from them are rebuilt.
-const genVersion = "golden-v1"
+const genVersion = "golden-v2"
 
 // CacheDir returns the cache directory, creating it.
 func CacheDir(t testing.TB) string {
