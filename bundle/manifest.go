@@ -172,7 +172,7 @@ func ReadManifest(data []byte) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{}
-	if err := xml.Unmarshal(data, m); err != nil {
+	if err := newXMLDecoder(data).Decode(m); err != nil {
 		return nil, corrupt("manifest is not valid XML: %v", err)
 	}
 	m.signed = signed
@@ -242,7 +242,7 @@ func checkPartName(name string) error {
 // signedText returns the raw bytes of the manifest's top-level
 // machine_configuration and image elements, concatenated.
 func signedText(data []byte) ([]byte, error) {
-	d := xml.NewDecoder(bytes.NewReader(data))
+	d := newXMLDecoder(data)
 	var mc, im []byte
 	depth := 0
 	for {
@@ -286,4 +286,29 @@ func signedText(data []byte) ([]byte, error) {
 		return nil, corrupt("manifest lacks its machine_configuration or image element")
 	}
 	return append(append([]byte(nil), mc...), im...), nil
+}
+
+// newXMLDecoder returns a decoder for a manifest. euca2ools declares
+// encoding='ASCII', which encoding/xml refuses without a CharsetReader;
+// ASCII is a subset of UTF-8 and Latin-1 maps byte for byte to runes.
+func newXMLDecoder(data []byte) *xml.Decoder {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	d.CharsetReader = func(label string, r io.Reader) (io.Reader, error) {
+		switch strings.ToLower(label) {
+		case "ascii", "us-ascii", "utf8":
+			return r, nil
+		case "iso-8859-1", "latin1", "latin-1":
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return nil, err
+			}
+			u := make([]rune, len(b))
+			for i, c := range b {
+				u[i] = rune(c)
+			}
+			return strings.NewReader(string(u)), nil
+		}
+		return nil, fmt.Errorf("unsupported encoding %q", truncate(label, 20))
+	}
+	return d
 }
