@@ -1,6 +1,7 @@
 package vhd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -315,9 +316,9 @@ func (m *Image) BlockSize() int64 { return m.blockSize }
 func (m *Image) Info() disk.Info {
 	f := m.f
 	sp := map[string]any{
-		"creator_app":     strings.TrimRight(printable(f.creatorApp[:]), ` \x00`),
+		"creator_app":     printable(bytes.TrimRight(f.creatorApp[:], " \x00")),
 		"creator_version": f.creatorVersionString(),
-		"creator_os":      strings.TrimRight(printable(f.creatorOS[:]), ` \x00`),
+		"creator_os":      printable(bytes.TrimRight(f.creatorOS[:], " \x00")),
 		"disk_type":       typeName(f.diskType),
 		"current_size":    int64(f.currentSize),
 		"original_size":   int64(f.originalSize),

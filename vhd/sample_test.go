@@ -133,8 +133,8 @@ func TestSampleD2V(t *testing.T) {
 		}
 	}
 	disktest.Check(t, m, zeroReader{})
-	if n := m.Info().Specific["allocated_blocks"]; n != int64(126) {
-		t.Errorf("allocated_blocks %v, want 126", n)
+	if sp := m.Info().Specific; sp["allocated_blocks"] != int64(126) || sp["creator_app"] != "d2v" || sp["creator_os"] != "Wi2k" {
+		t.Errorf("Info.Specific %v, want 126 allocated blocks, creator d2v on Wi2k", sp)
 	}
 }
 
