@@ -10,13 +10,14 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/convert"
+	"github.com/diskport/diskport/disk"
 )
 
 func init() {
 	c := &command{
 		name:    "convert",
 		summary: "convert an image to a raw, EBS-sized volume",
-		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [--progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] SRC DST",
+		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [--progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] (SRC | --manifest PATH_OR_URL) DST",
 	}
 	c.run = func(args []string) error {
 		fs := c.flags()
@@ -32,9 +33,18 @@ func init() {
 		noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 		zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
 		workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
-		pos, err := c.parse(fs, args, 2, 2)
+		man := fs.String("manifest", "", "convert the image an EC2 import manifest's parts hold (a path or URL), without reassembling it")
+		pos, err := c.parse(fs, args, 1, 2)
 		if err != nil {
 			return err
+		}
+		if *man != "" {
+			if len(pos) != 1 {
+				return usageError("with --manifest, give only DST")
+			}
+			pos = []string{*man, pos[0]}
+		} else if len(pos) != 2 {
+			return usageError("give SRC and DST")
 		}
 		if *exact && *volGiB != 0 {
 			return usageError("--exact-size and --volume-size exclude each other")
@@ -45,7 +55,17 @@ func init() {
 		if *checksum != "" && *checksum != "sha256" {
 			return usageError("--checksum supports sha256, not %q", *checksum)
 		}
-		im, err := img.open(pos[0])
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		var im disk.Image
+		if *man != "" {
+			if img.format != "" || len(img.parents) > 0 {
+				return usageError("with --manifest the format is the manifest's file-format, and there are no parents")
+			}
+			im, err = openManifestImage(ctx, *man, nil)
+		} else {
+			im, err = img.open(pos[0])
+		}
 		if err != nil {
 			return err
 		}
@@ -70,8 +90,6 @@ func init() {
 		if rep != nil {
 			opts.Progress = rep.update
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
 		res, err := convert.Convert(ctx, im, pos[1], opts)
 		rep.finish()
 		if err != nil {

@@ -135,3 +135,30 @@ func TestConvertTooSmall(t *testing.T) {
 		t.Fatalf("left %v behind", ents)
 	}
 }
+
+// TestConvertFromManifest splits a VMDK into manifest parts and converts
+// it from the parts: the volume equals converting the file itself.
+func TestConvertFromManifest(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 9<<20 + 512, Seed: 5})
+	img := testimg.Make(t, g, "vmdk", "subformat=monolithicSparse")
+	dir := t.TempDir()
+	if code, _, errOut := call(t, "manifest", "create", "--part-size", "1MiB", "--format", "vmdk", img, dir); code != 0 {
+		t.Fatalf("manifest create: %d %s", code, errOut)
+	}
+	man := filepath.Join(dir, filepath.Base(img)+".manifest.xml")
+	a, b := filepath.Join(dir, "a.raw"), filepath.Join(dir, "b.raw")
+	if code, _, errOut := call(t, "convert", "--no-sync", "--manifest", man, a); code != 0 {
+		t.Fatalf("convert --manifest: %d %s", code, errOut)
+	}
+	if code, _, errOut := call(t, "convert", "--no-sync", img, b); code != 0 {
+		t.Fatalf("convert: %d %s", code, errOut)
+	}
+	x, _ := os.ReadFile(a)
+	y, _ := os.ReadFile(b)
+	if len(x) != 1<<30 || !bytes.Equal(x, y) {
+		t.Fatal("converting from the manifest differs from converting the file")
+	}
+	if code, _, _ := call(t, "convert", "--manifest", man, "--format", "raw", filepath.Join(dir, "c")); code != 2 {
+		t.Fatalf("--manifest with --format: exit %d, want 2", code)
+	}
+}
