@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -69,8 +68,8 @@ func findOrBuild() (string, error) {
 	}
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
-		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if !isExecutable(goCmd) {
+		goCmd = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		if os.Getenv("GOROOT") == "" || !isExecutable(goCmd) {
 			return "", errNoGo
 		}
 	}
