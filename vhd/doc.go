@@ -51,6 +51,10 @@
 //     Server ("vs  ") and qemu without force_size ("qemu") to the CHS size.
 //     diskport uses the current size, so its output is as long or longer;
 //     the extra bytes are what the disk holds there (zeros in practice).
+//   - A current size that is not a multiple of 512 (no known writer makes
+//     one): diskport rounds up and reads zeros past the current size; qemu
+//     rounds down, and fails to open such a fixed disk at all ("invalid VPC
+//     image": it looks for the footer at the file size rounded up).
 //   - Differencing disks: qemu opens them as dynamic disks and ignores the
 //     parent, silently returning wrong data; diskport refuses them without
 //     a parent and reads through the parent when given one.
