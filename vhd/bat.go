@@ -8,6 +8,9 @@ import (
 	"github.com/diskport/diskport/disk"
 )
 
+// batChunk is how many BAT entries loadBAT reads at a time.
+const batChunk = 16 << 10
+
 // A region is a range of the file holding metadata, which no block may
 // overlap.
 type region struct {
@@ -59,16 +62,20 @@ func loadBAT(s disk.Storage, h *header, l layout) (bat []uint32, blockBytes uint
 		meta = append(meta, region{fmt.Sprintf("parent locator %d (%s)", i, loc.Platform), uint64(loc.Offset), uint64(loc.Offset + loc.Length)})
 	}
 
-	raw := make([]byte, 4*nblocks) // ≤ tableBytes ≤ file size
-	if err := disk.ReadFull(s, "vhd", "BAT", raw, int64(h.tableOffset)); err != nil {
-		return nil, 0, err
+	bat = make([]uint32, nblocks) // 4*nblocks ≤ tableBytes ≤ file size
+	raw := make([]byte, 4*min(nblocks, batChunk))
+	for i := uint64(0); i < nblocks; i += batChunk {
+		b := raw[:4*min(batChunk, nblocks-i)]
+		if err := disk.ReadFull(s, "vhd", "BAT", b, int64(h.tableOffset+4*i)); err != nil {
+			return nil, 0, err
+		}
+		for k := range len(b) / 4 {
+			bat[i+uint64(k)] = binary.BigEndian.Uint32(b[4*k:])
+		}
 	}
-	bat = make([]uint32, nblocks)
 	var order []uint32 // allocated block numbers
 	bitmap := h.bitmapBytes()
-	for i := range bat {
-		e := binary.BigEndian.Uint32(raw[4*i:])
-		bat[i] = e
+	for i, e := range bat {
 		if e == unallocated {
 			continue
 		}
