@@ -212,7 +212,7 @@ func TestHTTPStall(t *testing.T) {
 	m, dir, data := created(t, 512<<10, 256<<10)
 	m, srv := served(t, m, dir)
 	srv.stall["disk.img.part1"] = 1
-	store := &HTTPStore{Backoff: time.Millisecond, IdleTimeout: 200 * time.Millisecond}
+	store := &HTTPStore{Backoff: time.Millisecond, IdleTimeout: time.Second}
 	s, _ := OpenStorage(context.Background(), m, store, StorageOptions{})
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")

@@ -19,7 +19,8 @@ type StorageOptions struct {
 	// CacheChunks is how many chunks are kept in memory; 0 means
 	// 2*Parallel+2. It is raised to Parallel+2 if lower.
 	CacheChunks int
-	// Name is what Name returns; "" means "manifest".
+	// Name is what Name returns, without the query of a URL (the
+	// signature of a presigned one); "" means "manifest".
 	Name string
 	// Progress, when set, is called with the number of bytes of each chunk
 	// fetched. Calls are serialised.
@@ -117,6 +118,7 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 	if opts.Name == "" {
 		opts.Name = "manifest"
 	}
+	opts.Name = redact(opts.Name) // a presigned URL's query is a credential
 	s := &Storage{m: m, store: store, ctx: ctx, opts: opts, size: m.FileSize(),
 		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1}
 	for i := range m.Parts {

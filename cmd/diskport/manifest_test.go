@@ -139,7 +139,7 @@ func TestUploadResumeAfterKill(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	g := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 5})
 	bucket := s.Bucket(t)
-	args := []string{"upload", "--endpoint", s.Endpoint, "--bucket", bucket, "--part-size", "32KiB", "--parallel", "1", g}
+	args := []string{"upload", "--endpoint", s.Endpoint, "--bucket", bucket, "--part-size", "16KiB", "--parallel", "1", g}
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), "DISKPORT_HELPER_PROCESS=1")
 	if err := cmd.Start(); err != nil {
@@ -159,7 +159,7 @@ func TestUploadResumeAfterKill(t *testing.T) {
 		return n
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for parts() < 8 {
+	for parts() < 4 {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			t.Fatal("upload stored no parts within 60s")
@@ -169,7 +169,7 @@ func TestUploadResumeAfterKill(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	stored := parts()
-	if stored >= 128 {
+	if stored >= 256 {
 		t.Fatalf("upload finished before it was killed (%d parts)", stored)
 	}
 	code, out, errText := call(t, args...)
@@ -184,7 +184,7 @@ func TestUploadResumeAfterKill(t *testing.T) {
 	} else if _, err := fmt.Sscanf(errText[strings.LastIndex(errText[:i-1], " ")+1:], "%d parts sent, %d already there", &sent, &there); err != nil {
 		t.Fatalf("resumed upload says %q: %v", errText, err)
 	}
-	if there < stored || sent+there != 128 || sent == 0 {
+	if there < stored || sent+there != 256 || sent == 0 {
 		t.Fatalf("resumed upload: %d sent, %d already there; %d were stored", sent, there, stored)
 	}
 	if code, vout, verr := call(t, "manifest", "verify", strings.TrimSpace(out)); code != 0 {
