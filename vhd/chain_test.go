@@ -3,6 +3,7 @@ package vhd
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"iter"
@@ -135,6 +136,9 @@ func TestDifferencingChain(t *testing.T) {
 	info := child.Info()
 	if info.Subformat != "differencing" || info.Specific["parent_name"] != `D:\vms\base.vhd` || child.ParentName() != `D:\vms\base.vhd` {
 		t.Errorf("Info %+v", info)
+	}
+	if js, err := json.Marshal(info); err != nil || !strings.Contains(string(js), `"parent_locators":[{"platform":"W2ku"`) {
+		t.Errorf("Info as JSON: %s, %v", js, err)
 	}
 	locs := child.ParentLocators()
 	if len(locs) != 2 || locs[0].Platform != "W2ku" || locs[0].Path != `D:\vms\base.vhd` || locs[1].Platform != "W2ru" || locs[1].Path != `.\base.vhd` {

@@ -254,3 +254,14 @@ func checkAgainstSpec(t *testing.T, m *Image) {
 		t.Fatalf("byte %d differs", i)
 	}
 }
+
+// TestHugeMaxVirtualSize: a caller's huge limit does not let the size
+// arithmetic overflow.
+func TestHugeMaxVirtualSize(t *testing.T) {
+	b := hostileBase()
+	editFooters(b, func(f []byte) { be.PutUint64(f[48:], 1<<63-1) })
+	_, err := Open(disk.NewMemStorage("huge.vhd", b), Options{MaxVirtualSize: 1<<63 - 1})
+	if !errors.Is(err, disk.ErrTooLarge) {
+		t.Fatalf("error %v, want ErrTooLarge", err)
+	}
+}

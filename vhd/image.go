@@ -28,8 +28,9 @@ type Options struct {
 	// converted to raw, say) is taken on the caller's word. Parent is
 	// ignored for fixed and dynamic disks.
 	Parent disk.Image
-	// MaxVirtualSize caps the virtual size; 0 means DefaultMaxVirtualSize.
-	// A larger disk is refused with disk.ErrTooLarge.
+	// MaxVirtualSize caps the virtual size; 0 means DefaultMaxVirtualSize,
+	// and values above 2^62 count as 2^62. A larger disk is refused with
+	// disk.ErrTooLarge.
 	MaxVirtualSize int64
 }
 
@@ -92,6 +93,7 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxVirtualSize
 	}
+	maxSize = min(maxSize, 1<<62) // keep size arithmetic far from overflow
 	m := &Image{s: s}
 	if err := m.readFooter(); err != nil {
 		return nil, err
