@@ -27,5 +27,10 @@ build:
 bench: deps
 	$(GO) run ./bench/compare
 
+## fuzz: run every fuzz target for FUZZTIME each (seed corpora run in `make test`)
+FUZZTIME ?= 60s
+fuzz:
+	sh fuzz/run.sh $(FUZZTIME)
+
 clean:
 	rm -rf bin demo
