@@ -15,7 +15,7 @@ const (
 // openCOWD opens a COWD extent: capacity, grain size, grain directory at a
 // sector with a given number of entries; GTs of 4096 u32 sector offsets,
 // 0 unallocated. COWD has no zeroed grains and no compression.
-func openCOWD(s disk.Storage) (*sparseExtent, error) {
+func openCOWD(s disk.Storage, cache *gtCache) (*sparseExtent, error) {
 	name := s.Name()
 	var b [cowdHeaderSize]byte
 	if err := disk.ReadFull(s, formatName, "COWD header", b[:], 0); err != nil {
@@ -47,6 +47,7 @@ func openCOWD(s disk.Storage) (*sparseExtent, error) {
 	}
 	x := &sparseExtent{
 		s:          s,
+		cache:      cache,
 		kind:       magicCOWD,
 		capacity:   int64(capacity) * disk.SectorSize,
 		grainSecs:  grain,

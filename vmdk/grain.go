@@ -19,7 +19,7 @@ const grainMarkerSize = 12
 // grainCacheSize is how many inflated grains an image keeps, so that
 // sequential reads smaller than a grain inflate each grain once (and a few
 // concurrent sequential readers do not evict each other).
-const grainCacheSize = 16
+const grainCacheSize = 32
 
 // A grainCache holds recently inflated grains. Cached slices are never
 // written after insertion, so readers may copy from them without the lock.

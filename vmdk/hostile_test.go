@@ -171,7 +171,7 @@ func TestHostileCompressedGrains(t *testing.T) {
 	bomb := func() []byte {
 		var z bytes.Buffer
 		w := zlib.NewWriter(&z)
-		w.Write(make([]byte, 64<<20)) // 64 MiB of zeros into a 64 KiB grain
+		w.Write(make([]byte, 4<<20)) // 4 MiB of zeros into a 64 KiB grain
 		w.Close()
 		return z.Bytes()
 	}()
@@ -272,7 +272,7 @@ func TestHostileFooter(t *testing.T) {
 		})
 	}
 	t.Run("truncated", func(t *testing.T) {
-		for cut := 4; cut < len(at); cut += 97 {
+		for cut := 4; cut < len(at); cut += 509 {
 			if err := openAndRead(at[:cut], Options{}); !errors.Is(err, disk.ErrCorrupt) {
 				t.Fatalf("open cut at %d: %v", cut, err)
 			}
@@ -281,7 +281,7 @@ func TestHostileFooter(t *testing.T) {
 				t.Fatalf("walk cut at %d: %v", cut, err)
 			}
 		}
-		for cut := 1; cut < len(b); cut += 97 {
+		for cut := 1; cut < len(b); cut += 509 {
 			// The front-loaded stream: the walk knows how many grains the
 			// tables list.
 			err := WalkStream(bytes.NewReader(b[:cut]), func(int64, []byte) error { return nil })
@@ -420,6 +420,17 @@ func TestHostileDescriptors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("same-file-opened-once", func(t *testing.T) {
+		opens := 0
+		count := func(name string) (disk.Storage, error) { opens++; return memOpener(files)(name) }
+		img, err := openMem(desc("monolithicFlat", strings.Repeat("RW 2048 FLAT \"f.vmdk\" 0\n", 5000)), Options{OpenExtent: count})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opens != 1 || img.Size() != 5000<<20 {
+			t.Fatalf("%d opens, size %d", opens, img.Size())
+		}
+	})
 	t.Run("no-resolver", func(t *testing.T) {
 		_, err := openMem(desc("monolithicFlat", `RW 2048 FLAT "f.vmdk" 0`), Options{})
 		wantClass(t, err, disk.ErrUnsafe)

@@ -45,6 +45,7 @@ type Image struct {
 	parent     *Image
 	opened     []disk.Storage // storages from OpenExtent, closed by Close
 	grains     grainCache
+	tables     gtCache
 }
 
 // An imgExtent is one extent of the virtual disk.
@@ -191,11 +192,12 @@ func (img *Image) linkParent(p *Image) error {
 
 // openSparseFile opens a monolithic sparse or stream-optimized file.
 func openSparseFile(s disk.Storage) (*Image, error) {
-	sp, desc, err := openKDMV(s)
+	img := &Image{}
+	sp, desc, err := openKDMV(s, &img.tables)
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{desc: desc, version: sp.hdr.Version, size: sp.capacity}
+	img.desc, img.version, img.size = desc, sp.hdr.Version, sp.capacity
 	switch {
 	case sp.compressed:
 		img.createType = "streamOptimized"
@@ -211,11 +213,12 @@ func openSparseFile(s disk.Storage) (*Image, error) {
 
 // openCOWDFile opens a stand-alone COWD (vmfsSparse) extent.
 func openCOWDFile(s disk.Storage) (*Image, error) {
-	sp, err := openCOWD(s)
+	img := &Image{createType: "vmfsSparse"}
+	sp, err := openCOWD(s, &img.tables)
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{createType: "vmfsSparse", version: sp.hdr.Version, size: sp.capacity}
+	img.version, img.size = sp.hdr.Version, sp.capacity
 	line := extentLine{Access: "RW", Sectors: sp.capacity / disk.SectorSize, Type: "VMFSSPARSE", File: s.Name()}
 	img.exts = []*imgExtent{{line: line, n: sp.capacity, s: s, sp: sp}}
 	return img, nil
@@ -256,6 +259,7 @@ func (img *Image) openExtents(opts Options) error {
 		return disk.Errorf(formatName, disk.ErrCorrupt, "descriptor lists no extents")
 	}
 	var pos int64
+	files := map[string]*imgExtent{} // extent files opened so far, by name and type
 	for _, l := range img.desc.Extents {
 		if l.Sectors == 0 {
 			continue
@@ -265,7 +269,7 @@ func (img *Image) openExtents(opts Options) error {
 			return disk.Errorf(formatName, disk.ErrTooLarge, "descriptor line %d: extents add up to more than the limit of %d bytes", l.Line, opts.MaxVirtualSize)
 		}
 		e := &imgExtent{line: l, start: pos, n: n}
-		if err := img.openExtent(e, opts); err != nil {
+		if err := img.openExtent(e, opts, files); err != nil {
 			return err
 		}
 		img.exts = append(img.exts, e)
@@ -278,7 +282,9 @@ func (img *Image) openExtents(opts Options) error {
 	return nil
 }
 
-func (img *Image) openExtent(e *imgExtent, opts Options) error {
+// openExtent opens the file of extent e, once per name: a file named by
+// several lines (FLAT extents at different offsets) is opened once.
+func (img *Image) openExtent(e *imgExtent, opts Options, files map[string]*imgExtent) error {
 	l := e.line
 	switch l.Type {
 	case "ZERO":
@@ -297,11 +303,19 @@ func (img *Image) openExtent(e *imgExtent, opts Options) error {
 	if opts.OpenExtent == nil {
 		return disk.Errorf(formatName, disk.ErrUnsafe, "descriptor line %d: extent file %q is another file, and no extent resolver was supplied", l.Line, l.File)
 	}
-	s, err := opts.OpenExtent(l.File)
-	if err != nil {
-		return fmt.Errorf("vmdk: descriptor line %d: opening extent %q: %w", l.Line, l.File, err)
+	var s disk.Storage
+	var prev *imgExtent
+	if p, ok := files[l.File]; ok {
+		s, prev = p.s, p
+	} else {
+		var err error
+		s, err = opts.OpenExtent(l.File)
+		if err != nil {
+			return fmt.Errorf("vmdk: descriptor line %d: opening extent %q: %w", l.Line, l.File, err)
+		}
+		img.opened = append(img.opened, s)
+		files[l.File] = e
 	}
-	img.opened = append(img.opened, s)
 	e.s = s
 	switch l.Type {
 	case "FLAT", "VMFS":
@@ -311,7 +325,10 @@ func (img *Image) openExtent(e *imgExtent, opts Options) error {
 		}
 		e.flat = off
 	case "SPARSE":
-		sp, _, err := openKDMV(s)
+		sp, err := prev.sparse(magicKDMV)
+		if sp == nil && err == nil {
+			sp, _, err = openKDMV(s, &img.tables)
+		}
 		if err != nil {
 			return err
 		}
@@ -320,7 +337,10 @@ func (img *Image) openExtent(e *imgExtent, opts Options) error {
 		}
 		e.sp = sp
 	case "VMFSSPARSE":
-		sp, err := openCOWD(s)
+		sp, err := prev.sparse(magicCOWD)
+		if sp == nil && err == nil {
+			sp, err = openCOWD(s, &img.tables)
+		}
 		if err != nil {
 			return err
 		}
@@ -330,6 +350,18 @@ func (img *Image) openExtent(e *imgExtent, opts Options) error {
 		e.sp = sp
 	}
 	return nil
+}
+
+// sparse returns the sparse extent e (opened earlier from the same file)
+// already parsed as kind, nil if e is nil or was opened as another kind.
+func (e *imgExtent) sparse(kind string) (*sparseExtent, error) {
+	if e == nil || e.sp == nil {
+		return nil, nil
+	}
+	if e.sp.kind != kind {
+		return nil, disk.Errorf(formatName, disk.ErrCorrupt, "descriptor line %d: extent file %q named again as another extent type", e.line.Line, e.line.File)
+	}
+	return e.sp, nil
 }
 
 // Size returns the virtual size in bytes.

@@ -7,7 +7,7 @@ import (
 // openKDMV opens the hosted sparse extent s: header (or stream footer),
 // embedded descriptor, grain directory. The descriptor is nil when the
 // extent embeds none.
-func openKDMV(s disk.Storage) (*sparseExtent, *descriptor, error) {
+func openKDMV(s disk.Storage, cache *gtCache) (*sparseExtent, *descriptor, error) {
 	name := s.Name()
 	var b [headerSize]byte
 	if err := disk.ReadFull(s, formatName, "sparse extent header", b[:], 0); err != nil {
@@ -18,7 +18,7 @@ func openKDMV(s disk.Storage) (*sparseExtent, *descriptor, error) {
 	}
 	h := parseSparseHeader(b[:])
 	fileSecs := uint64(s.Size()) / disk.SectorSize
-	x := &sparseExtent{s: s, kind: magicKDMV, fileSecs: fileSecs}
+	x := &sparseExtent{s: s, kind: magicKDMV, fileSecs: fileSecs, cache: cache}
 	x.meta = []span{{0, 1, "header"}}
 	if h.GDOffset == gdAtEnd {
 		f, err := readFooter(s, &h)

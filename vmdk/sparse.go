@@ -12,8 +12,10 @@ import (
 // entries).
 const maxGDEntries = 1 << 25
 
-// gtCacheSize is how many grain tables an extent keeps in memory.
-const gtCacheSize = 32
+// gtCacheSize is how many grain tables an image keeps in memory, shared
+// by its extents (at most 2 KiB each: 64 tables cover 2 GiB of 64 KiB
+// grains).
+const gtCacheSize = 64
 
 // A span is a range of sectors [start, end) of an extent file holding
 // metadata.
@@ -46,15 +48,50 @@ type sparseExtent struct {
 	footer bool         // the header came from a stream footer
 	kind   string       // "KDMV" or "COWD"
 
-	mu    sync.Mutex
-	cache [gtCacheSize]cachedGT
-	tick  uint64
+	cache *gtCache // shared by the extents of an image
+}
+
+// A gtCache holds recently used grain tables of an image's extents.
+// Cached tables are never written after insertion.
+type gtCache struct {
+	mu   sync.Mutex
+	ents [gtCacheSize]cachedGT
+	tick uint64
 }
 
 type cachedGT struct {
+	ext  *sparseExtent
 	gdi  uint64
 	gt   []uint32
 	used uint64
+}
+
+func (c *gtCache) get(x *sparseExtent, gdi uint64) []uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tick++
+	for i := range c.ents {
+		if e := &c.ents[i]; e.gt != nil && e.ext == x && e.gdi == gdi {
+			e.used = c.tick
+			return e.gt
+		}
+	}
+	return nil
+}
+
+func (c *gtCache) put(x *sparseExtent, gdi uint64, gt []uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := &c.ents[0]
+	for i := range c.ents {
+		if e := &c.ents[i]; e.gt == nil || e.used < v.used {
+			v = e
+			if e.gt == nil {
+				break
+			}
+		}
+	}
+	*v = cachedGT{ext: x, gdi: gdi, gt: gt, used: c.tick}
 }
 
 // newSparseGeometry fills the geometry fields and checks that the grain
@@ -152,34 +189,14 @@ func (x *sparseExtent) gtCover() int64 { return int64(x.gtes) * x.grainBytes }
 // table returns grain table gdi (whose GD entry is non-zero), validated,
 // from the cache or the file.
 func (x *sparseExtent) table(gdi uint64) ([]uint32, error) {
-	x.mu.Lock()
-	x.tick++
-	for i := range x.cache {
-		if c := &x.cache[i]; c.gt != nil && c.gdi == gdi {
-			c.used = x.tick
-			gt := c.gt
-			x.mu.Unlock()
-			return gt, nil
-		}
+	if gt := x.cache.get(x, gdi); gt != nil {
+		return gt, nil
 	}
-	x.mu.Unlock()
-
 	gt, err := x.readTable(gdi)
 	if err != nil {
 		return nil, err
 	}
-	x.mu.Lock()
-	victim := &x.cache[0]
-	for i := range x.cache {
-		if c := &x.cache[i]; c.gt == nil || c.used < victim.used {
-			victim = c
-			if c.gt == nil {
-				break
-			}
-		}
-	}
-	*victim = cachedGT{gdi: gdi, gt: gt, used: x.tick}
-	x.mu.Unlock()
+	x.cache.put(x, gdi, gt)
 	return gt, nil
 }
 
