@@ -151,8 +151,8 @@ func TestShellBundleUnbundles(t *testing.T) {
 	_, ec2Cert := writePEM(t, work, "ec2", ec2Key())
 	os.Mkdir(filepath.Join(work, "src"), 0o755)
 	os.Mkdir(filepath.Join(work, "out"), 0o755)
-	// 13 MiB of incompressible data (two parts) and a 3 MiB hole (sparse in tar -S).
-	b := make([]byte, 13<<20)
+	// 10.5 MiB of incompressible data (two parts) and a 3 MiB hole (sparse in tar -S).
+	b := make([]byte, 21<<19)
 	mrand.NewChaCha8([32]byte{5}).Read(b)
 	vol := filepath.Join(work, "src", "disk.img")
 	f, _ := os.Create(vol)

@@ -52,7 +52,10 @@ type syncBuffer struct{ b []byte }
 
 func (s *syncBuffer) Write(p []byte) (int, error) { s.b = append(s.b, p...); return len(p), nil }
 
-var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, gzipBlock); return &b }}
+var (
+	blockPool = sync.Pool{New: func() any { b := make([]byte, 0, gzipBlock); return &b }}
+	outPool   = sync.Pool{New: func() any { b := make([]byte, 0, gzipBlock+gzipBlock/16); return &b }}
+)
 
 // newPgzipWriter starts workers compressors (GOMAXPROCS when <= 0) at the
 // given flate level and writes the gzip header.
@@ -87,7 +90,7 @@ func (z *pgzipWriter) compress() {
 	defer z.workers.Done()
 	var fw *flate.Writer
 	for j := range z.jobs {
-		j.out.b = make([]byte, 0, len(j.in)/2+1024)
+		j.out.b = (*outPool.Get().(*[]byte))[:0]
 		if fw == nil {
 			fw, _ = flate.NewWriterDict(&j.out, z.level, j.dict) // level checked in newPgzipWriter
 		} else {
@@ -115,6 +118,8 @@ func (z *pgzipWriter) output() {
 				z.setError(err)
 			}
 		}
+		b := j.out.b[:0]
+		outPool.Put(&b)
 		j.out.b = nil
 	}
 }

@@ -110,6 +110,7 @@ type Truncater interface {
 func (r *Reader) Extract(ctx context.Context, dst io.WriterAt) error {
 	m := r.Manifest
 	pr := &partReader{ctx: ctx, r: r}
+	defer pr.close()
 	dec, err := newCBCReader(pr, r.key, r.iv)
 	if err != nil {
 		return err
@@ -215,36 +216,76 @@ func allZero(b []byte) bool {
 	return bytes.Equal(b, zeros[:len(b)])
 }
 
-// partReader concatenates the parts, fetching each whole and checking its
-// SHA-1 before returning any of its bytes.
+// partReader concatenates the parts. A goroutine fetches them one ahead of
+// the reader, and checks each part's SHA-1 before any of its bytes are
+// returned.
 type partReader struct {
-	ctx   context.Context
-	r     *Reader
-	cur   []byte
-	next  int
-	total int64
+	ctx     context.Context
+	r       *Reader
+	results chan partResult
+	stop    context.CancelFunc
+	cur     []byte
+	next    int // parts consumed
+	total   int64
+}
+
+type partResult struct {
+	data []byte
+	err  error
+}
+
+func (p *partReader) fetch(ctx context.Context) {
+	defer close(p.results)
+	for _, part := range p.r.Manifest.Image.Parts.Part {
+		data, err := p.r.src.Get(ctx, p.r.dir+part.Filename, p.r.opt.MaxPartSize)
+		if err == nil {
+			sum := sha1.Sum(data)
+			if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, strings.TrimSpace(part.Digest.Hex)) {
+				err = corrupt("part %d %s: SHA-1 %s, manifest says %s", part.Index, part.Filename, got, strings.TrimSpace(part.Digest.Hex))
+			}
+		}
+		select {
+		case p.results <- partResult{data, err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (p *partReader) Read(b []byte) (int, error) {
+	if p.results == nil {
+		ctx, stop := context.WithCancel(p.ctx)
+		p.results, p.stop = make(chan partResult, 1), stop
+		go p.fetch(ctx)
+	}
 	for len(p.cur) == 0 {
-		parts := p.r.Manifest.Image.Parts.Part
-		if p.next == len(parts) {
+		res, ok := <-p.results
+		if !ok {
+			if err := p.ctx.Err(); err != nil {
+				return 0, err
+			}
 			return 0, io.EOF
 		}
-		part := parts[p.next]
-		data, err := p.r.src.Get(p.ctx, p.r.dir+part.Filename, p.r.opt.MaxPartSize)
-		if err != nil {
-			return 0, err
+		if res.err != nil {
+			return 0, res.err
 		}
-		sum := sha1.Sum(data)
-		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, strings.TrimSpace(part.Digest.Hex)) {
-			return 0, corrupt("part %d %s: SHA-1 %s, manifest says %s", part.Index, part.Filename, got, strings.TrimSpace(part.Digest.Hex))
-		}
-		p.cur = data
-		p.total += int64(len(data))
+		p.cur = res.data
+		p.total += int64(len(res.data))
 		p.next++
 	}
 	n := copy(b, p.cur)
 	p.cur = p.cur[n:]
 	return n, nil
+}
+
+// close stops the fetching goroutine and waits for it.
+func (p *partReader) close() {
+	if p.stop != nil {
+		p.stop()
+		for range p.results {
+		}
+	}
 }

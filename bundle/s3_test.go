@@ -161,7 +161,7 @@ func TestPostCancelRemoves(t *testing.T) {
 // raw conversion of the source.
 func TestFormatsRoundTripS3(t *testing.T) {
 	srv, s := minioBucket(t)
-	golden := testimg.Golden(t, testimg.Spec{Size: 5<<20 + 3*512, Seed: 33})
+	golden := testimg.Golden(t, testimg.Spec{Size: 3<<20 + 3*512, Seed: 33})
 	for _, tc := range []struct{ name, format, qemuFormat, opts string }{
 		{"raw", "raw", "raw", ""},
 		{"vmdk monolithicSparse", "vmdk", "vmdk", ""},

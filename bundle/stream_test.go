@@ -63,7 +63,11 @@ func TestCBC(t *testing.T) {
 		if !bytes.Equal(ct.Bytes(), ref) {
 			t.Fatalf("size %d: ciphertext differs from the reference", n)
 		}
-		for _, wrap := range []func(io.Reader) io.Reader{func(r io.Reader) io.Reader { return r }, iotest.OneByteReader, iotest.HalfReader} {
+		wraps := []func(io.Reader) io.Reader{func(r io.Reader) io.Reader { return r }, iotest.HalfReader}
+		if n < 100<<10 {
+			wraps = append(wraps, iotest.OneByteReader)
+		}
+		for _, wrap := range wraps {
 			r, _ := newCBCReader(wrap(bytes.NewReader(ct.Bytes())), key, iv)
 			got, err := io.ReadAll(r)
 			if err != nil || !bytes.Equal(got, pt) {
@@ -83,6 +87,9 @@ func TestCBC(t *testing.T) {
 func TestParallelGzip(t *testing.T) {
 	for _, workers := range []int{1, 3} {
 		for _, n := range streamSizes {
+			if workers == 1 && n > gzipBlock+1 {
+				continue
+			}
 			pt := testData(n, 2)
 			var buf bytes.Buffer
 			z, err := newPgzipWriter(&buf, 6, workers)
