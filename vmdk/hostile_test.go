@@ -117,8 +117,7 @@ func TestHostileHeaders(t *testing.T) {
 		{"gd-in-descriptor", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte { le.PutUint64(b[56:], 5); return b }},
 		{"gd-in-grains", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte { le.PutUint64(b[56:], L.overHead); return b }},
 		{"gt-on-gd", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte { le.PutUint32(b[L.gd*512:], uint32(L.gd)); return b }},
-		{"gt-on-header", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte {
-			le.PutUint32(b[L.gd*512:], 0x0)
+		{"gt-on-descriptor", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte {
 			le.PutUint32(b[L.gd*512:], 1)
 			return b
 		}},
@@ -148,13 +147,13 @@ func TestHostileHeaders(t *testing.T) {
 		{"truncated-in-grain", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte { return b[:len(b)-1000] }},
 		{"truncated-to-header", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte { return b[:512] }},
 		{"truncated-in-header", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte { return b[:300] }},
-		{"gt-duplicate", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte {
-			b, L = buildSparse(sparseSpec{capacity: 2 * 512 * 128, data: map[int64][]byte{0: {1}, 600: {2}}})
+		{"gt-duplicate", disk.ErrCorrupt, func([]byte, sparseLayout) []byte {
+			b, L := buildSparse(sparseSpec{capacity: 2 * 512 * 128, data: map[int64][]byte{0: {1}, 600: {2}}})
 			le.PutUint32(b[L.gd*512+4:], uint32(L.gts[0]))
 			return b
 		}},
-		{"gt-overlapping", disk.ErrCorrupt, func(b []byte, L sparseLayout) []byte {
-			b, L = buildSparse(sparseSpec{capacity: 2 * 512 * 128, data: map[int64][]byte{0: {1}, 600: {2}}})
+		{"gt-overlapping", disk.ErrCorrupt, func([]byte, sparseLayout) []byte {
+			b, L := buildSparse(sparseSpec{capacity: 2 * 512 * 128, data: map[int64][]byte{0: {1}, 600: {2}}})
 			le.PutUint32(b[L.gd*512+4:], uint32(L.gts[0])+2)
 			return b
 		}},

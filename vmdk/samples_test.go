@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/disktest"
 	"github.com/diskport/diskport/internal/testimg"
 )
 
@@ -51,7 +52,14 @@ func TestSamples(t *testing.T) {
 			} else {
 				qemuCompare(t, b, img)
 			}
-			check(t, img, nil)
+			if raceEnabled && c.size > 64<<20 {
+				// Under the race detector the full checks of a GiB of
+				// zeros take minutes; the extent map is still checked,
+				// and the plain test run does the rest.
+				disktest.CheckExtents(t, img)
+			} else {
+				check(t, img, nil)
+			}
 			if c.createType == "streamOptimized" {
 				checkWalk(t, img, b)
 			}
