@@ -55,7 +55,8 @@ type Storage struct {
 	cache map[int]*chunk
 	clock int64
 	sem   chan struct{}
-	last  int // index of the chunk last read, for read-ahead
+	last  int      // index of the chunk last read, for read-ahead
+	free  [][]byte // buffers of evicted chunks, for reuse
 
 	progressMu sync.Mutex
 }
@@ -72,6 +73,11 @@ type chunk struct {
 	runs []dataRun // the data runs of data, relative to the chunk
 	err  error
 	used int64
+	// refs counts the readers using data; evicted is set when the chunk
+	// leaves the cache. Its buffer is reused once both hold. Guarded by
+	// Storage.mu.
+	refs    int
+	evicted bool
 }
 
 // A dataRun is a range of a chunk that is not all zeros, in zeroBlock
@@ -162,12 +168,13 @@ func (s *Storage) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	ci := s.chunkAt(off)
 	for n < len(p) {
-		data, err := s.get(ci)
+		c, err := s.getChunk(ci)
 		if err != nil {
 			return n, err
 		}
 		ref := s.chunks[ci]
-		k := copy(p[n:], data[off+int64(n)-ref.fileStart:])
+		k := copy(p[n:], c.data[off+int64(n)-ref.fileStart:])
+		s.release(c)
 		n += k
 		ci++
 	}
@@ -197,7 +204,9 @@ func (s *Storage) NextData(off int64) (start, end int64, err error) {
 			return 0, 0, err
 		}
 		base := s.chunks[ci].fileStart
-		for _, r := range c.runs {
+		runs := c.runs
+		s.release(c)
+		for _, r := range runs {
 			if base+r.end > off {
 				return max(base+r.start, off), base + r.end, nil
 			}
@@ -206,19 +215,13 @@ func (s *Storage) NextData(off int64) (start, end int64, err error) {
 	return s.size, s.size, nil
 }
 
-// get returns chunk i's bytes, fetching it if needed, and starts fetching
-// the chunks after it when the reader moves forward.
-func (s *Storage) get(i int) ([]byte, error) {
-	c, err := s.getChunk(i)
-	if err != nil {
-		return nil, err
-	}
-	return c.data, nil
-}
-
+// getChunk returns chunk i, fetching it if needed, and starts fetching the
+// chunks after it when the reader moves forward. The caller must release
+// the chunk when done with its data.
 func (s *Storage) getChunk(i int) (*chunk, error) {
 	s.mu.Lock()
 	c := s.lookup(i)
+	c.refs++
 	// Read ahead while the reader moves forward through the file; several
 	// workers converting neighbouring segments count as moving forward.
 	if d := i - s.last; s.last < 0 || (d >= -2*s.opts.Parallel && d <= 2*s.opts.Parallel+1) {
@@ -231,6 +234,7 @@ func (s *Storage) getChunk(i int) (*chunk, error) {
 	select {
 	case <-c.done:
 	case <-s.ctx.Done():
+		s.release(c)
 		return nil, s.ctx.Err()
 	}
 	if c.err != nil {
@@ -238,10 +242,30 @@ func (s *Storage) getChunk(i int) (*chunk, error) {
 		if s.cache[i] == c { // let a later read try again
 			delete(s.cache, i)
 		}
+		c.refs--
 		s.mu.Unlock()
 		return nil, c.err
 	}
 	return c, nil
+}
+
+// release ends a reader's use of c's data.
+func (s *Storage) release(c *chunk) {
+	s.mu.Lock()
+	c.refs--
+	s.recycle(c)
+	s.mu.Unlock()
+}
+
+// recycle keeps the buffer of an evicted chunk no reader uses for the next
+// fetch. s.mu is held.
+func (s *Storage) recycle(c *chunk) {
+	if c.evicted && c.refs == 0 && c.data != nil {
+		if len(s.free) < s.opts.Parallel {
+			s.free = append(s.free, c.data)
+		}
+		c.data = nil
+	}
 }
 
 // lookup returns chunk i's cache entry, starting its fetch if absent.
@@ -277,7 +301,10 @@ func (s *Storage) evict() {
 		if victim < 0 {
 			return // everything in flight; grow past the limit briefly
 		}
+		c := s.cache[victim]
 		delete(s.cache, victim)
+		c.evicted = true
+		s.recycle(c)
 	}
 }
 
@@ -293,7 +320,7 @@ func (s *Storage) fetch(i int, c *chunk) {
 	ref := s.chunks[i]
 	p := &s.m.Parts[ref.part]
 	if ref.off == 0 && ref.n == p.Length {
-		c.data, c.err = fetchPart(s.ctx, s.store, p, make([]byte, p.Length))
+		c.data, c.err = fetchPart(s.ctx, s.store, p, s.buffer(p.Length))
 	} else {
 		c.data, c.err = s.fetchRange(p, ref.off, ref.n)
 	}
@@ -305,6 +332,19 @@ func (s *Storage) fetch(i int, c *chunk) {
 		s.opts.Progress(ref.n)
 		s.progressMu.Unlock()
 	}
+}
+
+// buffer returns a buffer of n bytes, reusing an evicted chunk's.
+func (s *Storage) buffer(n int64) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.free) - 1; i >= 0; i-- {
+		if b := s.free[i]; int64(cap(b)) >= n {
+			s.free = append(s.free[:i], s.free[i+1:]...)
+			return b[:n]
+		}
+	}
+	return make([]byte, n)
 }
 
 func (s *Storage) fetchRange(p *Part, off, n int64) ([]byte, error) {
@@ -328,6 +368,7 @@ func (s *Storage) fetchRange(p *Part, off, n int64) ([]byte, error) {
 func (s *Storage) Close() error {
 	s.mu.Lock()
 	s.cache = make(map[int]*chunk)
+	s.free = nil
 	s.mu.Unlock()
 	return nil
 }
