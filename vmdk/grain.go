@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
@@ -133,7 +134,7 @@ func (x *sparseExtent) inflateGrain(dst []byte, gi, off int64) error {
 	}
 	need := min(x.grainBytes, x.capacity-gi*x.grainBytes)
 	if !grainLengthOK(n, need, x.grainBytes) {
-		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sector %d (virtual byte %d) inflates to %d bytes, want %d", x.s.Name(), off/disk.SectorSize, gi*x.grainBytes, n, x.grainBytes)
+		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: compressed grain at sector %d (virtual byte %d) inflates to %d bytes, want %s", x.s.Name(), off/disk.SectorSize, gi*x.grainBytes, n, grainLengthWant(need, x.grainBytes))
 	}
 	clear(dst[n:])
 	return nil
@@ -149,6 +150,14 @@ func grainLengthOK(n int, need, grainBytes int64) bool {
 		return true
 	}
 	return need < grainBytes && int64(n) > need-disk.SectorSize && int64(n) <= need
+}
+
+// grainLengthWant describes the acceptable inflated lengths.
+func grainLengthWant(need, grainBytes int64) string {
+	if need < grainBytes {
+		return fmt.Sprintf("%d, or %d to %d for the grain holding the end of the disk", grainBytes, need-disk.SectorSize+1, need)
+	}
+	return fmt.Sprint(grainBytes)
 }
 
 var srcPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}

@@ -489,3 +489,50 @@ func TestHostileDescriptors(t *testing.T) {
 		}
 	})
 }
+
+// The grain holding the end of the disk may inflate short, stopping
+// inside the last sector the disk needs (VMDKstream's unpadded tail); any
+// other short grain is corrupt.
+func TestShortLastGrain(t *testing.T) {
+	const capacity = 5860     // sectors: 45 grains and 51200 bytes
+	tail := pattern(50880, 4) // the last 320 bytes of the disk are missing
+	for _, c := range []struct {
+		name string
+		last []byte
+		ok   bool
+	}{
+		{"inside-last-sector", tail, true},
+		{"full-grain", append(bytes.Clone(tail), make([]byte, 65536-len(tail))...), true},
+		{"exact-capacity", append(bytes.Clone(tail), make([]byte, 320)...), true},
+		{"short-of-last-sector", tail[:50688], false},
+		{"longer-than-capacity-not-grain", append(bytes.Clone(tail), make([]byte, 1000)...), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := sparseSpec{capacity: capacity, compressed: true, data: map[int64][]byte{0: pattern(65536, 1), 45: c.last}}
+			b, L := buildSparse(s)
+			for _, x := range [][]byte{b, toStreamAtEnd(b, L, s)} {
+				img, err := openMem(x, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := make([]byte, 51200)
+				_, rerr := img.ReadAt(got, 45*65536)
+				werr := WalkStream(bytes.NewReader(x), func(int64, []byte) error { return nil })
+				if !c.ok {
+					wantClass(t, rerr, disk.ErrCorrupt)
+					wantClass(t, werr, disk.ErrCorrupt)
+					continue
+				}
+				if rerr != nil && rerr != io.EOF || werr != nil {
+					t.Fatalf("ReadAt: %v, WalkStream: %v", rerr, werr)
+				}
+				want := make([]byte, 51200)
+				copy(want, c.last)
+				if !bytes.Equal(got, want) {
+					t.Fatal("last grain's bytes differ")
+				}
+				check(t, img, nil)
+			}
+		})
+	}
+}

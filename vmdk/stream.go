@@ -72,7 +72,7 @@ func InflateGrain(dst, src []byte, g Grain) error {
 		return disk.Errorf(formatName, disk.ErrCorrupt, "compressed grain at virtual byte %d: %v", g.Offset, err)
 	}
 	if !grainLengthOK(n, g.Length, g.Size) {
-		return disk.Errorf(formatName, disk.ErrCorrupt, "compressed grain at virtual byte %d inflates to %d bytes, want %d", g.Offset, n, g.Size)
+		return disk.Errorf(formatName, disk.ErrCorrupt, "compressed grain at virtual byte %d inflates to %d bytes, want %s", g.Offset, n, grainLengthWant(g.Length, g.Size))
 	}
 	clear(dst[n:])
 	return nil
