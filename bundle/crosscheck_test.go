@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	mrand "math/rand/v2"
 
@@ -188,5 +190,28 @@ func TestShellBundleUnbundles(t *testing.T) {
 	}
 	if _, err := Open(context.Background(), Dir(filepath.Join(work, "out")), "disk.img.manifest.xml", ReadOptions{Key: ec2Key()}); err == nil {
 		t.Errorf("the EC2 key verified a signature made by the user key")
+	}
+}
+
+// TestLargeVolumeHeader: the tar header of a volume over 8 GiB (base-256
+// size) is read back by GNU tar and by archive/tar.
+func TestLargeVolumeHeader(t *testing.T) {
+	needTools(t)
+	const size = 9 << 30
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(volumeHeader("big.img", size, time.Unix(1700000000, 0))); err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := tar.NewReader(bytes.NewReader(b.Bytes())).Next()
+	if err != nil || hdr.Size != size || hdr.Name != "big.img" {
+		t.Fatalf("archive/tar read %+v, %v", hdr, err)
+	}
+	p := filepath.Join(t.TempDir(), "h.tar")
+	os.WriteFile(p, b.Bytes(), 0o644)
+	// GNU tar lists the member, then stops at the missing data.
+	out, _ := exec.Command("tar", "-tvf", p).Output()
+	if !strings.Contains(string(out), "root/root 9663676416 ") || !strings.Contains(string(out), "big.img") {
+		t.Errorf("tar -tv: %q", out)
 	}
 }

@@ -211,15 +211,22 @@ func or(s, def string) string {
 // zeros is read for Zero extents instead of the image.
 var zeros = make([]byte, 1<<20)
 
-// writeVolume writes the tar stream: one regular file holding the volume,
-// reading only Data extents and writing zeros for the rest.
-func writeVolume(ctx context.Context, tw *tar.Writer, img disk.Image, name string, mtime time.Time, read *atomic.Int64) error {
-	hdr := &tar.Header{
-		Typeflag: tar.TypeReg, Name: name, Size: img.Size(), Mode: 0o644,
+// volumeHeader is the tar header of the volume: a regular file owned by
+// root (tar --owner 0 --group 0), mode 0644, in GNU format as GNU tar writes
+// by default, so a volume of 8 GiB or more gets a base-256 size field that
+// every tar reads.
+func volumeHeader(name string, size int64, mtime time.Time) *tar.Header {
+	return &tar.Header{
+		Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644,
 		Uname: "root", Gname: "root", ModTime: mtime.Truncate(time.Second),
 		Format: tar.FormatGNU,
 	}
-	if err := tw.WriteHeader(hdr); err != nil {
+}
+
+// writeVolume writes the tar stream: one regular file holding the volume,
+// reading only Data extents and writing zeros for the rest.
+func writeVolume(ctx context.Context, tw *tar.Writer, img disk.Image, name string, mtime time.Time, read *atomic.Int64) error {
+	if err := tw.WriteHeader(volumeHeader(name, img.Size(), mtime)); err != nil {
 		return fmt.Errorf("bundle: tar header: %w", err)
 	}
 	buf := make([]byte, 1<<20)

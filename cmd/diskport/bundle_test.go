@@ -115,6 +115,13 @@ func TestBundleVerbsDir(t *testing.T) {
 	if !strings.Contains(stdoutText, "<state>complete</state>") || !strings.Contains(stdoutText, "<progress>100%</progress>") {
 		t.Errorf("task XML:\n%s", stdoutText)
 	}
+	// --progress draws a bar on stderr; the summary goes to stdout.
+	code, stdoutText, errOut = call(t, "bundle", "--format", "vmdk", "--prefix", "img2", "--ec2-cert", ec2Cert,
+		"--out", out, "--progress", vmdk)
+	if code != 0 || !strings.Contains(errOut, "bundling") || !strings.Contains(errOut, "100%") ||
+		!strings.Contains(stdoutText, "into "+out+"/img2.manifest.xml") {
+		t.Errorf("bundle --progress: exit %d, stdout %q, stderr %q", code, stdoutText, errOut)
+	}
 	want := testimg.QemuRaw(t, vmdk, "-f", "vmdk")
 	for _, key := range []string{userKey, ec2Key} {
 		dst := filepath.Join(work, filepath.Base(key)+".raw")
