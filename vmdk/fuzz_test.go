@@ -14,7 +14,7 @@ import (
 // sibling duplicates) and built extents of every kind.
 func fuzzSeeds(t testing.TB) [][]byte {
 	var seeds [][]byte
-	for _, f := range []string{"iotest-version3.vmdk.bz2", "iotest-version3-2013.vmdk.bz2", "dfvfs-ext2.vmdk.bz2", "afl9.vmdk.bz2"} {
+	for _, f := range []string{"iotest-version3.vmdk.bz2", "iotest-version3-2013.vmdk.bz2", "dfvfs-ext2.vmdk.bz2", "afl9.vmdk.bz2", "vmdkstream-tail.vmdk.bz2"} {
 		seeds = append(seeds, sample(t, f))
 	}
 	plain, _ := buildSparse(smallSpec(false))
