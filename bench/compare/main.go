@@ -142,10 +142,8 @@ func run() error {
 	defer os.RemoveAll(bin)
 	diskport := filepath.Join(bin, "diskport")
 	logf("building diskport")
-	build := exec.Command("go", "build", "-o", diskport, "./cmd/diskport")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/diskport (run compare from the module root): %v", err)
+	if err := buildDiskport(diskport); err != nil {
+		return err
 	}
 
 	machine := describeMachine(qemu)
@@ -209,6 +207,23 @@ func run() error {
 			return err
 		}
 		logf("wrote %s", o.out)
+	}
+	return nil
+}
+
+// buildDiskport builds cmd/diskport of the module compare runs in into
+// path.
+func buildDiskport(path string) error {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	build := exec.Command("go", "build", "-o", path, "./cmd/diskport")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/diskport in %s: %v", root, err)
 	}
 	return nil
 }

@@ -69,6 +69,20 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
+// busy reports whether the 1-minute load in a loadAverage string exceeds
+// the number of CPUs.
+func busy(load, cpus string) bool {
+	var l1 float64
+	var n int
+	if _, err := fmt.Sscan(load, &l1); err != nil {
+		return false
+	}
+	if _, err := fmt.Sscan(cpus, &n); err != nil || n == 0 {
+		return false
+	}
+	return l1 > float64(n)
+}
+
 // report renders the tables and the machine description as markdown.
 func report(o options, m machine, started time.Time, fast, durable []row) string {
 	var b strings.Builder
@@ -84,8 +98,12 @@ func report(o options, m machine, started time.Time, fast, durable []row) string
 	fmt.Fprintf(&b, "- Memory: %s\n", m.memory)
 	fmt.Fprintf(&b, "- Kernel: %s\n", m.kernel)
 	fmt.Fprintf(&b, "- Go: %s; %s\n", m.goVersion, m.qemuVersion)
-	fmt.Fprintf(&b, "- Load average before the run: %s; after: %s (1, 5, 15 min). A load above the %s CPUs means other work shared the machine and the times are noisy.\n\n",
-		m.loadBefore, loadAverage(), m.cpus)
+	after := loadAverage()
+	fmt.Fprintf(&b, "- Load average before the run: %s; after: %s (1, 5, 15 min)\n\n", m.loadBefore, after)
+	if busy(m.loadBefore, m.cpus) || busy(after, m.cpus) {
+		fmt.Fprintf(&b, "**Taken under load**: the load average was above the %s CPUs, so other work shared the machine. "+
+			"Wall times are stretched and noisy; the CPU-seconds columns (user + system time of each child) are the steadier comparison.\n\n", m.cpus)
+	}
 
 	fmt.Fprintf(&b, "## Fast: `diskport convert --no-sync --exact-size` vs `qemu-img convert -O raw`\n\n")
 	table(&b, fast, 1)
