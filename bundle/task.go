@@ -237,8 +237,13 @@ func (r *Runner) Cancel() bool {
 		if t.State.Done() {
 			return false
 		}
-		t.State, ok = Cancelling, true
-		r.canceled = true
+		ok, r.canceled = true, true
+		if t.State == Pending && r.cancel == nil {
+			// Not started: nothing to stop or remove.
+			t.State, t.Error = Failed, &TaskError{Code: CodeCancelled, Message: errCancelled.Error() + " before it started"}
+			return true
+		}
+		t.State = Cancelling
 		return true
 	})
 	r.mu.Lock()
@@ -284,7 +289,13 @@ func (r *Runner) Run(ctx context.Context, img disk.Image, sink Sink, opt Options
 	}
 	r.cancel = cancel
 	r.mu.Unlock()
-	r.update(func(t *Task) bool { t.State = Bundling; return true })
+	r.update(func(t *Task) bool {
+		if t.State != Pending { // cancelled already
+			return false
+		}
+		t.State = Bundling
+		return true
+	})
 	size := img.Size()
 	opt.Progress = func(read, stored int64) {
 		r.update(func(t *Task) bool {

@@ -255,3 +255,20 @@ func TestRunnerFailure(t *testing.T) {
 		t.Errorf("response %s", b)
 	}
 }
+
+func TestRunnerCancelBeforeRun(t *testing.T) {
+	r := NewRunner("i-1", S3Storage{Bucket: "b", Prefix: "img"})
+	if !r.Cancel() {
+		t.Fatal("Cancel of a pending task had no effect")
+	}
+	if task := r.Task(); task.State != Failed || task.Error == nil || task.Error.Code != CodeCancelled {
+		t.Errorf("task %+v", task)
+	}
+	dir := Dir(t.TempDir())
+	if _, err := r.Run(context.Background(), memImage(t, make([]byte, 4096)), dir, testOptions("img")); err == nil {
+		t.Error("a cancelled task ran")
+	}
+	if entries, _ := os.ReadDir(string(dir)); len(entries) != 0 {
+		t.Errorf("a cancelled task stored %d files", len(entries))
+	}
+}
