@@ -1,8 +1,10 @@
 // Package bench holds diskport's benchmarks of the hot paths, per format:
 // reading an image (ReadAt throughput, which for streamOptimized is the
-// inflate throughput of one core), converting it to a raw volume, and
+// inflate throughput of one core), converting it to a raw volume,
 // converting with 1, 2 and 4 workers to show how the work scales with
-// cores. Run them with
+// cores, and inflating the grains of a streamOptimized image from memory
+// on one core and on all of them (the CPU cost alone, without I/O). Run
+// them with
 //
 //	go test -bench . ./bench/
 //
