@@ -430,6 +430,23 @@ func TestHostileDescriptors(t *testing.T) {
 			t.Fatalf("%d opens, size %d", opens, img.Size())
 		}
 	})
+	t.Run("huge-descriptor", func(t *testing.T) {
+		b := append(desc("monolithicFlat", `RW 2048 FLAT "f.vmdk" 0`), bytes.Repeat([]byte("# padding\n"), 1<<17)...)
+		_, err := openMem(b, Options{OpenExtent: opener})
+		wantClass(t, err, disk.ErrTooLarge)
+		_, err = openMem(make([]byte, 2<<20), Options{OpenExtent: opener})
+		wantClass(t, err, disk.ErrFormatMismatch)
+		lines := append([]byte("version=1\n"), bytes.Repeat([]byte("#\n"), 50000)...)
+		_, err = parseDescriptor(lines, false)
+		wantClass(t, err, disk.ErrTooLarge)
+	})
+	t.Run("sesparse-file", func(t *testing.T) {
+		b := make([]byte, 4096)
+		le.PutUint64(b, 0xCAFEBABE)
+		le.PutUint64(b[8:], 0x0000000200000001)
+		_, err := openMem(b, Options{})
+		wantClass(t, err, disk.ErrUnsupported)
+	})
 	t.Run("no-resolver", func(t *testing.T) {
 		_, err := openMem(desc("monolithicFlat", `RW 2048 FLAT "f.vmdk" 0`), Options{})
 		wantClass(t, err, disk.ErrUnsafe)

@@ -151,6 +151,12 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 		img, err = openSparseFile(s)
 	case magicCOWD:
 		img, err = openCOWDFile(s)
+	case "\xbe\xba\xfe\xca":
+		var b [8]byte
+		if _, rerr := s.ReadAt(b[:], 0); rerr == nil && string(b[4:]) == "\x00\x00\x00\x00" {
+			return nil, disk.Errorf(formatName, disk.ErrUnsupported, "%s: seSparse extent (magic CAFEBABE): not supported", s.Name())
+		}
+		img, err = openDescriptorFile(s, opts)
 	default:
 		img, err = openDescriptorFile(s, opts)
 	}
@@ -228,6 +234,11 @@ func openCOWDFile(s disk.Storage) (*Image, error) {
 func openDescriptorFile(s disk.Storage, opts Options) (*Image, error) {
 	name := s.Name()
 	if s.Size() > maxDescriptorBytes {
+		head := make([]byte, 4096)
+		n, _ := s.ReadAt(head, 0)
+		if looksLikeDescriptor(head[:n]) {
+			return nil, disk.Errorf(formatName, disk.ErrTooLarge, "%s: text descriptor of %d bytes exceeds %d", name, s.Size(), maxDescriptorBytes)
+		}
 		return nil, disk.Errorf(formatName, disk.ErrFormatMismatch, "%s: no KDMV or COWD magic, and at %d bytes too large for a text descriptor", name, s.Size())
 	}
 	buf := make([]byte, s.Size())
