@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path"
@@ -39,6 +40,7 @@ func init() {
 		instance := fs.String("instance-id", "", "instance ID recorded in the task")
 		partMiB := fs.Int64("part-size", bundle.DefaultPartSize>>20, "part size in MiB")
 		level := fs.Int("level", 6, "gzip level 1..9")
+		uploads := fs.Int("uploads", 4, "parts stored at once (each holds a part in memory)")
 		taskXML := fs.Bool("task-xml", false, "print the final task as a BundleInstance response")
 		progress := fs.Bool("progress", false, "show a progress bar on stderr (default: when stderr is a terminal)")
 		pos, err := c.parse(fs, args, 1, 1)
@@ -60,8 +62,11 @@ func init() {
 		if *level < 1 || *level > 9 {
 			return usageError("--level must be 1..9")
 		}
+		if *uploads < 1 || *uploads > 32 {
+			return usageError("--uploads must be 1..32")
+		}
 		partSize := *partMiB << 20
-		opt := bundle.Options{Prefix: *prefix, User: *user, Architecture: *arch, PartSize: partSize, Level: *level}
+		opt := bundle.Options{Prefix: *prefix, User: *user, Architecture: *arch, PartSize: partSize, Level: *level, Uploads: *uploads}
 		if opt.EC2Key, err = readPublicKey(*ec2Cert); err != nil {
 			return err
 		}
@@ -201,12 +206,19 @@ func init() {
 		if err != nil {
 			return err
 		}
-		err = r.Extract(ctx, f)
+		var dst io.WriterAt = f
+		if st, serr := f.Stat(); serr != nil || !st.Mode().IsRegular() {
+			// A block device cannot get holes or be truncated: write every byte.
+			dst = struct{ io.WriterAt }{f}
+		}
+		err = r.Extract(ctx, dst)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			os.Remove(pos[0])
+			if st, serr := os.Stat(pos[0]); serr == nil && st.Mode().IsRegular() {
+				os.Remove(pos[0])
+			}
 			return err
 		}
 		m := r.Manifest
