@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -47,6 +48,31 @@ func FuzzParse(f *testing.F) {
 		}
 		if !reflect.DeepEqual(m, m2) {
 			t.Fatalf("round trip changed the manifest:\n%+v\n%+v", m, m2)
+		}
+	})
+}
+
+// FuzzSniff feeds the format sniffer arbitrary file heads and tails: it
+// returns a known format and a size within limits, or an error.
+func FuzzSniff(f *testing.F) {
+	f.Add([]byte("KDMV\x03\x00\x00\x00\x03\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00"))
+	f.Add([]byte("# Disk DescriptorFile\n"))
+	f.Add(append([]byte("conectix"), make([]byte, 504)...))
+	f.Add([]byte("vhdxfile"))
+	f.Add([]byte("QFI\xfb"))
+	f.Add([]byte("plain bytes"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		format, virtual, err := Sniff(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		switch format {
+		case FormatRAW, FormatVHD, FormatVMDK:
+		default:
+			t.Fatalf("format %q", format)
+		}
+		if virtual < 0 || virtual > MaxFileSize {
+			t.Fatalf("virtual size %d", virtual)
 		}
 	})
 }

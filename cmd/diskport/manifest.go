@@ -114,9 +114,11 @@ func manifestCreate(args []string) error {
 }
 
 func manifestVerify(args []string) error {
-	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--parallel N] PATH_OR_URL"}
+	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--parallel N] [--bucket B [--endpoint URL]] PATH_OR_URL"}
 	fs := c.flags()
 	par := fs.Int("parallel", 4, "parts fetched at once")
+	bucket := fs.String("bucket", "", "read the parts by key from this bucket with the S3 API (credentials from the AWS environment variables) instead of their URLs")
+	endpoint := fs.String("endpoint", "", "S3 endpoint URL for --bucket (default: https://s3.REGION.amazonaws.com)")
 	progress := fs.Bool("progress", false, "show progress on stderr (default: when stderr is a terminal)")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
@@ -127,9 +129,20 @@ func manifestVerify(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *endpoint != "" && *bucket == "" {
+		return usageError("--endpoint needs --bucket")
+	}
 	m, store, err := manifest.Open(ctx, pos[0], nil)
 	if err != nil {
 		return err
+	}
+	if *bucket != "" {
+		cfg := s3Config(*endpoint, "", false)
+		client, err := cfg.Client()
+		if err != nil {
+			return err
+		}
+		store = &manifest.S3Store{Client: client, Bucket: *bucket}
 	}
 	bar := newBar(*progress, m.FileSize())
 	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.add})

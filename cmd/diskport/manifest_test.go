@@ -83,7 +83,8 @@ func TestUploadCommand(t *testing.T) {
 	g := testimg.Golden(t, testimg.Spec{Size: 1<<20 + 512, Seed: 4})
 	vhd := testimg.Make(t, g, "vpc", "subformat=dynamic")
 	for _, v2 := range []bool{false, true} {
-		args := []string{"upload", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--prefix", "p", "--part-size", "256KiB", vhd}
+		bucket := s.Bucket(t)
+		args := []string{"upload", "--endpoint", s.Endpoint, "--bucket", bucket, "--prefix", "p", "--part-size", "256KiB", vhd}
 		if v2 {
 			args = append(args[:1], append([]string{"--sigv2"}, args[1:]...)...)
 		}
@@ -97,6 +98,10 @@ func TestUploadCommand(t *testing.T) {
 		}
 		if code, out, errText := call(t, "manifest", "verify", url); code != 0 || !strings.HasPrefix(out, "ok: ") {
 			t.Fatalf("verify %s: exit %d: %s%s", url, code, out, errText)
+		}
+		// The same parts read by key with the S3 API.
+		if code, out, errText := call(t, "manifest", "verify", "--endpoint", s.Endpoint, "--bucket", bucket, url); code != 0 || !strings.HasPrefix(out, "ok: ") {
+			t.Fatalf("verify --bucket %s: exit %d: %s%s", bucket, code, out, errText)
 		}
 		img, err := openManifestImage(context.Background(), url, nil)
 		if err != nil {

@@ -47,18 +47,7 @@ func init() {
 		if err != nil {
 			return err
 		}
-		cfg := manifest.S3ConfigFromEnv(*endpoint)
-		if *region != "" {
-			cfg.Region = *region
-		}
-		if cfg.Endpoint == "" {
-			r := cfg.Region
-			if r == "" {
-				r = "us-east-1"
-			}
-			cfg.Endpoint = "https://s3." + r + ".amazonaws.com"
-		}
-		cfg.SigV2 = *sigv2
+		cfg := s3Config(*endpoint, *region, *sigv2)
 		st, err := os.Stat(pos[0])
 		if err != nil {
 			return err
@@ -88,4 +77,22 @@ func init() {
 		return nil
 	}
 	register(c)
+}
+
+// s3Config returns the S3 settings of the AWS environment variables with
+// the flags' endpoint and region, when given, over them.
+func s3Config(endpoint, region string, sigv2 bool) manifest.S3Config {
+	cfg := manifest.S3ConfigFromEnv(endpoint)
+	if region != "" {
+		cfg.Region = region
+	}
+	if cfg.Endpoint == "" {
+		r := cfg.Region
+		if r == "" {
+			r = "us-east-1"
+		}
+		cfg.Endpoint = "https://s3." + r + ".amazonaws.com"
+	}
+	cfg.SigV2 = sigv2
+	return cfg
 }
