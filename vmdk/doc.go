@@ -71,5 +71,17 @@
 //     anything else); qemu accepts any grain up to 1 GiB.
 //   - qemu checks the parent's CID on each read; this package checks it
 //     once, at Open.
-//   - seSparse extents are refused with disk.ErrUnsupported.
+//   - qemu takes a stream's footer as is; this package requires it to agree
+//     with the header on version, descriptor location, capacity and grain
+//     size (as OpenStack's format inspector does), and refuses unknown
+//     incompatible header flags.
+//   - qemu reads CID, parentCID and parentFileNameHint from a fixed window
+//     at byte 512 with strstr, even inside comments; this package parses
+//     the embedded descriptor where descriptorOffset says, line by line,
+//     with keys compared case-insensitively, and refuses lines that are
+//     neither comments, key=value pairs nor extent lines.
+//   - The sequential walk (StreamReader) has no qemu counterpart; it
+//     requires grains in ascending LBA order, as every known writer emits
+//     them.
+//   - seSparse files and extents are refused with disk.ErrUnsupported.
 package vmdk
