@@ -68,6 +68,15 @@ func (c *grainCache) put(x *sparseExtent, gi int64, data []byte) {
 // readCompressed copies the part of compressed grain run r into q.
 func (img *Image) readCompressed(q []byte, r run) error {
 	x := r.ext
+	if r.off == r.grain*x.grainBytes && r.n == x.grainBytes {
+		// The read covers the whole grain: inflate in place. A cached
+		// copy would only serve reads smaller than a grain.
+		if data := img.grains.get(x, r.grain); data != nil {
+			copy(q, data)
+			return nil
+		}
+		return x.inflateGrain(q, r.grain, r.stored)
+	}
 	data := img.grains.get(x, r.grain)
 	if data == nil {
 		data = make([]byte, x.grainBytes)
