@@ -103,6 +103,19 @@ func TestUploadCommand(t *testing.T) {
 		if code, out, errText := call(t, "manifest", "verify", "--endpoint", s.Endpoint, "--bucket", bucket, url); code != 0 || !strings.HasPrefix(out, "ok: ") {
 			t.Fatalf("verify --bucket %s: exit %d: %s%s", bucket, code, out, errText)
 		}
+		// convert --manifest gives the volume converting the file gives.
+		dir := t.TempDir()
+		if code, _, errText := call(t, "convert", "--exact-size", "--no-sync", "--manifest", url, filepath.Join(dir, "a.raw")); code != 0 {
+			t.Fatalf("convert --manifest: exit %d: %s", code, errText)
+		}
+		if code, _, errText := call(t, "convert", "--exact-size", "--no-sync", vhd, filepath.Join(dir, "b.raw")); code != 0 {
+			t.Fatalf("convert: exit %d: %s", code, errText)
+		}
+		va, _ := os.ReadFile(filepath.Join(dir, "a.raw"))
+		vb, _ := os.ReadFile(filepath.Join(dir, "b.raw"))
+		if len(va) == 0 || !bytes.Equal(va, vb) {
+			t.Fatalf("convert --manifest wrote %d bytes, converting the file %d, or they differ", len(va), len(vb))
+		}
 		img, err := openManifestImage(context.Background(), url, nil)
 		if err != nil {
 			t.Fatal(err)
