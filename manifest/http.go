@@ -144,6 +144,7 @@ type HTTPError struct {
 	Body       string // the start of the response body
 }
 
+// Error returns "HTTP <status>: <body>".
 func (e *HTTPError) Error() string {
 	if e.Body == "" {
 		return "HTTP " + e.Status
@@ -151,6 +152,8 @@ func (e *HTTPError) Error() string {
 	return "HTTP " + e.Status + ": " + e.Body
 }
 
+// transient reports whether the failure may pass on a retry: throttling
+// (429) and server errors (5xx).
 func (e *HTTPError) transient() bool {
 	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
 }

@@ -46,6 +46,7 @@ type VerifyError struct {
 	Want       string
 }
 
+// Error lists every failed part, one per line after the first.
 func (e *VerifyError) Error() string {
 	var b strings.Builder
 	switch {
