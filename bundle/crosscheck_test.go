@@ -165,7 +165,7 @@ func TestShellBundleUnbundles(t *testing.T) {
 	// tar -S made a GNU sparse member (type 'S') of the file with a hole.
 	sh(t, work, `(tar -c -h -S --owner 0 --group 0 -C src disk.img | head -c 512 > hdr.bin) || true`)
 	if hdr, _ := os.ReadFile(filepath.Join(work, "hdr.bin")); len(hdr) != 512 || hdr[156] != 'S' {
-		t.Errorf("tar -S did not write a sparse member (type flag %q)", hdr[min(156, len(hdr)-1):min(157, len(hdr))])
+		t.Errorf("tar -S did not write a sparse member (%d-byte header)", len(hdr))
 	}
 	parts, _ := filepath.Glob(filepath.Join(work, "out", "disk.img.part.*"))
 	if len(parts) < 2 {
