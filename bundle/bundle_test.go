@@ -420,3 +420,45 @@ func TestWriteErrors(t *testing.T) {
 		t.Errorf("Write without an EC2 key succeeded")
 	}
 }
+
+func TestReadManifestRefuses(t *testing.T) {
+	opt := testOptions("img")
+	_, m := bundleToDir(t, memImage(t, bytes.Repeat([]byte("manifest "), 500)), opt)
+	good := string(m.Marshal())
+	if _, err := ReadManifest([]byte(good)); err != nil {
+		t.Fatal(err)
+	}
+	part := `<part index="0"><filename>img.part.00</filename>`
+	tests := []struct {
+		name, doc string
+		class     error
+		want      string
+	}{
+		{"not xml", "<manifest><version>", disk.ErrCorrupt, "not valid XML"},
+		{"other root", "<import/>", disk.ErrCorrupt, "root element is <import>"},
+		{"import manifest", strings.Replace(good, "2007-10-10", "2010-11-15", 1), disk.ErrUnsupported, `version "2010-11-15"`},
+		{"no image", strings.Replace(strings.Replace(good, "<image>", "<img>", 1), "</image>", "</img>", 1), disk.ErrCorrupt, "lacks its machine_configuration or image"},
+		{"two images", strings.Replace(good, "<signature>", "<image></image><signature>", 1), disk.ErrCorrupt, "two image elements"},
+		{"count mismatch", strings.Replace(good, `count="1"`, `count="2"`, 1), disk.ErrCorrupt, "count=2 but lists 1"},
+		{"no parts", good[:strings.Index(good, part)] + good[strings.Index(good, "</parts>"):], disk.ErrCorrupt, "lists no parts"},
+		{"index gap", strings.Replace(good, `<part index="0">`, `<part index="1">`, 1), disk.ErrCorrupt, "indexes are not 0..0"},
+		{"escaping name", strings.Replace(good, "<filename>img.part.00", "<filename>../../etc/passwd", 1), disk.ErrUnsafe, "not a plain file name"},
+		{"absolute name", strings.Replace(good, "<filename>img.part.00", "<filename>/etc/passwd", 1), disk.ErrUnsafe, "not a plain file name"},
+		{"md5 digest", strings.Replace(good, `<digest algorithm="SHA1">`, `<digest algorithm="MD5">`, 1), disk.ErrUnsupported, `algorithm "MD5"`},
+		{"short digest", strings.Replace(good, m.Image.Digest.Hex, "abcd", 1), disk.ErrCorrupt, "not 40 hex digits"},
+		{"non-hex key", strings.Replace(good, m.Image.EC2EncryptedIV, "zz"+m.Image.EC2EncryptedIV[2:], 1), disk.ErrCorrupt, "ec2_encrypted_iv is not hex"},
+		{"negative size", strings.Replace(good, "<size>4608</size>", "<size>-1</size>", 1), disk.ErrCorrupt, "negative"},
+		{"too large", good + strings.Repeat(" ", MaxManifestSize), disk.ErrTooLarge, "over the"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.doc == good {
+				t.Fatal("the edit did not apply")
+			}
+			_, err := ReadManifest([]byte(tc.doc))
+			if !errors.Is(err, tc.class) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ReadManifest = %v, want %v saying %q", err, tc.class, tc.want)
+			}
+		})
+	}
+}
