@@ -109,7 +109,7 @@ type Truncater interface {
 // blocks and is truncated to the volume size.
 func (r *Reader) Extract(ctx context.Context, dst io.WriterAt) error {
 	m := r.Manifest
-	pr := &partReader{ctx: ctx, r: r}
+	pr := newPartReader(ctx, r)
 	defer pr.close()
 	dec, err := newCBCReader(pr, r.key, r.iv)
 	if err != nil {
@@ -119,8 +119,12 @@ func (r *Reader) Extract(ctx context.Context, dst io.WriterAt) error {
 	if err != nil {
 		return gzipErr(err)
 	}
+	// Decryption and gunzip run in their own goroutine, a chunk ahead of
+	// the digest, the tar reader and the writes.
+	ar := newAsyncReader(zr)
+	defer func() { pr.stop(); ar.close() }() // stop fetching first: ar's goroutine may wait on a part
 	sum := sha1.New()
-	tee := io.TeeReader(zr, sum)
+	tee := io.TeeReader(ar, sum)
 	tr := tar.NewReader(tee)
 	hdr, err := tr.Next()
 	if err != nil {
@@ -255,12 +259,15 @@ func (p *partReader) fetch(ctx context.Context) {
 	}
 }
 
+// newPartReader starts fetching r's parts.
+func newPartReader(ctx context.Context, r *Reader) *partReader {
+	fctx, stop := context.WithCancel(ctx)
+	p := &partReader{ctx: ctx, r: r, results: make(chan partResult, 1), stop: stop}
+	go p.fetch(fctx)
+	return p
+}
+
 func (p *partReader) Read(b []byte) (int, error) {
-	if p.results == nil {
-		ctx, stop := context.WithCancel(p.ctx)
-		p.results, p.stop = make(chan partResult, 1), stop
-		go p.fetch(ctx)
-	}
 	for len(p.cur) == 0 {
 		res, ok := <-p.results
 		if !ok {
@@ -283,9 +290,84 @@ func (p *partReader) Read(b []byte) (int, error) {
 
 // close stops the fetching goroutine and waits for it.
 func (p *partReader) close() {
-	if p.stop != nil {
-		p.stop()
-		for range p.results {
+	p.stop()
+	for range p.results {
+	}
+}
+
+// asyncChunk is the size of the chunks an asyncReader reads ahead.
+const asyncChunk = 1 << 20
+
+// asyncReader reads r in a goroutine, up to two chunks ahead of Read,
+// rotating four buffers.
+type asyncReader struct {
+	chunks chan asyncResult
+	free   chan []byte
+	stop   chan struct{}
+	buf    []byte // the buffer cur is in, returned to free when used up
+	cur    []byte
+	err    error
+}
+
+type asyncResult struct {
+	b   []byte
+	err error
+}
+
+func newAsyncReader(r io.Reader) *asyncReader {
+	a := &asyncReader{chunks: make(chan asyncResult, 2), free: make(chan []byte, 4), stop: make(chan struct{})}
+	for range 4 {
+		a.free <- make([]byte, asyncChunk)
+	}
+	go func() {
+		defer close(a.chunks)
+		for {
+			var b []byte
+			select {
+			case b = <-a.free:
+			case <-a.stop:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			select {
+			case a.chunks <- asyncResult{b[:n], err}:
+			case <-a.stop:
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
+	}()
+	return a
+}
+
+func (a *asyncReader) Read(p []byte) (int, error) {
+	for len(a.cur) == 0 {
+		if a.err != nil {
+			return 0, a.err
+		}
+		if a.buf != nil {
+			a.free <- a.buf[:cap(a.buf)]
+			a.buf = nil
+		}
+		res, ok := <-a.chunks
+		if !ok {
+			return 0, io.ErrClosedPipe
+		}
+		a.buf, a.cur, a.err = res.b, res.b, res.err
+	}
+	n := copy(p, a.cur)
+	a.cur = a.cur[n:]
+	return n, nil
+}
+
+// close stops the goroutine and waits for it.
+func (a *asyncReader) close() {
+	close(a.stop)
+	for range a.chunks {
 	}
 }
