@@ -16,7 +16,7 @@ var be = binary.BigEndian
 // entries, one sector), blocks 0 and 2 allocated at sectors 4 and 1029.
 func hostileBase() []byte {
 	const bs = 512 << 10
-	return buildVHD(spec{diskType: TypeDynamic, size: 3*bs + 1024, blockSize: bs,
+	return buildVHD(spec{diskType: TypeDynamic, size: 3*bs + 1024, blockSize: bs, creator: "win ",
 		blocks: map[int]specBlock{0: {data: pattern(1, bs)}, 2: {data: pattern(2, bs), bitmap: []byte{0xf0}}}})
 }
 
