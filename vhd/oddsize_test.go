@@ -96,3 +96,18 @@ func TestBitmapVersusQemu(t *testing.T) {
 		t.Errorf("block 2's absent sectors: ours zero %v, qemu's the stored bytes %v", isZero(got[absent:3*bs]), bytes.Equal(qemu[absent:3*bs], pattern(2, bs)[4*512:]))
 	}
 }
+
+// TestFixedHoldingVHD: a fixed disk whose data starts with "conectix" (a
+// VHD stored inside a fixed VHD) is read as the fixed disk its trailing
+// footer says it is; qemu, which looks at offset 0 first, would take the
+// inner disk's footer.
+func TestFixedHoldingVHD(t *testing.T) {
+	inner := hostileBase()
+	outer := buildVHD(spec{diskType: TypeFixed, size: uint64(len(inner) + 4096), fixedData: inner, creator: "win "})
+	m := mustOpen(t, "outer.vhd", outer, Options{})
+	if m.DiskType() != TypeFixed || m.Size() != int64(len(inner)+4096) {
+		t.Fatalf("type %d size %d", m.DiskType(), m.Size())
+	}
+	want := append(append([]byte{}, inner...), make([]byte, 4096)...)
+	disktest.Check(t, m, bytes.NewReader(want))
+}
