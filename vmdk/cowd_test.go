@@ -43,8 +43,8 @@ func buildCOWD(capacity, grain uint32, data map[int64][]byte) []byte {
 }
 
 func TestCOWD(t *testing.T) {
-	const capacity = 10000 // sectors, 3 grain tables of 4096 one-sector grains
-	data := map[int64][]byte{0: pattern(512, 1), 1: pattern(512, 2), 4095: pattern(512, 3), 4096: pattern(512, 4), 9999: pattern(512, 5)}
+	const capacity = 8200 // sectors, 3 grain tables of 4096 one-sector grains
+	data := map[int64][]byte{0: pattern(512, 1), 1: pattern(512, 2), 4095: pattern(512, 3), 4096: pattern(512, 4), 8199: pattern(512, 5)}
 	b := buildCOWD(capacity, 1, data)
 	want := make([]byte, capacity*512)
 	for gi, d := range data {
