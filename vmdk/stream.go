@@ -398,7 +398,8 @@ func (s *StreamReader) finish(at int64) error {
 // fn with the virtual byte offset and the inflated bytes of each grain, in
 // ascending order (grain is only valid during the call; the grain holding
 // the end of the disk is clipped to it). Ranges without a grain read as
-// zeros. WalkStream returns nil only after a verified end of stream.
+// zeros. WalkStream returns nil only after a verified end of stream. Use
+// a StreamReader to learn the capacity before the first grain.
 func WalkStream(r io.Reader, fn func(off int64, grain []byte) error) error {
 	s, err := NewStreamReader(r)
 	if err != nil {
