@@ -485,6 +485,13 @@ func TestHostileDescriptors(t *testing.T) {
 		if exts != 3 {
 			t.Fatalf("%d extents, want 3 (two flat, one zero)", exts)
 		}
+		info := img.Info()
+		list, _ := info.Specific["extents"].([]map[string]any)
+		if info.Subformat != "monolithicFlat" || info.FileSize != int64(len(b))+1<<20 || len(list) != 4 ||
+			list[1]["access"] != "RDONLY" || list[1]["file"] != "f.vmdk" || list[0]["offset"] != int64(1024) || list[2]["type"] != "ZERO" ||
+			info.Specific["cid"] != "aabbccdd" || info.Specific["parent_cid"] != "ffffffff" {
+			t.Fatalf("Info() = %+v", info)
+		}
 	})
 	t.Run("probe", func(t *testing.T) {
 		for _, c := range []struct {
