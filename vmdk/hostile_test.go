@@ -560,3 +560,33 @@ func TestShortLastGrain(t *testing.T) {
 		})
 	}
 }
+
+func TestMaxVirtualSize(t *testing.T) {
+	b, _ := buildSparse(smallSpec(false)) // 1 MiB
+	_, err := openMem(b, Options{MaxVirtualSize: 1<<20 - 512})
+	wantClass(t, err, disk.ErrTooLarge)
+	if _, err := openMem(b, Options{MaxVirtualSize: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Progress markers (VMware's type 4, "sporadic" in vSphere streams) are
+// skipped by the walk.
+func TestWalkProgressMarkers(t *testing.T) {
+	s := smallSpec(true)
+	b, L := buildSparse(s)
+	at := toStreamAtEnd(b, L, s)
+	g3 := L.grains[3] * 512
+	m := make([]byte, 3*512)
+	le.PutUint64(m, 2) // two sectors of progress data follow
+	le.PutUint32(m[12:], markerProgress)
+	x := append(append(bytes.Clone(at[:g3]), m...), at[g3:]...)
+	var offs []int64
+	err := WalkStream(bytes.NewReader(x), func(off int64, grain []byte) error {
+		offs = append(offs, off)
+		return nil
+	})
+	if err != nil || len(offs) != 3 || offs[1] != 3*65536 {
+		t.Fatalf("WalkStream: %v, grains at %v", err, offs)
+	}
+}
