@@ -359,7 +359,10 @@ func TestHostileWalk(t *testing.T) {
 func TestHostileDescriptors(t *testing.T) {
 	flat := make([]byte, 1<<20)
 	copy(flat, "flat data")
-	files := map[string][]byte{"f.vmdk": flat}
+	sp, _ := buildSparse(smallSpec(false)) // 2048 sectors
+	disguised := bytes.Clone(sp)
+	le.PutUint64(disguised[12:], 0) // capacity 0 with an embedded descriptor
+	files := map[string][]byte{"f.vmdk": flat, "s.vmdk": sp, "d.vmdk": disguised}
 	desc := func(createType, extents string, extra ...string) []byte {
 		s := "# Disk DescriptorFile\nversion=1\nCID=aabbccdd\nparentCID=ffffffff\ncreateType=\"" + createType + "\"\n" + strings.Join(extra, "\n") + "\n# Extent description\n" + extents + "\n"
 		return []byte(s)
@@ -409,12 +412,15 @@ func TestHostileDescriptors(t *testing.T) {
 		{"encrypted", desc("monolithicFlat", `RW 2048 FLAT "f.vmdk" 0`, `encryptionKeys="vmware:key/list/(pair/(null/..."`), disk.ErrUnsupported},
 		{"parent", desc("monolithicFlat", `RW 2048 FLAT "f.vmdk" 0`, `parentFileNameHint="/etc/base.vmdk"`), disk.ErrUnsafe},
 		{"sparse-extent-not-kdmv", desc("twoGbMaxExtentSparse", `RW 2048 SPARSE "f.vmdk"`), disk.ErrFormatMismatch},
+		{"sparse-extent-shorter-than-line", desc("twoGbMaxExtentSparse", `RW 4096 SPARSE "s.vmdk"`), disk.ErrCorrupt},
+		{"sparse-extent-disguised-descriptor", desc("twoGbMaxExtentSparse", `RW 2048 SPARSE "d.vmdk"`), disk.ErrUnsafe},
+		{"sparse-and-cowd-same-file", desc("vmfsSparse", "RW 2048 SPARSE \"s.vmdk\"\nRW 2048 VMFSSPARSE \"s.vmdk\""), disk.ErrCorrupt},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			called = false
 			_, err := openMem(c.b, Options{OpenExtent: opener})
 			wantClass(t, err, c.class)
-			if c.class == disk.ErrUnsafe && called && c.name != "parent" {
+			if c.class == disk.ErrUnsafe && called && c.name != "parent" && !strings.HasPrefix(c.name, "sparse-") {
 				t.Fatal("OpenExtent was called")
 			}
 		})
