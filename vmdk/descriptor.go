@@ -91,7 +91,10 @@ func parseDescriptor(b []byte, embedded bool) (*descriptor, error) {
 			continue
 		}
 		if _, dup := d.keys[lk]; dup {
-			return nil, disk.Errorf(formatName, disk.ErrCorrupt, "descriptor line %d: key %q given twice", n, k)
+			if significantKeys[lk] {
+				return nil, disk.Errorf(formatName, disk.ErrCorrupt, "descriptor line %d: key %q given twice", n, k)
+			}
+			continue // the first occurrence counts, as in qemu
 		}
 		d.keys[lk] = v
 		switch lk {
@@ -131,6 +134,13 @@ func parseDescriptor(b []byte, embedded bool) (*descriptor, error) {
 	}
 	_ = haveCID
 	return d, nil
+}
+
+// significantKeys are the header keys whose repetition would make the
+// descriptor ambiguous.
+var significantKeys = map[string]bool{
+	"version": true, "cid": true, "parentcid": true, "createtype": true,
+	"parentfilenamehint": true, "encryptionkeys": true,
 }
 
 // parseCID parses a content ID: up to 8 hex digits.
