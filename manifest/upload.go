@@ -118,6 +118,7 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	// Keep the part buffers within uploadMemory.
 	par = max(1, min(par, int(uploadMemory/opts.partSize())-1))
 	res := &UploadResult{Manifest: m}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type job struct {
@@ -183,6 +184,9 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	})
 	close(jobs)
 	wg.Wait()
+	if err := parent.Err(); err != nil {
+		return res, err // interrupted: the parts stored so far are kept
+	}
 	if firstErr != nil {
 		return res, firstErr
 	}
