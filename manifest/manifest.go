@@ -15,6 +15,19 @@
 // delete-url, and an end offset equal to size (instead of size-1) on the
 // last part. Writing follows the AWS tools: their element order, a
 // standalone="yes" declaration, four-space indentation.
+//
+// The pieces:
+//   - [Parse] and [Manifest.Marshal] read and write the XML; [Manifest.Validate]
+//     checks that the parts cover the file exactly once.
+//   - [Create] splits an image into part files and a manifest, hashing in
+//     the same pass; [Upload] does the same into an S3 bucket with presigned
+//     URLs (SigV4 through minio-go, or SigV2 from [PresignV2]), resuming an
+//     interrupted upload.
+//   - A [PartStore] fetches parts: [DirStore], [HTTPStore] (the presigned
+//     URLs, with retries, resumed bodies and idle timeouts), [S3Store].
+//   - [Verify] checks every part and the whole file, reporting every failure
+//     with its index and byte range; [OpenStorage] reads the file from its
+//     parts, verified, cached and fetched ahead, for the format readers.
 package manifest
 
 import (
