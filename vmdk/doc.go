@@ -10,9 +10,9 @@
 //   - a COWD (VMDK3) extent, the vmfsSparse delta format of ESX;
 //   - a text descriptor (monolithicFlat, twoGbMaxExtentFlat,
 //     twoGbMaxExtentSparse, vmfs, vmfsThin, vmfsEagerZeroedThick,
-//     vmfsPreallocated, vmfsSparse) listing FLAT, VMFS, SPARSE,
-//     VMFSSPARSE and ZERO extents, whose files are obtained through
-//     Options.OpenExtent.
+//     vmfsPreallocated, vmfsSparse, seSparse) listing FLAT, VMFS, SPARSE,
+//     VMFSSPARSE, SESPARSE and ZERO extents, whose files are obtained
+//     through Options.OpenExtent.
 //
 // # Safety
 //
@@ -83,5 +83,7 @@
 //   - The sequential walk (StreamReader) has no qemu counterpart; it
 //     requires grains in ascending LBA order, as every known writer emits
 //     them.
-//   - seSparse files and extents are refused with disk.ErrUnsupported.
+//   - SESPARSE extents are read with qemu's strict header checks plus bounds
+//     on every region and entry; a seSparse file opened on its own (without
+//     the descriptor naming its parent) is refused with disk.ErrUnsupported.
 package vmdk

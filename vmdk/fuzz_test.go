@@ -28,6 +28,7 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		[]byte("# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"f.vmdk\" 0\nRW 10 ZERO\n"),
 		[]byte("version=1\ncreateType=\"twoGbMaxExtentSparse\"\nRW 2048 SPARSE \"s.vmdk\"\nRDONLY 1024 FLAT \"f.vmdk\" 8\n"),
 		[]byte("version=1\ncreateType=\"vmfsSparse\"\nRW 10000 VMFSSPARSE \"c.vmdk\"\n"),
+		[]byte("version=1\ncreateType=\"seSparse\"\nRW 40000 SESPARSE \"e.vmdk\"\n"),
 	)
 	return seeds
 }
@@ -39,6 +40,7 @@ func fuzzFiles() map[string][]byte {
 		"f.vmdk": pattern(1<<20, 3),
 		"s.vmdk": plain,
 		"c.vmdk": buildCOWD(10000, 1, map[int64][]byte{0: {1}}),
+		"e.vmdk": buildSESparse(40000, map[int64][]byte{0: {1}, 4096: {2}}, []int64{5}, nil),
 	}
 }
 

@@ -391,7 +391,7 @@ func TestHostileDescriptors(t *testing.T) {
 		{"custom", desc("custom", `RW 2048 FLAT "f.vmdk" 0`), disk.ErrUnsafe},
 		{"vmfsRawDeviceMap", desc("vmfsRawDeviceMap", `RW 2048 VMFSRDM "f.vmdk"`), disk.ErrUnsafe},
 		{"rdm-extent", desc("vmfs", `RW 2048 VMFSRDM "f.vmdk"`), disk.ErrUnsafe},
-		{"seSparse", desc("seSparse", `RW 2048 SESPARSE "f.vmdk"`), disk.ErrUnsupported},
+		{"seSparse-not-sesparse", desc("seSparse", `RW 2048 SESPARSE "f.vmdk"`), disk.ErrFormatMismatch},
 		{"unknown-type", desc("futureType", `RW 2048 FLAT "f.vmdk" 0`), disk.ErrUnsupported},
 		{"no-createType", desc("", `RW 2048 FLAT "f.vmdk" 0`), disk.ErrCorrupt},
 		{"unknown-extent-type", desc("monolithicFlat", `RW 2048 FUTURE "f.vmdk" 0`), disk.ErrUnsupported},

@@ -56,6 +56,7 @@ type imgExtent struct {
 	s     disk.Storage
 	flat  int64 // FLAT/VMFS: byte offset in s of the extent's first byte
 	sp    *sparseExtent
+	se    *seExtent
 }
 
 type runKind uint8
@@ -80,6 +81,8 @@ func (e *imgExtent) runs(off, end int64, yield func(run) bool) error {
 	switch {
 	case e.sp != nil:
 		return e.sp.runs(off, end, yield)
+	case e.se != nil:
+		return e.se.runs(off, end, yield)
 	case e.s != nil:
 		yield(run{off: off, n: end - off, kind: runData, stored: e.flat + off})
 	default:
@@ -154,7 +157,7 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 	case "\xbe\xba\xfe\xca":
 		var b [8]byte
 		if _, rerr := s.ReadAt(b[:], 0); rerr == nil && string(b[4:]) == "\x00\x00\x00\x00" {
-			return nil, disk.Errorf(formatName, disk.ErrUnsupported, "%s: seSparse extent (magic CAFEBABE): not supported", s.Name())
+			return nil, disk.Errorf(formatName, disk.ErrUnsupported, "%s: a seSparse extent (magic CAFEBABE) is read only through its descriptor, which names its parent", s.Name())
 		}
 		img, err = openDescriptorFile(s, opts)
 	default:
@@ -302,8 +305,6 @@ func (img *Image) openExtent(e *imgExtent, opts Options, files map[string]*imgEx
 		return nil
 	case "VMFSRDM", "VMFSRAW":
 		return disk.Errorf(formatName, disk.ErrUnsafe, "descriptor line %d: %s extent maps a raw device", l.Line, l.Type)
-	case "SESPARSE":
-		return disk.Errorf(formatName, disk.ErrUnsupported, "descriptor line %d: seSparse extents are not supported", l.Line)
 	}
 	if l.Access == "NOACCESS" {
 		return disk.Errorf(formatName, disk.ErrUnsupported, "descriptor line %d: NOACCESS %s extent %q cannot be read", l.Line, l.Type, l.File)
@@ -316,10 +317,10 @@ func (img *Image) openExtent(e *imgExtent, opts Options, files map[string]*imgEx
 	}
 	var s disk.Storage
 	var prev *imgExtent
+	var err error
 	if p, ok := files[l.File]; ok {
 		s, prev = p.s, p
 	} else {
-		var err error
 		s, err = opts.OpenExtent(l.File)
 		if err != nil {
 			return fmt.Errorf("vmdk: descriptor line %d: opening extent %q: %w", l.Line, l.File, err)
@@ -347,6 +348,15 @@ func (img *Image) openExtent(e *imgExtent, opts Options, files map[string]*imgEx
 			return disk.Errorf(formatName, disk.ErrCorrupt, "descriptor line %d: sparse extent %q holds %d sectors, the descriptor says %d", l.Line, l.File, sp.capacity/disk.SectorSize, l.Sectors)
 		}
 		e.sp = sp
+	case "SESPARSE":
+		if prev != nil && prev.se != nil {
+			e.se = prev.se
+		} else if e.se, err = openSESparse(s); err != nil {
+			return err
+		}
+		if e.se.capacity < e.n {
+			return disk.Errorf(formatName, disk.ErrCorrupt, "descriptor line %d: seSparse extent %q holds %d sectors, the descriptor says %d", l.Line, l.File, e.se.capacity/disk.SectorSize, l.Sectors)
+		}
 	case "VMFSSPARSE":
 		sp, err := prev.sparse(magicCOWD)
 		if sp == nil && err == nil {

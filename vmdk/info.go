@@ -48,6 +48,10 @@ func (img *Image) Info() disk.Info {
 		if e.line.HasOffset {
 			m["offset"] = e.line.Offset
 		}
+		if e.se != nil {
+			cluster = max(cluster, seGrainSecs*disk.SectorSize)
+			m["grain_size"] = seGrainSecs * disk.SectorSize
+		}
 		if x := e.sp; x != nil {
 			cluster = max(cluster, x.grainBytes)
 			m["grain_size"] = x.grainBytes
