@@ -66,13 +66,21 @@ func openFormat(f Format, s disk.Storage, path string, opts Options) (disk.Image
 func openOne(f Format, s disk.Storage, path string, opts Options, parent disk.Image) (disk.Image, error) {
 	switch f {
 	case VHD:
-		return vhd.Open(s, vhd.Options{Parent: parent, MaxVirtualSize: opts.MaxVirtualSize})
+		img, err := vhd.Open(s, vhd.Options{Parent: parent, MaxVirtualSize: opts.MaxVirtualSize})
+		if err != nil {
+			return nil, err
+		}
+		return img, nil
 	default:
 		vo := vmdk.Options{MaxVirtualSize: opts.MaxVirtualSize, OpenExtent: extentOpener(path, opts)}
 		if parent != nil {
 			vo.Parent = parent.(*vmdk.Image)
 		}
-		return vmdk.Open(s, vo)
+		img, err := vmdk.Open(s, vo)
+		if err != nil {
+			return nil, err
+		}
+		return img, nil
 	}
 }
 

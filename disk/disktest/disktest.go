@@ -153,8 +153,8 @@ func checkZeroRuns(t testing.TB, img disk.Image, exts []disk.Extent) {
 			if _, err := img.ReadAt(b, w[0]); err != nil && err != io.EOF {
 				t.Fatalf("ReadAt(zero run %+v at %d): %v", e, w[0], err)
 			}
-			if i := bytes.IndexFunc(b, func(r rune) bool { return r != 0 }); i >= 0 {
-				t.Fatalf("zero run %+v holds non-zero byte near %d", e, w[0]+int64(i))
+			if i := firstDiff(b, make([]byte, len(b))); i >= 0 {
+				t.Fatalf("zero run %+v holds non-zero byte at %d", e, w[0]+int64(i))
 			}
 			budget -= w[1]
 		}
