@@ -278,7 +278,8 @@ type partWriter struct {
 	digest []string
 	sizes  []int64
 	err    error
-	pool   sync.Pool
+	free   chan []byte // part buffers stored and ready for reuse
+	made   int         // part buffers allocated: at most cap(free)
 }
 
 type partJob struct {
@@ -289,8 +290,10 @@ type partJob struct {
 
 func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, sink Sink, opt Options) *partWriter {
 	p := &partWriter{ctx: ctx, cancel: cancel, sink: sink, opt: opt, jobs: make(chan partJob)}
-	p.pool.New = func() any { b := make([]byte, opt.PartSize); return &b }
-	p.buf = *p.pool.Get().(*[]byte)
+	// Buffers: the one filling, one per storing goroutine, one handed over.
+	p.free = make(chan []byte, opt.Uploads+2)
+	p.made = 1
+	p.buf = make([]byte, opt.PartSize)
 	for range opt.Uploads {
 		p.wg.Add(1)
 		go p.store()
@@ -302,8 +305,7 @@ func (p *partWriter) store() {
 	defer p.wg.Done()
 	for j := range p.jobs {
 		if context.Cause(p.ctx) != nil {
-			full := j.data[:cap(j.data)]
-			p.pool.Put(&full)
+			p.free <- j.data[:cap(j.data)]
 			continue
 		}
 		sum := sha1.Sum(j.data)
@@ -321,8 +323,7 @@ func (p *partWriter) store() {
 		p.digest[j.index] = hex.EncodeToString(sum[:])
 		p.sizes[j.index] = int64(len(j.data))
 		p.mu.Unlock()
-		full := j.data[:cap(j.data)]
-		p.pool.Put(&full)
+		p.free <- j.data[:cap(j.data)]
 		if err == nil && p.opt.Progress != nil {
 			p.stored.Store(max(p.stored.Load(), j.upTo))
 			p.opt.Progress(p.read.Load(), p.stored.Load())
@@ -337,7 +338,7 @@ func (p *partWriter) Write(b []byte) (int, error) {
 		p.n += k
 		b = b[k:]
 		if p.n == len(p.buf) {
-			if err := p.cut(); err != nil {
+			if err := p.cut(false); err != nil {
 				return total - len(b), err
 			}
 		}
@@ -345,8 +346,10 @@ func (p *partWriter) Write(b []byte) (int, error) {
 	return total, nil
 }
 
-// cut hands the full buffer to the storing goroutines.
-func (p *partWriter) cut() error {
+// cut hands the full buffer to the storing goroutines and, unless it was
+// the last part, takes a free buffer for the next one (reusing buffers
+// keeps a fresh 10 MiB from being faulted in for every part).
+func (p *partWriter) cut(last bool) error {
 	j := partJob{index: p.count, data: p.buf[:p.n], upTo: p.read.Load()}
 	select {
 	case p.jobs <- j:
@@ -354,9 +357,26 @@ func (p *partWriter) cut() error {
 		return context.Cause(p.ctx)
 	}
 	p.count++
-	p.buf = *p.pool.Get().(*[]byte)
-	p.n = 0
-	return nil
+	p.buf, p.n = nil, 0
+	if last {
+		return nil
+	}
+	select {
+	case p.buf = <-p.free:
+		return nil
+	default:
+	}
+	if p.made < cap(p.free) {
+		p.made++
+		p.buf = make([]byte, p.opt.PartSize)
+		return nil
+	}
+	select {
+	case p.buf = <-p.free:
+		return nil
+	case <-p.ctx.Done():
+		return context.Cause(p.ctx)
+	}
 }
 
 // finish cuts the last part (when ok), waits for every part to be stored
@@ -364,7 +384,7 @@ func (p *partWriter) cut() error {
 func (p *partWriter) finish(ok bool) ([]Part, error) {
 	var err error
 	if ok && p.n > 0 {
-		err = p.cut()
+		err = p.cut(true)
 	}
 	close(p.jobs)
 	p.wg.Wait()
