@@ -3,8 +3,9 @@
 // inflate throughput of one core), converting it to a raw volume,
 // converting with 1, 2 and 4 workers to show how the work scales with
 // cores, and inflating the grains of a streamOptimized image from memory
-// on one core and on all of them (the CPU cost alone, without I/O). Run
-// them with
+// on one core and on all of them (the CPU cost alone, without I/O), and
+// copying verbatim bytes between host files from a memory mapping, with
+// pread or with copy_file_range. Run them with
 //
 //	go test -bench . ./bench/
 //
