@@ -1,9 +1,10 @@
 // Package raw reads RAW disk images: the virtual disk is the file's bytes.
 //
-// The image is read through the storage it is opened on; a [disk.HostFile]
-// is memory-mapped, so reads copy straight from the page cache and the
-// extent map reports every data run as stored verbatim in the file, ready
-// for copy_file_range. Holes of a sparse file (found with SEEK_DATA and
+// The image is read through the storage it is opened on. The extent map
+// reports every data run as stored verbatim in the file at its own offset,
+// so a converter copies it straight from the file (pread from the page
+// cache, which measured faster than faulting in a memory mapping; the
+// mapping is still there through [disk.HostFile.Bytes]). Holes of a sparse file (found with SEEK_DATA and
 // SEEK_HOLE) are reported as zero runs; a file system that cannot tell
 // reports the whole file as data.
 //
@@ -40,7 +41,7 @@ func Open(s disk.Storage) (*Image, error) {
 	}
 	size := (n + disk.SectorSize - 1) / disk.SectorSize * disk.SectorSize
 	if h, ok := s.(*disk.HostFile); ok {
-		h.Advise(0, n, unix.MADV_SEQUENTIAL)
+		h.Advise(0, n, unix.FADV_SEQUENTIAL)
 	}
 	return &Image{s: s, size: size}, nil
 }
