@@ -16,29 +16,18 @@ func init() {
 		usage:   "info [--format F] [--output human|json] IMAGE",
 	}
 	c.run = func(args []string) error {
-		fs := c.flags()
-		var img imageFlags
-		img.register(fs)
-		output := fs.String("output", "human", "output format: human or json")
-		pos, err := c.parse(fs, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		if *output != "human" && *output != "json" {
-			return usageError("--output must be human or json, not %q", *output)
-		}
-		im, err := img.open(pos[0])
+		im, path, output, err := c.openWithOutput(args)
 		if err != nil {
 			return err
 		}
 		defer im.Close()
 		info := im.Info()
-		if *output == "json" {
+		if output == "json" {
 			e := json.NewEncoder(stdout)
 			e.SetIndent("", "    ")
 			return e.Encode(jsonInfo(info))
 		}
-		printInfo(stdout, pos[0], info)
+		printInfo(stdout, path, info)
 		return nil
 	}
 	register(c)

@@ -26,25 +26,14 @@ func init() {
 		usage:   "map [--format F] [--output human|json] IMAGE",
 	}
 	c.run = func(args []string) error {
-		fs := c.flags()
-		var img imageFlags
-		img.register(fs)
-		output := fs.String("output", "human", "output format: human or json")
-		pos, err := c.parse(fs, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		if *output != "human" && *output != "json" {
-			return usageError("--output must be human or json, not %q", *output)
-		}
-		im, err := img.open(pos[0])
+		im, _, output, err := c.openWithOutput(args)
 		if err != nil {
 			return err
 		}
 		defer im.Close()
 		w := bufio.NewWriter(stdout)
 		defer w.Flush()
-		if *output == "human" {
+		if output == "human" {
 			fmt.Fprintf(w, "%-20s%-20s%-6s%s\n", "Offset", "Length", "Kind", "Mapped to")
 		} else {
 			fmt.Fprint(w, "[")
@@ -54,7 +43,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			if *output == "human" {
+			if output == "human" {
 				where := ""
 				if e.Stored != nil {
 					where = fmt.Sprintf("%s @ %#x", e.Stored.Name(), e.StoredOffset)
@@ -76,7 +65,7 @@ func init() {
 			first = false
 			fmt.Fprintf(w, "\n%s", b)
 		}
-		if *output == "json" {
+		if output == "json" {
 			fmt.Fprintln(w, "\n]")
 		}
 		return nil

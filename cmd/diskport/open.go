@@ -33,6 +33,27 @@ func (f *imageFlags) open(path string) (disk.Image, error) {
 	})
 }
 
+// openWithOutput parses the flags of a verb that reads one image and prints
+// it as human text or JSON (info, map), and opens the image.
+func (c *command) openWithOutput(args []string) (img disk.Image, path, output string, err error) {
+	fs := c.flags()
+	var f imageFlags
+	f.register(fs)
+	out := fs.String("output", "human", "output format: human or json")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if *out != "human" && *out != "json" {
+		return nil, "", "", usageError("--output must be human or json, not %q", *out)
+	}
+	img, err = f.open(pos[0])
+	if err != nil {
+		return nil, "", "", err
+	}
+	return img, pos[0], *out, nil
+}
+
 // stringList is a repeatable string flag.
 type stringList []string
 
