@@ -1,0 +1,107 @@
+package vmdk
+
+import (
+	"bytes"
+	"compress/zlib"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// zlibOf compresses p with compress/zlib at level.
+func zlibOf(t testing.TB, p []byte, level int) []byte {
+	var b bytes.Buffer
+	w, err := zlib.NewWriterLevel(&b, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(p)
+	w.Close()
+	return b.Bytes()
+}
+
+// stdInflate is the reference: compress/zlib, at most limit bytes.
+func stdInflate(src []byte, limit int) ([]byte, error) {
+	r, err := zlib.NewReader(bytes.NewReader(src))
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	return out, err
+}
+
+func TestInflate(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	random := make([]byte, 64<<10)
+	for i := range random {
+		random[i] = byte(r.Uint32())
+	}
+	text := []byte(strings.Repeat("diskport converts virtual disks; ", 2000))[:64<<10]
+	mixed := append(append([]byte{}, random[:20000]...), make([]byte, 64<<10-20000)...)
+	for _, in := range [][]byte{random, text, mixed, make([]byte, 64<<10), random[:100], nil} {
+		for _, level := range []int{0, 1, 6, 9} {
+			z := zlibOf(t, in, level)
+			dst := make([]byte, 64<<10)
+			n, err := Inflate(dst, z)
+			if err != nil || !bytes.Equal(dst[:n], in) {
+				t.Fatalf("%d bytes at level %d: Inflate = %d, %v; want the input back", len(in), level, n, err)
+			}
+		}
+	}
+
+	good := zlibOf(t, text, 6)
+	flip := func(i int) []byte { b := bytes.Clone(good); b[i] ^= 1; return b }
+	for _, c := range []struct {
+		name string
+		src  []byte
+		dst  int
+		want string
+	}{
+		{"too long", good, 64<<10 - 1, "more bytes than a grain"},
+		{"bad adler", flip(len(good) - 1), 64 << 10, "Adler-32"},
+		{"no adler", good[:len(good)-4], 64 << 10, "truncated"},
+		{"short adler", good[:len(good)-2], 64 << 10, "truncated"},
+		{"truncated", good[:len(good)/2], 64 << 10, "truncated"},
+		{"trailing", append(bytes.Clone(good), 0), 64 << 10, "trailing"},
+		{"header", flip(0), 64 << 10, "not a zlib stream"},
+		{"check bits", flip(1), 64 << 10, "not a zlib stream"},
+		{"raw deflate", good[2:], 64 << 10, ""},
+		{"dictionary", []byte{0x78, 0xbb, 0, 0, 0, 1}, 64 << 10, "preset dictionary"},
+		{"empty", nil, 64 << 10, "truncated"},
+	} {
+		_, err := Inflate(make([]byte, c.dst), c.src)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Inflate error %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+// FuzzInflate checks Inflate against compress/zlib: both accept the same
+// streams with the same output, within a grain.
+func FuzzInflate(f *testing.F) {
+	for _, level := range []int{0, 1, 9} {
+		f.Add(zlibOf(f, []byte(strings.Repeat("grain ", 3000)), level))
+		f.Add(zlibOf(f, bytes.Repeat([]byte{7}, 70000), level))
+	}
+	f.Add([]byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
+	f.Fuzz(func(t *testing.T, src []byte) {
+		const grain = 64 << 10
+		dst := make([]byte, grain)
+		n, err := Inflate(dst, src)
+		want, werr := stdInflate(src, grain)
+		if werr == nil && len(want) <= grain {
+			// compress/zlib ignores trailing bytes; Inflate refuses them.
+			if err != nil && !strings.Contains(err.Error(), "trailing") {
+				t.Fatalf("Inflate refused a stream compress/zlib reads: %v", err)
+			}
+			if err == nil && !bytes.Equal(dst[:n], want) {
+				t.Fatalf("Inflate gave %d bytes, compress/zlib %d, not equal", n, len(want))
+			}
+			return
+		}
+		if err == nil {
+			t.Fatalf("Inflate accepted a stream compress/zlib refuses (%v, %d bytes)", werr, len(want))
+		}
+	})
+}
