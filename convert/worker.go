@@ -26,6 +26,7 @@ type converter struct {
 	written atomic.Int64
 	journal *journal
 	hash    *orderedHash // nil without Options.Checksum
+	flush   *writeback   // nil with Options.NoSync
 
 	mu   sync.Mutex // serialises progress calls
 	done int64
@@ -66,6 +67,10 @@ var checkpointEvery = 250 * time.Millisecond
 func (c *converter) convert(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if !c.opts.NoSync {
+		c.flush = startWriteback(int(c.out.f.Fd()))
+		defer c.flush.stop()
+	}
 	c.progress(c.journal.resumedBytes(c.total))
 	var wg sync.WaitGroup
 	for range c.workers {
@@ -133,6 +138,8 @@ func (c *converter) work(ctx context.Context) error {
 			return err
 		}
 		c.journal.markDone(i)
+		start := int64(i) * segmentSize
+		c.flush.add(start, min(segmentSize, c.total-start))
 		if c.hash != nil {
 			if err := c.hash.submit(i, ps); err != nil {
 				return err
