@@ -37,6 +37,15 @@ func cpuTime() time.Duration {
 // the wall-clock rate the CPU time per conversion (cpu-ms/op): on a shared
 // machine the CPU time is the steadier measure of the work done.
 func benchConvert(b *testing.B, open func() (disk.Image, func())) {
+	for _, mode := range []struct {
+		name   string
+		noSync bool
+	}{{"durable", false}, {"fast", true}} {
+		b.Run(mode.name, func(b *testing.B) { benchConvertMode(b, open, mode.noSync) })
+	}
+}
+
+func benchConvertMode(b *testing.B, open func() (disk.Image, func()), noSync bool) {
 	dst := filepath.Join(b.TempDir(), "vol.raw")
 	cpu := cpuTime()
 	defer func() { b.ReportMetric(float64(cpuTime()-cpu)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op") }()
@@ -45,7 +54,7 @@ func benchConvert(b *testing.B, open func() (disk.Image, func())) {
 		if i == 0 {
 			b.SetBytes(img.Size())
 		}
-		if _, err := convert.Convert(context.Background(), img, dst, convert.Options{ExactSize: true, NoSync: true, Force: true}); err != nil {
+		if _, err := convert.Convert(context.Background(), img, dst, convert.Options{ExactSize: true, NoSync: noSync, Force: true}); err != nil {
 			b.Fatal(err)
 		}
 		done()
