@@ -17,7 +17,9 @@
 // A file volume is written under a temporary name beside the destination
 // with a small journal of the finished segments, flushed (unless NoSync)
 // and renamed into place only when complete, so no half-written volume ever
-// sits under the final name. A run that was killed can be continued with
+// sits under the final name. Unless NoSync, writeout of each finished
+// segment starts at once (sync_file_range), so the disk writes overlap the
+// conversion and the final flush has little left to do. A run that was killed can be continued with
 // Options.Resume, which redoes only the unfinished segments.
 //
 // Memory stays bounded whatever the image size: each worker holds one
