@@ -3,12 +3,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/manifest"
 )
 
 var (
@@ -47,18 +51,70 @@ func buildCLI(t *testing.T) string {
 	return cliPath
 }
 
+// throttle serves h's responses at rate bytes per second in total, however
+// many requests are in flight.
+func throttle(h http.Handler, rate int64) http.Handler {
+	var mu sync.Mutex
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(slowWriter{w, &mu, rate}, r)
+	})
+}
+
+type slowWriter struct {
+	http.ResponseWriter
+	mu   *sync.Mutex
+	rate int64
+}
+
+func (w slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), 256<<10)
+		w.mu.Lock()
+		m, err := w.ResponseWriter.Write(p[:k])
+		time.Sleep(time.Duration(k) * time.Second / time.Duration(w.rate))
+		w.mu.Unlock()
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
+
 // TestResumeAfterKill kills a real conversion with SIGKILL at a random
 // point, then resumes it: the result is the volume an uninterrupted run
-// writes, and the work finished before the kill is not done again.
+// writes, and the work finished before the kill is not done again. The
+// source is a streamOptimized VMDK read through an import manifest from a
+// loopback HTTP server throttled to 64 MiB/s, so that the run lasts a few
+// seconds however fast the machine converts, and the kill lands after
+// the journal's first checkpoint and before the end.
 func TestResumeAfterKill(t *testing.T) {
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 256 << 20, Seed: 42})
 	img := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
-	dst := filepath.Join(t.TempDir(), "vol.raw")
+	parts := t.TempDir()
+	m, _, err := manifest.Create(context.Background(), img, parts, manifest.SplitOptions{PartSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(throttle(http.FileServer(http.Dir(parts)), 64<<20))
+	defer srv.Close()
+	for i := range m.Parts {
+		m.Parts[i].GetURL = srv.URL + "/" + m.Parts[i].Key
+	}
+	dir := t.TempDir()
+	mpath := filepath.Join(dir, "image.manifest.xml")
+	if err := os.WriteFile(mpath, m.Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "vol.raw")
 
 	journal := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".diskport-journal")
 	frac := 0.2 + 0.4*rand.Float64()
-	cmd := exec.Command(bin, "convert", "--workers", "1", "--checksum", "sha256", "--progress=json", img, dst)
+	start := time.Now()
+	cmd := exec.Command(bin, "convert", "--workers", "1", "--checksum", "sha256", "--progress=json", "--manifest", mpath, dst)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +122,7 @@ func TestResumeAfterKill(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	killed := false
+	killed, killedAt := false, time.Duration(0)
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		var p progressJSON
@@ -76,19 +132,19 @@ func TestResumeAfterKill(t *testing.T) {
 		// Kill past the chosen point once the journal records some work.
 		if _, err := os.Stat(journal); err == nil && float64(p.BytesConverted) >= frac*float64(p.TotalBytes) {
 			cmd.Process.Signal(syscall.SIGKILL)
-			killed = true
+			killed, killedAt = true, time.Since(start)
 			break
 		}
 	}
 	io.Copy(io.Discard, stdout)
 	cmd.Wait()
 	if !killed {
-		t.Fatalf("the conversion finished before it could be killed at %.0f%%", frac*100)
+		t.Fatalf("the conversion finished in %v, before it could be killed at %.0f%%", time.Since(start), frac*100)
 	}
 	if _, err := os.Stat(dst); err == nil {
 		t.Fatal("a killed run left a file under the final name")
 	}
-	out, err := exec.Command(bin, "convert", "--resume", "--checksum", "sha256", "--progress=json", img, dst).Output()
+	out, err := exec.Command(bin, "convert", "--resume", "--checksum", "sha256", "--progress=json", "--manifest", mpath, dst).Output()
 	if err != nil {
 		t.Fatalf("resume: %v: %s", err, out)
 	}
@@ -113,7 +169,7 @@ func TestResumeAfterKill(t *testing.T) {
 	if !bytes.Equal(got[:len(want)], want) || !bytes.Equal(got[len(want):], make([]byte, len(got)-len(want))) {
 		t.Fatal("the resumed volume differs from the image")
 	}
-	t.Logf("killed at %.0f%%, resumed %d of %d bytes", frac*100, res.ResumedBytes, len(want))
+	t.Logf("killed at %.0f%% after %v, resumed %d of %d bytes", frac*100, killedAt, res.ResumedBytes, len(want))
 }
 
 // TestMemoryBound converts a 4 TiB sparse RAW image and a streamOptimized
