@@ -78,6 +78,9 @@ type chunk struct {
 	// Storage.mu.
 	refs    int
 	evicted bool
+	// pinned keeps a chunk fetched at open in the cache until it is
+	// first read, so a reader reaching it late need not fetch it again.
+	pinned bool
 }
 
 // A dataRun is a range of a chunk that is not all zeros, in zeroBlock
@@ -136,6 +139,17 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 		for off := int64(0); off < p.Length; off += chunkLimit {
 			s.chunks = append(s.chunks, chunkRef{part: i, off: off, n: min(chunkLimit, p.Length-off), fileStart: p.Offset + off})
 		}
+	}
+	// Opening an image reads the first chunk (the format's header) and
+	// most formats then the last (a VHD's footer, a streamOptimized
+	// VMDK's footer, grain directory and tables): fetch both at once, on
+	// their own, so that conversion starts as soon as possible. Reading
+	// ahead waits for the reader's next access.
+	if n := len(s.chunks); n > 0 {
+		s.mu.Lock()
+		s.lookup(0).pinned = true
+		s.lookup(n - 1).pinned = true
+		s.mu.Unlock()
 	}
 	return s, nil
 }
@@ -222,9 +236,10 @@ func (s *Storage) getChunk(i int) (*chunk, error) {
 	s.mu.Lock()
 	c := s.lookup(i)
 	c.refs++
+	c.pinned = false
 	// Read ahead while the reader moves forward through the file; several
 	// workers converting neighbouring segments count as moving forward.
-	if d := i - s.last; s.last < 0 || (d >= -2*s.opts.Parallel && d <= 2*s.opts.Parallel+1) {
+	if d := i - s.last; s.last >= 0 && d >= -2*s.opts.Parallel && d <= 2*s.opts.Parallel+1 {
 		for j := i + 1; j < len(s.chunks) && j <= i+s.opts.Parallel; j++ {
 			s.lookup(j)
 		}
@@ -294,12 +309,15 @@ func (s *Storage) evict() {
 			default:
 				continue // in flight
 			}
+			if c.pinned {
+				continue
+			}
 			if victim < 0 || c.used < oldest {
 				victim, oldest = i, c.used
 			}
 		}
 		if victim < 0 {
-			return // everything in flight; grow past the limit briefly
+			return // everything in flight or pinned; grow past the limit briefly
 		}
 		c := s.cache[victim]
 		delete(s.cache, victim)
