@@ -18,12 +18,26 @@ import (
 )
 
 // benchImages are 256 MiB disks as raw and as streamOptimized VMDK: large
-// enough for the part cache to reach its steady state.
+// enough for the part cache to reach its steady state. raw-mostly-empty
+// is a raw disk whose first 32 MiB are the golden disk's and the rest
+// zeros, as a freshly installed system's disk is.
 func benchImages(b *testing.B) map[string]string {
 	golden := testimg.Golden(b, testimg.Spec{Size: 256 << 20, Seed: 99})
+	data, err := os.ReadFile(golden)
+	if err != nil {
+		b.Fatal(err)
+	}
+	empty := filepath.Join(b.TempDir(), "mostly-empty.raw")
+	if err := os.WriteFile(empty, data[:32<<20], 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Truncate(empty, 256<<20); err != nil {
+		b.Fatal(err)
+	}
 	return map[string]string{
-		"raw":             golden,
-		"streamOptimized": testimg.Make(b, golden, "vmdk", "subformat=streamOptimized"),
+		"raw":              golden,
+		"raw-mostly-empty": empty,
+		"streamOptimized":  testimg.Make(b, golden, "vmdk", "subformat=streamOptimized"),
 	}
 }
 

@@ -414,3 +414,55 @@ func allZero(b []byte) bool {
 	}
 	return true
 }
+
+// TestStorageSkipsZeroParts: parts whose checksum is that of zeros are
+// never requested, and read as zeros; a zero part in a manifest without
+// checksums is fetched as any other.
+func TestStorageSkipsZeroParts(t *testing.T) {
+	data := make([]byte, 5*256<<10+1000)
+	for i := range data[:256<<10] {
+		data[i] = byte(i*7 + 1)
+	}
+	copy(data[3*256<<10:], bytes.Repeat([]byte("diskport"), 1000))
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, checked := range []bool{true, false} {
+		c := *m
+		c.Parts = append([]Part(nil), m.Parts...)
+		if !checked {
+			c.SHA256 = ""
+			for i := range c.Parts {
+				c.Parts[i].SHA256 = ""
+			}
+		}
+		sm, srv := served(t, &c, dir)
+		s, err := OpenStorage(context.Background(), sm, fastStore(), StorageOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(readAll(t, s), data) {
+			t.Fatalf("checked %v: read differs", checked)
+		}
+		if start, end, err := s.NextData(256 << 10); err != nil || start != 3*256<<10 || end != 3*256<<10+8192 {
+			t.Errorf("checked %v: NextData after part 0 = %d, %d, %v; want the text in part 3", checked, start, end, err)
+		}
+		s.Close()
+		for i, p := range sm.Parts {
+			zero := i != 0 && i != 3
+			want := 1
+			if zero && checked {
+				want = 0
+			}
+			if n := srv.count(p.Key); n != want {
+				t.Errorf("checked %v: %s requested %d times, want %d", checked, p.Key, n, want)
+			}
+		}
+	}
+}

@@ -40,7 +40,8 @@ var chunkLimit int64 = MaxChunk
 // [disk.Storage] with random access, safe for concurrent use. Parts are
 // fetched whole (and their length and checksum verified before any byte is
 // used), kept in a small cache, and fetched ahead of a sequential reader
-// with a bounded number of requests in flight. It is a
+// with a bounded number of requests in flight. A part whose checksum is
+// that of zeros is not fetched at all: its bytes are known. It is a
 // [disk.SparseStorage]: its zero blocks are reported as holes.
 type Storage struct {
 	m     *Manifest
@@ -70,6 +71,7 @@ type chunkRef struct {
 type chunk struct {
 	done chan struct{}
 	data []byte
+	zero bool      // a part known to hold zeros: no data
 	runs []dataRun // the data runs of data, relative to the chunk
 	err  error
 	used int64
@@ -187,7 +189,13 @@ func (s *Storage) ReadAt(p []byte, off int64) (int, error) {
 			return n, err
 		}
 		ref := s.chunks[ci]
-		k := copy(p[n:], c.data[off+int64(n)-ref.fileStart:])
+		var k int
+		if at := off + int64(n) - ref.fileStart; c.zero {
+			k = int(min(int64(len(p)-n), ref.n-at))
+			clear(p[n : n+k])
+		} else {
+			k = copy(p[n:], c.data[at:])
+		}
 		s.release(c)
 		n += k
 		ci++
@@ -337,12 +345,15 @@ func (s *Storage) fetch(i int, c *chunk) {
 	defer func() { <-s.sem }()
 	ref := s.chunks[i]
 	p := &s.m.Parts[ref.part]
-	if ref.off == 0 && ref.n == p.Length {
+	switch {
+	case ref.off == 0 && ref.n == p.Length && knownZero(p):
+		c.zero = true // no data, no runs
+	case ref.off == 0 && ref.n == p.Length:
 		c.data, c.err = fetchPart(s.ctx, s.store, p, s.buffer(p.Length))
-	} else {
+	default:
 		c.data, c.err = s.fetchRange(p, ref.off, ref.n)
 	}
-	if c.err == nil {
+	if c.err == nil && !c.zero {
 		c.runs = dataRuns(c.data)
 	}
 	if c.err == nil && s.opts.Progress != nil {
