@@ -27,7 +27,8 @@
 //     URLs, with retries, resumed bodies and idle timeouts), [S3Store].
 //   - [Verify] checks every part and the whole file, reporting every failure
 //     with its index and byte range; [OpenStorage] reads the file from its
-//     parts, verified, cached and fetched ahead, for the format readers.
+//     parts, verified, cached and fetched ahead, for the format readers
+//     (parts whose checksum is that of zeros are not fetched at all).
 package manifest
 
 import (
