@@ -19,8 +19,9 @@
 // and renamed into place only when complete, so no half-written volume ever
 // sits under the final name. Unless NoSync, writeout of each finished
 // segment starts at once (sync_file_range), so the disk writes overlap the
-// conversion and the final flush has little left to do. A run that was killed can be continued with
-// Options.Resume, which redoes only the unfinished segments.
+// conversion and the final flush has little left to do. A run that was
+// killed can be continued with Options.Resume, which redoes only the
+// unfinished segments.
 //
 // Memory stays bounded whatever the image size: each worker holds one
 // buffer, and with a checksum at most a few segments wait to be hashed.
