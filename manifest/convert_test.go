@@ -128,3 +128,62 @@ func (c *countingStore) OpenPart(ctx context.Context, p *Part, off, n int64) (io
 	c.n.Add(1)
 	return c.PartStore.OpenPart(ctx, p, off, n)
 }
+
+// TestConvertStreamOnePass: converting a streamOptimized VMDK from its
+// parts with two workers is one pass over the file. The cache holds about
+// half the file's parts, and every 32 MiB of the disk the reader goes back
+// to the grain tables in the first part (which stays cached because it is
+// used that often); every part is fetched once, but the last, read at open
+// and again at the end, and parts of zeros, never fetched.
+func TestConvertStreamOnePass(t *testing.T) {
+	golden := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 63})
+	img := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
+	dir := t.TempDir()
+	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Parts) < 20 {
+		t.Fatalf("only %d parts", len(m.Parts))
+	}
+	m, srv := served(t, m, dir)
+	s, err := OpenStorage(context.Background(), m, fastStore(), StorageOptions{CacheChunks: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	remote, err := diskport.OpenStorage(s, diskport.Options{Format: m.FileFormat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "vol.raw")
+	if _, err := convert.Convert(context.Background(), remote, dst, convert.Options{ExactSize: true, NoSync: true, Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the volume converted from the parts differs from the image")
+	}
+	for i, p := range m.Parts {
+		n := srv.count(p.Key)
+		switch {
+		case knownZero(&p):
+			if n != 0 {
+				t.Errorf("%s holds zeros and was fetched %d times", p.Key, n)
+			}
+		case i == len(m.Parts)-1:
+			if n > 2 {
+				t.Errorf("the last part, %s, fetched %d times", p.Key, n)
+			}
+		case n != 1:
+			t.Errorf("%s (%d-%d) fetched %d times", p.Key, p.Offset, p.Offset+p.Length-1, n)
+		}
+	}
+}

@@ -466,3 +466,35 @@ func TestStorageSkipsZeroParts(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageReadAheadSkipsConsumed: a reader that goes back a few chunks
+// (as a VMDK reader does for its grain tables) fetches that chunk again if
+// it was evicted, but reading ahead from there does not bring back the
+// chunks after it, which the pass has consumed.
+func TestStorageReadAheadSkipsConsumed(t *testing.T) {
+	const chunk = 256 << 10
+	m, dir, data := created(t, 4<<20, chunk)
+	m, srv := served(t, m, dir)
+	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{Parallel: 2, CacheChunks: 4})
+	defer s.Close()
+	b := make([]byte, 64<<10)
+	read := func(off int64) {
+		if _, err := s.ReadAt(b, off); err != nil || !bytes.Equal(b, data[off:off+int64(len(b))]) {
+			t.Fatalf("at %d: %v", off, err)
+		}
+	}
+	for off := int64(0); off < 8*chunk; off += int64(len(b)) {
+		read(off)
+	}
+	read(3 * chunk) // back 4 chunks: still "moving forward" for read-ahead
+	read(8 * chunk)
+	for i, p := range m.Parts[:9] {
+		want := 1
+		if i == 3 {
+			want = 2 // evicted, and read again
+		}
+		if n := srv.count(p.Key); n > want {
+			t.Errorf("%s fetched %d times, want at most %d", p.Key, n, want)
+		}
+	}
+}

@@ -56,8 +56,10 @@ type Storage struct {
 	cache map[int]*chunk
 	clock int64
 	sem   chan struct{}
-	last  int      // index of the chunk last read, for read-ahead
-	free  [][]byte // buffers of evicted chunks, for reuse
+	last  int // index of the chunk last read, for read-ahead
+	// fetched records the chunks ever fetched: read-ahead skips them.
+	fetched []bool
+	free    [][]byte // buffers of evicted chunks, for reuse
 
 	progressMu sync.Mutex
 }
@@ -80,9 +82,10 @@ type chunk struct {
 	// Storage.mu.
 	refs    int
 	evicted bool
-	// pinned keeps a chunk fetched at open in the cache until it is
-	// first read, so a reader reaching it late need not fetch it again.
-	pinned bool
+	// read is set once a reader has used the chunk. Chunks fetched
+	// ahead and not yet read are evicted only when no read chunk can be,
+	// so that a reader reaching them late need not fetch them again.
+	read bool
 }
 
 // A dataRun is a range of a chunk that is not all zeros, in zeroBlock
@@ -142,6 +145,7 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 			s.chunks = append(s.chunks, chunkRef{part: i, off: off, n: min(chunkLimit, p.Length-off), fileStart: p.Offset + off})
 		}
 	}
+	s.fetched = make([]bool, len(s.chunks))
 	// Opening an image reads the first chunk (the format's header) and
 	// most formats then the last (a VHD's footer, a streamOptimized
 	// VMDK's footer, grain directory and tables): fetch both at once, on
@@ -149,8 +153,8 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 	// ahead waits for the reader's next access.
 	if n := len(s.chunks); n > 0 {
 		s.mu.Lock()
-		s.lookup(0).pinned = true
-		s.lookup(n - 1).pinned = true
+		s.lookup(0)
+		s.lookup(n - 1)
 		s.mu.Unlock()
 	}
 	return s, nil
@@ -244,12 +248,18 @@ func (s *Storage) getChunk(i int) (*chunk, error) {
 	s.mu.Lock()
 	c := s.lookup(i)
 	c.refs++
-	c.pinned = false
+	c.read = true
 	// Read ahead while the reader moves forward through the file; several
 	// workers converting neighbouring segments count as moving forward.
+	// Reading ahead fetches only chunks never fetched before: a reader
+	// going back for a chunk it needs again (a grain table near the start
+	// of a streamOptimized VMDK) must not bring back the chunks after it,
+	// which the pass has consumed, evicting those it is still reading.
 	if d := i - s.last; s.last >= 0 && d >= -2*s.opts.Parallel && d <= 2*s.opts.Parallel+1 {
 		for j := i + 1; j < len(s.chunks) && j <= i+s.opts.Parallel; j++ {
-			s.lookup(j)
+			if !s.fetched[j] {
+				s.lookup(j)
+			}
 		}
 	}
 	s.last = i
@@ -302,35 +312,34 @@ func (s *Storage) lookup(i int) *chunk {
 	s.evict()
 	c := &chunk{done: make(chan struct{}), used: s.clock}
 	s.cache[i] = c
+	s.fetched[i] = true
 	go s.fetch(i, c)
 	return c
 }
 
-// evict drops the least recently used finished chunks while the cache is
-// full. s.mu is held.
+// evict drops finished chunks while the cache is full: the least recently
+// used of those that have been read, else the oldest fetched ahead and not
+// yet read. s.mu is held.
 func (s *Storage) evict() {
 	for len(s.cache) >= s.opts.CacheChunks {
-		victim, oldest := -1, int64(0)
+		victim := -1
+		var vc *chunk
 		for i, c := range s.cache {
 			select {
 			case <-c.done:
 			default:
 				continue // in flight
 			}
-			if c.pinned {
-				continue
-			}
-			if victim < 0 || c.used < oldest {
-				victim, oldest = i, c.used
+			if vc == nil || c.read && !vc.read || c.read == vc.read && c.used < vc.used {
+				victim, vc = i, c
 			}
 		}
 		if victim < 0 {
-			return // everything in flight or pinned; grow past the limit briefly
+			return // everything in flight; grow past the limit briefly
 		}
-		c := s.cache[victim]
 		delete(s.cache, victim)
-		c.evicted = true
-		s.recycle(c)
+		vc.evicted = true
+		s.recycle(vc)
 	}
 }
 
