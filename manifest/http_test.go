@@ -259,12 +259,12 @@ func TestHTTPErrors(t *testing.T) {
 		t.Fatalf("second read: %v", err)
 	}
 
-	// A server that keeps cutting the connection: retries run out.
+	// A server that keeps cutting the connection: retries run out. (A
+	// new server each time: the storages above may still be fetching in
+	// the background.)
+	m, srv = served(t, m, dir)
 	srv.drop["disk.img.part3"] = 100
 	s, _ = OpenStorage(ctx, m, fastStore(), StorageOptions{})
-	srv.mu.Lock()
-	srv.requests["disk.img.part3"] = 0
-	srv.mu.Unlock()
 	_, err = s.ReadAt(make([]byte, 10), 3*256<<10)
 	if err == nil || !strings.Contains(err.Error(), "part 3 (bytes 786432-1048575)") || !strings.Contains(err.Error(), "unexpected EOF") {
 		t.Fatalf("err = %v", err)
@@ -274,9 +274,7 @@ func TestHTTPErrors(t *testing.T) {
 	}
 
 	// A missing object and a truncated one.
-	srv.mu.Lock()
-	srv.drop["disk.img.part3"] = 0
-	srv.mu.Unlock()
+	m, srv = served(t, m, dir)
 	os.Remove(filepath.Join(dir, "disk.img.part0"))
 	os.Truncate(filepath.Join(dir, "disk.img.part1"), 1000)
 	_, err = Verify(ctx, m, fastStore(), VerifyOptions{})
