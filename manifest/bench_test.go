@@ -3,6 +3,7 @@ package manifest
 import (
 	"context"
 	"crypto/sha256"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,15 +24,8 @@ import (
 // zeros, as a freshly installed system's disk is.
 func benchImages(b *testing.B) map[string]string {
 	golden := testimg.Golden(b, testimg.Spec{Size: 256 << 20, Seed: 99})
-	data, err := os.ReadFile(golden)
-	if err != nil {
-		b.Fatal(err)
-	}
 	empty := filepath.Join(b.TempDir(), "mostly-empty.raw")
-	if err := os.WriteFile(empty, data[:32<<20], 0o644); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.Truncate(empty, 256<<20); err != nil {
+	if err := writeHead(empty, golden, 32<<20, 256<<20); err != nil {
 		b.Fatal(err)
 	}
 	return map[string]string{
@@ -39,6 +33,29 @@ func benchImages(b *testing.B) map[string]string {
 		"raw-mostly-empty": empty,
 		"streamOptimized":  testimg.Make(b, golden, "vmdk", "subformat=streamOptimized"),
 	}
+}
+
+// writeHead writes the first n bytes of src to dst, then extends dst with a
+// hole to size bytes.
+func writeHead(dst, src string, n, size int64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyN(out, in, n); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Truncate(size); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // cpuTime returns the process's user+system CPU time.
