@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // DefaultMaxVirtualSize is the virtual size limit when Options leaves it
@@ -43,6 +44,7 @@ type Image struct {
 	h      *header
 	locs   []Locator
 	parent disk.Image
+	core   *mapped.Image // ReadAt, Extents and Close over runMap
 
 	size     int64 // virtual size: current size rounded up to a sector
 	dataSize int64 // the footer's current size: bytes past it read as zeros
@@ -54,8 +56,6 @@ type Image struct {
 	allocated  int64 // bytes of host storage in use
 	bitmaps    []atomic.Pointer[blockBits]
 	footerNote string // why the offset-0 copy of the footer is in use
-
-	closed atomic.Bool
 }
 
 // Probe reports whether s looks like a VHD: a "conectix" cookie at offset 0
@@ -110,11 +110,10 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 			return nil, disk.Errorf("vhd", disk.ErrCorrupt, "fixed disk of %d bytes needs a file of %d bytes, have %d (truncated)", m.dataSize, m.dataSize+footerSize, s.Size())
 		}
 		m.allocated = s.Size()
-		return m, nil
-	}
-	if err := m.openDynamic(opts.Parent); err != nil {
+	} else if err := m.openDynamic(opts.Parent); err != nil {
 		return nil, err
 	}
+	m.core = mapped.New(mapped.Config{Format: "vhd", Name: s.Name(), Size: m.size, Mapper: (*runMap)(m), Parent: m.parent, DataName: "block data"})
 	return m, nil
 }
 
@@ -256,10 +255,7 @@ func (m *Image) Size() int64 { return m.size }
 
 // Close marks the image closed. It closes neither the storage nor the
 // parent, which belong to the caller.
-func (m *Image) Close() error {
-	m.closed.Store(true)
-	return nil
-}
+func (m *Image) Close() error { return m.core.Close() }
 
 // DiskType returns the footer's disk type: TypeFixed, TypeDynamic or
 // TypeDifferencing.
