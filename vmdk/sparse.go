@@ -3,9 +3,9 @@ package vmdk
 import (
 	"encoding/binary"
 	"slices"
-	"sync"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // maxGDEntries caps a grain directory (qemu: "L1 size too big" above 32 Mi
@@ -53,46 +53,16 @@ type sparseExtent struct {
 
 // A gtCache holds recently used grain tables of an image's extents.
 // Cached tables are never written after insertion.
-type gtCache struct {
-	mu   sync.Mutex
-	ents [gtCacheSize]cachedGT
-	tick uint64
+type gtCache = mapped.Cache[gtKey, []uint32]
+
+// A gtKey names grain table gdi of extent ext.
+type gtKey struct {
+	ext *sparseExtent
+	gdi uint64
 }
 
-type cachedGT struct {
-	ext  *sparseExtent
-	gdi  uint64
-	gt   []uint32
-	used uint64
-}
-
-func (c *gtCache) get(x *sparseExtent, gdi uint64) []uint32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tick++
-	for i := range c.ents {
-		if e := &c.ents[i]; e.gt != nil && e.ext == x && e.gdi == gdi {
-			e.used = c.tick
-			return e.gt
-		}
-	}
-	return nil
-}
-
-func (c *gtCache) put(x *sparseExtent, gdi uint64, gt []uint32) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v := &c.ents[0]
-	for i := range c.ents {
-		if e := &c.ents[i]; e.gt == nil || e.used < v.used {
-			v = e
-			if e.gt == nil {
-				break
-			}
-		}
-	}
-	*v = cachedGT{ext: x, gdi: gdi, gt: gt, used: c.tick}
-}
+// newGTCache returns an empty cache of gtCacheSize tables.
+func newGTCache() *gtCache { return mapped.NewCache[gtKey, []uint32](gtCacheSize) }
 
 // newSparseGeometry fills the geometry fields and checks that the grain
 // directory fits the file: gdOff is its sector, the GD is read from s.
@@ -189,15 +159,7 @@ func (x *sparseExtent) gtCover() int64 { return int64(x.gtes) * x.grainBytes }
 // table returns grain table gdi (whose GD entry is non-zero), validated,
 // from the cache or the file.
 func (x *sparseExtent) table(gdi uint64) ([]uint32, error) {
-	if gt := x.cache.get(x, gdi); gt != nil {
-		return gt, nil
-	}
-	gt, err := x.readTable(gdi)
-	if err != nil {
-		return nil, err
-	}
-	x.cache.put(x, gdi, gt)
-	return gt, nil
+	return x.cache.Load(gtKey{x, gdi}, func() ([]uint32, error) { return x.readTable(gdi) })
 }
 
 // readTable reads and validates grain table gdi.
@@ -248,67 +210,46 @@ func (x *sparseExtent) readTable(gdi uint64) ([]uint32, error) {
 }
 
 // runs yields the runs of [off, end) (extent-relative bytes, end <=
-// capacity): holes, zeroed grains and data, merging neighbouring
-// uncompressed grains stored contiguously.
-func (x *sparseExtent) runs(off, end int64, yield func(run) bool) error {
-	var pend run
-	have := false
-	emit := func(r run) bool {
-		if have && pend.kind == r.kind && !r.compressed && !pend.compressed &&
-			(r.kind != runData || pend.stored+pend.n == r.stored) {
-			pend.n += r.n
-			return true
-		}
-		if have && !yield(pend) {
-			return false
-		}
-		pend, have = r, true
-		return true
-	}
+// capacity) at virtual offsets base+off: holes, zeroed grains, stored and
+// compressed grains. It reports whether yield wants more.
+func (x *sparseExtent) runs(base, off, end int64, yield func(mapped.Run) bool) (bool, error) {
 	cover := x.gtCover()
 	for off < end {
 		gdi := uint64(off / cover)
 		tEnd := min(end, (int64(gdi)+1)*cover)
 		if x.gd[gdi] == 0 {
-			if !emit(run{off: off, n: tEnd - off, kind: runHole}) {
-				return nil
+			if !yield(mapped.Run{Off: base + off, Len: tEnd - off, Kind: mapped.Hole}) {
+				return false, nil
 			}
 			off = tEnd
 			continue
 		}
 		gt, err := x.table(gdi)
 		if err != nil {
-			if have {
-				yield(pend)
-			}
-			return err
+			return false, err
 		}
 		for off < tEnd {
 			gi := off / x.grainBytes
 			gStart := gi * x.grainBytes
 			gEnd := min(tEnd, gStart+x.grainBytes)
 			e := gt[uint64(gi)%x.gtes]
-			r := run{off: off, n: gEnd - off}
+			r := mapped.Run{Off: base + off, Len: gEnd - off}
 			switch {
 			case e == 0:
-				r.kind = runHole
+				r.Kind = mapped.Hole
 			case e == gteZeroed && x.zeroed:
-				r.kind = runZero
+				r.Kind = mapped.Zero
 			case x.compressed:
-				r.kind, r.compressed, r.ext, r.grain = runData, true, x, gi
-				r.stored = int64(e) * disk.SectorSize
+				r.Kind, r.Decoder, r.Unit, r.At = mapped.Compressed, x, gi, int64(e)*disk.SectorSize
+				r.UnitLen, r.UnitOff = x.grainBytes, off-gStart
 			default:
-				r.kind = runData
-				r.stored = int64(e)*disk.SectorSize + (off - gStart)
+				r.Kind, r.Storage, r.At = mapped.Stored, x.s, int64(e)*disk.SectorSize+(off-gStart)
 			}
-			if !emit(r) {
-				return nil
+			if !yield(r) {
+				return false, nil
 			}
 			off = gEnd
 		}
 	}
-	if have {
-		yield(pend)
-	}
-	return nil
+	return true, nil
 }
