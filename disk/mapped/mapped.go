@@ -45,17 +45,12 @@ const (
 	Compressed
 )
 
-// String returns the kind's name.
+var kindNames = [...]string{Hole: "hole", Zero: "zero", Stored: "stored", Compressed: "compressed"}
+
+// String returns the kind's name: "hole", "zero", "stored", "compressed".
 func (k Kind) String() string {
-	switch k {
-	case Hole:
-		return "hole"
-	case Zero:
-		return "zero"
-	case Stored:
-		return "stored"
-	case Compressed:
-		return "compressed"
+	if int(k) < len(kindNames) {
+		return kindNames[k]
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
