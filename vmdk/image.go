@@ -65,9 +65,9 @@ type imgExtent struct {
 func (e *imgExtent) runs(off, end int64, yield func(mapped.Run) bool) (bool, error) {
 	switch {
 	case e.sp != nil:
-		return e.sp.runs(e.start, off-e.start, end-e.start, yield)
+		return walkGrains[uint32](e.sp, e.start, off-e.start, end-e.start, yield)
 	case e.se != nil:
-		return e.se.runs(e.start, off-e.start, end-e.start, yield)
+		return walkGrains[uint64](e.se, e.start, off-e.start, end-e.start, yield)
 	case e.s != nil:
 		return yield(mapped.Run{Off: off, Len: end - off, Kind: mapped.Stored, Storage: e.s, At: e.flat + off - e.start}), nil
 	default:

@@ -176,44 +176,20 @@ func seCluster(e uint64) uint64 {
 	return (e&0x0fff000000000000)>>48 | (e&0x0000ffffffffffff)<<12
 }
 
-// runs yields the runs of [off, end), extent-relative bytes, at virtual
-// offsets base+off. It reports whether yield wants more.
-func (x *seExtent) runs(base, off, end int64, yield func(mapped.Run) bool) (bool, error) {
-	const grainBytes = seGrainSecs * disk.SectorSize
-	const cover = seGTEs * grainBytes
-	for off < end {
-		gdi := uint64(off / cover)
-		tEnd := min(end, int64(gdi+1)*cover)
-		if x.gd[gdi] == 0 {
-			if !yield(mapped.Run{Off: base + off, Len: tEnd - off, Kind: mapped.Hole}) {
-				return false, nil
-			}
-			off = tEnd
-			continue
-		}
-		gt, err := x.table(gdi)
-		if err != nil {
-			return false, err
-		}
-		for off < tEnd {
-			gi := off / grainBytes
-			gEnd := min(tEnd, (gi+1)*grainBytes)
-			e := gt[uint64(gi)%seGTEs]
-			r := mapped.Run{Off: base + off, Len: gEnd - off}
-			switch e >> 60 {
-			case 0:
-				r.Kind = mapped.Hole
-			case 1, 2:
-				r.Kind = mapped.Zero
-			default:
-				r.Kind, r.Storage = mapped.Stored, x.s
-				r.At = int64(x.grainsOff+seCluster(e)*seGrainSecs)*disk.SectorSize + off - gi*grainBytes
-			}
-			if !yield(r) {
-				return false, nil
-			}
-			off = gEnd
-		}
+// geometry returns what walkGrains needs.
+func (x *seExtent) geometry() (int64, uint64, []uint64) {
+	return seGrainSecs * disk.SectorSize, seGTEs, x.gd
+}
+
+// entryRun decodes grain table entry e by its top four bits: 0 a hole,
+// 1 (unmapped) and 2 (zero) zeros, 3 a grain in the grain region.
+func (x *seExtent) entryRun(e uint64, gi, within int64) mapped.Run {
+	switch e >> 60 {
+	case 0:
+		return mapped.Run{Kind: mapped.Hole}
+	case 1, 2:
+		return mapped.Run{Kind: mapped.Zero}
+	default:
+		return mapped.Run{Kind: mapped.Stored, Storage: x.s, At: int64(x.grainsOff+seCluster(e)*seGrainSecs)*disk.SectorSize + within}
 	}
-	return true, nil
 }

@@ -153,9 +153,6 @@ func (x *sparseExtent) gtAt(start, end uint64) (uint64, bool) {
 	return 0, false
 }
 
-// gtCover returns the bytes of virtual disk one grain table covers.
-func (x *sparseExtent) gtCover() int64 { return int64(x.gtes) * x.grainBytes }
-
 // table returns grain table gdi (whose GD entry is non-zero), validated,
 // from the cache or the file.
 func (x *sparseExtent) table(gdi uint64) ([]uint32, error) {
@@ -209,42 +206,46 @@ func (x *sparseExtent) readTable(gdi uint64) ([]uint32, error) {
 	return gt, nil
 }
 
-// runs yields the runs of [off, end) (extent-relative bytes, end <=
-// capacity) at virtual offsets base+off: holes, zeroed grains, stored and
-// compressed grains. It reports whether yield wants more.
-func (x *sparseExtent) runs(base, off, end int64, yield func(mapped.Run) bool) (bool, error) {
-	cover := x.gtCover()
+// grainTables is what walkGrains needs of a grain-directory addressed
+// extent whose directory and table entries are of type E: hosted sparse
+// and COWD extents (uint32), seSparse extents (uint64).
+type grainTables[E uint32 | uint64] interface {
+	// geometry returns the bytes per grain, the entries per grain table
+	// and the grain directory (an entry of 0: no table, all holes).
+	geometry() (grainBytes int64, gtes uint64, gd []E)
+	// table returns grain table gdi, whose directory entry is not 0.
+	table(gdi uint64) ([]E, error)
+	// entryRun returns the run of grain gi whose table entry is e, its
+	// Kind and where its bytes are; within is the offset of the run's
+	// first byte in the grain.
+	entryRun(e E, gi, within int64) mapped.Run
+}
+
+// walkGrains yields the runs of [off, end) of extent t (extent-relative
+// bytes, end <= capacity) at virtual offsets base+off, one per grain (or
+// per grain table without one). It reports whether yield wants more.
+func walkGrains[E uint32 | uint64](t grainTables[E], base, off, end int64, yield func(mapped.Run) bool) (bool, error) {
+	grainBytes, gtes, gd := t.geometry()
+	cover := int64(gtes) * grainBytes
 	for off < end {
 		gdi := uint64(off / cover)
-		tEnd := min(end, (int64(gdi)+1)*cover)
-		if x.gd[gdi] == 0 {
+		tEnd := min(end, int64(gdi+1)*cover)
+		if gd[gdi] == 0 {
 			if !yield(mapped.Run{Off: base + off, Len: tEnd - off, Kind: mapped.Hole}) {
 				return false, nil
 			}
 			off = tEnd
 			continue
 		}
-		gt, err := x.table(gdi)
+		gt, err := t.table(gdi)
 		if err != nil {
 			return false, err
 		}
 		for off < tEnd {
-			gi := off / x.grainBytes
-			gStart := gi * x.grainBytes
-			gEnd := min(tEnd, gStart+x.grainBytes)
-			e := gt[uint64(gi)%x.gtes]
-			r := mapped.Run{Off: base + off, Len: gEnd - off}
-			switch {
-			case e == 0:
-				r.Kind = mapped.Hole
-			case e == gteZeroed && x.zeroed:
-				r.Kind = mapped.Zero
-			case x.compressed:
-				r.Kind, r.Decoder, r.Unit, r.At = mapped.Compressed, x, gi, int64(e)*disk.SectorSize
-				r.UnitLen, r.UnitOff = x.grainBytes, off-gStart
-			default:
-				r.Kind, r.Storage, r.At = mapped.Stored, x.s, int64(e)*disk.SectorSize+(off-gStart)
-			}
+			gi := off / grainBytes
+			gEnd := min(tEnd, (gi+1)*grainBytes)
+			r := t.entryRun(gt[uint64(gi)%gtes], gi, off-gi*grainBytes)
+			r.Off, r.Len = base+off, gEnd-off
 			if !yield(r) {
 				return false, nil
 			}
@@ -252,4 +253,23 @@ func (x *sparseExtent) runs(base, off, end int64, yield func(mapped.Run) bool) (
 		}
 	}
 	return true, nil
+}
+
+// geometry returns what walkGrains needs.
+func (x *sparseExtent) geometry() (int64, uint64, []uint32) { return x.grainBytes, x.gtes, x.gd }
+
+// entryRun decodes grain table entry e of grain gi: 0 a hole, 1 a zeroed
+// grain (when the header allows), else the sector of the grain or of a
+// compressed grain's marker.
+func (x *sparseExtent) entryRun(e uint32, gi, within int64) mapped.Run {
+	switch {
+	case e == 0:
+		return mapped.Run{Kind: mapped.Hole}
+	case e == gteZeroed && x.zeroed:
+		return mapped.Run{Kind: mapped.Zero}
+	case x.compressed:
+		return mapped.Run{Kind: mapped.Compressed, Decoder: x, Unit: gi, At: int64(e) * disk.SectorSize, UnitLen: x.grainBytes, UnitOff: within}
+	default:
+		return mapped.Run{Kind: mapped.Stored, Storage: x.s, At: int64(e)*disk.SectorSize + within}
+	}
 }

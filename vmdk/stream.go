@@ -91,7 +91,7 @@ func (img *Image) Grains() iter.Seq2[Grain, error] {
 				continue
 			}
 			var gerr error
-			more, err := x.runs(e.start, 0, e.n, func(r mapped.Run) bool {
+			more, err := walkGrains[uint32](x, e.start, 0, e.n, func(r mapped.Run) bool {
 				if r.Kind != mapped.Compressed {
 					return true
 				}
