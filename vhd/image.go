@@ -26,8 +26,9 @@ type Options struct {
 	// a *vhd.Image its unique id must equal the child's parent unique id,
 	// else Open fails with disk.ErrUnsafe: reading through the wrong parent
 	// would silently mix two unrelated disks. Another disk.Image (a parent
-	// converted to raw, say) is taken on the caller's word. Parent is
-	// ignored for fixed and dynamic disks.
+	// converted to raw, say) is taken on the caller's word. A parent given
+	// to a fixed or dynamic disk, which has none, is refused with
+	// disk.ErrUnsafe.
 	Parent disk.Image
 	// MaxVirtualSize caps the virtual size; 0 means DefaultMaxVirtualSize,
 	// and values above 2^62 count as 2^62. A larger disk is refused with
@@ -84,8 +85,8 @@ func Probe(s disk.Storage) bool {
 // use; blocks' sector bitmaps are read when first needed. Errors are
 // *disk.Error values of the classes disk.ErrFormatMismatch (no VHD footer),
 // disk.ErrCorrupt, disk.ErrUnsupported, disk.ErrTooLarge and disk.ErrUnsafe
-// (a differencing disk without its parent, or with the wrong one), or I/O
-// errors from s.
+// (a differencing disk without its parent, or with the wrong one; a parent
+// given to a disk that has none), or I/O errors from s.
 //
 // The image does not own s or opts.Parent: Close closes neither.
 func Open(s disk.Storage, opts Options) (*Image, error) {
@@ -97,6 +98,12 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 	m := &Image{s: s}
 	if err := m.readFooter(); err != nil {
 		return nil, err
+	}
+	if p, ok := opts.Parent.(*Image); ok && p == nil {
+		opts.Parent = nil // a nil *Image is no parent
+	}
+	if opts.Parent != nil && m.f.diskType != TypeDifferencing {
+		return nil, disk.Errorf("vhd", disk.ErrUnsafe, "%s: a parent was supplied but the %s disk has none (only a differencing disk has a parent)", s.Name(), typeName(m.f.diskType))
 	}
 	cur := m.f.currentSize
 	if cur > uint64(maxSize) {

@@ -25,10 +25,14 @@ type Options struct {
 	// that references another file is refused with ErrUnsafe.
 	OpenExtent func(name string) (disk.Storage, error)
 	// Parent is the already-opened parent for a delta link (parentCID not
-	// ffffffff); its CID must equal the child's parentCID. nil: delta
-	// links are refused with ErrUnsafe naming parentFileNameHint. Open does
-	// not take ownership: the caller closes the parent after the child.
-	Parent *Image
+	// ffffffff, or a parentFileNameHint). When it is a *vmdk.Image its CID
+	// must equal the child's parentCID, else Open fails with
+	// disk.ErrCorrupt; another disk.Image (a parent converted to raw, say)
+	// is taken on the caller's word. nil: delta links are refused with
+	// disk.ErrUnsafe naming parentFileNameHint. A parent given to an image
+	// without a parent link is refused with disk.ErrUnsafe. Open does not
+	// take ownership: the caller closes the parent after the child.
+	Parent disk.Image
 	// MaxVirtualSize caps the capacity in bytes (0: DefaultMaxVirtualSize).
 	MaxVirtualSize int64
 }
@@ -43,7 +47,7 @@ type Image struct {
 	version    uint32 // header version (sparse) or descriptor version
 	exts       []*imgExtent
 	size       int64
-	parent     *Image
+	parent     disk.Image
 	opened     []disk.Storage // storages from OpenExtent, closed by Close
 	tables     *gtCache
 	core       *mapped.Image // ReadAt, Extents and Close over runMap
@@ -159,35 +163,29 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 		img.Close()
 		return nil, err
 	}
-	img.core = mapped.New(mapped.Config{Format: formatName, Name: s.Name(), Size: img.size, Mapper: (*runMap)(img), Parent: img.parentImage(), DataName: "grain data"})
+	img.core = mapped.New(mapped.Config{Format: formatName, Name: s.Name(), Size: img.size, Mapper: (*runMap)(img), Parent: img.parent, DataName: "grain data"})
 	return img, nil
 }
 
-// parentImage returns the parent as a disk.Image: nil (not a nil *Image)
-// without one.
-func (img *Image) parentImage() disk.Image {
-	if img.parent == nil {
-		return nil
-	}
-	return img.parent
-}
-
 // linkParent checks the delta link against the parent the caller gave.
-func (img *Image) linkParent(p *Image) error {
+func (img *Image) linkParent(p disk.Image) error {
+	if v, ok := p.(*Image); ok && v == nil {
+		p = nil // a nil *Image is no parent
+	}
 	name := img.src.Name()
 	d := img.desc
 	delta := d != nil && (d.ParentCID != noParentCID || d.hasParentHint)
 	if !delta {
 		if p != nil {
-			return disk.Errorf(formatName, disk.ErrFormatMismatch, "%s: a parent was supplied but the image has no parent link (parentCID ffffffff)", name)
+			return disk.Errorf(formatName, disk.ErrUnsafe, "%s: a parent was supplied but the image has no parent link (parentCID ffffffff)", name)
 		}
 		return nil
 	}
 	if p == nil {
 		return disk.Errorf(formatName, disk.ErrUnsafe, "%s: delta image needs its parent %q (parentCID %08x), which must be supplied by the caller", name, d.ParentFileNameHint, d.ParentCID)
 	}
-	if p.CID() != d.ParentCID {
-		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: parentCID %08x does not match the CID %08x of the supplied parent %s", name, d.ParentCID, p.CID(), p.src.Name())
+	if v, ok := p.(*Image); ok && v.CID() != d.ParentCID {
+		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: parentCID %08x does not match the CID %08x of the supplied parent %s", name, d.ParentCID, v.CID(), v.src.Name())
 	}
 	img.parent = p
 	return nil
