@@ -364,43 +364,66 @@ func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
 			yield(disk.Extent{}, m.errorf("Extents after Close"))
 			return
 		}
-		stopped := false
-		pos := start
-		var rerr error
-		err := m.mapper.Runs(start, end, func(r Run) bool {
-			if rerr = m.checkRun(r, pos, end); rerr != nil {
-				return false
-			}
-			pos += r.Len
-			x := disk.Extent{Offset: r.Off, Length: r.Len, Kind: disk.Data}
-			switch r.Kind {
-			case Hole:
-				if m.parent != nil {
-					stopped = !m.parentExtents(r.Off, r.Off+r.Len, yield)
-					return !stopped
-				}
-				x.Kind = disk.Zero
-			case Zero:
-				x.Kind = disk.Zero
-			case Stored:
-				x.Stored, x.StoredOffset = r.Storage, r.At
-			case Compressed:
-				x.Compressed = true
-			}
-			stopped = !yield(x, nil)
-			return !stopped
-		})
+		st := extentStates.Get().(*extentState)
+		*st = extentState{m: m, yield: yield, pos: start, end: end, add: st.add}
+		err := m.mapper.Runs(start, end, st.add)
 		if err == nil {
-			err = rerr
+			err = st.err
 		}
-		if err == nil && pos != end && !stopped {
-			err = disk.Errorf(m.format, disk.ErrCorrupt, "%s: map ends at byte %d, mapping to byte %d", m.name, pos, end)
+		if err == nil && st.pos != end && !st.stopped {
+			err = disk.Errorf(m.format, disk.ErrCorrupt, "%s: map ends at byte %d, mapping to byte %d", m.name, st.pos, end)
 		}
+		stopped := st.stopped
+		*st = extentState{add: st.add} // drop the references to yield and m
+		extentStates.Put(st)
 		if err != nil && !stopped {
 			yield(disk.Extent{}, err)
 		}
 	}
 	return disk.Coalesce(seq, start, end-start)
+}
+
+// An extentState is one Extents walk in progress, pooled with its add
+// method value like a readState.
+type extentState struct {
+	m        *Image
+	yield    func(disk.Extent, error) bool
+	pos, end int64
+	stopped  bool // yield returned false
+	err      error
+	add      func(Run) bool // the method value st.next, made once
+}
+
+var extentStates = sync.Pool{New: func() any {
+	st := &extentState{}
+	st.add = st.next
+	return st
+}}
+
+// next yields the extents of run r.
+func (st *extentState) next(r Run) bool {
+	m := st.m
+	if st.err = m.checkRun(r, st.pos, st.end); st.err != nil {
+		return false
+	}
+	st.pos += r.Len
+	x := disk.Extent{Offset: r.Off, Length: r.Len, Kind: disk.Data}
+	switch r.Kind {
+	case Hole:
+		if m.parent != nil {
+			st.stopped = !m.parentExtents(r.Off, r.Off+r.Len, st.yield)
+			return !st.stopped
+		}
+		x.Kind = disk.Zero
+	case Zero:
+		x.Kind = disk.Zero
+	case Stored:
+		x.Stored, x.StoredOffset = r.Storage, r.At
+	case Compressed:
+		x.Compressed = true
+	}
+	st.stopped = !st.yield(x, nil)
+	return !st.stopped
 }
 
 // parentExtents yields the parent's extents over the hole [off, end), and
