@@ -224,9 +224,9 @@ func (m *Image) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	end := off + min(int64(len(p)), m.size-off)
-	st := readStates.Get().(*readState)
-	*st = readState{m: m, p: p, off: off, pos: off, end: end, add: st.add}
-	err := m.mapper.Runs(off, end, st.add)
+	st := m.state(off, end)
+	st.p, st.off = p, off
+	err := m.mapper.Runs(off, end, st.readNext)
 	if err == nil && st.err == nil && st.pend.Len > 0 {
 		st.err = st.flush()
 	}
@@ -236,8 +236,7 @@ func (m *Image) ReadAt(p []byte, off int64) (int, error) {
 	if err == nil && st.pos != end {
 		err = disk.Errorf(m.format, disk.ErrCorrupt, "%s: map ends at byte %d, reading to byte %d", m.name, st.pos, end)
 	}
-	*st = readState{add: st.add} // drop the references to p and the storages
-	readStates.Put(st)
+	st.release()
 	if err != nil {
 		return 0, err
 	}
@@ -247,31 +246,59 @@ func (m *Image) ReadAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// A readState is one ReadAt in progress: the runs read so far and the run
-// pending, merged from neighbours. States are pooled with their add method
-// value, so that a read allocates nothing.
-type readState struct {
-	m             *Image
-	p             []byte
-	off, pos, end int64
-	pend          Run
-	err           error
-	add           func(Run) bool // the method value st.next, made once
+// A walkState is one ReadAt or Extents walk in progress: where the runs
+// have come to, and for ReadAt the buffer and the run pending (merged from
+// neighbours), for Extents the consumer. States are pooled with their
+// method values, so that a walk allocates nothing.
+type walkState struct {
+	m        *Image
+	pos, end int64
+	err      error
+
+	p    []byte // ReadAt: the buffer, for virtual bytes from off
+	off  int64
+	pend Run
+
+	yield   func(disk.Extent, error) bool // Extents
+	stopped bool                          // yield returned false
+
+	readNext, extentNext func(Run) bool // the method values, made once
 }
 
-var readStates = sync.Pool{New: func() any {
-	st := &readState{}
-	st.add = st.next
+var walkStates = sync.Pool{New: func() any {
+	st := &walkState{}
+	st.readNext, st.extentNext = st.read, st.extent
 	return st
 }}
 
-// next takes the next run from the Mapper: it merges it into the pending
-// run or reads the pending run and makes r pending.
-func (st *readState) next(r Run) bool {
+// state returns a walk of [pos, end) of m from the pool.
+func (m *Image) state(pos, end int64) *walkState {
+	st := walkStates.Get().(*walkState)
+	*st = walkState{m: m, pos: pos, end: end, readNext: st.readNext, extentNext: st.extentNext}
+	return st
+}
+
+// release returns st to the pool, dropping its references.
+func (st *walkState) release() {
+	*st = walkState{readNext: st.readNext, extentNext: st.extentNext}
+	walkStates.Put(st)
+}
+
+// take checks run r against the walk and advances past it.
+func (st *walkState) take(r Run) bool {
 	if st.err = st.m.checkRun(r, st.pos, st.end); st.err != nil {
 		return false
 	}
 	st.pos += r.Len
+	return true
+}
+
+// read takes the next run of a ReadAt from the Mapper: it merges it into
+// the pending run or reads the pending run and makes r pending.
+func (st *walkState) read(r Run) bool {
+	if !st.take(r) {
+		return false
+	}
 	if st.pend.Len > 0 && mergeable(st.pend, r) {
 		st.pend.Len += r.Len
 		return true
@@ -286,7 +313,7 @@ func (st *readState) next(r Run) bool {
 }
 
 // flush reads the pending run.
-func (st *readState) flush() error {
+func (st *walkState) flush() error {
 	q := st.p[st.pend.Off-st.off : st.pend.Off-st.off+st.pend.Len]
 	return st.m.read(q, st.pend)
 }
@@ -364,9 +391,9 @@ func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
 			yield(disk.Extent{}, m.errorf("Extents after Close"))
 			return
 		}
-		st := extentStates.Get().(*extentState)
-		*st = extentState{m: m, yield: yield, pos: start, end: end, add: st.add}
-		err := m.mapper.Runs(start, end, st.add)
+		st := m.state(start, end)
+		st.yield = yield
+		err := m.mapper.Runs(start, end, st.extentNext)
 		if err == nil {
 			err = st.err
 		}
@@ -374,8 +401,7 @@ func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
 			err = disk.Errorf(m.format, disk.ErrCorrupt, "%s: map ends at byte %d, mapping to byte %d", m.name, st.pos, end)
 		}
 		stopped := st.stopped
-		*st = extentState{add: st.add} // drop the references to yield and m
-		extentStates.Put(st)
+		st.release()
 		if err != nil && !stopped {
 			yield(disk.Extent{}, err)
 		}
@@ -383,30 +409,12 @@ func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
 	return disk.Coalesce(seq, start, end-start)
 }
 
-// An extentState is one Extents walk in progress, pooled with its add
-// method value like a readState.
-type extentState struct {
-	m        *Image
-	yield    func(disk.Extent, error) bool
-	pos, end int64
-	stopped  bool // yield returned false
-	err      error
-	add      func(Run) bool // the method value st.next, made once
-}
-
-var extentStates = sync.Pool{New: func() any {
-	st := &extentState{}
-	st.add = st.next
-	return st
-}}
-
-// next yields the extents of run r.
-func (st *extentState) next(r Run) bool {
-	m := st.m
-	if st.err = m.checkRun(r, st.pos, st.end); st.err != nil {
+// extent yields the extents of run r of an Extents walk.
+func (st *walkState) extent(r Run) bool {
+	if !st.take(r) {
 		return false
 	}
-	st.pos += r.Len
+	m := st.m
 	x := disk.Extent{Offset: r.Off, Length: r.Len, Kind: disk.Data}
 	switch r.Kind {
 	case Hole:
