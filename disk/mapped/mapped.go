@@ -15,6 +15,16 @@
 //
 // [Cache] is the small LRU table readers keep their metadata tables in.
 //
+// How a format maps its blocks, for example VHDX: a block fully present is
+// one Stored run at its file offset; a block in the zero state a Zero run;
+// an unmapped or not-present block a Hole (the parent's bytes for a
+// differencing disk, zeros otherwise); a partially present block one run
+// per stretch of equal bits of its sector bitmap (the reader decodes the
+// bit order, LSB-first for VHDX, MSB-first for VHD), Stored where set and
+// Hole where clear. Its BAT pages or bitmaps can live in a Cache. The
+// Mapper validates every offset it puts in a run against its storage; the
+// Image checks only that the runs tile what was asked.
+//
 // Package mapped imports only package disk and the standard library.
 package mapped
 
