@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -96,14 +95,12 @@ type dataRun struct{ start, end int64 }
 // qemu-img's default (-S 4k).
 const zeroBlock = 4096
 
-var zeroes [zeroBlock]byte
-
 // dataRuns returns the runs of b that are not whole zero blocks.
 func dataRuns(b []byte) []dataRun {
 	var runs []dataRun
 	for off := 0; off < len(b); off += zeroBlock {
 		blk := b[off:min(off+zeroBlock, len(b))]
-		if bytes.Equal(blk, zeroes[:len(blk)]) {
+		if disk.IsZero(blk) {
 			continue
 		}
 		end := int64(off + len(blk))

@@ -177,7 +177,7 @@ func showManifest(w io.Writer, m *manifest.Manifest, store manifest.PartStore) {
 	fmt.Fprintf(w, "version:      %s\n", m.Version)
 	fmt.Fprintf(w, "file format:  %s\n", m.FileFormat)
 	fmt.Fprintf(w, "importer:     %s %s (%s)\n", m.Importer.Name, m.Importer.Version, m.Importer.Release)
-	fmt.Fprintf(w, "size:         %d bytes (%s)\n", m.Size, sizeString(m.Size))
+	fmt.Fprintf(w, "size:         %d bytes (%s)\n", m.Size, disk.FormatSize(m.Size))
 	if fs := m.FileSize(); fs != m.Size {
 		fmt.Fprintf(w, "parts hold:   %d bytes (size is the virtual disk size, as euca2ools writes for VMDK)\n", fs)
 	}
