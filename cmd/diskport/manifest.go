@@ -137,12 +137,9 @@ func manifestVerify(args []string) error {
 		return err
 	}
 	if *bucket != "" {
-		cfg := s3Config(*endpoint, "", false)
-		client, err := cfg.Client()
-		if err != nil {
+		if store, err = manifest.NewS3Store(s3Config(*endpoint, "", false), *bucket); err != nil {
 			return err
 		}
-		store = &manifest.S3Store{Client: client, Bucket: *bucket}
 	}
 	bar := newBar(*progress, m.FileSize())
 	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.add})

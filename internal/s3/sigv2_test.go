@@ -1,4 +1,4 @@
-package manifest
+package s3
 
 import (
 	"net/url"
@@ -25,7 +25,7 @@ func TestPresignV2Vectors(t *testing.T) {
 	if s := SignV2("secret", "eyJjb25kaXRpb25zIjogW3siYWNsIjogImVjMi1idW5kbGUtcmVhZCJ9LCB7ImJ1Y2tldCI6ICJteWJ1Y2tldCJ9LCBbInN0YXJ0cy13aXRoIiwgIiRrZXkiLCAibXlwcmVmaXgiXV0sICJleHBpcmF0aW9uIjogIjIwMTQtMDEtMDFUMDA6MDA6MDBaIn0="); s != "KlAJ25heByDBH+4oGbcCAW/nm3A=" {
 		t.Fatalf("policy signature %s", s)
 	}
-	if e := s3PathEscape("a b/c+d/é~"); e != "a%20b/c%2Bd/%C3%A9~" {
+	if e := PathEscape("a b/c+d/é~"); e != "a%20b/c%2Bd/%C3%A9~" {
 		t.Fatalf("escape %s", e)
 	}
 }
