@@ -239,7 +239,7 @@ func openManifestImage(ctx context.Context, pathOrURL string, progress func(int6
 
 type closeBoth struct {
 	disk.Image
-	s io.Closer
+	s *manifest.Storage
 }
 
 func (c *closeBoth) Close() error {
