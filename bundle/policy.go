@@ -3,7 +3,6 @@ package bundle
 import (
 	"bytes"
 	"crypto/hmac"
-	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/diskport/diskport/internal/s3"
 )
 
 // BundleACL is the canned ACL BundleInstance stores a bundle with; an upload
@@ -117,13 +118,9 @@ func (p *Policy) Encode() string {
 }
 
 // SignPolicy returns Storage.S3.UploadPolicySignature for the base64 policy
-// text: base64(HMAC-SHA1(secret, policyB64)). The HMAC is over the base64
-// text, not the JSON.
-func SignPolicy(secret, policyB64 string) string {
-	m := hmac.New(sha1.New, []byte(secret))
-	m.Write([]byte(policyB64))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
-}
+// text: base64(HMAC-SHA1(secret, policyB64)), S3's signature version 2 of
+// the text. The HMAC is over the base64 text, not the JSON.
+func SignPolicy(secret, policyB64 string) string { return s3.SignV2(secret, policyB64) }
 
 // ParsePolicy decodes a base64 upload policy and parses its JSON. It checks
 // the document's shape only (expiration present and a time, every condition

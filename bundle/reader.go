@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -195,7 +194,7 @@ func copyVolume(ctx context.Context, dst io.WriterAt, r io.Reader, size int64) e
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return tarErr(err)
 		}
-		if !sparse || !allZero(buf[:n]) {
+		if !sparse || !disk.IsZero(buf[:n]) {
 			if _, err := dst.WriteAt(buf[:n], off); err != nil {
 				return fmt.Errorf("bundle: writing the volume at byte %d: %w", off, err)
 			}
@@ -208,16 +207,6 @@ func copyVolume(ctx context.Context, dst io.WriterAt, r io.Reader, size int64) e
 		}
 	}
 	return nil
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= len(zeros) {
-		if !bytes.Equal(b[:len(zeros)], zeros) {
-			return false
-		}
-		b = b[len(zeros):]
-	}
-	return bytes.Equal(b, zeros[:len(b)])
 }
 
 // partReader concatenates the parts. A goroutine fetches them one ahead of

@@ -3,7 +3,6 @@ package bundle
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/s3"
 )
 
 // A PostSink stores a bundle with S3 POST Object form uploads under an
@@ -45,17 +42,9 @@ type PostSink struct {
 	Attempts int
 }
 
-// An S3Error is an S3 server's refusal.
-type S3Error struct {
-	Status  int    // HTTP status
-	Code    string // S3 error code, such as AccessDenied
-	Message string
-}
-
-// Error returns "s3: STATUS CODE: MESSAGE".
-func (e *S3Error) Error() string {
-	return fmt.Sprintf("s3: %d %s: %s", e.Status, e.Code, e.Message)
-}
+// An S3Error is an S3 server's refusal: the HTTP status and the Code and
+// Message of its error document.
+type S3Error = s3.Error
 
 var defaultClient = &http.Client{Timeout: 5 * time.Minute}
 
@@ -118,19 +107,11 @@ func doPost(c *http.Client, req *http.Request) error {
 		return err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode/100 == 2 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
 		return nil
 	}
-	e := &S3Error{Status: resp.StatusCode, Code: http.StatusText(resp.StatusCode)}
-	var x struct {
-		Code    string `xml:"Code"`
-		Message string `xml:"Message"`
-	}
-	if xml.Unmarshal(body, &x) == nil && x.Code != "" {
-		e.Code, e.Message = x.Code, x.Message
-	}
-	return e
+	return s3.ReadError(resp)
 }
 
 // Remove deletes name through s.Remover.
@@ -144,40 +125,28 @@ func (s *PostSink) Remove(ctx context.Context, name string) error {
 // S3 reads and deletes bundle objects in a bucket with an access key and
 // secret: a Source and a Remover.
 type S3 struct {
-	Client *minio.Client
+	client *s3.Client
+	// Bucket is the bucket the objects are in.
 	Bucket string
 }
 
 // NewS3 connects to the S3 endpoint URL (http:// or https://) with static
 // credentials, signing with SigV4 for region (empty: us-east-1).
 func NewS3(endpoint, bucket, accessKey, secretKey, region string) (*S3, error) {
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("bundle: bad S3 endpoint %q", endpoint)
-	}
-	if region == "" {
-		region = "us-east-1"
-	}
-	c, err := minio.New(u.Host, &minio.Options{
-		Creds: credentials.NewStaticV4(accessKey, secretKey, ""), Secure: u.Scheme == "https", Region: region,
-	})
+	c, err := s3.New(s3.Config{Endpoint: endpoint, Region: region, AccessKey: accessKey, SecretKey: secretKey, VirtualHost: true})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
-	return &S3{Client: c, Bucket: bucket}, nil
+	return &S3{client: c, Bucket: bucket}, nil
 }
 
 // Get returns the object name, refusing one over limit bytes.
 func (s *S3) Get(ctx context.Context, name string, limit int64) ([]byte, error) {
-	o, err := s.Client.GetObject(ctx, s.Bucket, name, minio.GetObjectOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer o.Close()
-	st, err := o.Stat()
+	o, st, err := s.client.Get(ctx, s.Bucket, name, 0, 0)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: s3://%s/%s: %w", s.Bucket, name, err)
 	}
+	defer o.Close()
 	if st.Size > limit {
 		return nil, disk.Errorf("bundle", disk.ErrTooLarge, "s3://%s/%s is %d bytes, over the %d-byte limit", s.Bucket, name, st.Size, limit)
 	}
@@ -193,5 +162,5 @@ func (s *S3) Get(ctx context.Context, name string, limit int64) ([]byte, error) 
 
 // Remove deletes the object name.
 func (s *S3) Remove(ctx context.Context, name string) error {
-	return s.Client.RemoveObject(ctx, s.Bucket, name, minio.RemoveObjectOptions{})
+	return s.client.Remove(ctx, s.Bucket, name)
 }

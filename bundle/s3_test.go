@@ -26,7 +26,7 @@ func minioBucket(t *testing.T) (*s3test.Server, *S3) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Client.MakeBucket(context.Background(), s.Bucket, minio.MakeBucketOptions{Region: srv.Region}); err != nil {
+	if err := srv.Client(t).MakeBucket(context.Background(), s.Bucket, minio.MakeBucketOptions{Region: srv.Region}); err != nil {
 		t.Fatalf("MakeBucket %s: %v", s.Bucket, err)
 	}
 	return srv, s
@@ -35,7 +35,7 @@ func minioBucket(t *testing.T) (*s3test.Server, *S3) {
 func listObjects(t *testing.T, s *S3) []string {
 	t.Helper()
 	var names []string
-	for o := range s.Client.ListObjects(context.Background(), s.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+	for o := range s3test.Shared(t).Client(t).ListObjects(context.Background(), s.Bucket, minio.ListObjectsOptions{Recursive: true}) {
 		if o.Err != nil {
 			t.Fatal(o.Err)
 		}
@@ -82,7 +82,7 @@ func TestPostPolicyRoundTrip(t *testing.T) {
 func TestPostPolicyRefusals(t *testing.T) {
 	srv, s := minioBucket(t)
 	other := s.Bucket + "-other"
-	if err := s.Client.MakeBucket(context.Background(), other, minio.MakeBucketOptions{Region: srv.Region}); err != nil {
+	if err := srv.Client(t).MakeBucket(context.Background(), other, minio.MakeBucketOptions{Region: srv.Region}); err != nil {
 		t.Fatal(err)
 	}
 	prefix := "bundles/vol"
@@ -116,7 +116,7 @@ func TestPostPolicyRefusals(t *testing.T) {
 		})
 	}
 	for _, b := range []string{s.Bucket, other} {
-		if got := listObjects(t, &S3{Client: s.Client, Bucket: b}); len(got) != 0 {
+		if got := listObjects(t, &S3{client: s.client, Bucket: b}); len(got) != 0 {
 			t.Errorf("bucket %s holds %q after refused uploads", b, got)
 		}
 	}

@@ -64,6 +64,12 @@ type Options struct {
 	// Progress, when set, is called with the bytes of the virtual disk
 	// converted so far and the total. Calls are serialised.
 	Progress func(done, total int64)
+	// Verify, when set, is called once the whole image has been converted
+	// and before the volume is committed: the source's own end-to-end
+	// check, known only when every byte has passed (a manifest's
+	// whole-file SHA-256: manifest.Storage.CheckFile). Its error fails
+	// the conversion.
+	Verify func() error
 }
 
 // Result describes a finished conversion.
@@ -134,6 +140,11 @@ func (c *converter) run(ctx context.Context, size int64) (*Result, error) {
 	}
 	if err := c.convert(ctx); err != nil {
 		return nil, err
+	}
+	if c.opts.Verify != nil {
+		if err := c.opts.Verify(); err != nil {
+			return nil, err
+		}
 	}
 	res := &Result{VirtualSize: c.total, VolumeSize: size, WrittenBytes: c.written.Load(),
 		ResumedBytes: j.resumedBytes(c.total), Device: c.out.device}

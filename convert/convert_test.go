@@ -177,6 +177,29 @@ func TestFailedRunLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestVerifyFailureLeavesNothing: Options.Verify runs once every byte has
+// been converted, and its error fails the conversion before the rename.
+func TestVerifyFailureLeavesNothing(t *testing.T) {
+	img, _ := openGolden(t, 20<<20, 6)
+	dir := t.TempDir()
+	var done, total int64
+	_, err := Convert(context.Background(), img, filepath.Join(dir, "vol"), Options{
+		Progress: func(d, t int64) { done, total = d, t },
+		Verify: func() error {
+			if done != total {
+				return fmt.Errorf("Verify called at %d of %d bytes", done, total)
+			}
+			return errors.New("source checksum mismatch")
+		},
+	})
+	if err == nil || err.Error() != "source checksum mismatch" {
+		t.Fatalf("err = %v, want Verify's error", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("left %v behind", ents)
+	}
+}
+
 func TestCancel(t *testing.T) {
 	img, _ := openGolden(t, 70<<20, 4)
 	dir := t.TempDir()

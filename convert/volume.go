@@ -25,7 +25,7 @@ func VolumeSize(virtual int64, opts Options) (int64, error) {
 		if opts.VolumeSize < virtual {
 			return 0, disk.Errorf("convert", disk.ErrTooLarge,
 				"the image's virtual size %d bytes (%s) does not fit in a volume of %d bytes (%s); it needs at least %d GiB",
-				virtual, human(virtual), opts.VolumeSize, human(opts.VolumeSize), GiBs(virtual))
+				virtual, disk.FormatSize(virtual), opts.VolumeSize, disk.FormatSize(opts.VolumeSize), GiBs(virtual))
 		}
 		return opts.VolumeSize, nil
 	}
@@ -34,16 +34,3 @@ func VolumeSize(virtual int64, opts Options) (int64, error) {
 
 // GiBs returns n bytes in whole GiB, rounded up.
 func GiBs(n int64) int64 { return (n + GiB - 1) / GiB }
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -237,7 +236,7 @@ func zeroPrefix(b []byte, off int64, zero bool) int {
 	p := 0
 	for p < len(b) {
 		k := min(zeroBlock-int((off+int64(p))%zeroBlock), len(b)-p)
-		if bytes.Equal(b[p:p+k], zeros[:k]) != zero {
+		if disk.IsZero(b[p:p+k]) != zero {
 			break
 		}
 		p += k

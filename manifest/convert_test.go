@@ -91,6 +91,10 @@ func TestConvertFromManifestURL(t *testing.T) {
 			if got := convertImage(t, fromParts); !bytes.Equal(got, want) {
 				t.Fatalf("conversion from the manifest differs from the local one (%d vs %d bytes)", len(got), len(want))
 			}
+			// The whole file's SHA-256, hashed on the way, checks.
+			if err := s.CheckFile(); err != nil {
+				t.Fatal(err)
+			}
 			// One pass over the parts: no part fetched more than twice (the
 			// footer of a streamOptimized VMDK is read first, then again
 			// in order).
@@ -157,7 +161,9 @@ func TestConvertStreamOnePass(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "vol.raw")
-	if _, err := convert.Convert(context.Background(), remote, dst, convert.Options{ExactSize: true, NoSync: true, Workers: 2}); err != nil {
+	// Checking the whole file's SHA-256 (hashed in order as the parts
+	// pass) fetches nothing more.
+	if _, err := convert.Convert(context.Background(), remote, dst, convert.Options{ExactSize: true, NoSync: true, Workers: 2, Verify: s.CheckFile}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(dst)

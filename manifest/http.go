@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/s3"
 )
 
 // An HTTPStore fetches parts with GET requests to their get-url (resolved
@@ -141,7 +142,15 @@ func (h *HTTPStore) OpenPart(ctx context.Context, p *Part, off, n int64) (io.Rea
 type HTTPError struct {
 	StatusCode int
 	Status     string
-	Body       string // the start of the response body
+	// Body is what the response says: "Code: Message" for S3's XML error
+	// document, else the start of the body.
+	Body string
+}
+
+// newHTTPError reads the start of resp's body (the caller closes it).
+func newHTTPError(resp *http.Response) *HTTPError {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10)) // S3's error documents are under 1 KiB
+	return &HTTPError{StatusCode: resp.StatusCode, Status: resp.Status, Body: s3.ErrorText(b)}
 }
 
 // Error returns "HTTP <status>: <body>".
@@ -259,9 +268,8 @@ func (r *httpBody) request(ctx context.Context) error {
 		resp.Body.Close()
 		return errorf(disk.ErrCorrupt, "truncated: server refuses bytes %d-%d (HTTP %s)", r.off, r.off+r.n-1, resp.Status)
 	default:
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		resp.Body.Close()
-		return &HTTPError{StatusCode: resp.StatusCode, Status: resp.Status, Body: strings.TrimSpace(string(b))}
+		defer resp.Body.Close()
+		return newHTTPError(resp)
 	}
 	r.body = resp.Body
 	return nil

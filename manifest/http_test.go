@@ -251,6 +251,9 @@ func TestHTTPErrors(t *testing.T) {
 	if strings.Contains(err.Error(), "secret") {
 		t.Errorf("error shows the signature: %v", err)
 	}
+	if !strings.Contains(err.Error(), "HTTP 403 Forbidden: AccessDenied: Request has expired") || strings.Contains(err.Error(), "<") {
+		t.Errorf("error does not give S3's code and message, or shows XML: %v", err)
+	}
 	if srv.count("disk.img.part2") != 1 {
 		t.Errorf("403 retried: %d requests", srv.count("disk.img.part2"))
 	}

@@ -21,8 +21,8 @@
 //     checks that the parts cover the file exactly once.
 //   - [Create] splits an image into part files and a manifest, hashing in
 //     the same pass; [Upload] does the same into an S3 bucket with presigned
-//     URLs (SigV4 through minio-go, or SigV2 from [PresignV2]), resuming an
-//     interrupted upload.
+//     URLs (SigV4, or SigV2 for old endpoints), resuming an interrupted
+//     upload.
 //   - A [PartStore] fetches parts: [DirStore], [HTTPStore] (the presigned
 //     URLs, with retries, resumed bodies and idle timeouts), [S3Store].
 //   - [Verify] checks every part and the whole file, reporting every failure

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/s3"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
-	"github.com/minio/minio-go/v7"
 )
 
 func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
@@ -83,8 +83,11 @@ func TestS3RoundTrip(t *testing.T) {
 				t.Fatalf("%s v2=%v: bytes read through the manifest differ from the file", format, v2)
 			}
 			// The S3 API store reads the same.
-			client, _ := cfg.Client()
-			if _, err := Verify(ctx, m2, &S3Store{Client: client, Bucket: bucket}, VerifyOptions{}); err != nil {
+			byKey, err := NewS3Store(cfg, bucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Verify(ctx, m2, byKey, VerifyOptions{}); err != nil {
 				t.Fatalf("S3Store verify: %v", err)
 			}
 		}
@@ -145,11 +148,14 @@ func TestS3CorruptPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := res.Manifest.Parts[2]
-	client, _ := cfg.Client()
+	client, err := s3.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	data, _ := os.ReadFile(img)
 	bad := append([]byte(nil), data[p.Offset:p.End()]...)
 	bad[1000] ^= 0xff
-	if _, err := client.PutObject(ctx, bucket, p.Key, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
+	if err := client.Put(ctx, bucket, p.Key, bad, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	m, store, err := Open(ctx, res.ManifestURL, nil)
@@ -169,11 +175,11 @@ func TestS3CorruptPart(t *testing.T) {
 		t.Fatal("read of the corrupt part succeeded")
 	}
 	// A truncated object is named too.
-	client.PutObject(ctx, bucket, p.Key, bytes.NewReader(bad[:100]), 100, minio.PutObjectOptions{})
+	client.Put(ctx, bucket, p.Key, bad[:100], "", nil)
 	if _, err := Verify(ctx, m, store, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 2 (bytes 1048576-1572863)") || !strings.Contains(err.Error(), "truncated: server has 100 bytes") {
 		t.Fatalf("err = %v", err)
 	}
-	client.RemoveObject(ctx, bucket, p.Key, minio.RemoveObjectOptions{})
+	client.Remove(ctx, bucket, p.Key)
 	if _, err := Verify(ctx, m, store, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 2 (bytes 1048576-1572863)") || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "NoSuchKey") {
 		t.Fatalf("err = %v", err)
 	}

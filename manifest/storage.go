@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -40,7 +39,8 @@ var chunkLimit int64 = MaxChunk
 // [disk.Storage] with random access, safe for concurrent use. Parts are
 // fetched whole (and their length and checksum verified before any byte is
 // used), kept in a small cache, and fetched ahead of a sequential reader
-// with a bounded number of requests in flight. A part whose checksum is
+// with a bounded number of requests in flight. The whole file's SHA-256 is
+// computed as the parts pass, for [Storage.CheckFile]. A part whose checksum is
 // that of zeros is not fetched at all: its bytes are known. It is a
 // [disk.SparseStorage]: its zero blocks are reported as holes.
 type Storage struct {
@@ -60,6 +60,8 @@ type Storage struct {
 	// fetched records the chunks ever fetched: read-ahead skips them.
 	fetched []bool
 	free    [][]byte // buffers of evicted chunks, for reuse
+
+	fh *fileHash // the whole file's SHA-256, nil without one to check
 
 	progressMu sync.Mutex
 }
@@ -96,14 +98,12 @@ type dataRun struct{ start, end int64 }
 // qemu-img's default (-S 4k).
 const zeroBlock = 4096
 
-var zeroes [zeroBlock]byte
-
 // dataRuns returns the runs of b that are not whole zero blocks.
 func dataRuns(b []byte) []dataRun {
 	var runs []dataRun
 	for off := 0; off < len(b); off += zeroBlock {
 		blk := b[off:min(off+zeroBlock, len(b))]
-		if bytes.Equal(blk, zeroes[:len(blk)]) {
+		if disk.IsZero(blk) {
 			continue
 		}
 		end := int64(off + len(blk))
@@ -134,7 +134,7 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 	}
 	opts.Name = redact(opts.Name) // a presigned URL's query is a credential
 	s := &Storage{m: m, store: store, ctx: ctx, opts: opts, size: m.FileSize(),
-		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1}
+		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1, fh: newFileHash(m)}
 	for i := range m.Parts {
 		p := &m.Parts[i]
 		if p.Length <= chunkLimit {
@@ -343,8 +343,16 @@ func (s *Storage) evict() {
 	}
 }
 
+// fetch fetches chunk i, then hashes what it can of the file in order.
 func (s *Storage) fetch(i int, c *chunk) {
-	defer close(c.done)
+	s.fetchChunk(i, c)
+	close(c.done)
+	if c.err == nil {
+		s.hashAhead()
+	}
+}
+
+func (s *Storage) fetchChunk(i int, c *chunk) {
 	select {
 	case s.sem <- struct{}{}:
 	case <-s.ctx.Done():

@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -13,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/minio/minio-go/v7"
+	"github.com/diskport/diskport/internal/s3"
 )
 
 // UploadOptions say how [Upload] cuts, stores and signs an image.
@@ -68,7 +67,7 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if opts.Bucket == "" {
 		return nil, errors.New("manifest: no bucket")
 	}
-	client, err := cfg.Client()
+	client, err := newClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -107,8 +106,8 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureBucket(ctx, client, opts.Bucket, cfg.region()); err != nil {
-		return nil, err
+	if err := client.EnsureBucket(ctx, opts.Bucket); err != nil {
+		return nil, fmt.Errorf("manifest: bucket %s: %w", opts.Bucket, err)
 	}
 
 	par := opts.Parallel
@@ -197,22 +196,7 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	// Sign the URLs and store the manifest.
 	res.ManifestKey = prefix + ManifestName(name)
 	sign := func(method, key string) (string, error) {
-		if cfg.SigV2 {
-			u, err := cfg.endpointURL()
-			if err != nil {
-				return "", err
-			}
-			now := opts.Now
-			if now.IsZero() {
-				now = time.Now()
-			}
-			return PresignV2(method, u, opts.Bucket, key, cfg.AccessKey, cfg.SecretKey, now.Add(expires)), nil
-		}
-		u, err := client.Presign(ctx, method, opts.Bucket, key, expires, nil)
-		if err != nil {
-			return "", fmt.Errorf("manifest: presigning %s %s: %w", method, key, err)
-		}
-		return u.String(), nil
+		return client.Presign(ctx, method, opts.Bucket, key, expires, opts.Now)
 	}
 	for i := range m.Parts {
 		p := &m.Parts[i]
@@ -232,54 +216,26 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if res.ManifestURL, err = sign("GET", res.ManifestKey); err != nil {
 		return res, err
 	}
-	doc := m.Marshal()
-	_, err = client.PutObject(ctx, opts.Bucket, res.ManifestKey, bytes.NewReader(doc), int64(len(doc)),
-		minio.PutObjectOptions{ContentType: "application/xml", SendContentMd5: true, DisableMultipart: true})
-	if err != nil {
-		return res, fmt.Errorf("manifest: storing s3://%s/%s: %w", opts.Bucket, res.ManifestKey, s3Error(err))
+	if err := client.Put(ctx, opts.Bucket, res.ManifestKey, m.Marshal(), "application/xml", nil); err != nil {
+		return res, fmt.Errorf("manifest: storing s3://%s/%s: %w", opts.Bucket, res.ManifestKey, err)
 	}
 	return res, nil
 }
 
-func ensureBucket(ctx context.Context, client *minio.Client, bucket, region string) error {
-	ok, err := client.BucketExists(ctx, bucket)
-	if err != nil {
-		return fmt.Errorf("manifest: bucket %s: %w", bucket, s3Error(err))
-	}
-	if ok {
-		return nil
-	}
-	err = client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: region})
-	if err != nil {
-		var er minio.ErrorResponse
-		if errors.As(err, &er) && (er.Code == "BucketAlreadyOwnedByYou") {
-			return nil
-		}
-		return fmt.Errorf("manifest: creating bucket %s: %w", bucket, s3Error(err))
-	}
-	return nil
-}
-
 // putPart uploads one part unless an object with the same size, SHA-256
 // metadata and MD5 is already there; it reports whether it sent the part.
-func putPart(ctx context.Context, client *minio.Client, bucket string, p *Part, data []byte) (bool, error) {
+func putPart(ctx context.Context, client *s3.Client, bucket string, p *Part, data []byte) (bool, error) {
 	sum := md5.Sum(data)
 	md5hex := hex.EncodeToString(sum[:])
-	info, err := client.StatObject(ctx, bucket, p.Key, minio.StatObjectOptions{})
-	if err == nil && info.Size == p.Length && info.UserMetadata[metaSHA256] == p.SHA256 && strings.Trim(info.ETag, `"`) == md5hex {
+	info, err := client.Stat(ctx, bucket, p.Key)
+	if err == nil && info.Size == p.Length && info.Metadata[metaSHA256] == p.SHA256 && info.ETag == md5hex {
 		return false, nil
 	}
-	var er minio.ErrorResponse
-	if err != nil && !(errors.As(err, &er) && (er.Code == "NoSuchKey" || er.StatusCode == 404)) {
-		return false, s3Error(err)
+	var er *s3.Error
+	if err != nil && !(errors.As(err, &er) && (er.Code == "NoSuchKey" || er.Status == 404)) {
+		return false, err
 	}
-	_, err = client.PutObject(ctx, bucket, p.Key, bytes.NewReader(data), p.Length, minio.PutObjectOptions{
-		ContentType:      "application/octet-stream",
-		UserMetadata:     map[string]string{metaSHA256: p.SHA256},
-		SendContentMd5:   true,
-		DisableMultipart: true,
-	})
-	if err != nil {
+	if err := client.Put(ctx, bucket, p.Key, data, "application/octet-stream", map[string]string{metaSHA256: p.SHA256}); err != nil {
 		return false, s3Error(err)
 	}
 	return true, nil

@@ -23,12 +23,7 @@ func zeroSum(n int64) string {
 		return v.(string)
 	}
 	h := sha256.New()
-	var z [64 << 10]byte
-	for left := n; left > 0; {
-		k := min(left, int64(len(z)))
-		h.Write(z[:k])
-		left -= k
-	}
+	hashZeros(h, n)
 	sum := hex.EncodeToString(h.Sum(nil))
 	zeroSums.Store(n, sum)
 	return sum

@@ -183,7 +183,7 @@ func TestBundleVerbsS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Client.MakeBucket(context.Background(), c.Bucket, minio.MakeBucketOptions{Region: srv.Region}); err != nil {
+	if err := srv.Client(t).MakeBucket(context.Background(), c.Bucket, minio.MakeBucketOptions{Region: srv.Region}); err != nil {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
@@ -206,7 +206,7 @@ func TestBundleVerbsS3(t *testing.T) {
 	if code, _, errOut := call(t, s3args("AAAAAAAAAAAAAAAAAAAAAAAAAAA=")...); code != 1 || !strings.Contains(errOut, "signature") {
 		t.Errorf("bundle with a wrong signature: exit %d: %s", code, errOut)
 	}
-	if n := len(objects(t, c)); n != 0 {
+	if n := len(objects(t, srv, c)); n != 0 {
 		t.Fatalf("refused bundle stored %d objects", n)
 	}
 	if code, _, errOut := call(t, s3args(p.Signature)...); code != 0 {
@@ -219,9 +219,9 @@ func TestBundleVerbsS3(t *testing.T) {
 	sameBytes(t, dst, testimg.QemuRaw(t, vhd, "-f", "vpc"))
 }
 
-func objects(t *testing.T, c *bundle.S3) []string {
+func objects(t *testing.T, srv *s3test.Server, c *bundle.S3) []string {
 	var names []string
-	for o := range c.Client.ListObjects(context.Background(), c.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+	for o := range srv.Client(t).ListObjects(context.Background(), c.Bucket, minio.ListObjectsOptions{Recursive: true}) {
 		if o.Err != nil {
 			t.Fatal(o.Err)
 		}

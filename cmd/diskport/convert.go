@@ -80,6 +80,9 @@ func init() {
 			Checksum:     *checksum != "",
 			Workers:      *workers,
 		}
+		if *man != "" {
+			opts.Verify = im.(*closeBoth).s.CheckFile // the manifest's whole-file SHA-256
+		}
 		var rep *progressReporter
 		switch progress {
 		case "bar":

@@ -56,9 +56,9 @@ func printInfo(w io.Writer, name string, i disk.Info) {
 	if i.Subformat != "" {
 		fmt.Fprintf(w, "subformat: %s\n", i.Subformat)
 	}
-	fmt.Fprintf(w, "virtual size: %s (%d bytes)\n", sizeString(i.VirtualSize), i.VirtualSize)
-	fmt.Fprintf(w, "file size: %s (%d bytes)\n", sizeString(i.FileSize), i.FileSize)
-	fmt.Fprintf(w, "allocated: %s (%d bytes)\n", sizeString(i.AllocatedBytes), i.AllocatedBytes)
+	fmt.Fprintf(w, "virtual size: %s (%d bytes)\n", disk.FormatSize(i.VirtualSize), i.VirtualSize)
+	fmt.Fprintf(w, "file size: %s (%d bytes)\n", disk.FormatSize(i.FileSize), i.FileSize)
+	fmt.Fprintf(w, "allocated: %s (%d bytes)\n", disk.FormatSize(i.AllocatedBytes), i.AllocatedBytes)
 	if i.ClusterSize > 0 {
 		fmt.Fprintf(w, "cluster size: %d\n", i.ClusterSize)
 	}
@@ -77,17 +77,4 @@ func printInfo(w io.Writer, name string, i disk.Info) {
 			fmt.Fprintf(w, "    %s: %s\n", k, v)
 		}
 	}
-}
-
-func sizeString(n int64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
-	f, u := float64(n), 0
-	for f >= 1024 && u < len(units)-1 {
-		f /= 1024
-		u++
-	}
-	if u == 0 {
-		return fmt.Sprintf("%d B", n)
-	}
-	return fmt.Sprintf("%.3g %s", f, units[u])
 }

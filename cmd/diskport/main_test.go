@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/manifest"
 )
 
 // call runs the CLI in-process and returns its exit status and output.
@@ -160,5 +163,74 @@ func TestConvertFromManifest(t *testing.T) {
 	}
 	if code, _, _ := call(t, "convert", "--manifest", man, "--format", "raw", filepath.Join(dir, "c")); code != 2 {
 		t.Fatalf("--manifest with --format: exit %d, want 2", code)
+	}
+}
+
+// TestConvertFromManifestChecksSHA256 swaps two parts' bytes and their
+// checksum entries: every part verifies, the whole file does not, and
+// `convert --manifest` must fail naming the manifest and leave nothing under
+// the destination's name (issue 11, defect 8).
+func TestConvertFromManifestChecksSHA256(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 6 << 20, Seed: 8})
+	dir := t.TempDir()
+	if code, _, errOut := call(t, "manifest", "create", "--part-size", "1MiB", "--format", "raw", g, dir); code != 0 {
+		t.Fatalf("manifest create: %d %s", code, errOut)
+	}
+	man := filepath.Join(dir, filepath.Base(g)+".manifest.xml")
+	f, err := os.Open(man)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Parse(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two full parts with different, non-zero bytes.
+	data, _ := os.ReadFile(g)
+	i, j := -1, -1
+	for k := range m.Parts {
+		p := &m.Parts[k]
+		b := data[p.Offset:p.End()]
+		if p.Length != 1<<20 || bytes.Count(b, []byte{0}) == len(b) {
+			continue
+		}
+		if i < 0 {
+			i = k
+		} else if !bytes.Equal(b, data[m.Parts[i].Offset:m.Parts[i].End()]) {
+			j = k
+			break
+		}
+	}
+	if j < 0 {
+		t.Fatal("no two different data parts")
+	}
+	pi, pj := filepath.Join(dir, path.Base(m.Parts[i].Key)), filepath.Join(dir, path.Base(m.Parts[j].Key))
+	tmp := pi + ".swap"
+	if err := os.Rename(pi, tmp); err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(pj, pi)
+	os.Rename(tmp, pj)
+	m.Parts[i].SHA256, m.Parts[j].SHA256 = m.Parts[j].SHA256, m.Parts[i].SHA256
+	if err := os.WriteFile(man, m.Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "out.raw")
+	code, _, errOut := call(t, "convert", "--no-sync", "--exact-size", "--manifest", man, dst)
+	if code != 1 || !strings.Contains(errOut, man) || !strings.Contains(errOut, "checksum mismatch") || !strings.Contains(errOut, m.SHA256) {
+		t.Fatalf("convert --manifest of swapped parts: exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s exists after the failed conversion (%v)", dst, err)
+	}
+	left, _ := filepath.Glob(dst + "*")
+	left2, _ := filepath.Glob(filepath.Join(dir, ".out.raw*"))
+	if len(left)+len(left2) != 0 {
+		t.Fatalf("the failed conversion left %q %q", left, left2)
+	}
+	// The per-part checksums all hold: each part alone is fine.
+	if code, _, errOut := call(t, "manifest", "verify", man); code != 1 || !strings.Contains(errOut, "file checksum mismatch") {
+		t.Fatalf("manifest verify: exit %d: %s", code, errOut)
 	}
 }

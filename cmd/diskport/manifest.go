@@ -137,12 +137,9 @@ func manifestVerify(args []string) error {
 		return err
 	}
 	if *bucket != "" {
-		cfg := s3Config(*endpoint, "", false)
-		client, err := cfg.Client()
-		if err != nil {
+		if store, err = manifest.NewS3Store(s3Config(*endpoint, "", false), *bucket); err != nil {
 			return err
 		}
-		store = &manifest.S3Store{Client: client, Bucket: *bucket}
 	}
 	bar := newBar(*progress, m.FileSize())
 	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.add})
@@ -177,7 +174,7 @@ func showManifest(w io.Writer, m *manifest.Manifest, store manifest.PartStore) {
 	fmt.Fprintf(w, "version:      %s\n", m.Version)
 	fmt.Fprintf(w, "file format:  %s\n", m.FileFormat)
 	fmt.Fprintf(w, "importer:     %s %s (%s)\n", m.Importer.Name, m.Importer.Version, m.Importer.Release)
-	fmt.Fprintf(w, "size:         %d bytes (%s)\n", m.Size, sizeString(m.Size))
+	fmt.Fprintf(w, "size:         %d bytes (%s)\n", m.Size, disk.FormatSize(m.Size))
 	if fs := m.FileSize(); fs != m.Size {
 		fmt.Fprintf(w, "parts hold:   %d bytes (size is the virtual disk size, as euca2ools writes for VMDK)\n", fs)
 	}
@@ -242,7 +239,7 @@ func openManifestImage(ctx context.Context, pathOrURL string, progress func(int6
 
 type closeBoth struct {
 	disk.Image
-	s io.Closer
+	s *manifest.Storage
 }
 
 func (c *closeBoth) Close() error {

@@ -1,4 +1,4 @@
-package manifest
+package s3
 
 import (
 	"crypto/hmac"
@@ -21,7 +21,7 @@ import (
 // (no Content-MD5, Content-Type or x-amz-* headers in a presigned GET,
 // HEAD or DELETE).
 func PresignV2(method string, endpoint *url.URL, bucket, key, accessKey, secretKey string, expires time.Time) string {
-	resource := "/" + bucket + "/" + s3PathEscape(key)
+	resource := "/" + bucket + "/" + PathEscape(key)
 	exp := strconv.FormatInt(expires.Unix(), 10)
 	sig := SignV2(secretKey, method+"\n\n\n"+exp+"\n"+resource)
 	q := "AWSAccessKeyId=" + url.QueryEscape(accessKey) + "&Expires=" + exp + "&Signature=" + url.QueryEscape(sig)
@@ -30,16 +30,17 @@ func PresignV2(method string, endpoint *url.URL, bucket, key, accessKey, secretK
 }
 
 // SignV2 returns base64(HMAC-SHA1(secretKey, stringToSign)): the signature
-// of S3's version 2 authentication (and of POST policies).
+// of S3's version 2 authentication, of presigned URLs and of POST policies
+// (where the string signed is the base64 policy text).
 func SignV2(secretKey, stringToSign string) string {
 	h := hmac.New(sha1.New, []byte(secretKey))
 	h.Write([]byte(stringToSign))
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// s3PathEscape percent-encodes an object key for a URL path the way S3
+// PathEscape percent-encodes an object key for a URL path the way S3
 // expects: every byte but the unreserved characters and '/'.
-func s3PathEscape(key string) string {
+func PathEscape(key string) string {
 	var b strings.Builder
 	for i := 0; i < len(key); i++ {
 		c := key[i]

@@ -1,0 +1,22 @@
+package disk
+
+import "bytes"
+
+// zeroChunk is what IsZero compares against: big enough that the
+// comparison loop runs a few times per megabyte, small enough to stay in
+// the cache.
+var zeroChunk [64 << 10]byte
+
+// IsZero reports whether every byte of b is zero. It compares b against a
+// block of zeros with bytes.Equal, which the runtime does a vector at a
+// time: on a 1 MiB block of zeros, 51 GB/s against 3.5 GB/s for a loop
+// over the bytes (BenchmarkIsZero, a short run on a busy 2-core machine).
+func IsZero(b []byte) bool {
+	for len(b) > len(zeroChunk) {
+		if !bytes.Equal(b[:len(zeroChunk)], zeroChunk[:]) {
+			return false
+		}
+		b = b[len(zeroChunk):]
+	}
+	return bytes.Equal(b, zeroChunk[:len(b)])
+}

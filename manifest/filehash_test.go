@@ -1,0 +1,132 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// TestCheckFileSequential: a sequential reader has every chunk hashed on
+// the way, so CheckFile fetches nothing again.
+func TestCheckFileSequential(t *testing.T) {
+	m, dir, data := created(t, 4<<20, 256<<10)
+	m, srv := served(t, m, dir)
+	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
+	if !bytes.Equal(readAll(t, s), data) {
+		t.Fatal("read differs")
+	}
+	if err := s.CheckFile(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.Parts {
+		if n := srv.count(p.Key); n != 1 {
+			t.Errorf("%s fetched %d times", p.Key, n)
+		}
+	}
+}
+
+// TestCheckFileOutOfOrder reads a file's chunks in random orders through a
+// tiny cache, so that chunks are fetched ahead of their turn, evicted and
+// fetched again: each is hashed once, in order, and the file checks.
+func TestCheckFileOutOfOrder(t *testing.T) {
+	m, dir, data := created(t, 4<<20+1000, 256<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 5; round++ {
+		s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{Parallel: 1, CacheChunks: 1})
+		b := make([]byte, 1000)
+		for range 60 {
+			off := rng.Int64N(s.Size() - int64(len(b)))
+			if _, err := s.ReadAt(b, off); err != nil || !bytes.Equal(b, data[off:off+int64(len(b))]) {
+				t.Fatalf("read at %d: %v", off, err)
+			}
+		}
+		if err := s.CheckFile(); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if err := s.CheckFile(); err != nil {
+			t.Fatalf("round %d, second CheckFile: %v", round, err)
+		}
+	}
+}
+
+// TestCheckFileSwappedParts swaps two parts' files and their checksum
+// entries: every part verifies on its own, the file does not.
+func TestCheckFileSwappedParts(t *testing.T) {
+	m, dir, data := created(t, 2<<20, 256<<10)
+	a, b := filepath.Join(dir, "disk.img.part1"), filepath.Join(dir, "disk.img.part5")
+	if bytes.Equal(data[256<<10:512<<10], data[5*256<<10:6*256<<10]) {
+		t.Fatal("parts 1 and 5 are the same")
+	}
+	os.Rename(a, a+".tmp")
+	os.Rename(b, a)
+	os.Rename(a+".tmp", b)
+	m.Parts[1].SHA256, m.Parts[5].SHA256 = m.Parts[5].SHA256, m.Parts[1].SHA256
+	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{Name: "swapped.manifest.xml"})
+	readAll(t, s) // every part matches its checksum
+	err := s.CheckFile()
+	if !errors.Is(err, disk.ErrCorrupt) || !strings.Contains(err.Error(), "swapped.manifest.xml: file checksum mismatch") || !strings.Contains(err.Error(), m.SHA256) {
+		t.Fatalf("CheckFile = %v", err)
+	}
+	// Without reading first, CheckFile fetches the parts itself.
+	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	if err := s.CheckFile(); !errors.Is(err, disk.ErrCorrupt) {
+		t.Fatalf("CheckFile without reads = %v", err)
+	}
+	// A manifest without a file checksum has nothing to check.
+	m.SHA256 = ""
+	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	if err := s.CheckFile(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckFileZeroAndBigParts covers the chunks that are not fetched
+// (parts known to hold zeros) and the chunks of parts too big to verify
+// on their own: a byte changed in a big part is caught by CheckFile only.
+func TestCheckFileZeroAndBigParts(t *testing.T) {
+	img, data := testFile(t, 3<<20, 9)
+	clear(data[1<<20 : 2<<20]) // parts 4-7 of 256 KiB hold zeros
+	os.WriteFile(img, data, 0o644)
+	dir := t.TempDir()
+	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !knownZero(&m.Parts[5]) {
+		t.Fatal("part 5 is not known to be zeros")
+	}
+	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	if !bytes.Equal(readAll(t, s), data) {
+		t.Fatal("read differs")
+	}
+	if err := s.CheckFile(); err != nil {
+		t.Fatal(err)
+	}
+
+	defer func(v int64) { chunkLimit = v }(chunkLimit)
+	chunkLimit = 100 << 10
+	m, dir, data = created(t, 1<<20+3, 600<<10)
+	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	if !bytes.Equal(readAll(t, s), data) {
+		t.Fatal("read differs")
+	}
+	if err := s.CheckFile(); err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(dir, "disk.img.part1")
+	b, _ := os.ReadFile(part)
+	b[5] ^= 1
+	os.WriteFile(part, b, 0o644)
+	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	readAll(t, s) // big parts are read in ranges, unverified
+	if err := s.CheckFile(); !errors.Is(err, disk.ErrCorrupt) {
+		t.Fatalf("CheckFile of a changed big part = %v", err)
+	}
+}
