@@ -59,11 +59,11 @@ func Detect(s disk.Storage) (Format, error) {
 	case bytes.HasPrefix(head, []byte("QFI\xfb")):
 		return QCOW2, nil
 	}
-	if vhd.Probe(s) {
-		return VHD, nil
+	if ok, err := vhd.Probe(s); ok || err != nil {
+		return VHD, err
 	}
-	if vmdk.Probe(s) {
-		return VMDK, nil
+	if ok, err := vmdk.Probe(s); ok || err != nil {
+		return VMDK, err
 	}
 	return Raw, nil
 }
