@@ -2,6 +2,7 @@ package diskport
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 
 	"github.com/diskport/diskport/disk"
@@ -76,16 +77,32 @@ func upper(f Format) string {
 	return strings.ToUpper(string(f))
 }
 
-// mismatch is the error for bytes that are not the declared format.
-func mismatch(declared, found Format, name string) error {
-	return disk.Errorf("", disk.ErrFormatMismatch,
-		"%s: declared %s but the bytes are %s (declare the format the bytes are, or set Options.TrustFormat to read them as %s anyway)",
-		name, upper(declared), describe(found), upper(declared))
+// A MismatchError is the error for bytes that are not the format the
+// caller declared. It matches disk.ErrFormatMismatch.
+type MismatchError struct {
+	Name     string // the storage's name (a path or URL)
+	Declared Format
+	Found    Format // what Detect found
 }
+
+// Reason says what is wrong, without advice: "NAME: declared RAW but the
+// bytes are a VMDK image or descriptor". Programs add their own advice.
+func (e *MismatchError) Reason() string {
+	return fmt.Sprintf("%s: declared %s but the bytes are %s", e.Name, upper(e.Declared), describe(e.Found))
+}
+
+// Error returns the reason with the library's advice: declare the format
+// the bytes are, or set Options.TrustFormat.
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("%s (declare %s, or set Options.TrustFormat to read them as %s anyway)", e.Reason(), upper(e.Found), upper(e.Declared))
+}
+
+// Unwrap returns disk.ErrFormatMismatch.
+func (e *MismatchError) Unwrap() error { return disk.ErrFormatMismatch }
 
 // unsupported is the error for an image of a format that is recognised
 // but not read.
 func unsupported(f Format, name string) error {
 	return disk.Errorf(string(f), disk.ErrUnsupported, "%s is %s, which diskport does not read (it reads %s); convert it to one of those first",
-		name, describe(f), formatList())
+		name, describe(f), FormatNames())
 }

@@ -129,22 +129,23 @@ func ParseFormat(name string) (Format, error) {
 	for _, e := range table {
 		if n == string(e.format) || n == strings.ToLower(e.ec2) || slices.Contains(e.aliases, n) {
 			if e.open == nil {
-				return "", disk.Errorf("", disk.ErrUnsupported, "image format %q is recognised but not read (diskport reads %s)", name, formatList())
+				return "", disk.Errorf("", disk.ErrUnsupported, "image format %q is recognised but not read; diskport reads %s", name, FormatNames())
 			}
 			return e.format, nil
 		}
 	}
-	return "", disk.Errorf("", disk.ErrUnsupported, "unknown image format %q (diskport reads %s)", name, formatList())
+	return "", disk.Errorf("", disk.ErrUnsupported, "unknown image format %q; diskport reads %s", name, FormatNames())
 }
 
-// formatList lists the formats Open reads and their aliases for messages:
-// "vmdk, vhd (or vpc) and raw (or img)".
-func formatList() string {
+// FormatNames lists the formats [Open] reads, with their aliases, for help
+// text and messages:
+// "vmdk, vhd (alias vpc) and raw (alias img)".
+func FormatNames() string {
 	var names []string
 	for _, f := range Formats() {
 		n := string(f)
 		if a := f.Aliases(); len(a) > 0 {
-			n += " (or " + strings.Join(a, ", ") + ")"
+			n += " (alias " + strings.Join(a, ", ") + ")"
 		}
 		names = append(names, n)
 	}

@@ -59,8 +59,8 @@ func OpenStorage(s disk.Storage, opts Options) (disk.Image, error) {
 
 // FormatOf returns the format [Open] and [OpenStorage] parse s as: the
 // detected one ([Detect]) when opts.Format is "", else the declared one,
-// which is authoritative: bytes of another format are an
-// disk.ErrFormatMismatch error unless opts.TrustFormat. A format that is
+// which is authoritative: bytes of another format are a [*MismatchError]
+// (disk.ErrFormatMismatch) unless opts.TrustFormat. A format that is
 // recognised but not read is disk.ErrUnsupported. Writers of manifests
 // apply the same rule through FormatOf.
 func FormatOf(s disk.Storage, opts Options) (Format, error) {
@@ -85,7 +85,7 @@ func FormatOf(s disk.Storage, opts Options) (Format, error) {
 		}
 		return found, nil
 	case found != declared && !opts.TrustFormat:
-		return "", mismatch(declared, found, s.Name())
+		return "", &MismatchError{Name: s.Name(), Declared: declared, Found: found}
 	}
 	return declared, nil
 }
