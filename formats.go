@@ -168,6 +168,9 @@ func openVHD(s disk.Storage, _ string, opts Options, parent disk.Image) (disk.Im
 }
 
 func openVMDK(s disk.Storage, path string, opts Options, parent disk.Image) (disk.Image, error) {
+	if opts.SingleFile && vmdk.IsDescriptor(s) {
+		return nil, disk.Errorf("vmdk", disk.ErrUnsupported, "%s is a VMDK descriptor file, which keeps its data in other files; convert it to a single-file (streamOptimized or monolithicSparse) VMDK or to RAW first", s.Name())
+	}
 	vo := vmdk.Options{MaxVirtualSize: opts.MaxVirtualSize, OpenExtent: extentOpener(path, opts)}
 	if parent != nil {
 		vo.Parent = parent.(*vmdk.Image)

@@ -28,6 +28,10 @@ type Options struct {
 	// descriptor's directory only (no slashes, no "..", no symbolic links,
 	// regular files only); OpenStorage refuses any reference.
 	ExtentFiles map[string]string
+	// SingleFile refuses an image whose data lives in other files (a VMDK
+	// text descriptor) with ErrUnsupported: an import manifest carries one
+	// file.
+	SingleFile bool
 	// MaxVirtualSize caps the virtual size of a sparse image (0: the
 	// readers' defaults, 64 TiB for VMDK, 2040 GiB for VHD).
 	MaxVirtualSize int64

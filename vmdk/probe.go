@@ -76,3 +76,14 @@ func looksLikeDescriptor(b []byte) bool {
 	}
 	return false
 }
+
+// IsDescriptor reports whether s holds a text descriptor (or what is
+// marked as one), rather than a KDMV or COWD extent: the VMDK whose data
+// lives in other files.
+func IsDescriptor(s disk.Storage) bool {
+	head := make([]byte, min(s.Size(), probeBytes))
+	if err := disk.ReadFull(s, formatName, "first sector", head, 0); err != nil {
+		return false
+	}
+	return looksLikeDescriptor(head) || hasDescriptorSignature(head)
+}
