@@ -237,6 +237,10 @@ func openManifestImage(ctx context.Context, pathOrURL string, progress func(int6
 	img, err := diskport.OpenStorage(s, diskport.Options{Format: m.FileFormat})
 	if err != nil {
 		s.Close()
+		var me *diskport.MismatchError
+		if errors.As(err, &me) {
+			return nil, &hinted{fmt.Sprintf("%s (the manifest's file-format is wrong: EC2 would import these bytes as %s; write the manifest again with the right --format)", me.Reason(), me.Declared.EC2Name()), err}
+		}
 		return nil, err
 	}
 	return &closeBoth{img, s}, nil

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/diskport/diskport/internal/testimg"
+)
+
+// Errors print with one "diskport:" and advice for the verb at hand: flags
+// where the verb has them, the manifest where it declared the format
+// (issue 11, defect 5).
+func TestFormatErrorsOnePrefix(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 1 << 20, Seed: 8})
+	vmdk := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
+	code, _, errOut := call(t, "info", "--format", "raw", vmdk)
+	if code != 1 || strings.Count(errOut, "diskport:") != 1 || !strings.Contains(errOut, "--format VMDK") || !strings.Contains(errOut, "--trust-format") || strings.Contains(errOut, "Options.") {
+		t.Errorf("info --format raw of a VMDK: %d %q", code, errOut)
+	}
+	code, _, errOut = call(t, "info", "--format", "qcow2", vmdk)
+	if code != 1 || strings.Count(errOut, "diskport:") != 1 || !strings.Contains(errOut, "vmdk, vhd (alias vpc) and raw") {
+		t.Errorf("info --format qcow2: %d %q", code, errOut)
+	}
+	// A manifest declaring RAW for a VMDK can only be written on trust;
+	// converting from it must not advise a flag convert --manifest lacks.
+	dir := t.TempDir()
+	if code, _, errOut := call(t, "manifest", "create", "--format", "raw", vmdk, dir); code != 1 || !strings.Contains(errOut, "declared RAW but the bytes are a VMDK") {
+		t.Fatalf("manifest create --format raw of a VMDK: %d %q", code, errOut)
+	}
+	if code, _, errOut := call(t, "manifest", "create", "--format", "raw", "--trust-format", vmdk, dir); code != 0 {
+		t.Fatalf("manifest create --trust-format: %d %q", code, errOut)
+	}
+	man := filepath.Join(dir, filepath.Base(vmdk)+".manifest.xml")
+	code, _, errOut = call(t, "convert", "--manifest", man, filepath.Join(dir, "out.raw"))
+	if code != 1 || strings.Count(errOut, "diskport:") != 1 || strings.Contains(errOut, "trust") || strings.Contains(errOut, "Options.") || !strings.Contains(errOut, "manifest's file-format") {
+		t.Errorf("convert --manifest of a RAW manifest of a VMDK: %d %q", code, errOut)
+	}
+	vhd := testimg.Make(t, g, "vpc", "")
+	if code, out, errOut := call(t, "info", "--format", "vpc", vhd); code != 0 || !strings.Contains(out, "vhd") {
+		t.Errorf("info --format vpc: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := call(t, "help"); code != 0 || !strings.Contains(out, "vmdk, vhd (alias vpc) and raw") {
+		t.Errorf("help: %q", out)
+	}
+}
+
+// diskport info on a FIFO fails at once (issue 11, defect 6).
+func TestInfoFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "f.vmdk")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		code   int
+		errOut string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, _, errOut := call(t, "info", fifo)
+		done <- result{code, errOut}
+	}()
+	select {
+	case r := <-done:
+		if r.code != 1 || !strings.Contains(r.errOut, "is a FIFO") {
+			t.Errorf("info FIFO: %d %q", r.code, r.errOut)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("diskport info on a FIFO still blocked after 5s")
+	}
+}
