@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/testimg"
 )
 
@@ -69,5 +71,30 @@ func TestInfoFIFO(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("diskport info on a FIFO still blocked after 5s")
+	}
+}
+
+// A FIFO as a key file is refused at once.
+func TestKeyFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "key.pem")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 2)
+	go func() {
+		_, err := readPublicKey(fifo)
+		done <- err
+		_, err = readPrivateKey(fifo)
+		done <- err
+	}()
+	for range 2 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, disk.ErrUnsafe) {
+				t.Errorf("reading a FIFO key: %v, want ErrUnsafe", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("reading a FIFO key still blocked after 5s")
+		}
 	}
 }
