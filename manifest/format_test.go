@@ -31,7 +31,7 @@ func TestDeclaredFormatRule(t *testing.T) {
 	}
 	// Upload checks the image before it talks to the endpoint.
 	_, err = Upload(ctx, S3Config{Endpoint: "http://127.0.0.1:1", AccessKey: "a", SecretKey: "b"}, vmdk,
-		UploadOptions{SplitOptions: SplitOptions{Format: "raw"}, Bucket: "b"})
+		UploadOptions{SplitOptions: SplitOptions{Format: "raw"}, Bucket: "bucket"})
 	if !errors.Is(err, disk.ErrFormatMismatch) {
 		t.Errorf("Upload(VMDK declared RAW) = %v, want a mismatch", err)
 	}
@@ -69,7 +69,10 @@ func TestDeclaredFormatRule(t *testing.T) {
 	img.Close()
 }
 
-// within fails the test when f blocks for 5 seconds.
+// errBlocked is what within returns for a call still blocked.
+var errBlocked = errors.New("still blocked")
+
+// within fails the test when f blocks for 5 seconds (leaving it blocked).
 func within(t *testing.T, what string, f func() error) error {
 	t.Helper()
 	done := make(chan error, 1)
@@ -78,8 +81,8 @@ func within(t *testing.T, what string, f func() error) error {
 	case err := <-done:
 		return err
 	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: still blocked after 5s", what)
-		return nil
+		t.Errorf("%s: still blocked after 5s", what)
+		return errBlocked
 	}
 }
 
