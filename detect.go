@@ -3,6 +3,7 @@ package diskport
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/diskport/diskport/disk"
@@ -53,8 +54,11 @@ func magic(sig string) func(disk.Storage) (bool, error) {
 			return false, nil
 		}
 		b := make([]byte, len(sig))
-		if err := disk.ReadFull(s, "", "first bytes of "+s.Name(), b, 0); err != nil {
-			return false, err
+		if n, err := s.ReadAt(b, 0); n < len(b) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return false, fmt.Errorf("%s: reading the first %d bytes: %w", s.Name(), len(b), err)
 		}
 		return bytes.Equal(b, []byte(sig)), nil
 	}
