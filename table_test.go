@@ -179,6 +179,21 @@ func TestSignatureButCorrupt(t *testing.T) {
 	}
 }
 
+// Bytes two formats claim are refused, not taken by the first probe: a
+// fixed VHD whose disk begins with a VMDK sparse header.
+func TestDetectAmbiguous(t *testing.T) {
+	g := testimg.Golden(t, testimg.Spec{Size: 1 << 20, Seed: 6})
+	b, err := os.ReadFile(testimg.Make(t, g, "vpc", "subformat=fixed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b, "KDMV")
+	f, err := diskport.Detect(disk.NewMemStorage("both", b))
+	if !errors.Is(err, disk.ErrUnsafe) || !strings.Contains(err.Error(), "VMDK") || !strings.Contains(err.Error(), "VHD") {
+		t.Errorf("Detect = %v, %v; want ErrUnsafe naming VMDK and VHD", f, err)
+	}
+}
+
 // errBlocked is what within returns for a call still blocked.
 var errBlocked = errors.New("still blocked")
 

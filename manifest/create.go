@@ -103,7 +103,8 @@ const MaxPartSize = 1 << 30
 // read its virtual size; a VMDK descriptor, which keeps its data in other
 // files, is refused (diskport.Options.SingleFile).
 func imageFormat(s disk.Storage, o *SplitOptions) (format string, virtual int64, err error) {
-	opts := diskport.Options{Format: o.Format, TrustFormat: o.TrustFormat, SingleFile: true, MaxVirtualSize: MaxFileSize}
+	// The readers' default size limits, as convert applies them.
+	opts := diskport.Options{Format: o.Format, TrustFormat: o.TrustFormat, SingleFile: true}
 	f, err := diskport.FormatOf(s, opts)
 	if err != nil {
 		return "", 0, err
