@@ -16,6 +16,14 @@ type FileOptions struct {
 	NoFollow bool
 }
 
+// want names the files o accepts.
+func (o FileOptions) want() string {
+	if o.BlockDevice {
+		return "a regular file or block device"
+	}
+	return "a regular file"
+}
+
 // A FileKindError is the error for a named file of a kind the opener
 // refuses: a FIFO, socket, character device, directory, or a block device
 // where only regular files are taken. It matches [ErrUnsafe]: such a file
@@ -68,10 +76,6 @@ func AdoptFile(fd int, path string, o FileOptions) (*os.File, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
 	}
-	want := "a regular file"
-	if o.BlockDevice {
-		want = "a regular file or block device"
-	}
 	kind := ""
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
@@ -92,7 +96,7 @@ func AdoptFile(fd int, path string, o FileOptions) (*os.File, error) {
 	}
 	if kind != "" {
 		unix.Close(fd)
-		return nil, &FileKindError{Path: path, Kind: kind, Want: want}
+		return nil, &FileKindError{Path: path, Kind: kind, Want: o.want()}
 	}
 	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err == nil {
@@ -105,16 +109,13 @@ func AdoptFile(fd int, path string, o FileOptions) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// openError is the error for a failed open of path: Linux refuses to open
-// a unix socket with ENXIO, which says it as a FileKindError.
+// OpenError returns the error for a failed open of path (by open or
+// openat2 with the flags [OpenFile] uses): an *os.PathError, except that
+// a unix socket, which Linux refuses with ENXIO, is a [*FileKindError].
 func OpenError(path string, err error, o FileOptions) error {
 	var st unix.Stat_t
 	if err == unix.ENXIO && unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
-		want := "a regular file"
-		if o.BlockDevice {
-			want = "a regular file or block device"
-		}
-		return &FileKindError{Path: path, Kind: "a socket", Want: want}
+		return &FileKindError{Path: path, Kind: "a socket", Want: o.want()}
 	}
 	return &os.PathError{Op: "open", Path: path, Err: err}
 }
