@@ -3,17 +3,15 @@ package diskport_test
 import (
 	"encoding/binary"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/disktest"
 	"github.com/diskport/diskport/internal/testimg"
 )
 
@@ -194,38 +192,14 @@ func TestDetectAmbiguous(t *testing.T) {
 	}
 }
 
-// errBlocked is what within returns for a call still blocked.
-var errBlocked = errors.New("still blocked")
-
-// within fails the test when f blocks for 5 seconds (leaving it blocked).
-func within(t *testing.T, what string, f func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Errorf("%s: still blocked after 5s", what)
-		return errBlocked
-	}
-}
-
 // A FIFO or socket named as the image, as a VMDK extent or as a parent is
 // refused at once (issue 11, defect 6: mkfifo f.vmdk; diskport info f.vmdk
 // hung forever).
 func TestSpecialFilesRefused(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "f.vmdk")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "s.vmdk")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	fifo, sock := filepath.Join(dir, "f.vmdk"), filepath.Join(dir, "s.vmdk")
+	disktest.Mkfifo(t, fifo)
+	disktest.Listen(t, sock)
 	desc := func(name, extent string) string {
 		p := filepath.Join(dir, name)
 		d := "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"" + extent + "\" 0\n"
@@ -249,7 +223,7 @@ func TestSpecialFilesRefused(t *testing.T) {
 		{"FIFO parent", base, diskport.Options{Parents: []string{fifo}}},
 		{"socket parent", base, diskport.Options{Parents: []string{sock}}},
 	} {
-		err := within(t, c.name, func() error {
+		err := disktest.Within(t, c.name, func() error {
 			img, err := diskport.Open(c.path, c.opts)
 			if err == nil {
 				img.Close()

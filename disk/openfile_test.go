@@ -2,51 +2,28 @@ package disk_test
 
 import (
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/disktest"
 )
-
-// noHang fails the test when f does not return within 5 seconds: a FIFO
-// opened without O_NONBLOCK blocks forever.
-func noHang(t *testing.T, what string, f func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: still blocked after 5s", what)
-		return nil
-	}
-}
 
 // specialFiles makes a FIFO and a listening unix socket in a new directory.
 func specialFiles(t *testing.T) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	fifo, sock := filepath.Join(dir, "fifo"), filepath.Join(dir, "sock")
+	disktest.Mkfifo(t, fifo)
+	disktest.Listen(t, sock)
 	return map[string]string{"a FIFO": fifo, "a socket": sock, "a directory": dir, "a character device": "/dev/null"}
 }
 
 func TestOpenFileRefusesSpecialFiles(t *testing.T) {
 	for kind, path := range specialFiles(t) {
-		err := noHang(t, kind, func() error {
+		err := disktest.Within(t, kind, func() error {
 			f, err := disk.OpenFile(path, disk.FileOptions{BlockDevice: true})
 			if err == nil {
 				f.Close()
@@ -57,7 +34,7 @@ func TestOpenFileRefusesSpecialFiles(t *testing.T) {
 		if !errors.As(err, &ke) || !errors.Is(err, disk.ErrUnsafe) || ke.Kind != kind || ke.Path != path {
 			t.Errorf("OpenFile(%s) = %v, want a FileKindError for %s", path, err, kind)
 		}
-		err = noHang(t, kind, func() error {
+		err = disktest.Within(t, kind, func() error {
 			h, err := disk.OpenHostFile(path)
 			if err == nil {
 				h.Close()

@@ -3,15 +3,13 @@ package manifest
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/disktest"
 	"github.com/diskport/diskport/internal/testimg"
 )
 
@@ -69,42 +67,19 @@ func TestDeclaredFormatRule(t *testing.T) {
 	img.Close()
 }
 
-// errBlocked is what within returns for a call still blocked.
-var errBlocked = errors.New("still blocked")
-
-// within fails the test when f blocks for 5 seconds (leaving it blocked).
-func within(t *testing.T, what string, f func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Errorf("%s: still blocked after 5s", what)
-		return errBlocked
-	}
-}
-
 // A FIFO or socket as a part file, as the image or as the manifest file is
 // refused at once (issue 11, defect 6: a FIFO part hung convert forever).
 func TestSpecialFilesRefused(t *testing.T) {
 	m, dir, _ := created(t, 3<<20, 1<<20)
 	part := filepath.Join(dir, m.Parts[1].Key)
 	os.Remove(part)
-	if err := syscall.Mkfifo(part, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	disktest.Mkfifo(t, part)
 	sockPart := filepath.Join(dir, m.Parts[2].Key)
 	os.Remove(sockPart)
-	l, err := net.Listen("unix", sockPart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	disktest.Listen(t, sockPart)
 	ctx := context.Background()
 	for _, i := range []int{1, 2} {
-		err := within(t, "OpenPart", func() error {
+		err := disktest.Within(t, "OpenPart", func() error {
 			r, err := DirStore{dir}.OpenPart(ctx, &m.Parts[i], 0, m.Parts[i].Length)
 			if err == nil {
 				r.Close()
@@ -115,21 +90,21 @@ func TestSpecialFilesRefused(t *testing.T) {
 			t.Errorf("OpenPart(part %d) = %v, want ErrUnsafe", i, err)
 		}
 	}
-	err = within(t, "Verify", func() error {
+	err := disktest.Within(t, "Verify", func() error {
 		_, err := Verify(ctx, m, DirStore{dir}, VerifyOptions{Parallel: 2})
 		return err
 	})
 	if !errors.Is(err, disk.ErrUnsafe) {
 		t.Errorf("Verify = %v, want ErrUnsafe", err)
 	}
-	err = within(t, "Create", func() error {
+	err = disktest.Within(t, "Create", func() error {
 		_, _, err := Create(ctx, part, t.TempDir(), SplitOptions{})
 		return err
 	})
 	if !errors.Is(err, disk.ErrUnsafe) {
 		t.Errorf("Create(FIFO) = %v, want ErrUnsafe", err)
 	}
-	err = within(t, "Open", func() error {
+	err = disktest.Within(t, "Open", func() error {
 		_, _, err := Open(ctx, part, nil)
 		return err
 	})

@@ -2,51 +2,34 @@ package vmdk
 
 import (
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/disktest"
 )
 
-// openWithin opens the descriptor at path with DirExtents, failing the
-// test when it blocks for 5 seconds (a FIFO opened without O_NONBLOCK).
+// openWithin opens the descriptor at path, failing the test when it
+// blocks for 5 seconds (a FIFO opened without O_NONBLOCK).
 func openWithin(t *testing.T, path string, opts Options) (*Image, error) {
 	t.Helper()
-	type result struct {
-		img *Image
-		err error
+	var img *Image
+	err := disktest.Within(t, "Open "+path, func() error {
+		var err error
+		img, err = Open(hostFile(t, path), opts)
+		return err
+	})
+	if img != nil && err == nil {
+		t.Cleanup(func() { img.Close() })
 	}
-	done := make(chan result, 1)
-	go func() {
-		img, err := Open(hostFile(t, path), opts)
-		done <- result{img, err}
-	}()
-	select {
-	case r := <-done:
-		if r.img != nil {
-			t.Cleanup(func() { r.img.Close() })
-		}
-		return r.img, r.err
-	case <-time.After(5 * time.Second):
-		t.Fatalf("Open(%s) still blocked after 5s", path)
-		return nil, nil
-	}
+	return img, err
 }
 
 func TestDirExtentsRefusesSpecialFiles(t *testing.T) {
 	dir := t.TempDir()
-	if err := syscall.Mkfifo(filepath.Join(dir, "fifo.vmdk"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", filepath.Join(dir, "sock.vmdk"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	disktest.Mkfifo(t, filepath.Join(dir, "fifo.vmdk"))
+	disktest.Listen(t, filepath.Join(dir, "sock.vmdk"))
 	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "link.vmdk")); err != nil {
 		t.Fatal(err)
 	}
@@ -90,9 +73,7 @@ func TestDirExtentsRefusesSpecialFiles(t *testing.T) {
 func TestMapExtentsRefusesSpecialFiles(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	disktest.Mkfifo(t, fifo)
 	d := "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"f.vmdk\" 0\n"
 	path := filepath.Join(dir, "d.vmdk")
 	if err := os.WriteFile(path, []byte(d), 0o644); err != nil {

@@ -4,11 +4,10 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/disktest"
 	"github.com/diskport/diskport/internal/testimg"
 )
 
@@ -52,49 +51,28 @@ func TestFormatErrorsOnePrefix(t *testing.T) {
 // diskport info on a FIFO fails at once (issue 11, defect 6).
 func TestInfoFIFO(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "f.vmdk")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		code   int
-		errOut string
-	}
-	done := make(chan result, 1)
-	go func() {
-		code, _, errOut := call(t, "info", fifo)
-		done <- result{code, errOut}
-	}()
-	select {
-	case r := <-done:
-		if r.code != 1 || !strings.Contains(r.errOut, "is a FIFO") {
-			t.Errorf("info FIFO: %d %q", r.code, r.errOut)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("diskport info on a FIFO still blocked after 5s")
+	disktest.Mkfifo(t, fifo)
+	var code int
+	var errOut string
+	disktest.Within(t, "diskport info FIFO", func() error {
+		code, _, errOut = call(t, "info", fifo)
+		return nil
+	})
+	if code != 1 || !strings.Contains(errOut, "is a FIFO") {
+		t.Errorf("info FIFO: %d %q", code, errOut)
 	}
 }
 
 // A FIFO as a key file is refused at once.
 func TestKeyFIFO(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "key.pem")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 2)
-	go func() {
-		_, err := readPublicKey(fifo)
-		done <- err
-		_, err = readPrivateKey(fifo)
-		done <- err
-	}()
-	for range 2 {
-		select {
-		case err := <-done:
-			if !errors.Is(err, disk.ErrUnsafe) {
-				t.Errorf("reading a FIFO key: %v, want ErrUnsafe", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("reading a FIFO key still blocked after 5s")
+	disktest.Mkfifo(t, fifo)
+	for name, read := range map[string]func(string) error{
+		"public":  func(p string) error { _, err := readPublicKey(p); return err },
+		"private": func(p string) error { _, err := readPrivateKey(p); return err },
+	} {
+		if err := disktest.Within(t, name+" key", func() error { return read(fifo) }); !errors.Is(err, disk.ErrUnsafe) {
+			t.Errorf("reading a FIFO %s key: %v, want ErrUnsafe", name, err)
 		}
 	}
 }
