@@ -12,6 +12,23 @@
 // far as [Options] allows: VMDK extent files only inside the descriptor's
 // own directory, parent images only when the caller lists them.
 //
+// One table in this package lists the formats: for each, its name, EC2's
+// name, its probe, its opener and whether it can have a parent. It drives
+// [ParseFormat] (the one parser of a declared format), [Detect], [Open],
+// [Formats] (for help text) and the manifest writer. A [Format] has one
+// spelling per context: EC2's ("VMDK", "RAW", "VHD", [Format.EC2Name]) on
+// the wire and in manifests, the lowercase name ([Format.String]) in human
+// and JSON output; "vpc" is accepted for "vhd" everywhere a format is
+// declared. [Detect] finds one format or refuses: bytes that carry a
+// format's signature but fail its checks are that format's
+// disk.ErrCorrupt, never RAW.
+//
+// Errors name what is wrong in library terms ([Options] fields, the format
+// to declare), never a command-line flag. Errors about no one format (a
+// declared format the bytes contradict, an unknown format name) carry no
+// "diskport:" prefix of their own, so a program that prefixes its name
+// prints it once.
+//
 // The subpackages do the work: disk (the common interface), raw, vmdk and
 // vhd (the readers), convert (image to raw volume), manifest (EC2 import
 // manifests) and bundle (AMI bundles under a BundleInstance policy).

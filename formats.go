@@ -1,162 +1,192 @@
 package diskport
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/raw"
 	"github.com/diskport/diskport/vhd"
 	"github.com/diskport/diskport/vmdk"
-	"golang.org/x/sys/unix"
 )
 
-// openFormat opens the non-RAW formats: s parsed as f, with the parents
-// opts lists opened first (farthest first) and each handed to its child.
-func openFormat(f Format, s disk.Storage, path string, opts Options) (disk.Image, error) {
-	if f != VMDK && f != VHD {
-		return nil, unsupported(f)
-	}
-	var (
-		parent  disk.Image
-		closers []io.Closer // what the returned image closes, nearest last
-	)
-	fail := func(err error) (disk.Image, error) {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i].Close()
-		}
-		return nil, err
-	}
-	for i := len(opts.Parents) - 1; i >= 0; i-- {
-		p := opts.Parents[i]
-		h, err := disk.OpenHostFile(p)
-		if err != nil {
-			return fail(fmt.Errorf("parent %s: %w", p, err))
-		}
-		closers = append(closers, h)
-		pf, err := Detect(h)
-		if err != nil {
-			return fail(err)
-		}
-		if pf != f {
-			return fail(disk.Errorf(string(f), disk.ErrFormatMismatch, "parent %s is %s, not %s like its child", p, describe(pf), f))
-		}
-		img, err := openOne(f, h, p, opts, parent)
-		if err != nil {
-			return fail(fmt.Errorf("parent %s: %w", p, err))
-		}
-		closers = append(closers, img)
-		parent = img
-	}
-	img, err := openOne(f, s, path, opts, parent)
-	if err != nil {
-		return fail(err)
-	}
-	if path != "" {
-		if c, ok := s.(io.Closer); ok {
-			closers = append([]io.Closer{c}, closers...)
-		}
-	}
-	return &chain{Image: img, closers: closers}, nil
+// A Format names an image format. It has one spelling per context:
+//
+//   - the Format value itself, and [Format.String], is the lowercase name
+//     ("raw", "vmdk", "vhd"): what human and JSON output print;
+//   - [Format.EC2Name] is EC2's spelling ("RAW", "VMDK", "VHD"): what goes
+//     on the wire (DiskImage.N.Image.Format) and in import manifests
+//     (file-format);
+//   - [ParseFormat] reads any of those, in any case, and the aliases
+//     [Format.Aliases] lists (qemu's "vpc" for VHD, "img" for RAW). It is
+//     the one parser of a declared format, in the library and every verb.
+type Format string
+
+// The formats of the table. Raw, VMDK and VHD are read; VHDX and QCOW2 are
+// recognised so they are never mistaken for RAW, and refused.
+const (
+	Raw   Format = "raw"
+	VMDK  Format = "vmdk"
+	VHD   Format = "vhd"
+	VHDX  Format = "vhdx"
+	QCOW2 Format = "qcow2"
+)
+
+// A formatEntry is one row of the format table.
+type formatEntry struct {
+	format  Format
+	ec2     string   // EC2's name; "" when EC2 does not import the format
+	aliases []string // other names ParseFormat accepts
+	what    string   // the format in a phrase: "a VHD image"
+	// probe tells whether s is of the format: true, false, or an error
+	// when s carries the format's signature but fails its checks. nil for
+	// RAW, which is what matches nothing else.
+	probe func(s disk.Storage) (bool, error)
+	// open parses s, opened from path ("" when not from a file), with its
+	// parent already open (nil for none); nil when the format is
+	// recognised but not read.
+	open func(s disk.Storage, path string, opts Options, parent disk.Image) (disk.Image, error)
+	// parents: an image of the format can be a delta of a parent image.
+	parents bool
 }
 
-// openOne opens one image of a chain, with its parent already open.
-func openOne(f Format, s disk.Storage, path string, opts Options, parent disk.Image) (disk.Image, error) {
-	switch f {
-	case VHD:
-		img, err := vhd.Open(s, vhd.Options{Parent: parent, MaxVirtualSize: opts.MaxVirtualSize})
-		if err != nil {
-			return nil, err
+// table is the closed set of formats, in probe order. Everything that
+// knows which formats exist (ParseFormat, Detect, Open, the CLI's help,
+// the manifest writer) reads it.
+var table = []formatEntry{
+	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, parents: true},
+	{format: VHD, ec2: "VHD", aliases: []string{"vpc"}, what: "a VHD image", probe: vhd.Probe, open: openVHD, parents: true},
+	{format: VHDX, ec2: "VHDX", what: "a VHDX image", probe: magic("vhdxfile")},
+	{format: QCOW2, what: "a QCOW2 image", probe: magic("QFI\xfb")},
+	{format: Raw, ec2: "RAW", aliases: []string{"img"}, what: "a RAW disk", open: openRaw},
+}
+
+// entry returns f's row of the table, or nil.
+func entry(f Format) *formatEntry {
+	for i := range table {
+		if table[i].format == f {
+			return &table[i]
 		}
-		return img, nil
-	default:
-		vo := vmdk.Options{MaxVirtualSize: opts.MaxVirtualSize, OpenExtent: extentOpener(path, opts), Parent: parent}
-		img, err := vmdk.Open(s, vo)
-		if err != nil {
-			return nil, err
-		}
-		return img, nil
 	}
+	return nil
+}
+
+// Formats returns the formats [Open] reads, in the table's order: VMDK,
+// VHD, RAW. Callers list them in help text and messages.
+func Formats() []Format {
+	var fs []Format
+	for _, e := range table {
+		if e.open != nil {
+			fs = append(fs, e.format)
+		}
+	}
+	return fs
+}
+
+// String returns the lowercase name ("vmdk"), the spelling of human and
+// JSON output.
+func (f Format) String() string { return string(f) }
+
+// EC2Name returns EC2's name of the format ("VMDK"), the spelling on the
+// wire and in import manifests; "" for a format EC2 does not import.
+func (f Format) EC2Name() string {
+	if e := entry(f); e != nil {
+		return e.ec2
+	}
+	return ""
+}
+
+// Aliases returns the other names [ParseFormat] accepts for f ("vpc" for
+// VHD).
+func (f Format) Aliases() []string {
+	if e := entry(f); e != nil {
+		return slices.Clone(e.aliases)
+	}
+	return nil
+}
+
+// Readable reports whether [Open] reads images of the format.
+func (f Format) Readable() bool {
+	e := entry(f)
+	return e != nil && e.open != nil
+}
+
+// HasParents reports whether an image of the format can be a delta of a
+// parent image (a VMDK delta link, a differencing VHD), which
+// [Options.Parents] supplies.
+func (f Format) HasParents() bool {
+	e := entry(f)
+	return e != nil && e.parents
+}
+
+// ParseFormat parses a declared format name, case-insensitively: the
+// lowercase name, EC2's name or an alias ("vpc" for VHD) of a format
+// [Open] reads. A format diskport only recognises (VHDX, qcow2) or does
+// not know is an ErrUnsupported error naming the formats it reads.
+func ParseFormat(name string) (Format, error) {
+	n := strings.ToLower(strings.TrimSpace(name))
+	for _, e := range table {
+		if n == string(e.format) || n == strings.ToLower(e.ec2) || slices.Contains(e.aliases, n) {
+			if e.open == nil {
+				return "", disk.Errorf("", disk.ErrUnsupported, "image format %q is recognised but not read; diskport reads %s", name, FormatNames())
+			}
+			return e.format, nil
+		}
+	}
+	return "", disk.Errorf("", disk.ErrUnsupported, "unknown image format %q; diskport reads %s", name, FormatNames())
+}
+
+// FormatNames lists the formats [Open] reads, with their aliases, for help
+// text and messages:
+// "vmdk, vhd (alias vpc) and raw (alias img)".
+func FormatNames() string {
+	var names []string
+	for _, f := range Formats() {
+		n := string(f)
+		if a := f.Aliases(); len(a) > 0 {
+			n += " (alias " + strings.Join(a, ", ") + ")"
+		}
+		names = append(names, n)
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+func openRaw(s disk.Storage, _ string, _ Options, _ disk.Image) (disk.Image, error) {
+	return raw.Open(s)
+}
+
+func openVHD(s disk.Storage, _ string, opts Options, parent disk.Image) (disk.Image, error) {
+	img, err := vhd.Open(s, vhd.Options{Parent: parent, MaxVirtualSize: opts.MaxVirtualSize})
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+func openVMDK(s disk.Storage, path string, opts Options, parent disk.Image) (disk.Image, error) {
+	if opts.SingleFile && vmdk.IsDescriptor(s) {
+		return nil, disk.Errorf("vmdk", disk.ErrUnsupported, "%s is a VMDK descriptor file, which keeps its data in other files; convert it to a single-file (streamOptimized or monolithicSparse) VMDK or to RAW first", s.Name())
+	}
+	vo := vmdk.Options{MaxVirtualSize: opts.MaxVirtualSize, OpenExtent: extentOpener(path, opts), Parent: parent}
+	img, err := vmdk.Open(s, vo)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
 }
 
 // extentOpener resolves the extent files a VMDK descriptor names: through
 // opts.ExtentFiles when given, else inside the descriptor's directory.
 func extentOpener(path string, opts Options) func(string) (disk.Storage, error) {
-	if opts.ExtentFiles != nil {
-		return func(name string) (disk.Storage, error) {
-			p, ok := opts.ExtentFiles[name]
-			if !ok {
-				return nil, disk.Errorf("vmdk", disk.ErrUnsafe, "extent file %q is not among the files supplied", name)
-			}
-			return openRegular(p, func() (*os.File, error) { return os.Open(p) })
-		}
+	switch {
+	case opts.ExtentFiles != nil:
+		return vmdk.MapExtents(opts.ExtentFiles)
+	case path != "":
+		return vmdk.DirExtents(filepath.Dir(path))
 	}
-	if path == "" {
-		return nil
-	}
-	dir := filepath.Dir(path)
-	return func(name string) (disk.Storage, error) {
-		return openRegular(filepath.Join(dir, name), func() (*os.File, error) { return openBeneath(dir, name) })
-	}
-}
-
-// openBeneath opens name inside dir and nowhere else: no "..", no
-// absolute paths, no symbolic or magic links on the way.
-func openBeneath(dir, name string) (*os.File, error) {
-	d, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
-	}
-	defer unix.Close(d)
-	fd, err := unix.Openat2(d, name, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if err != nil {
-		if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.ELOOP) {
-			return nil, disk.Errorf("vmdk", disk.ErrUnsafe, "extent file %q escapes the descriptor's directory %s or is a symbolic link", name, dir)
-		}
-		return nil, &os.PathError{Op: "open", Path: filepath.Join(dir, name), Err: err}
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(dir, name)), nil
-}
-
-// openRegular opens an extent file and refuses anything but a regular file.
-func openRegular(name string, open func() (*os.File, error)) (disk.Storage, error) {
-	f, err := open()
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, disk.Errorf("vmdk", disk.ErrUnsafe, "extent file %s is not a regular file (%s)", name, st.Mode().Type())
-	}
-	h, err := disk.NewHostFile(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return h, nil
-}
-
-// chain is an image with the files and parents it closes.
-type chain struct {
-	disk.Image
-	closers []io.Closer
-}
-
-// Close closes the image, then its parents nearest first, then the files.
-func (c *chain) Close() error {
-	err := c.Image.Close()
-	for i := len(c.closers) - 1; i >= 0; i-- {
-		err = errors.Join(err, c.closers[i].Close())
-	}
-	return err
+	return nil
 }

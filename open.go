@@ -2,17 +2,17 @@ package diskport
 
 import (
 	"errors"
+	"fmt"
 	"io"
-	"strings"
 
 	"github.com/diskport/diskport/disk"
-	"github.com/diskport/diskport/raw"
 )
 
 // Options say how an image may be opened.
 type Options struct {
-	// Format is the declared format ("RAW", "VMDK", "VHD", any case; "" to
-	// detect it). The image is parsed as this format only.
+	// Format is the declared format, any name [ParseFormat] takes ("RAW",
+	// "vmdk", "vpc", ...; "" to detect it). The image is parsed as this
+	// format only.
 	Format string
 	// TrustFormat reads the image as the declared Format even when its
 	// bytes look like another format. Without it such a mismatch is an
@@ -28,13 +28,19 @@ type Options struct {
 	// descriptor's directory only (no slashes, no "..", no symbolic links,
 	// regular files only); OpenStorage refuses any reference.
 	ExtentFiles map[string]string
+	// SingleFile refuses an image whose data lives in other files (a VMDK
+	// text descriptor) with ErrUnsupported: an import manifest carries one
+	// file.
+	SingleFile bool
 	// MaxVirtualSize caps the virtual size of a sparse image (0: the
 	// readers' defaults, 64 TiB for VMDK, 2040 GiB for VHD).
 	MaxVirtualSize int64
 }
 
-// Open opens the image at path (a file or block device) and returns it;
-// closing the image closes the files Open opened.
+// Open opens the image at path (a regular file or block device, opened
+// without blocking: a FIFO, socket or character device is refused with
+// disk.ErrUnsafe) and returns it; closing the image closes the files Open
+// opened.
 func Open(path string, opts Options) (disk.Image, error) {
 	h, err := disk.OpenHostFile(path)
 	if err != nil {
@@ -55,69 +61,109 @@ func OpenStorage(s disk.Storage, opts Options) (disk.Image, error) {
 	return open(s, "", opts)
 }
 
-// formatOf returns the format to parse s as: the declared one, checked
-// against the bytes, or the detected one.
-func formatOf(s disk.Storage, opts Options) (Format, error) {
+// FormatOf returns the format [Open] and [OpenStorage] parse s as: the
+// detected one ([Detect]) when opts.Format is "", else the declared one,
+// which is authoritative: bytes of another format are a [*MismatchError]
+// (disk.ErrFormatMismatch) unless opts.TrustFormat. A format that is
+// recognised but not read is disk.ErrUnsupported. Writers of manifests
+// apply the same rule through FormatOf.
+func FormatOf(s disk.Storage, opts Options) (Format, error) {
+	var declared Format
+	if opts.Format != "" {
+		f, err := ParseFormat(opts.Format)
+		if err != nil {
+			return "", err
+		}
+		declared = f
+	}
 	found, err := Detect(s)
-	if err != nil {
+	var de *disk.Error
+	switch {
+	case err != nil && declared != "" && opts.TrustFormat && errors.As(err, &de):
+		return declared, nil // the caller vouches for the format
+	case err != nil:
 		return "", err
-	}
-	if opts.Format == "" {
+	case declared == "":
+		if !found.Readable() {
+			return "", unsupported(found, s.Name())
+		}
 		return found, nil
-	}
-	declared, err := ParseFormat(opts.Format)
-	if err != nil {
-		return "", err
-	}
-	if found != declared && !opts.TrustFormat {
-		return "", mismatch(declared, found, s.Name())
+	case found != declared && !opts.TrustFormat:
+		return "", &MismatchError{Name: s.Name(), Declared: declared, Found: found}
 	}
 	return declared, nil
 }
 
 // open parses s; when path is set, s was opened from that path and the
-// returned image owns s.
+// returned image owns s. The parents opts lists are opened first
+// (farthest first), checked to be of the child's format, and each handed
+// to its child.
 func open(s disk.Storage, path string, opts Options) (disk.Image, error) {
-	f, err := formatOf(s, opts)
+	f, err := FormatOf(s, opts)
 	if err != nil {
 		return nil, err
 	}
-	switch f {
-	case Raw:
-		if len(opts.Parents) > 0 {
-			return nil, disk.Errorf("raw", disk.ErrUnsupported, "a RAW image has no parent (%d parents given)", len(opts.Parents))
+	e := entry(f)
+	if len(opts.Parents) > 0 && !e.parents {
+		return nil, disk.Errorf(string(f), disk.ErrUnsafe, "%s: %s has no parent image, but %d were given", s.Name(), describe(f), len(opts.Parents))
+	}
+	var (
+		parent  disk.Image
+		closers []io.Closer // what the returned image closes, nearest last
+	)
+	fail := func(err error) (disk.Image, error) {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i].Close()
 		}
-		img, err := raw.Open(s)
+		return nil, err
+	}
+	for i := len(opts.Parents) - 1; i >= 0; i-- {
+		p := opts.Parents[i]
+		h, err := disk.OpenHostFile(p)
 		if err != nil {
-			return nil, err
+			return fail(fmt.Errorf("parent %s: %w", p, err))
 		}
-		return owned(img, s, path), nil
-	default:
-		return openFormat(f, s, path, opts)
+		closers = append(closers, h)
+		pf, err := Detect(h)
+		if err != nil {
+			return fail(err)
+		}
+		if pf != f {
+			return fail(disk.Errorf(string(f), disk.ErrFormatMismatch, "parent %s is %s, not %s like its child", p, describe(pf), describe(f)))
+		}
+		img, err := e.open(h, p, opts, parent)
+		if err != nil {
+			return fail(fmt.Errorf("parent %s: %w", p, err))
+		}
+		closers = append(closers, img)
+		parent = img
 	}
+	img, err := e.open(s, path, opts, parent)
+	if err != nil {
+		return fail(err)
+	}
+	if path != "" {
+		if c, ok := s.(io.Closer); ok {
+			closers = append([]io.Closer{c}, closers...)
+		}
+	}
+	if len(closers) == 0 {
+		return img, nil
+	}
+	return &chain{Image: img, closers: closers}, nil
 }
 
-// owned wraps img so that closing it closes s when Open opened s.
-func owned(img disk.Image, s disk.Storage, path string) disk.Image {
-	if path == "" {
-		return img
-	}
-	return &owner{img, s}
-}
-
-type owner struct {
+// chain is an image with the files and parents it closes.
+type chain struct {
 	disk.Image
-	s disk.Storage
+	closers []io.Closer
 }
 
-func (o *owner) Close() error {
-	err := o.Image.Close()
-	if c, ok := o.s.(io.Closer); ok {
-		err = errors.Join(err, c.Close())
+// Close closes the image, then its parents nearest first, then the files.
+func (c *chain) Close() error {
+	err := c.Image.Close()
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		err = errors.Join(err, c.closers[i].Close())
 	}
 	return err
-}
-
-func unsupported(f Format) error {
-	return disk.Errorf(string(f), disk.ErrUnsupported, "%s images are not supported yet", strings.ToUpper(string(f)))
 }

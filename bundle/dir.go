@@ -72,7 +72,7 @@ func (d Dir) Get(ctx context.Context, name string, limit int64) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := disk.OpenFile(p, disk.FileOptions{}) // regular files only, never blocking on a FIFO
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +80,6 @@ func (d Dir) Get(ctx context.Context, name string, limit int64) ([]byte, error) 
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, disk.Errorf("bundle", disk.ErrUnsafe, "%s is not a regular file", f.Name())
 	}
 	if st.Size() > limit {
 		return nil, disk.Errorf("bundle", disk.ErrTooLarge, "%s is %d bytes, over the %d-byte limit", f.Name(), st.Size(), limit)

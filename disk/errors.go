@@ -24,13 +24,20 @@ var (
 // An Error is a reader's error: which format, which class, and a message
 // saying which structure, where, and what was expected.
 type Error struct {
-	Format string // "vmdk", "vhd", "raw", ...
+	Format string // "vmdk", "vhd", "raw", ...; "" for none
 	Class  error  // one of the Err* classes above
 	Msg    string
 }
 
-// Error returns "format: message".
-func (e *Error) Error() string { return e.Format + ": " + e.Msg }
+// Error returns "format: message", or the message alone when Format is ""
+// (an error about no one format, such as a declared format the bytes
+// contradict).
+func (e *Error) Error() string {
+	if e.Format == "" {
+		return e.Msg
+	}
+	return e.Format + ": " + e.Msg
+}
 
 // Unwrap returns the error class, so errors.Is(err, ErrCorrupt) works.
 func (e *Error) Unwrap() error { return e.Class }

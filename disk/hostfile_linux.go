@@ -31,11 +31,12 @@ type HostFile struct {
 	close   sync.Once
 }
 
-// OpenHostFile opens path read-only. Regular files and block devices are
-// accepted; anything else (directories, FIFOs, character devices) is
-// refused. The size of a block device is read from the device.
+// OpenHostFile opens path read-only with [OpenFile]. Regular files and
+// block devices are accepted; anything else (directories, FIFOs, sockets,
+// character devices) is refused with a [*FileKindError] without blocking.
+// The size of a block device is read from the device.
 func OpenHostFile(path string) (*HostFile, error) {
-	f, err := os.Open(path)
+	f, err := OpenFile(path, FileOptions{BlockDevice: true})
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +66,7 @@ func NewHostFile(f *os.File) (*HostFile, error) {
 		}
 		h.size = end
 	default:
-		return nil, fmt.Errorf("%s: not a regular file or block device (%s)", h.name, mode.Type())
+		return nil, &FileKindError{Path: h.name, Kind: "a " + mode.Type().String() + " file", Want: "a regular file or block device"}
 	}
 	return h, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
 )
 
@@ -57,10 +58,15 @@ type SplitOptions struct {
 	// PartSize is the size of every part but the last; 0 means
 	// DefaultPartSize (10 MiB).
 	PartSize int64
-	// Format is the declared file-format ("RAW", "VHD", "VMDK", any case);
-	// "" means sniffed from the bytes. A declared format the bytes
-	// contradict is an error (disk.ErrFormatMismatch).
+	// Format is the declared file-format, any name diskport.ParseFormat
+	// takes ("RAW", "vhd", "vpc", ...); "" means detected from the bytes.
+	// A declared format the bytes contradict is an error
+	// (disk.ErrFormatMismatch), as in diskport.Open: a VMDK declared RAW
+	// too.
 	Format string
+	// TrustFormat takes the declared Format even when the bytes look like
+	// another format, as diskport.Options.TrustFormat does.
+	TrustFormat bool
 	// VolumeSize is the volume size in GiB; 0 means the virtual disk size
 	// rounded up to a whole GiB (at least 1).
 	VolumeSize int64
@@ -89,9 +95,36 @@ func (o *SplitOptions) partSize() int64 {
 // 5 GiB in one PUT, and every known writer uses 10 MiB).
 const MaxPartSize = 1 << 30
 
-// describe sniffs the image and builds the manifest skeleton: format,
+// imageFormat tells the manifest file-format of the image in s and the
+// size of the virtual disk it holds, by the rule [diskport.Open] applies:
+// the format detected from the bytes, or the declared o.Format, which the
+// bytes must not contradict (disk.ErrFormatMismatch, a declared RAW for a
+// VMDK too) unless o.TrustFormat. The image is opened to check it and to
+// read its virtual size; a VMDK descriptor, which keeps its data in other
+// files, is refused (diskport.Options.SingleFile).
+func imageFormat(s disk.Storage, o *SplitOptions) (format string, virtual int64, err error) {
+	// The readers' default size limits, as convert applies them.
+	opts := diskport.Options{Format: o.Format, TrustFormat: o.TrustFormat, SingleFile: true}
+	f, err := diskport.FormatOf(s, opts)
+	if err != nil {
+		return "", 0, err
+	}
+	if f.EC2Name() == "" {
+		return "", 0, errorf(disk.ErrUnsupported, "%s images are not an import format (one of %s)", f, ec2Names())
+	}
+	opts.Format, opts.TrustFormat = f.String(), true // FormatOf has checked it
+	img, err := diskport.OpenStorage(s, opts)
+	if err != nil {
+		return "", 0, err
+	}
+	defer img.Close()
+	return f.EC2Name(), img.Size(), nil
+}
+
+// describe checks the image and builds the manifest skeleton: format,
 // sizes, part ranges and keys, without checksums or URLs.
-func describe(f io.ReaderAt, size int64, name string, o *SplitOptions) (*Manifest, error) {
+func describe(s disk.Storage, name string, o *SplitOptions) (*Manifest, error) {
+	size := s.Size()
 	ps := o.partSize()
 	if ps > MaxPartSize {
 		return nil, errorf(disk.ErrTooLarge, "part size %d larger than %d", ps, int64(MaxPartSize))
@@ -105,26 +138,9 @@ func describe(f io.ReaderAt, size int64, name string, o *SplitOptions) (*Manifes
 	if size == 0 {
 		return nil, errorf(disk.ErrCorrupt, "the image is empty")
 	}
-	format, virtual, err := Sniff(f, size)
+	format, virtual, err := imageFormat(s, o)
 	if err != nil {
 		return nil, err
-	}
-	if o.Format != "" {
-		declared := normalizeFormat(o.Format)
-		switch declared {
-		case FormatRAW, FormatVHD, FormatVMDK:
-		default:
-			return nil, errorf(disk.ErrUnsupported, "format %q is not RAW, VHD or VMDK", o.Format)
-		}
-		// Any file is a valid raw disk; only a claim of VHD or VMDK can be
-		// contradicted.
-		if declared != format && declared != FormatRAW {
-			return nil, errorf(disk.ErrFormatMismatch, "declared %s but the file looks like %s", declared, format)
-		}
-		if declared == FormatRAW {
-			virtual = size
-		}
-		format = declared
 	}
 	gib := (virtual + 1<<30 - 1) >> 30
 	vol := max(gib, 1)
@@ -179,23 +195,16 @@ func hashParts(ctx context.Context, f io.ReaderAt, m *Manifest, buf func() []byt
 // are empty: the parts are read back with a [DirStore]. It returns the
 // manifest and the manifest file's path.
 func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Manifest, string, error) {
-	f, err := os.Open(image)
+	f, err := openImage(image)
 	if err != nil {
 		return nil, "", err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, "", err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, "", fmt.Errorf("manifest: %s is not a regular file", image)
-	}
 	name := opts.Name
 	if name == "" {
 		name = filepath.Base(image)
 	}
-	m, err := describe(f, st.Size(), name, &opts)
+	m, err := describe(f, name, &opts)
 	if err != nil {
 		return nil, "", err
 	}
@@ -225,6 +234,21 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 		return nil, "", err
 	}
 	return m, mpath, nil
+}
+
+// openImage opens the image file a manifest describes: a regular file,
+// opened without blocking (disk.OpenFile).
+func openImage(path string) (*disk.HostFile, error) {
+	f, err := disk.OpenFile(path, disk.FileOptions{})
+	if err != nil {
+		return nil, err
+	}
+	h, err := disk.NewHostFile(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return h, nil
 }
 
 // writeFileAtomic writes data to a temporary file beside path and renames

@@ -120,15 +120,15 @@ func TestCreateFormats(t *testing.T) {
 		{testimg.Make(t, golden, "vpc", "subformat=fixed,force_size=on"), FormatVHD, 3<<20 + 512},
 	}
 	for _, c := range cases {
-		f, err := os.Open(c.file)
+		f, err := openImage(c.file)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, _ := f.Stat()
-		format, virtual, err := Sniff(f, st.Size())
+		st, _ := f.File().Stat()
+		format, virtual, err := imageFormat(f, &SplitOptions{})
 		f.Close()
 		if err != nil || format != c.format || virtual != c.virtual {
-			t.Errorf("%s: Sniff = %s %d %v, want %s %d", c.file, format, virtual, err, c.format, c.virtual)
+			t.Errorf("%s: imageFormat = %s %d %v, want %s %d", c.file, format, virtual, err, c.format, c.virtual)
 		}
 		m, _, err := Create(context.Background(), c.file, t.TempDir(), SplitOptions{PartSize: 1 << 20})
 		if err != nil || m.FileFormat != c.format || m.Size != st.Size() {
@@ -139,8 +139,13 @@ func TestCreateFormats(t *testing.T) {
 	if _, _, err := Create(context.Background(), golden, t.TempDir(), SplitOptions{Format: "vmdk"}); !errors.Is(err, disk.ErrFormatMismatch) {
 		t.Errorf("raw declared VMDK: err = %v", err)
 	}
-	if m, _, err := Create(context.Background(), vmdk, t.TempDir(), SplitOptions{Format: "raw"}); err != nil || m.FileFormat != FormatRAW {
-		t.Errorf("VMDK declared raw: %v", err)
+	// A declared RAW is checked like any declared format (diskport.Open
+	// refuses to convert a VMDK declared RAW), unless trusted.
+	if _, _, err := Create(context.Background(), vmdk, t.TempDir(), SplitOptions{Format: "raw"}); !errors.Is(err, disk.ErrFormatMismatch) {
+		t.Errorf("VMDK declared raw: err = %v, want a format mismatch", err)
+	}
+	if m, _, err := Create(context.Background(), vmdk, t.TempDir(), SplitOptions{Format: "raw", TrustFormat: true}); err != nil || m.FileFormat != FormatRAW {
+		t.Errorf("VMDK declared raw, trusted: %v", err)
 	}
 	if _, _, err := Create(context.Background(), golden, t.TempDir(), SplitOptions{Format: "qcow2"}); !errors.Is(err, disk.ErrUnsupported) {
 		t.Errorf("qcow2: err = %v", err)
@@ -165,14 +170,13 @@ func TestCreateFormats(t *testing.T) {
 }
 
 func describeFile(t *testing.T, path string, o SplitOptions) (*Manifest, int64, error) {
-	f, err := os.Open(path)
+	f, err := openImage(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st, _ := f.Stat()
-	m, err := describe(f, st.Size(), "big", &o)
-	return m, st.Size(), err
+	m, err := describe(f, "big", &o)
+	return m, f.Size(), err
 }
 
 // TestVerifyDamage damages parts in a directory and checks every failure

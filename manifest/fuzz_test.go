@@ -1,11 +1,12 @@
 package manifest
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/diskport/diskport/disk"
 )
 
 // FuzzParse feeds the manifest reader arbitrary documents, seeded with
@@ -52,7 +53,7 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzSniff feeds the format sniffer arbitrary file heads and tails: it
+// FuzzSniff feeds the format check arbitrary file heads and tails: it
 // returns a known format and a size within limits, or an error.
 func FuzzSniff(f *testing.F) {
 	f.Add([]byte("KDMV\x03\x00\x00\x00\x03\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00"))
@@ -62,7 +63,7 @@ func FuzzSniff(f *testing.F) {
 	f.Add([]byte("QFI\xfb"))
 	f.Add([]byte("plain bytes"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		format, virtual, err := Sniff(bytes.NewReader(b), int64(len(b)))
+		format, virtual, err := imageFormat(disk.NewMemStorage("fuzz", b), &SplitOptions{})
 		if err != nil {
 			return
 		}

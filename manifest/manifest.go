@@ -33,8 +33,10 @@ package manifest
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
 )
 
@@ -59,12 +61,36 @@ const (
 	MaxFileSize = 64 << 40
 )
 
-// The file formats EC2 accepts, as the file-format element spells them.
-const (
-	FormatRAW  = "RAW"
-	FormatVHD  = "VHD"
-	FormatVMDK = "VMDK"
+// The file formats of import manifests, as the file-format element spells
+// them: EC2's names from diskport's format table.
+var (
+	FormatRAW  = diskport.Raw.EC2Name()
+	FormatVHD  = diskport.VHD.EC2Name()
+	FormatVMDK = diskport.VMDK.EC2Name()
 )
+
+// manifestFormat returns the format a file-format value names: EC2's name,
+// exactly, of a format diskport reads.
+func manifestFormat(name string) (diskport.Format, bool) {
+	for _, f := range diskport.Formats() {
+		if f.EC2Name() != "" && f.EC2Name() == name {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+// ec2Names lists the file-format values manifests take: "RAW, VHD, VMDK".
+func ec2Names() string {
+	var names []string
+	for _, f := range diskport.Formats() {
+		if n := f.EC2Name(); n != "" {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
 
 // A Manifest is an EC2 import manifest.
 type Manifest struct {
@@ -150,10 +176,8 @@ func (m *Manifest) HasChecksums() bool {
 // FileSize (except that a VMDK manifest may declare a larger Size, the
 // virtual size euca2ools writes).
 func (m *Manifest) Validate() error {
-	switch m.FileFormat {
-	case FormatRAW, FormatVHD, FormatVMDK:
-	default:
-		return errorf(disk.ErrUnsupported, "file-format %q is not RAW, VHD or VMDK", m.FileFormat)
+	if _, ok := manifestFormat(m.FileFormat); !ok {
+		return errorf(disk.ErrUnsupported, "file-format %q is not one of %s", m.FileFormat, ec2Names())
 	}
 	if m.Size < 0 || m.Size > MaxFileSize {
 		return errorf(disk.ErrTooLarge, "size %d out of range (limit %d)", m.Size, int64(MaxFileSize))

@@ -43,7 +43,7 @@ func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest
 		}
 		return m, store, nil
 	}
-	f, err := os.Open(pathOrURL)
+	f, err := disk.OpenFile(pathOrURL, disk.FileOptions{})
 	if err != nil {
 		return nil, nil, err
 	}

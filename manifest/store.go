@@ -113,7 +113,7 @@ func (d DirStore) OpenPart(ctx context.Context, p *Part, off, n int64) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, err := disk.OpenFile(path, disk.FileOptions{})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, errorf(disk.ErrCorrupt, "missing: %v", err)
@@ -124,10 +124,6 @@ func (d DirStore) OpenPart(ctx context.Context, p *Part, off, n int64) (io.ReadC
 	if err != nil {
 		f.Close()
 		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, errorf(disk.ErrUnsafe, "%s is not a regular file", path)
 	}
 	if st.Size() != p.Length {
 		f.Close()

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -81,18 +80,11 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if !cfg.SigV2 && expires > 7*24*time.Hour {
 		return nil, fmt.Errorf("manifest: SigV4 presigned URLs live at most 7 days, not %v", expires)
 	}
-	f, err := os.Open(image)
+	f, err := openImage(image)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("manifest: %s is not a regular file", image)
-	}
 	name := opts.Name
 	if name == "" {
 		name = filepath.Base(image)
@@ -102,7 +94,7 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 		prefix += "/"
 	}
 	opts.KeyPrefix = prefix
-	m, err := describe(f, st.Size(), name, &opts.SplitOptions)
+	m, err := describe(f, name, &opts.SplitOptions)
 	if err != nil {
 		return nil, err
 	}

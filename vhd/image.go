@@ -59,26 +59,6 @@ type Image struct {
 	footerNote string // why the offset-0 copy of the footer is in use
 }
 
-// Probe reports whether s looks like a VHD: a "conectix" cookie at offset 0
-// (the footer copy of a dynamic or differencing disk), or a footer with a
-// valid checksum at the end of s (every VHD; the only mark of a fixed one).
-func Probe(s disk.Storage) bool {
-	var b [footerSize]byte
-	if s.Size() >= 8 {
-		if _, err := s.ReadAt(b[:8], 0); err == nil && string(b[:8]) == footerCookie {
-			return true
-		}
-	}
-	if s.Size() < footerSize {
-		return false
-	}
-	if err := disk.ReadFull(s, "vhd", "footer", b[:], s.Size()-footerSize); err != nil {
-		return false
-	}
-	_, err := parseFooter(b[:], s.Size()-footerSize)
-	return err == nil
-}
-
 // Open parses the VHD in s and returns the image. Open reads the footer,
 // for dynamic and differencing disks the dynamic header, the parent
 // locators and the BAT, and checks every offset against the file before

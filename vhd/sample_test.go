@@ -45,8 +45,8 @@ func openSample(t testing.TB, name string, opts Options) (*Image, string, error)
 	t.Helper()
 	path := sample(t, name)
 	s := openFile(t, path)
-	if !Probe(s) {
-		t.Errorf("Probe(%s) = false", name)
+	if ok, err := Probe(s); !ok {
+		t.Errorf("Probe(%s) = false, %v", name, err)
 	}
 	m, err := Open(s, opts)
 	return m, path, err

@@ -513,8 +513,8 @@ func TestHostileDescriptors(t *testing.T) {
 			{"hello\nversion=1\n", false},
 			{"", false},
 		} {
-			if got := Probe(disk.NewMemStorage("p", []byte(c.b))); got != c.want {
-				t.Errorf("Probe(%q) = %v", c.b, got)
+			if got, err := Probe(disk.NewMemStorage("p", []byte(c.b))); got != c.want || err != nil {
+				t.Errorf("Probe(%q) = %v, %v", c.b, got, err)
 			}
 		}
 	})

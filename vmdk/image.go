@@ -79,50 +79,6 @@ func (e *imgExtent) runs(off, end int64, yield func(mapped.Run) bool) (bool, err
 	}
 }
 
-// Probe reports whether s looks like a VMDK: KDMV or COWD magic at offset
-// 0, or a text descriptor by qemu's rule (comment and blank lines, then
-// version=1, 2 or 3 alone on a line).
-func Probe(s disk.Storage) bool {
-	var b [4]byte
-	if n, _ := s.ReadAt(b[:], 0); n == 4 && (string(b[:]) == magicKDMV || string(b[:]) == magicCOWD) {
-		return true
-	}
-	buf := make([]byte, min(s.Size(), 4096))
-	n, _ := s.ReadAt(buf, 0)
-	return looksLikeDescriptor(buf[:n])
-}
-
-// looksLikeDescriptor applies qemu's vmdk_probe text rule.
-func looksLikeDescriptor(b []byte) bool {
-	for len(b) > 0 {
-		var line []byte
-		i := 0
-		for i < len(b) && b[i] != '\n' {
-			i++
-		}
-		if i == len(b) {
-			return false // no complete line
-		}
-		line, b = b[:i], b[i+1:]
-		if len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
-		}
-		if len(line) > 0 && line[0] == '#' {
-			continue
-		}
-		blank := true
-		for _, c := range line {
-			blank = blank && c == ' '
-		}
-		if blank {
-			continue
-		}
-		s := string(line)
-		return s == "version=1" || s == "version=2" || s == "version=3"
-	}
-	return false
-}
-
 // Open parses s (a sparse extent file, a COWD file or a text descriptor)
 // and returns the image. s stays the caller's to close, after the Image.
 func Open(s disk.Storage, opts Options) (*Image, error) {

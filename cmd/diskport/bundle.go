@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/bundle"
+	"github.com/diskport/diskport/disk"
 )
 
 func init() {
@@ -229,8 +230,12 @@ func init() {
 	register(u)
 }
 
+// maxKeyFile is the largest PEM key file read (an RSA-16384 key is under
+// 13 KB).
+const maxKeyFile = 1 << 20
+
 func readPublicKey(file string) (*rsa.PublicKey, error) {
-	b, err := os.ReadFile(file)
+	b, err := disk.ReadSmallFile(file, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +247,7 @@ func readPublicKey(file string) (*rsa.PublicKey, error) {
 }
 
 func readPrivateKey(file string) (*rsa.PrivateKey, error) {
-	b, err := os.ReadFile(file)
+	b, err := disk.ReadSmallFile(file, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}

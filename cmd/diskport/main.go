@@ -18,6 +18,8 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+
+	"github.com/diskport/diskport"
 )
 
 // A command is one verb of the CLI. Each verb's file registers itself in
@@ -119,6 +121,7 @@ func printHelp(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
+	fmt.Fprintln(w, "\nImage formats: "+diskport.FormatNames()+".")
 	fmt.Fprintln(w, "\nRun 'diskport <command> --help' for a command's flags.")
 }
 

@@ -54,6 +54,7 @@ func init() {
 type splitFlags struct {
 	partSize   byteSize
 	format     string
+	trust      bool
 	volumeSize int64
 	naming     string
 	name       string
@@ -62,7 +63,8 @@ type splitFlags struct {
 func (f *splitFlags) register(fs *flag.FlagSet) {
 	f.partSize = manifest.DefaultPartSize
 	fs.Var(&f.partSize, "part-size", "size of each part (bytes, or with a KiB, MiB or GiB suffix)")
-	fs.StringVar(&f.format, "format", "", "declared image format: RAW, VHD or VMDK (default: from the bytes)")
+	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+" (default: from the bytes)")
+	fs.BoolVar(&f.trust, "trust-format", false, "take --format even when the image's bytes look like another format")
 	fs.Int64Var(&f.volumeSize, "volume-size", 0, "volume size in GiB (default: the virtual size rounded up)")
 	fs.StringVar(&f.naming, "naming", "aws", "part names: aws (NAME.partN) or euca2ools (NAME.part.N)")
 	fs.StringVar(&f.name, "name", "", "base name of the parts and manifest (default: the image's file name)")
@@ -79,7 +81,7 @@ func (f *splitFlags) options() (manifest.SplitOptions, error) {
 	if f.volumeSize < 0 {
 		return manifest.SplitOptions{}, usageError("--volume-size must be positive")
 	}
-	return manifest.SplitOptions{PartSize: int64(f.partSize), Format: f.format, VolumeSize: f.volumeSize, Naming: naming, Name: f.name}, nil
+	return manifest.SplitOptions{PartSize: int64(f.partSize), Format: f.format, TrustFormat: f.trust, VolumeSize: f.volumeSize, Naming: naming, Name: f.name}, nil
 }
 
 func manifestCreate(args []string) error {
@@ -107,7 +109,7 @@ func manifestCreate(args []string) error {
 	m, path, err := manifest.Create(ctx, pos[0], pos[1], opts)
 	bar.finish()
 	if err != nil {
-		return err
+		return mismatchHint(err)
 	}
 	fmt.Fprintf(stdout, "%s: %s, %d bytes in %d parts, volume %d GiB\n", path, m.FileFormat, m.Size, len(m.Parts), m.VolumeSize)
 	return nil
@@ -232,6 +234,10 @@ func openManifestImage(ctx context.Context, pathOrURL string, progress func(int6
 	img, err := diskport.OpenStorage(s, diskport.Options{Format: m.FileFormat})
 	if err != nil {
 		s.Close()
+		var me *diskport.MismatchError
+		if errors.As(err, &me) {
+			return nil, &hinted{fmt.Sprintf("%s (the manifest's file-format is wrong: EC2 would import these bytes as %s; write the manifest again with the right --format)", me.Reason(), me.Declared.EC2Name()), err}
+		}
 		return nil, err
 	}
 	return &closeBoth{img, s}, nil

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"strings"
 
 	"github.com/diskport/diskport"
@@ -17,7 +19,7 @@ type imageFlags struct {
 }
 
 func (f *imageFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.format, "format", "", "declared image format: raw, vmdk or vhd (default: detect)")
+	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+" (default: detect)")
 	fs.StringVar(&f.format, "f", "", "short for --format")
 	fs.BoolVar(&f.trust, "trust-format", false, "read the image as --format even when its bytes look like another format")
 	fs.Var(&f.parents, "parent", "a parent image of a delta image, nearest first (repeatable)")
@@ -25,13 +27,37 @@ func (f *imageFlags) register(fs *flag.FlagSet) {
 }
 
 func (f *imageFlags) open(path string) (disk.Image, error) {
-	return diskport.Open(path, diskport.Options{
+	img, err := diskport.Open(path, diskport.Options{
 		Format:         f.format,
 		TrustFormat:    f.trust,
 		Parents:        f.parents,
 		MaxVirtualSize: f.maxSize,
 	})
+	return img, mismatchHint(err)
 }
+
+// mismatchHint gives a declared format the bytes contradict the CLI's
+// advice, in flags (the library's advice names Options fields).
+func mismatchHint(err error) error {
+	var me *diskport.MismatchError
+	if errors.As(err, &me) {
+		fix := ""
+		if me.Found.Readable() {
+			fix = "give --format " + me.Found.EC2Name() + ", or "
+		}
+		return &hinted{fmt.Sprintf("%s (%s--trust-format to read them as %s anyway)", me.Reason(), fix, me.Declared.EC2Name()), err}
+	}
+	return err
+}
+
+// hinted is an error with the CLI's wording.
+type hinted struct {
+	msg string
+	err error
+}
+
+func (h *hinted) Error() string { return h.msg }
+func (h *hinted) Unwrap() error { return h.err }
 
 // openWithOutput parses the flags of a verb that reads one image and prints
 // it as human text or JSON (info, map), and opens the image.

@@ -68,7 +68,7 @@ func init() {
 			if res != nil && res.Uploaded+res.Skipped > 0 {
 				return fmt.Errorf("%w (%d parts stored; run the same command again to resume)", err, res.Uploaded+res.Skipped)
 			}
-			return err
+			return mismatchHint(err)
 		}
 		m := res.Manifest
 		fmt.Fprintf(stderr, "uploaded %s (%s, %d bytes) to s3://%s/%s: %d parts sent, %d already there; volume %d GiB\n",
