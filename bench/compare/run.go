@@ -191,6 +191,9 @@ func nbdPipeline(qemuNbd, nbdcopy, qemuFormat, sock, out string) tool {
 		cp, err := runChild([]string{nbdcopy, "nbd+unix:///?socket=" + sock, out}, poll)
 		wall := time.Since(srv.start)
 		stop()
+		if err != nil && srvErr != nil {
+			return sample{}, fmt.Errorf("%v; the server: %v", err, srvErr)
+		}
 		if err != nil {
 			return sample{}, err
 		}
