@@ -192,9 +192,13 @@ var errGrainTooLong = errors.New("inflates to more bytes than a grain holds")
 // grains of a real-content disk, 594-804 MB/s against inflateGo's 155-244
 // (and compress/zlib's 94-120) in the same runs of bench's
 // BenchmarkInflateDecoders on a loaded machine. Otherwise it is decoded by
-// inflateGo. Inflater names the one in use. Both accept exactly the same
-// streams with the same output, and a refused stream is explained by
-// inflateGo on both, so the errors are the same too (FuzzInflate).
+// inflateGo. Inflater names the one in use. A cgo build needs libdeflate's
+// headers and library (Debian's libdeflate-dev, which
+// scripts/install-deps.sh installs); build with -tags purego or
+// CGO_ENABLED=0 where they are missing. FuzzInflate checks that both
+// accept the streams compress/zlib accepts, with the same output; a stream
+// libdeflate refuses is explained by inflateGo, so the errors are the same
+// in both builds.
 func Inflate(dst, src []byte) (int, error) {
 	return inflate(dst, src)
 }

@@ -99,6 +99,10 @@ func FuzzInflate(f *testing.F) {
 	for _, level := range []int{0, 1, 9} {
 		f.Add(zlibOf(f, []byte(strings.Repeat("grain ", 3000)), level))
 		f.Add(zlibOf(f, bytes.Repeat([]byte{7}, 70000), level))
+		exact := zlibOf(f, bytes.Repeat([]byte("exactly one grain"), 4000)[:64<<10], level)
+		f.Add(exact)
+		f.Add(append(bytes.Clone(exact), 0)) // a trailing byte
+		f.Add(exact[:len(exact)-1])          // a byte of the Adler-32 short
 	}
 	f.Add([]byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
 	f.Fuzz(func(t *testing.T, src []byte) {
