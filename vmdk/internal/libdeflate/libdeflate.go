@@ -22,10 +22,13 @@ func Version() string { return C.GoString(C.diskport_libdeflate_version()) }
 // ErrNoMemory is returned when libdeflate cannot allocate a decompressor.
 var ErrNoMemory = errors.New("libdeflate: cannot allocate a decompressor")
 
-// A decompressor is one libdeflate decompressor (about 10 KiB of C
-// memory). Allocating one costs more than inflating a small grain, so
-// they are kept in pool; the C memory is freed when the pool drops one
-// and the collector finds it.
+// A decompressor is one libdeflate decompressor (C memory, allocated by
+// libdeflate). They are kept in pool, one per concurrent caller: an
+// allocation and free per grain measured 0.3 µs against 43 µs to inflate
+// a 64 KiB grain of text (BenchmarkAllocFree, BenchmarkZlibDecompress), so
+// the pool saves little time but keeps malloc out of the per-grain path.
+// The C memory is freed when the pool drops one and the collector finds
+// it.
 type decompressor struct {
 	d *C.struct_libdeflate_decompressor
 }
