@@ -1,8 +1,11 @@
 #!/bin/sh
 # Installs what diskport's demo and tests need on a fresh Debian machine with
-# Go: qemu-img (Debian's qemu-utils), openssl, losetup (mount), staticcheck
+# Go: qemu-img (Debian's qemu-utils), openssl, losetup (mount), libdeflate's
+# headers (libdeflate-dev: the cgo build inflates with it), staticcheck
 # (pinned, from the Go module proxy) and, with --test, the pinned MinIO
-# server the S3 integration tests run against.
+# server the S3 integration tests run against. bench/compare also needs
+# mke2fs (e2fsprogs: the real-content corpus) and nbdcopy (libnbd-bin: the
+# qemu-nbd + nbdcopy anchor); qemu-nbd comes with qemu-utils.
 set -eu
 STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -11,6 +14,10 @@ command -v qemu-img >/dev/null 2>&1 || need_apt="$need_apt qemu-utils"
 command -v openssl >/dev/null 2>&1 || need_apt="$need_apt openssl"
 command -v losetup >/dev/null 2>&1 || need_apt="$need_apt mount"
 command -v bzip2 >/dev/null 2>&1 || need_apt="$need_apt bzip2"
+[ -f /usr/include/libdeflate.h ] || need_apt="$need_apt libdeflate-dev"
+command -v mke2fs >/dev/null 2>&1 || [ -x /usr/sbin/mke2fs ] || [ -x /sbin/mke2fs ] || need_apt="$need_apt e2fsprogs"
+command -v nbdcopy >/dev/null 2>&1 || need_apt="$need_apt libnbd-bin"
+command -v qemu-nbd >/dev/null 2>&1 || need_apt="$need_apt qemu-utils"
 if [ -n "$need_apt" ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		echo "installing:$need_apt"

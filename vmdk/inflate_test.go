@@ -42,10 +42,12 @@ func TestInflate(t *testing.T) {
 	for _, in := range [][]byte{random, text, mixed, make([]byte, 64<<10), random[:100], nil} {
 		for _, level := range []int{0, 1, 6, 9} {
 			z := zlibOf(t, in, level)
-			dst := make([]byte, 64<<10)
-			n, err := Inflate(dst, z)
-			if err != nil || !bytes.Equal(dst[:n], in) {
-				t.Fatalf("%d bytes at level %d: Inflate = %d, %v; want the input back", len(in), level, n, err)
+			for _, inf := range inflaters {
+				dst := make([]byte, 64<<10)
+				n, err := inf.fn(dst, z)
+				if err != nil || !bytes.Equal(dst[:n], in) {
+					t.Fatalf("%d bytes at level %d: %s = %d, %v; want the input back", len(in), level, inf.name, n, err)
+				}
 			}
 		}
 	}
@@ -70,38 +72,63 @@ func TestInflate(t *testing.T) {
 		{"dictionary", []byte{0x78, 0xbb, 0, 0, 0, 1}, 64 << 10, "preset dictionary"},
 		{"empty", nil, 64 << 10, "truncated"},
 	} {
-		_, err := Inflate(make([]byte, c.dst), c.src)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: Inflate error %v, want one containing %q", c.name, err, c.want)
+		for _, inf := range inflaters {
+			_, err := inf.fn(make([]byte, c.dst), c.src)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: %s error %v, want one containing %q", c.name, inf.name, err, c.want)
+			}
 		}
 	}
 }
 
-// FuzzInflate checks Inflate against compress/zlib: both accept the same
-// streams with the same output, within a grain.
+// inflaters are the decoders FuzzInflate and TestInflate check: Inflate
+// (libdeflate where the build has cgo) and the pure-Go path it falls back
+// to, called directly.
+var inflaters = []struct {
+	name string
+	fn   func(dst, src []byte) (int, error)
+}{
+	{"Inflate", Inflate},
+	{"inflateGo", inflateGo},
+}
+
+// FuzzInflate checks Inflate, and the pure-Go inflateGo directly, against
+// compress/zlib: all accept the same streams with the same output, within
+// a grain, and Inflate refuses a stream with inflateGo's words.
 func FuzzInflate(f *testing.F) {
 	for _, level := range []int{0, 1, 9} {
 		f.Add(zlibOf(f, []byte(strings.Repeat("grain ", 3000)), level))
 		f.Add(zlibOf(f, bytes.Repeat([]byte{7}, 70000), level))
+		exact := zlibOf(f, bytes.Repeat([]byte("exactly one grain"), 4000)[:64<<10], level)
+		f.Add(exact)
+		f.Add(append(bytes.Clone(exact), 0)) // a trailing byte
+		f.Add(exact[:len(exact)-1])          // a byte of the Adler-32 short
 	}
 	f.Add([]byte{0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01})
 	f.Fuzz(func(t *testing.T, src []byte) {
 		const grain = 64 << 10
-		dst := make([]byte, grain)
-		n, err := Inflate(dst, src)
 		want, werr := stdInflate(src, grain)
-		if werr == nil && len(want) <= grain {
-			// compress/zlib ignores trailing bytes; Inflate refuses them.
-			if err != nil && !strings.Contains(err.Error(), "trailing") {
-				t.Fatalf("Inflate refused a stream compress/zlib reads: %v", err)
+		var errs [2]error
+		for i, inf := range inflaters {
+			dst := make([]byte, grain)
+			n, err := inf.fn(dst, src)
+			errs[i] = err
+			if werr == nil && len(want) <= grain {
+				// compress/zlib ignores trailing bytes; Inflate refuses them.
+				if err != nil && !strings.Contains(err.Error(), "trailing") {
+					t.Fatalf("%s refused a stream compress/zlib reads: %v", inf.name, err)
+				}
+				if err == nil && !bytes.Equal(dst[:n], want) {
+					t.Fatalf("%s gave %d bytes, compress/zlib %d, not equal", inf.name, n, len(want))
+				}
+				continue
 			}
-			if err == nil && !bytes.Equal(dst[:n], want) {
-				t.Fatalf("Inflate gave %d bytes, compress/zlib %d, not equal", n, len(want))
+			if err == nil {
+				t.Fatalf("%s accepted a stream compress/zlib refuses (%v, %d bytes)", inf.name, werr, len(want))
 			}
-			return
 		}
-		if err == nil {
-			t.Fatalf("Inflate accepted a stream compress/zlib refuses (%v, %d bytes)", werr, len(want))
+		if (errs[0] == nil) != (errs[1] == nil) || errs[0] != nil && errs[0].Error() != errs[1].Error() {
+			t.Fatalf("Inflate says %v, inflateGo %v", errs[0], errs[1])
 		}
 	})
 }

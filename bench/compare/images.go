@@ -10,11 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/diskport/diskport/bench/realdisk"
 	"github.com/diskport/diskport/internal/testimg"
 )
 
 // A format is one row of the comparison: an image made by qemu-img from
-// the golden disk.
+// a raw disk (the real-content disk or the synthetic golden one).
 type format struct {
 	// Name is the row's name and the -formats key.
 	Name string
@@ -25,19 +26,21 @@ type format struct {
 	Opts string
 	// Ext is the image file's extension.
 	Ext string
-	// Target is the speed-up over qemu-img issue 5 asks for.
-	Target float64
+	// Target is the speed-up over qemu-img issue 5 asks for on the
+	// synthetic golden disk; RealTarget the one issue 13 asks for on the
+	// real-content disk.
+	Target, RealTarget float64
 }
 
 // formats lists every row, in table order.
 var formats = []format{
-	{Name: "raw", Qemu: "raw", Diskport: "raw", Ext: "img", Target: 1.2},
-	{Name: "monolithicSparse", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=monolithicSparse", Ext: "vmdk", Target: 2},
-	{Name: "streamOptimized", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=streamOptimized", Ext: "vmdk", Target: 2.5},
-	{Name: "twoGbMaxExtentSparse", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=twoGbMaxExtentSparse", Ext: "vmdk", Target: 2},
-	{Name: "monolithicFlat", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=monolithicFlat", Ext: "vmdk", Target: 1.2},
-	{Name: "vhd-dynamic", Qemu: "vpc", Diskport: "vhd", Opts: "subformat=dynamic", Ext: "vhd", Target: 1.2},
-	{Name: "vhd-fixed", Qemu: "vpc", Diskport: "vhd", Opts: "subformat=fixed", Ext: "vhd", Target: 1.2},
+	{Name: "raw", Qemu: "raw", Diskport: "raw", Ext: "img", Target: 1.2, RealTarget: 1.3},
+	{Name: "monolithicSparse", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=monolithicSparse", Ext: "vmdk", Target: 2, RealTarget: 1.5},
+	{Name: "streamOptimized", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=streamOptimized", Ext: "vmdk", Target: 2.5, RealTarget: 3.5},
+	{Name: "twoGbMaxExtentSparse", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=twoGbMaxExtentSparse", Ext: "vmdk", Target: 2, RealTarget: 1.5},
+	{Name: "monolithicFlat", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=monolithicFlat", Ext: "vmdk", Target: 1.2, RealTarget: 1.3},
+	{Name: "vhd-dynamic", Qemu: "vpc", Diskport: "vhd", Opts: "subformat=dynamic", Ext: "vhd", Target: 1.2, RealTarget: 1.5},
+	{Name: "vhd-fixed", Qemu: "vpc", Diskport: "vhd", Opts: "subformat=fixed", Ext: "vhd", Target: 1.2, RealTarget: 1.3},
 }
 
 // pickFormats returns the rows named in list (comma-separated, any case;
@@ -90,30 +93,39 @@ func cacheKey(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// imageSet builds and caches the golden disk and the images made from it.
+// imageSet caches the images qemu-img makes from one raw disk.
 type imageSet struct {
 	cache   string // cache directory
 	qemu    string // qemu-img path
 	version string // qemu-img version line
-	spec    testimg.Spec
-	golden  string
-	key     string // identifies the golden disk and qemu-img version
+	label   string // "real" or "golden": names the cached images
+	size    int64  // the raw disk's size
+	golden  string // the raw disk
+	key     string // identifies the raw disk and qemu-img version
 }
 
-// buildGolden writes the golden disk into the cache unless it is there.
-func (s *imageSet) buildGolden() error {
-	s.key = cacheKey(goldenFingerprint(s.spec), fmt.Sprint(s.spec.Size, s.spec.Seed, s.spec.ZeroPercent), s.version)
-	s.golden = filepath.Join(s.cache, fmt.Sprintf("golden-%d-%s.raw", s.spec.Size, s.key))
+// goldenSet builds the synthetic golden disk into the cache unless it is
+// there and returns its image set.
+func goldenSet(cache, qemu, version string, spec testimg.Spec) (*imageSet, error) {
+	s := &imageSet{cache: cache, qemu: qemu, version: version, label: "golden", size: spec.Size}
+	s.key = cacheKey(goldenFingerprint(spec), fmt.Sprint(spec.Size, spec.Seed, spec.ZeroPercent), version)
+	s.golden = filepath.Join(cache, fmt.Sprintf("golden-%d-%s.raw", spec.Size, s.key))
 	if _, err := os.Stat(s.golden); err == nil {
-		return nil
+		return s, nil
 	}
-	logf("building the golden disk %s (%s)", s.golden, mib(s.spec.Size))
+	logf("building the golden disk %s (%s)", s.golden, mib(spec.Size))
 	tmp := s.golden + ".tmp"
-	if err := testimg.WriteGolden(tmp, s.spec); err != nil {
+	if err := testimg.WriteGolden(tmp, spec); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("golden disk: %v", err)
+		return nil, fmt.Errorf("golden disk: %v", err)
 	}
-	return os.Rename(tmp, s.golden)
+	return s, os.Rename(tmp, s.golden)
+}
+
+// realSet returns the image set of the real-content disk info.
+func realSet(cache, qemu, version string, info realdisk.Info) *imageSet {
+	return &imageSet{cache: cache, qemu: qemu, version: version, label: "real", size: info.Size,
+		golden: info.Path, key: cacheKey(info.Key, version)}
 }
 
 // image returns the path of f's image (the descriptor, for multi-file
@@ -122,7 +134,11 @@ func (s *imageSet) image(f format) (string, error) {
 	if f.Qemu == "raw" {
 		return s.golden, nil
 	}
-	dir := filepath.Join(s.cache, fmt.Sprintf("%s-%d-%s", f.Name, s.spec.Size, s.key))
+	name := f.Name
+	if s.label != "golden" {
+		name = s.label + "-" + name
+	}
+	dir := filepath.Join(s.cache, fmt.Sprintf("%s-%d-%s", name, s.size, s.key))
 	path := filepath.Join(dir, "image."+f.Ext)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil

@@ -1,30 +1,42 @@
 // Command compare times `diskport convert` against `qemu-img convert -O
-// raw` on the same images, in the same run.
+// raw` on the same images, in the same run, with two more anchors.
 //
-// It builds a deterministic golden raw disk (internal/testimg: random
-// data, compressible text, zero runs, about a quarter zero), has qemu-img
-// make an image of it in each format (RAW, VMDK monolithicSparse,
+// Its headline is a real-content disk (bench/realdisk: a 3 GiB ext4
+// filesystem made by mke2fs -d from 1.4 GB of real files: the Go
+// toolchain, shared libraries, docs, /usr/bin), the kind of bytes a VM
+// import carries. The second table is the synthetic golden disk
+// (internal/testimg: random data, compressible text, zero runs, about a
+// quarter zero), which flatters a converter: its random cells deflate to
+// stored blocks and its text to long matches. From each raw disk qemu-img
+// makes an image in each format (RAW, VMDK monolithicSparse,
 // streamOptimized, twoGbMaxExtentSparse, monolithicFlat, VHD dynamic and
-// fixed), caches them, and builds diskport. For each image it first runs
-// both converters once untimed (warming the page cache, sampling anonymous
-// memory, and checking that both outputs are byte-identical over the
-// virtual size), then times them alternately, several runs each. Before
-// every timed run both outputs are deleted and `sync` is run (untimed), so
-// freeing and writing back a previous 2 GiB output never lands on the
-// next command.
+// fixed); all are cached, and diskport is built.
 //
-// Two modes are compared: fast (`diskport convert --no-sync` against
-// qemu-img's default, which does not flush) and durable (`diskport
-// convert`, which fdatasyncs, against `qemu-img convert -t writeback`,
-// which flushes at the end).
+// For each image every tool first runs once untimed (warming the page
+// cache, sampling anonymous memory, and checking that every output is
+// byte-identical to diskport's over the virtual size). Then the tools run
+// in rounds, alternating the order of each round, so in each pair each
+// tool goes first half the time. Before every timed run all outputs are
+// deleted and `sync` is run (untimed). Each cell reports the median wall
+// time and the geometric mean over rounds of the pairwise ratio
+// other/diskport, which cancels the favour the first run of a pair often
+// gets on a VM, and the CPU seconds (user + system, from the children's
+// rusage) of each tool.
 //
-// It prints markdown tables (median seconds, the ratio qemu/diskport,
-// MiB/s of virtual size, peak memory), and with -out writes them with a
-// description of the machine to a file such as bench/RESULTS.md.
+// Fast mode: `diskport convert --no-sync` against qemu-img's default
+// (which does not flush) and the anchors `qemu-img convert -m 16 -W` (its
+// fastest) and qemu-nbd --read-only + nbdcopy (virt-v2v's pipeline).
+// Durable mode: `diskport convert` (fdatasync) against `qemu-img convert
+// -t writeback` (which flushes at the end).
+//
+// It prints markdown tables and with -out writes them with a description
+// of the machine to a file such as bench/RESULTS.md.
 //
 // Usage:
 //
-//	go run ./bench/compare [-runs 5] [-size 2147483648] [-formats raw,streamOptimized] [-out bench/RESULTS.md]
+//	go run ./bench/compare [-runs 5] [-real-size 3221225472] [-real-files 1468006400]
+//	    [-size 2147483648] [-disks real,golden] [-formats raw,streamOptimized]
+//	    [-anchors=true] [-durable=true] [-out bench/RESULTS.md]
 package main
 
 import (
@@ -36,6 +48,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/diskport/diskport/bench/realdisk"
 	"github.com/diskport/diskport/internal/testimg"
 )
 
@@ -48,14 +61,17 @@ func main() {
 
 // options are the command's flags.
 type options struct {
-	runs    int
-	size    int64
-	formats string
-	out     string
-	cache   string
-	work    string
-	durable bool
-	prepare bool
+	runs                int
+	size                int64
+	realSize, realFiles int64
+	disks               string
+	formats             string
+	out                 string
+	cache               string
+	work                string
+	durable             bool
+	anchors             bool
+	prepare             bool
 }
 
 func parseFlags() options {
@@ -64,14 +80,18 @@ func parseFlags() options {
 	if base, err := os.UserCacheDir(); err == nil {
 		defCache = filepath.Join(base, "diskport", "bench")
 	}
-	flag.IntVar(&o.runs, "runs", 5, "timed runs of each command per image and mode")
-	flag.Int64Var(&o.size, "size", 2<<30, "size of the golden disk in bytes")
+	flag.IntVar(&o.runs, "runs", 5, "timed rounds of every tool per image and mode")
+	flag.Int64Var(&o.size, "size", 2<<30, "size of the synthetic golden disk in bytes")
+	flag.Int64Var(&o.realSize, "real-size", realdisk.Default.Size, "size of the real-content ext4 disk in bytes")
+	flag.Int64Var(&o.realFiles, "real-files", realdisk.Default.Files, "bytes of real files copied into the real-content disk, at most")
+	flag.StringVar(&o.disks, "disks", "real,golden", "comma-separated raw disks to make the images from: real (the real-content ext4 disk), golden (the synthetic one)")
 	flag.StringVar(&o.formats, "formats", "all", "comma-separated rows to run: "+formatNames())
 	flag.StringVar(&o.out, "out", "", "also write the tables and the machine description to this file")
-	flag.StringVar(&o.cache, "cache", defCache, "directory for the golden disk and the images")
+	flag.StringVar(&o.cache, "cache", defCache, "directory for the raw disks and the images")
 	flag.StringVar(&o.work, "work", "", "directory for the outputs (default: a directory in -cache)")
 	flag.BoolVar(&o.durable, "durable", true, "also compare the durable mode (diskport without --no-sync against qemu-img -t writeback)")
-	flag.BoolVar(&o.prepare, "prepare", false, "only build the golden disk and the images, then exit")
+	flag.BoolVar(&o.anchors, "anchors", true, "in the fast mode also time qemu-img -m 16 -W and qemu-nbd + nbdcopy")
+	flag.BoolVar(&o.prepare, "prepare", false, "only build the raw disks and the images, then exit")
 	flag.Parse()
 	return o
 }
@@ -84,18 +104,30 @@ func formatNames() string {
 	return strings.Join(names, ", ")
 }
 
-// A row is the comparison of both converters on one image in one mode.
+// A row is the comparison of the tools on one image in one mode.
 type row struct {
 	format      format
 	virtualSize int64
-	times       pair // a: diskport, b: qemu-img
+	tools       []string   // tools[0] is diskport, tools[1] qemu-img
+	times       [][]sample // by tool, then by round
 	verify      verification
 }
 
 // verification is what the untimed first run found.
 type verification struct {
-	anonDiskport, anonQemu   int64 // peak anonymous memory
-	allocDiskport, allocQemu int64 // bytes allocated by each output
+	anon, alloc []int64 // per tool: peak anonymous memory, bytes allocated by the output
+}
+
+// A corpus is the rows of one raw disk.
+type corpus struct {
+	label         string // "real" or "golden"
+	describe      string // markdown: what the disk is
+	fast, durable []row
+}
+
+// programs are the paths of the commands compare runs.
+type programs struct {
+	diskport, qemu, qemuNbd, nbdcopy string
 }
 
 func run() error {
@@ -107,22 +139,53 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	qemu, err := exec.LookPath("qemu-img")
-	if err != nil {
+	var p programs
+	if p.qemu, err = exec.LookPath("qemu-img"); err != nil {
 		return fmt.Errorf("qemu-img is needed (make deps installs Debian's qemu-utils): %v", err)
+	}
+	if o.anchors {
+		if p.qemuNbd, err = exec.LookPath("qemu-nbd"); err != nil {
+			return fmt.Errorf("qemu-nbd is needed for the anchors (Debian's qemu-utils; or -anchors=false): %v", err)
+		}
+		if p.nbdcopy, err = exec.LookPath("nbdcopy"); err != nil {
+			return fmt.Errorf("nbdcopy is needed for the anchors (make deps installs Debian's libnbd-bin; or -anchors=false): %v", err)
+		}
 	}
 	if err := os.MkdirAll(o.cache, 0o755); err != nil {
 		return err
 	}
-	set := &imageSet{cache: o.cache, qemu: qemu, version: firstLine(qemu, "--version"),
-		spec: testimg.Spec{Size: o.size, Seed: 1, ZeroPercent: 25}}
-	if err := set.buildGolden(); err != nil {
-		return err
+	version := firstLine(p.qemu, "--version")
+	type disk struct {
+		set      *imageSet
+		describe string
+	}
+	var disks []disk
+	for _, name := range strings.Split(o.disks, ",") {
+		switch strings.TrimSpace(name) {
+		case "real":
+			info, err := realdisk.Build(o.cache, realdisk.Spec{Size: o.realSize, Files: o.realFiles}, logf)
+			if err != nil {
+				return err
+			}
+			disks = append(disks, disk{realSet(o.cache, p.qemu, version, info), describeReal(info)})
+		case "golden":
+			spec := testimg.Spec{Size: o.size, Seed: 1, ZeroPercent: 25}
+			set, err := goldenSet(o.cache, p.qemu, version, spec)
+			if err != nil {
+				return err
+			}
+			disks = append(disks, disk{set, fmt.Sprintf("Golden disk: `testimg.Spec{Size: %d, Seed: 1, ZeroPercent: 25}` "+
+				"(random data, compressible text, zero runs and zero sectors); each image made from it by qemu-img.", o.size)})
+		default:
+			return fmt.Errorf("unknown disk %q in -disks (known: real, golden)", name)
+		}
 	}
 	if o.prepare {
-		for _, f := range rows {
-			if _, err := set.image(f); err != nil {
-				return err
+		for _, d := range disks {
+			for _, f := range rows {
+				if _, err := d.set.image(f); err != nil {
+					return err
+				}
 			}
 		}
 		logf("images ready in %s", o.cache)
@@ -140,67 +203,32 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(bin)
-	diskport := filepath.Join(bin, "diskport")
+	p.diskport = filepath.Join(bin, "diskport")
 	logf("building diskport")
-	if err := buildDiskport(diskport); err != nil {
+	if err := buildDiskport(p.diskport); err != nil {
 		return err
 	}
 
-	machine := describeMachine(qemu)
+	machine := describeMachine(p.qemu, p.diskport)
 	started := time.Now()
-	var fast, durable []row
-	for _, f := range rows {
-		src, err := set.image(f)
-		if err != nil {
-			return err
-		}
-		vsize, err := set.virtualSize(src, f.Qemu)
-		if err != nil {
-			return err
-		}
-		dOut, qOut := filepath.Join(work, "diskport.raw"), filepath.Join(work, "qemu.raw")
-		dp := func(sync bool) tool {
-			return tool{name: "diskport", out: dOut, args: func(src, dst string) []string {
-				a := []string{diskport, "convert", "--format", f.Diskport, "--exact-size", "--force"}
-				if !sync {
-					a = append(a, "--no-sync")
-				}
-				return append(a, src, dst)
-			}}
-		}
-		qm := func(sync bool) tool {
-			return tool{name: "qemu-img", out: qOut, args: func(src, dst string) []string {
-				a := []string{qemu, "convert", "-f", f.Qemu, "-O", "raw"}
-				if sync {
-					a = append(a, "-t", "writeback")
-				}
-				return append(a, src, dst)
-			}}
-		}
-		logf("%s: %s, virtual size %s", f.Name, src, mib(vsize))
-		v, err := verify(dp(false), qm(false), src, vsize)
-		if err != nil {
-			return fmt.Errorf("%s: %v", f.Name, err)
-		}
-		logf("%s: outputs identical over %d bytes; peak anonymous memory diskport %s, qemu-img %s",
-			f.Name, vsize, mib(v.anonDiskport), mib(v.anonQemu))
-		p, err := timePair(dp(false), qm(false), src, o.runs)
-		if err != nil {
-			return fmt.Errorf("%s: %v", f.Name, err)
-		}
-		fast = append(fast, row{format: f, virtualSize: vsize, times: p, verify: v})
-		if o.durable {
-			logf("%s: durable mode", f.Name)
-			p, err := timePair(dp(true), qm(true), src, o.runs)
+	var results []corpus
+	for _, d := range disks {
+		c := corpus{label: d.set.label, describe: d.describe}
+		for _, f := range rows {
+			fast, durable, err := compareImage(o, p, d.set, f, work)
 			if err != nil {
-				return fmt.Errorf("%s (durable): %v", f.Name, err)
+				return fmt.Errorf("%s %s: %v", d.set.label, f.Name, err)
 			}
-			durable = append(durable, row{format: f, virtualSize: vsize, times: p, verify: v})
+			c.fast = append(c.fast, fast)
+			if o.durable {
+				c.durable = append(c.durable, durable)
+			}
 		}
+		results = append(results, c)
 	}
 	os.Remove(work) // only when empty, that is when compare made it
 
-	rep := report(o, machine, started, fast, durable)
+	rep := report(o, machine, started, results)
 	fmt.Print(rep)
 	if o.out != "" {
 		if err := os.WriteFile(o.out, []byte(rep), 0o644); err != nil {
@@ -209,6 +237,68 @@ func run() error {
 		logf("wrote %s", o.out)
 	}
 	return nil
+}
+
+// compareImage verifies and times the tools on f's image of set.
+func compareImage(o options, p programs, set *imageSet, f format, work string) (fast, durable row, err error) {
+	src, err := set.image(f)
+	if err != nil {
+		return fast, durable, err
+	}
+	vsize, err := set.virtualSize(src, f.Qemu)
+	if err != nil {
+		return fast, durable, err
+	}
+	dp := func(sync bool) tool {
+		return command("diskport", outPath(work, "diskport"), func(src, dst string) []string {
+			a := []string{p.diskport, "convert", "--format", f.Diskport, "--exact-size", "--force"}
+			if !sync {
+				a = append(a, "--no-sync")
+			}
+			return append(a, src, dst)
+		})
+	}
+	qm := func(name string, extra ...string) tool {
+		return command(name, outPath(work, name), func(src, dst string) []string {
+			a := append([]string{p.qemu, "convert", "-f", f.Qemu, "-O", "raw"}, extra...)
+			return append(a, src, dst)
+		})
+	}
+	tools := []tool{dp(false), qm("qemu-img")}
+	if o.anchors {
+		tools = append(tools, qm("qemu-img -m 16 -W", "-m", "16", "-W"),
+			nbdPipeline(p.qemuNbd, p.nbdcopy, f.Qemu, filepath.Join(work, "nbd.sock"), outPath(work, "qemu-nbd+nbdcopy")))
+	}
+	logf("%s %s: %s, virtual size %s", set.label, f.Name, src, mib(vsize))
+	v, err := verify(tools, src, vsize)
+	if err != nil {
+		return fast, durable, err
+	}
+	for i, t := range tools {
+		logf("  %-18s peak anonymous memory %s, allocated %s", t.name, mib(v.anon[i]), mib(v.alloc[i]))
+	}
+	names := func(ts []tool) []string {
+		var n []string
+		for _, t := range ts {
+			n = append(n, t.name)
+		}
+		return n
+	}
+	times, err := measure(tools, src, o.runs)
+	if err != nil {
+		return fast, durable, err
+	}
+	fast = row{format: f, virtualSize: vsize, tools: names(tools), times: times, verify: v}
+	if o.durable {
+		logf("%s %s: durable mode", set.label, f.Name)
+		tools := []tool{dp(true), qm("qemu-img -t writeback", "-t", "writeback")}
+		times, err := measure(tools, src, o.runs)
+		if err != nil {
+			return fast, durable, fmt.Errorf("durable: %v", err)
+		}
+		durable = row{format: f, virtualSize: vsize, tools: names(tools), times: times, verify: v}
+	}
+	return fast, durable, nil
 }
 
 // buildDiskport builds cmd/diskport of the module compare runs in into
@@ -228,28 +318,43 @@ func buildDiskport(path string) error {
 	return nil
 }
 
-// verify runs both converters once, untimed, sampling their anonymous
-// memory, and checks that their outputs are identical over the virtual
-// size.
-func verify(d, q tool, src string, vsize int64) (verification, error) {
+// verify runs every tool once, untimed, sampling their anonymous memory,
+// and checks that each output is identical to the first tool's over the
+// virtual size.
+func verify(tools []tool, src string, vsize int64) (verification, error) {
 	var v verification
-	if err := clean(d.out, q.out); err != nil {
+	var outs []string
+	for _, t := range tools {
+		outs = append(outs, t.out)
+	}
+	if err := clean(outs...); err != nil {
 		return v, err
 	}
-	sd, err := runChild(d.args(src, d.out), true)
-	if err != nil {
-		return v, err
+	for i, t := range tools {
+		s, err := t.run(src, true)
+		if err != nil {
+			return v, err
+		}
+		v.anon = append(v.anon, s.PeakAnon)
+		v.alloc = append(v.alloc, allocated(t.out))
+		if i == 0 {
+			continue
+		}
+		if err := sameBytes(tools[0].out, t.out, vsize); err != nil {
+			return v, fmt.Errorf("%s against %s: %v", tools[0].name, t.name, err)
+		}
+		if err := os.Remove(t.out); err != nil {
+			return v, err
+		}
 	}
-	sq, err := runChild(q.args(src, q.out), true)
-	if err != nil {
-		return v, err
-	}
-	v.anonDiskport, v.anonQemu = sd.PeakAnon, sq.PeakAnon
-	v.allocDiskport, v.allocQemu = allocated(d.out), allocated(q.out)
-	if err := sameBytes(d.out, q.out, vsize); err != nil {
-		return v, err
-	}
-	return v, clean(d.out, q.out)
+	return v, clean(outs...)
+}
+
+// describeReal says in markdown what the real-content disk is.
+func describeReal(info realdisk.Info) string {
+	return fmt.Sprintf("Real-content disk: a %s ext4 filesystem holding %d files (%d MB), the first of %s in sorted order, "+
+		"made by `%s` (bench/realdisk; key %s); each image made from it by qemu-img.",
+		mib(info.Size), info.Files, info.Bytes/1e6, strings.Join(info.Roots, ", "), info.Mke2fs, info.Key)
 }
 
 // logf prints progress to stderr.

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,63 +19,92 @@ import (
 
 // A sample is what one run of a command cost.
 type sample struct {
-	// Wall is the elapsed time; CPU the user plus system time.
+	// Wall is the elapsed time; CPU the user plus system time (from the
+	// rusage of the children).
 	Wall, CPU time.Duration
 	// MaxRSS is the child's peak resident set (file-backed pages of a
-	// memory-mapped source included), in bytes.
+	// memory-mapped source included), in bytes; for a pipeline of two
+	// processes, the sum of theirs.
 	MaxRSS int64
 	// PeakAnon is the highest anonymous resident memory seen while
 	// polling /proc (only when asked for; 0 otherwise), in bytes.
 	PeakAnon int64
 }
 
-// runChild runs args and measures it. With pollAnon it samples the
-// child's RssAnon every few milliseconds, which costs a little time, so it
-// is used only on untimed runs.
-func runChild(args []string, pollAnon bool) (sample, error) {
-	cmd := exec.Command(args[0], args[1:]...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return sample{}, err
+// add returns the cost of s and t running side by side (wall excepted).
+func (s sample) add(t sample) sample {
+	return sample{Wall: s.Wall, CPU: s.CPU + t.CPU, MaxRSS: s.MaxRSS + t.MaxRSS, PeakAnon: s.PeakAnon + t.PeakAnon}
+}
+
+// A child is a started command being measured.
+type child struct {
+	cmd    *exec.Cmd
+	args   []string
+	stderr bytes.Buffer
+	start  time.Time
+	peak   int64
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// startChild starts args. With pollAnon it samples the child's RssAnon
+// every few milliseconds, which costs a little time, so it is used only on
+// untimed runs. The child is killed if compare dies.
+func startChild(args []string, pollAnon bool) (*child, error) {
+	c := &child{args: args, done: make(chan struct{})}
+	c.cmd = exec.Command(args[0], args[1:]...)
+	c.cmd.Stderr = &c.stderr
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.start = time.Now()
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
 	}
-	var (
-		peak int64
-		wg   sync.WaitGroup
-		done = make(chan struct{})
-	)
 	if pollAnon {
-		wg.Add(1)
+		c.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			path := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+			defer c.wg.Done()
+			path := fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid)
 			tick := time.NewTicker(5 * time.Millisecond)
 			defer tick.Stop()
 			for {
-				if n := rssAnon(path); n > peak {
-					peak = n
+				if n := rssAnon(path); n > c.peak {
+					c.peak = n
 				}
 				select {
-				case <-done:
+				case <-c.done:
 					return
 				case <-tick.C:
 				}
 			}
 		}()
 	}
-	err := cmd.Wait()
-	wall := time.Since(start)
-	close(done)
-	wg.Wait()
-	if err != nil {
-		return sample{}, fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	return c, nil
+}
+
+// wait waits for the child and returns what it cost. With signalled, an
+// exit by a signal compare sent is not an error.
+func (c *child) wait(signalled bool) (sample, error) {
+	err := c.cmd.Wait()
+	wall := time.Since(c.start)
+	close(c.done)
+	c.wg.Wait()
+	if err != nil && !(signalled && !c.cmd.ProcessState.Exited()) {
+		return sample{}, fmt.Errorf("%s: %v: %s", strings.Join(c.args, " "), err, strings.TrimSpace(c.stderr.String()))
 	}
-	s := sample{Wall: wall, CPU: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), PeakAnon: peak}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	s := sample{Wall: wall, CPU: c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime(), PeakAnon: c.peak}
+	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.MaxRSS = ru.Maxrss << 10 // Linux reports KiB
 	}
 	return s, nil
+}
+
+// runChild runs args and measures it.
+func runChild(args []string, pollAnon bool) (sample, error) {
+	c, err := startChild(args, pollAnon)
+	if err != nil {
+		return sample{}, err
+	}
+	return c.wait(false)
 }
 
 // rssAnon reads the RssAnon line of a /proc/PID/status file, in bytes (0
@@ -106,45 +138,124 @@ func clean(paths ...string) error {
 	return exec.Command("sync").Run()
 }
 
-// tool is one side of a comparison: how to convert src to dst.
+// tool is one converter in a comparison: how to convert src to its out.
 type tool struct {
 	name string
-	args func(src, dst string) []string
 	out  string
+	run  func(src string, pollAnon bool) (sample, error)
 }
 
-// pair is the result of timing two tools on one image.
-type pair struct {
-	a, b []sample
+// command is a tool that is one command, args(src, out).
+func command(name, out string, args func(src, dst string) []string) tool {
+	return tool{name: name, out: out, run: func(src string, poll bool) (sample, error) {
+		return runChild(args(src, out), poll)
+	}}
 }
 
-// timePair runs a and b runs times each on src, alternating which goes
-// first, cleaning both outputs and syncing before every run.
-func timePair(a, b tool, src string, runs int) (pair, error) {
-	var p pair
-	for i := range runs {
-		order := []int{0, 1}
-		if i%2 == 1 {
-			order = []int{1, 0}
+// nbdPipeline is the tool virt-v2v's pipeline is made of: qemu-nbd serves
+// the image read-only on a unix socket, and nbdcopy copies the export into
+// out. The wall time runs from starting qemu-nbd to nbdcopy's exit; the
+// CPU time and memory are both processes'. qemu-nbd is stopped (SIGTERM,
+// then SIGKILL after 10 s) whatever happens, and dies with compare.
+func nbdPipeline(qemuNbd, nbdcopy, qemuFormat, sock, out string) tool {
+	return tool{name: "qemu-nbd+nbdcopy", out: out, run: func(src string, poll bool) (sample, error) {
+		os.Remove(sock)
+		defer os.Remove(sock)
+		srv, err := startChild([]string{qemuNbd, "--read-only", "--format=" + qemuFormat, "--persistent",
+			"--shared=0", "--socket=" + sock, src}, poll)
+		if err != nil {
+			return sample{}, err
 		}
-		for _, which := range order {
-			t := []tool{a, b}[which]
-			if err := clean(a.out, b.out); err != nil {
-				return p, err
+		var (
+			srvCost sample
+			srvErr  error
+			exited  = make(chan struct{})
+		)
+		go func() { srvCost, srvErr = srv.wait(true); close(exited) }()
+		stop := func() {
+			srv.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				srv.cmd.Process.Kill()
+				<-exited
 			}
-			s, err := runChild(t.args(src, t.out), false)
-			if err != nil {
-				return p, err
+		}
+		if err := waitSocket(sock, exited, 30*time.Second); err != nil {
+			stop()
+			if srvErr != nil {
+				return sample{}, srvErr
 			}
-			logf("  run %d %-8s %6.2fs  cpu %6.2fs  maxrss %s", i+1, t.name, s.Wall.Seconds(), s.CPU.Seconds(), mib(s.MaxRSS))
-			if which == 0 {
-				p.a = append(p.a, s)
-			} else {
-				p.b = append(p.b, s)
-			}
+			return sample{}, fmt.Errorf("%s: %v: %s", strings.Join(srv.args, " "), err, strings.TrimSpace(srv.stderr.String()))
+		}
+		cp, err := runChild([]string{nbdcopy, "nbd+unix:///?socket=" + sock, out}, poll)
+		wall := time.Since(srv.start)
+		stop()
+		if err != nil && srvErr != nil {
+			return sample{}, fmt.Errorf("%v; the server: %v", err, srvErr)
+		}
+		if err != nil {
+			return sample{}, err
+		}
+		if srvErr != nil {
+			return sample{}, srvErr
+		}
+		s := srvCost.add(cp)
+		s.Wall = wall
+		return s, nil
+	}}
+}
+
+// waitSocket waits until a unix socket at path accepts connections, the
+// server exits (exited is closed), or timeout passes.
+func waitSocket(path string, exited <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("the server exited before listening")
+		case <-time.After(2 * time.Millisecond):
 		}
 	}
-	return p, clean(a.out, b.out)
+	return fmt.Errorf("nothing listens on %s after %v", path, timeout)
+}
+
+// measure runs every tool runs times on src. Round i runs them in order
+// for even i and in reverse for odd i, so in every pair of tools each goes
+// first half the time; both outputs are deleted and `sync` is run before
+// every run. It returns the samples by tool, then by round.
+func measure(tools []tool, src string, runs int) ([][]sample, error) {
+	out := make([][]sample, len(tools))
+	var outs []string
+	for _, t := range tools {
+		outs = append(outs, t.out)
+	}
+	for i := range runs {
+		order := make([]int, len(tools))
+		for k := range order {
+			order[k] = k
+		}
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, k := range order {
+			t := tools[k]
+			if err := clean(outs...); err != nil {
+				return out, err
+			}
+			s, err := t.run(src, false)
+			if err != nil {
+				return out, err
+			}
+			logf("  run %d %-18s %6.2fs  cpu %6.2fs  maxrss %s", i+1, t.name, s.Wall.Seconds(), s.CPU.Seconds(), mib(s.MaxRSS))
+			out[k] = append(out[k], s)
+		}
+	}
+	return out, clean(outs...)
 }
 
 // median returns the median of the samples' field picked by f.
@@ -162,6 +273,24 @@ func median(ss []sample, f func(sample) time.Duration) time.Duration {
 		return v[n/2]
 	}
 	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// geomeanRatio returns the geometric mean over rounds of b's field over
+// a's (picked by f): the speed-up of a over b with the favoured first run
+// of each pair cancelled out.
+func geomeanRatio(a, b []sample, f func(sample) time.Duration) float64 {
+	var sum float64
+	n := 0
+	for i := range min(len(a), len(b)) {
+		if f(a[i]) > 0 && f(b[i]) > 0 {
+			sum += math.Log(float64(f(b[i])) / float64(f(a[i])))
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return math.Exp(sum / float64(n))
 }
 
 // maxRSS returns the highest peak RSS of the samples.
@@ -203,4 +332,9 @@ func allocated(path string) int64 {
 		return -1
 	}
 	return st.Blocks * 512
+}
+
+// outPath returns the output file of a tool in work.
+func outPath(work, name string) string {
+	return filepath.Join(work, strings.NewReplacer("+", "-", " ", "-").Replace(name)+".raw")
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/diskport/diskport/vmdk"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -27,7 +29,7 @@ func init() {
 					v = bi.Main.Version
 				}
 			}
-			fmt.Fprintf(stdout, "diskport %s %s/%s %s\n", v, runtime.GOOS, runtime.GOARCH, runtime.Version())
+			fmt.Fprintf(stdout, "diskport %s %s/%s %s, inflate: %s\n", v, runtime.GOOS, runtime.GOARCH, runtime.Version(), vmdk.Inflater())
 			return nil
 		}
 	}
