@@ -72,10 +72,7 @@ func openOne(f Format, s disk.Storage, path string, opts Options, parent disk.Im
 		}
 		return img, nil
 	default:
-		vo := vmdk.Options{MaxVirtualSize: opts.MaxVirtualSize, OpenExtent: extentOpener(path, opts)}
-		if parent != nil {
-			vo.Parent = parent.(*vmdk.Image)
-		}
+		vo := vmdk.Options{MaxVirtualSize: opts.MaxVirtualSize, OpenExtent: extentOpener(path, opts), Parent: parent}
 		img, err := vmdk.Open(s, vo)
 		if err != nil {
 			return nil, err

@@ -280,3 +280,35 @@ func TestSmallBlocks(t *testing.T) {
 		disktest.Check(t, child, bytes.NewReader(expectDisk(cs, wantParent)))
 	}
 }
+
+// TestParentRefusedWithoutLink: a parent given to a fixed or dynamic disk,
+// which has none, is refused with disk.ErrUnsafe (issue 11, defect 3: it
+// used to be ignored), whether it is a VHD or another disk.Image.
+func TestParentRefusedWithoutLink(t *testing.T) {
+	c := makeChain()
+	parent := mustOpen(t, "base.vhd", c.parent, Options{})
+	fixed := buildVHD(spec{diskType: TypeFixed, size: 1 << 20, fixedData: pattern(40, 1<<20)})
+	for _, tc := range []struct {
+		name   string
+		b      []byte
+		parent disk.Image
+	}{
+		{"fixed, VHD parent", fixed, parent},
+		{"fixed, other parent", fixed, &memImage{b: make([]byte, 1<<20)}},
+		{"dynamic, VHD parent", c.parent, parent},
+		{"dynamic, other parent", c.parent, &memImage{b: make([]byte, 1<<20)}},
+	} {
+		_, err := Open(disk.NewMemStorage("d.vhd", tc.b), Options{Parent: tc.parent})
+		if !errors.Is(err, disk.ErrUnsafe) || !strings.Contains(err.Error(), "has none") {
+			t.Errorf("%s: %v, want ErrUnsafe saying the disk has no parent", tc.name, err)
+		}
+	}
+	// A nil *Image is no parent.
+	var none *Image
+	if _, err := Open(disk.NewMemStorage("d.vhd", fixed), Options{Parent: none}); err != nil {
+		t.Errorf("nil *Image parent: %v", err)
+	}
+	if _, err := Open(disk.NewMemStorage("child.vhd", c.child), Options{Parent: none}); !errors.Is(err, disk.ErrUnsafe) {
+		t.Errorf("differencing disk with a nil *Image parent: %v, want ErrUnsafe", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // DefaultMaxVirtualSize is the virtual size limit when Options leaves it
@@ -25,8 +26,9 @@ type Options struct {
 	// a *vhd.Image its unique id must equal the child's parent unique id,
 	// else Open fails with disk.ErrUnsafe: reading through the wrong parent
 	// would silently mix two unrelated disks. Another disk.Image (a parent
-	// converted to raw, say) is taken on the caller's word. Parent is
-	// ignored for fixed and dynamic disks.
+	// converted to raw, say) is taken on the caller's word. A parent given
+	// to a fixed or dynamic disk, which has none, is refused with
+	// disk.ErrUnsafe.
 	Parent disk.Image
 	// MaxVirtualSize caps the virtual size; 0 means DefaultMaxVirtualSize,
 	// and values above 2^62 count as 2^62. A larger disk is refused with
@@ -43,6 +45,7 @@ type Image struct {
 	h      *header
 	locs   []Locator
 	parent disk.Image
+	core   *mapped.Image // ReadAt, Extents and Close over runMap
 
 	size     int64 // virtual size: current size rounded up to a sector
 	dataSize int64 // the footer's current size: bytes past it read as zeros
@@ -54,8 +57,6 @@ type Image struct {
 	allocated  int64 // bytes of host storage in use
 	bitmaps    []atomic.Pointer[blockBits]
 	footerNote string // why the offset-0 copy of the footer is in use
-
-	closed atomic.Bool
 }
 
 // Probe reports whether s looks like a VHD: a "conectix" cookie at offset 0
@@ -84,8 +85,8 @@ func Probe(s disk.Storage) bool {
 // use; blocks' sector bitmaps are read when first needed. Errors are
 // *disk.Error values of the classes disk.ErrFormatMismatch (no VHD footer),
 // disk.ErrCorrupt, disk.ErrUnsupported, disk.ErrTooLarge and disk.ErrUnsafe
-// (a differencing disk without its parent, or with the wrong one), or I/O
-// errors from s.
+// (a differencing disk without its parent, or with the wrong one; a parent
+// given to a disk that has none), or I/O errors from s.
 //
 // The image does not own s or opts.Parent: Close closes neither.
 func Open(s disk.Storage, opts Options) (*Image, error) {
@@ -97,6 +98,12 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 	m := &Image{s: s}
 	if err := m.readFooter(); err != nil {
 		return nil, err
+	}
+	if p, ok := opts.Parent.(*Image); ok && p == nil {
+		opts.Parent = nil // a nil *Image is no parent
+	}
+	if opts.Parent != nil && m.f.diskType != TypeDifferencing {
+		return nil, disk.Errorf("vhd", disk.ErrUnsafe, "%s: a parent was supplied but the %s disk has none (only a differencing disk has a parent)", s.Name(), typeName(m.f.diskType))
 	}
 	cur := m.f.currentSize
 	if cur > uint64(maxSize) {
@@ -110,11 +117,10 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 			return nil, disk.Errorf("vhd", disk.ErrCorrupt, "fixed disk of %d bytes needs a file of %d bytes, have %d (truncated)", m.dataSize, m.dataSize+footerSize, s.Size())
 		}
 		m.allocated = s.Size()
-		return m, nil
-	}
-	if err := m.openDynamic(opts.Parent); err != nil {
+	} else if err := m.openDynamic(opts.Parent); err != nil {
 		return nil, err
 	}
+	m.core = mapped.New(mapped.Config{Format: "vhd", Name: s.Name(), Size: m.size, Mapper: (*runMap)(m), Parent: m.parent, DataName: "block data"})
 	return m, nil
 }
 
@@ -256,10 +262,7 @@ func (m *Image) Size() int64 { return m.size }
 
 // Close marks the image closed. It closes neither the storage nor the
 // parent, which belong to the caller.
-func (m *Image) Close() error {
-	m.closed.Store(true)
-	return nil
-}
+func (m *Image) Close() error { return m.core.Close() }
 
 // DiskType returns the footer's disk type: TypeFixed, TypeDynamic or
 // TypeDifferencing.

@@ -2,10 +2,10 @@ package vhd
 
 import (
 	"fmt"
-	"io"
 	"iter"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // A blockBits is a block's sector bitmap, summarised: all sectors present,
@@ -60,48 +60,38 @@ func (m *Image) blockMap(b int64) (*blockBits, error) {
 	return m.bitmaps[b].Load(), nil
 }
 
-// What a segment of the virtual disk reads from.
-const (
-	segZero   = iota // zeros
-	segData          // the file, at segment.at
-	segParent        // the parent, at the same virtual offset
-)
+// A runMap is an Image seen as the mapped.Mapper of its virtual disk.
+type runMap Image
 
-// A segment is a run [off, off+n) of the virtual disk read from one place.
-type segment struct {
-	off, n int64
-	kind   int
-	at     int64 // segData: file offset of the run's first byte
-}
-
-// walk calls yield with the segments covering [off, end), a range inside
-// [0, Size), in order, until yield returns false. It returns the error of
-// reading a sector bitmap.
-func (m *Image) walk(off, end int64, yield func(segment) bool) error {
+// Runs yields the runs covering [off, end), a range inside [0, Size), in
+// order: a fixed disk's data stored at the same offset; a dynamic or
+// differencing disk's blocks (holes where unallocated, sector runs by the
+// bitmap where partly present); zeros past the footer's current size. It
+// returns the error of reading a sector bitmap.
+func (rm *runMap) Runs(off, end int64, yield func(mapped.Run) bool) error {
+	m := (*Image)(rm)
 	dataEnd := min(end, m.dataSize)
 	if off < dataEnd {
 		if m.f.diskType == TypeFixed {
-			if !yield(segment{off, dataEnd - off, segData, off}) {
+			if !yield(mapped.Run{Off: off, Len: dataEnd - off, Kind: mapped.Stored, Storage: m.s, At: off}) {
 				return nil
 			}
-		} else if stop, err := m.walkBlocks(off, dataEnd, yield); stop || err != nil {
+		} else if stop, err := m.blockRuns(off, dataEnd, yield); stop || err != nil {
 			return err
 		}
 	}
 	if z := max(off, m.dataSize); z < end {
-		yield(segment{z, end - z, segZero, 0})
+		yield(mapped.Run{Off: z, Len: end - z, Kind: mapped.Zero})
 	}
 	return nil
 }
 
-// walkBlocks walks [off, end) of a dynamic or differencing disk block by
-// block, and within a partly present block sector run by sector run. It
-// reports whether yield asked to stop.
-func (m *Image) walkBlocks(off, end int64, yield func(segment) bool) (bool, error) {
-	absent := segZero
-	if m.f.diskType == TypeDifferencing {
-		absent = segParent
-	}
+// blockRuns walks [off, end) of a dynamic or differencing disk block by
+// block, and within a partly present block sector run by sector run.
+// Absent sectors are holes: the parent's bytes for a differencing disk,
+// zeros for a dynamic one (which has no parent). It reports whether yield
+// asked to stop.
+func (m *Image) blockRuns(off, end int64, yield func(mapped.Run) bool) (bool, error) {
 	bs := m.blockSize
 	for pos := off; pos < end; {
 		b := pos / bs
@@ -109,7 +99,7 @@ func (m *Image) walkBlocks(off, end int64, yield func(segment) bool) (bool, erro
 		bEnd := min(bStart+bs, end)
 		e := m.bat[b]
 		if e == unallocated {
-			if !yield(segment{pos, bEnd - pos, absent, 0}) {
+			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Hole}) {
 				return true, nil
 			}
 			pos = bEnd
@@ -122,12 +112,12 @@ func (m *Image) walkBlocks(off, end int64, yield func(segment) bool) (bool, erro
 		dataAt := int64(e)*disk.SectorSize + m.bitmapLen - bStart // file offset of virtual byte 0 of this block's run
 		switch {
 		case bb.full:
-			if !yield(segment{pos, bEnd - pos, segData, dataAt + pos}) {
+			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Stored, Storage: m.s, At: dataAt + pos}) {
 				return true, nil
 			}
 			pos = bEnd
 		case bb.empty:
-			if !yield(segment{pos, bEnd - pos, absent, 0}) {
+			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Hole}) {
 				return true, nil
 			}
 			pos = bEnd
@@ -141,11 +131,11 @@ func (m *Image) walkBlocks(off, end int64, yield func(segment) bool) (bool, erro
 					j++
 				}
 				runEnd := min(bStart+j*disk.SectorSize, bEnd)
-				sg := segment{pos, runEnd - pos, absent, 0}
+				r := mapped.Run{Off: pos, Len: runEnd - pos, Kind: mapped.Hole}
 				if in {
-					sg.kind, sg.at = segData, dataAt+pos
+					r.Kind, r.Storage, r.At = mapped.Stored, m.s, dataAt+pos
 				}
-				if !yield(sg) {
+				if !yield(r) {
 					return true, nil
 				}
 				pos = runEnd
@@ -157,115 +147,13 @@ func (m *Image) walkBlocks(off, end int64, yield func(segment) bool) (bool, erro
 
 // ReadAt reads len(p) bytes of the virtual disk at off. Unallocated blocks
 // and sectors whose bitmap bit is clear read as zeros (dynamic) or from the
-// parent (differencing); bytes past the footer's current size read as
-// zeros.
-func (m *Image) ReadAt(p []byte, off int64) (int, error) {
-	if m.closed.Load() {
-		return 0, fmt.Errorf("vhd: %s: read after Close", m.s.Name())
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("vhd: %s: negative offset %d", m.s.Name(), off)
-	}
-	if off >= m.size {
-		return 0, io.EOF
-	}
-	end := off + min(int64(len(p)), m.size-off)
-	var rerr error
-	err := m.walk(off, end, func(sg segment) bool {
-		q := p[sg.off-off : sg.off-off+sg.n]
-		switch sg.kind {
-		case segZero:
-			clear(q)
-		case segData:
-			rerr = disk.ReadFull(m.s, "vhd", "block data", q, sg.at)
-		case segParent:
-			rerr = m.readParent(q, sg.off)
-		}
-		return rerr == nil
-	})
-	if err == nil {
-		err = rerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	if n := end - off; n < int64(len(p)) {
-		return int(n), io.EOF
-	}
-	return len(p), nil
-}
-
-// readParent reads len(q) bytes at off from the parent; bytes past the
-// parent's size read as zeros (a child may be larger than its parent).
-func (m *Image) readParent(q []byte, off int64) error {
-	ps := m.parent.Size()
-	k := int64(0)
-	if off < ps {
-		k = min(int64(len(q)), ps-off)
-		n, err := m.parent.ReadAt(q[:k], off)
-		if int64(n) < k {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("vhd: reading parent at byte %d: %w", off, err)
-		}
-	}
-	clear(q[k:])
-	return nil
-}
+// parent (differencing; zeros past the parent's size); bytes past the
+// footer's current size read as zeros.
+func (m *Image) ReadAt(p []byte, off int64) (int, error) { return m.core.ReadAt(p, off) }
 
 // Extents yields the runs of [off, off+n) clipped to the disk: Zero for
 // unallocated blocks and clear bitmap bits of a dynamic disk and for bytes
 // past the current size; Data stored verbatim in the file (Stored set) for
 // present sectors and all of a fixed disk; and for a differencing disk,
 // the parent's extents where the child holds no data.
-func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
-	start, end := disk.ClipRange(off, n, m.size)
-	seq := func(yield func(disk.Extent, error) bool) {
-		if start >= end {
-			return
-		}
-		if m.closed.Load() {
-			yield(disk.Extent{}, fmt.Errorf("vhd: %s: Extents after Close", m.s.Name()))
-			return
-		}
-		stopped := false
-		err := m.walk(start, end, func(sg segment) bool {
-			switch sg.kind {
-			case segZero:
-				stopped = !yield(disk.Extent{Offset: sg.off, Length: sg.n, Kind: disk.Zero}, nil)
-			case segData:
-				stopped = !yield(disk.Extent{Offset: sg.off, Length: sg.n, Kind: disk.Data, Stored: m.s, StoredOffset: sg.at}, nil)
-			case segParent:
-				stopped = !m.parentExtents(sg, yield)
-			}
-			return !stopped
-		})
-		if err != nil && !stopped {
-			yield(disk.Extent{}, err)
-		}
-	}
-	return disk.Coalesce(seq, start, end-start)
-}
-
-// parentExtents yields the parent's extents for segment sg, and Zero for
-// the part past the parent's size. It reports whether to go on.
-func (m *Image) parentExtents(sg segment, yield func(disk.Extent, error) bool) bool {
-	end := sg.off + sg.n
-	pe := min(end, m.parent.Size())
-	if sg.off < pe {
-		for e, err := range m.parent.Extents(sg.off, pe-sg.off) {
-			if err != nil {
-				yield(disk.Extent{}, err)
-				return false
-			}
-			if !yield(e, nil) {
-				return false
-			}
-		}
-	}
-	if z := max(sg.off, pe); z < end {
-		return yield(disk.Extent{Offset: z, Length: end - z, Kind: disk.Zero}, nil)
-	}
-	return true
-}
+func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] { return m.core.Extents(off, n) }

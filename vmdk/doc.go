@@ -35,9 +35,11 @@
 // descriptor (which qemu opens as a descriptor file) is refused. Delta
 // links (parentCID other than ffffffff, or a parentFileNameHint) are
 // refused with disk.ErrUnsafe unless the caller passes the parent as
-// Options.Parent, whose CID must equal the child's parentCID; the hint is
-// never opened. Unallocated grains of a delta read the parent; zeroed
-// grains read as zeros.
+// Options.Parent: a *vmdk.Image, whose CID must equal the child's
+// parentCID, or another disk.Image, taken on the caller's word; the hint
+// is never opened. A parent given to an image without a delta link is
+// refused with disk.ErrUnsafe. Unallocated grains of a delta read the
+// parent; zeroed grains read as zeros.
 //
 // # Streams
 //

@@ -17,76 +17,12 @@ import (
 // size u32.
 const grainMarkerSize = 12
 
-// grainCacheSize is how many inflated grains an image keeps, so that
-// sequential reads smaller than a grain inflate each grain once (and a few
-// concurrent sequential readers do not evict each other).
-const grainCacheSize = 32
-
-// A grainCache holds recently inflated grains. Cached slices are never
-// written after insertion, so readers may copy from them without the lock.
-type grainCache struct {
-	mu   sync.Mutex
-	ents [grainCacheSize]cachedGrain
-	tick uint64
-}
-
-type cachedGrain struct {
-	ext  *sparseExtent
-	gi   int64
-	data []byte
-	used uint64
-}
-
-func (c *grainCache) get(x *sparseExtent, gi int64) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tick++
-	for i := range c.ents {
-		if e := &c.ents[i]; e.data != nil && e.ext == x && e.gi == gi {
-			e.used = c.tick
-			return e.data
-		}
-	}
-	return nil
-}
-
-func (c *grainCache) put(x *sparseExtent, gi int64, data []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v := &c.ents[0]
-	for i := range c.ents {
-		if e := &c.ents[i]; e.data == nil || e.used < v.used {
-			v = e
-			if e.data == nil {
-				break
-			}
-		}
-	}
-	*v = cachedGrain{ext: x, gi: gi, data: data, used: c.tick}
-}
-
-// readCompressed copies the part of compressed grain run r into q.
-func (img *Image) readCompressed(q []byte, r run) error {
-	x := r.ext
-	if r.off == r.grain*x.grainBytes && r.n == x.grainBytes {
-		// The read covers the whole grain: inflate in place. A cached
-		// copy would only serve reads smaller than a grain.
-		if data := img.grains.get(x, r.grain); data != nil {
-			copy(q, data)
-			return nil
-		}
-		return x.inflateGrain(q, r.grain, r.stored)
-	}
-	data := img.grains.get(x, r.grain)
-	if data == nil {
-		data = make([]byte, x.grainBytes)
-		if err := x.inflateGrain(data, r.grain, r.stored); err != nil {
-			return err
-		}
-		img.grains.put(x, r.grain, data)
-	}
-	copy(q, data[r.off-r.grain*x.grainBytes:])
-	return nil
+// Decode inflates compressed grain unit, whose marker is at byte offset
+// at, into dst (grainBytes long): the mapped core's decoder for the
+// extent's compressed runs, which it caches for reads smaller than a
+// grain.
+func (x *sparseExtent) Decode(dst []byte, unit, at int64) error {
+	return x.inflateGrain(dst, unit, at)
 }
 
 // grainLocation reads and checks the marker of compressed grain gi at byte

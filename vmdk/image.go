@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // DefaultMaxVirtualSize is the capacity limit when Options.MaxVirtualSize
@@ -24,10 +25,14 @@ type Options struct {
 	// that references another file is refused with ErrUnsafe.
 	OpenExtent func(name string) (disk.Storage, error)
 	// Parent is the already-opened parent for a delta link (parentCID not
-	// ffffffff); its CID must equal the child's parentCID. nil: delta
-	// links are refused with ErrUnsafe naming parentFileNameHint. Open does
-	// not take ownership: the caller closes the parent after the child.
-	Parent *Image
+	// ffffffff, or a parentFileNameHint). When it is a *vmdk.Image its CID
+	// must equal the child's parentCID, else Open fails with
+	// disk.ErrCorrupt; another disk.Image (a parent converted to raw, say)
+	// is taken on the caller's word. nil: delta links are refused with
+	// disk.ErrUnsafe naming parentFileNameHint. A parent given to an image
+	// without a parent link is refused with disk.ErrUnsafe. Open does not
+	// take ownership: the caller closes the parent after the child.
+	Parent disk.Image
 	// MaxVirtualSize caps the capacity in bytes (0: DefaultMaxVirtualSize).
 	MaxVirtualSize int64
 }
@@ -42,10 +47,10 @@ type Image struct {
 	version    uint32 // header version (sparse) or descriptor version
 	exts       []*imgExtent
 	size       int64
-	parent     *Image
+	parent     disk.Image
 	opened     []disk.Storage // storages from OpenExtent, closed by Close
-	grains     grainCache
-	tables     gtCache
+	tables     *gtCache
+	core       *mapped.Image // ReadAt, Extents and Close over runMap
 }
 
 // An imgExtent is one extent of the virtual disk.
@@ -59,36 +64,19 @@ type imgExtent struct {
 	se    *seExtent
 }
 
-type runKind uint8
-
-const (
-	runHole runKind = iota // unallocated: the parent's bytes, or zeros
-	runZero                // zeros, never the parent's bytes
-	runData
-)
-
-// A run is a piece of an extent of uniform kind, extent-relative.
-type run struct {
-	off, n     int64
-	kind       runKind
-	compressed bool
-	stored     int64         // byte offset in the extent file: data, or a compressed grain's marker
-	ext        *sparseExtent // compressed grains: the extent
-	grain      int64         // compressed grains: the grain index
-}
-
-func (e *imgExtent) runs(off, end int64, yield func(run) bool) error {
+// runs yields the runs of the extent overlapping [off, end), virtual
+// offsets inside the extent, and reports whether yield wants more.
+func (e *imgExtent) runs(off, end int64, yield func(mapped.Run) bool) (bool, error) {
 	switch {
 	case e.sp != nil:
-		return e.sp.runs(off, end, yield)
+		return walkGrains[uint32](e.sp, e.start, off-e.start, end-e.start, yield)
 	case e.se != nil:
-		return e.se.runs(off, end, yield)
+		return walkGrains[uint64](e.se, e.start, off-e.start, end-e.start, yield)
 	case e.s != nil:
-		yield(run{off: off, n: end - off, kind: runData, stored: e.flat + off})
+		return yield(mapped.Run{Off: off, Len: end - off, Kind: mapped.Stored, Storage: e.s, At: e.flat + off - e.start}), nil
 	default:
-		yield(run{off: off, n: end - off, kind: runZero})
+		return yield(mapped.Run{Off: off, Len: end - off, Kind: mapped.Zero}), nil
 	}
-	return nil
 }
 
 // Probe reports whether s looks like a VMDK: KDMV or COWD magic at offset
@@ -175,25 +163,29 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 		img.Close()
 		return nil, err
 	}
+	img.core = mapped.New(mapped.Config{Format: formatName, Name: s.Name(), Size: img.size, Mapper: (*runMap)(img), Parent: img.parent, DataName: "grain data"})
 	return img, nil
 }
 
 // linkParent checks the delta link against the parent the caller gave.
-func (img *Image) linkParent(p *Image) error {
+func (img *Image) linkParent(p disk.Image) error {
+	if v, ok := p.(*Image); ok && v == nil {
+		p = nil // a nil *Image is no parent
+	}
 	name := img.src.Name()
 	d := img.desc
 	delta := d != nil && (d.ParentCID != noParentCID || d.hasParentHint)
 	if !delta {
 		if p != nil {
-			return disk.Errorf(formatName, disk.ErrFormatMismatch, "%s: a parent was supplied but the image has no parent link (parentCID ffffffff)", name)
+			return disk.Errorf(formatName, disk.ErrUnsafe, "%s: a parent was supplied but the image has no parent link (parentCID ffffffff)", name)
 		}
 		return nil
 	}
 	if p == nil {
 		return disk.Errorf(formatName, disk.ErrUnsafe, "%s: delta image needs its parent %q (parentCID %08x), which must be supplied by the caller", name, d.ParentFileNameHint, d.ParentCID)
 	}
-	if p.CID() != d.ParentCID {
-		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: parentCID %08x does not match the CID %08x of the supplied parent %s", name, d.ParentCID, p.CID(), p.src.Name())
+	if v, ok := p.(*Image); ok && v.CID() != d.ParentCID {
+		return disk.Errorf(formatName, disk.ErrCorrupt, "%s: parentCID %08x does not match the CID %08x of the supplied parent %s", name, d.ParentCID, v.CID(), v.src.Name())
 	}
 	img.parent = p
 	return nil
@@ -201,8 +193,8 @@ func (img *Image) linkParent(p *Image) error {
 
 // openSparseFile opens a monolithic sparse or stream-optimized file.
 func openSparseFile(s disk.Storage) (*Image, error) {
-	img := &Image{}
-	sp, desc, err := openKDMV(s, &img.tables)
+	img := &Image{tables: newGTCache()}
+	sp, desc, err := openKDMV(s, img.tables)
 	if err != nil {
 		return nil, err
 	}
@@ -222,8 +214,8 @@ func openSparseFile(s disk.Storage) (*Image, error) {
 
 // openCOWDFile opens a stand-alone COWD (vmfsSparse) extent.
 func openCOWDFile(s disk.Storage) (*Image, error) {
-	img := &Image{createType: "vmfsSparse"}
-	sp, err := openCOWD(s, &img.tables)
+	img := &Image{createType: "vmfsSparse", tables: newGTCache()}
+	sp, err := openCOWD(s, img.tables)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +251,7 @@ func openDescriptorFile(s disk.Storage, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img := &Image{desc: d, createType: ct, version: uint32(d.Version)}
+	img := &Image{desc: d, createType: ct, version: uint32(d.Version), tables: newGTCache()}
 	if err := img.openExtents(opts); err != nil {
 		img.Close()
 		return nil, err
@@ -339,7 +331,7 @@ func (img *Image) openExtent(e *imgExtent, opts Options, files map[string]*imgEx
 	case "SPARSE":
 		sp, err := prev.sparse(magicKDMV)
 		if sp == nil && err == nil {
-			sp, _, err = openKDMV(s, &img.tables)
+			sp, _, err = openKDMV(s, img.tables)
 		}
 		if err != nil {
 			return err
@@ -360,7 +352,7 @@ func (img *Image) openExtent(e *imgExtent, opts Options, files map[string]*imgEx
 	case "VMFSSPARSE":
 		sp, err := prev.sparse(magicCOWD)
 		if sp == nil && err == nil {
-			sp, err = openCOWD(s, &img.tables)
+			sp, err = openCOWD(s, img.tables)
 		}
 		if err != nil {
 			return err
@@ -422,6 +414,9 @@ func (img *Image) CreateType() string { return img.createType }
 // The storage passed to Open and the parent stay the caller's.
 func (img *Image) Close() error {
 	var first error
+	if img.core != nil {
+		img.core.Close()
+	}
 	for _, s := range img.opened {
 		if c, ok := s.(io.Closer); ok {
 			if err := c.Close(); err != nil && first == nil {
@@ -433,141 +428,35 @@ func (img *Image) Close() error {
 	return first
 }
 
-// extentAt returns the index of the extent holding virtual offset off.
-func (img *Image) extentAt(off int64) int {
-	return sort.Search(len(img.exts), func(i int) bool { return img.exts[i].start+img.exts[i].n > off })
-}
+// A runMap is an Image seen as the mapped.Mapper of its virtual disk.
+type runMap Image
 
-// walk calls fn with every run overlapping [off, end) in virtual order,
-// with the run's virtual start.
-func (img *Image) walk(off, end int64, fn func(e *imgExtent, r run) bool) error {
-	for i := img.extentAt(off); i < len(img.exts) && off < end; i++ {
-		e := img.exts[i]
+// Runs yields the runs of the extents overlapping [off, end) in virtual
+// order: grains (holes, zeroed, stored or compressed) of sparse extents,
+// stored bytes of flat extents, zeros of ZERO extents.
+func (rm *runMap) Runs(off, end int64, yield func(mapped.Run) bool) error {
+	exts := rm.exts
+	i := sort.Search(len(exts), func(i int) bool { return exts[i].start+exts[i].n > off })
+	for ; i < len(exts) && off < end; i++ {
+		e := exts[i]
 		eEnd := min(end, e.start+e.n)
-		stop := false
-		err := e.runs(off-e.start, eEnd-e.start, func(r run) bool {
-			if !fn(e, r) {
-				stop = true
-				return false
-			}
-			return true
-		})
-		if err != nil {
+		if more, err := e.runs(off, eEnd, yield); !more || err != nil {
 			return err
-		}
-		if stop {
-			return nil
 		}
 		off = eEnd
 	}
 	return nil
 }
 
-// ReadAt reads the virtual disk at off.
-func (img *Image) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("vmdk: ReadAt: negative offset %d", off)
-	}
-	if off >= img.size {
-		return 0, io.EOF
-	}
-	n := int(min(int64(len(p)), img.size-off))
-	var rerr error
-	err := img.walk(off, off+int64(n), func(e *imgExtent, r run) bool {
-		vs := e.start + r.off
-		q := p[vs-off : vs-off+r.n]
-		switch r.kind {
-		case runZero:
-			clear(q)
-		case runHole:
-			rerr = img.readParent(q, vs)
-		case runData:
-			if r.compressed {
-				rerr = img.readCompressed(q, r)
-			} else {
-				rerr = disk.ReadFull(e.s, formatName, "grain data", q, r.stored)
-			}
-		}
-		return rerr == nil
-	})
-	if err == nil {
-		err = rerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-// readParent reads unallocated bytes: the parent's, zeros past its end.
-func (img *Image) readParent(q []byte, off int64) error {
-	if img.parent == nil || off >= img.parent.size {
-		clear(q)
-		return nil
-	}
-	k := min(int64(len(q)), img.parent.size-off)
-	if _, err := img.parent.ReadAt(q[:k], off); err != nil && err != io.EOF {
-		return err
-	}
-	clear(q[k:])
-	return nil
-}
+// ReadAt reads the virtual disk at off: unallocated grains from the
+// parent of a delta link (zeros past its end or without one), zeroed
+// grains and ZERO extents as zeros.
+func (img *Image) ReadAt(p []byte, off int64) (int, error) { return img.core.ReadAt(p, off) }
 
 // Extents yields the extent map of [off, off+n): unallocated and zeroed
 // grains and ZERO extents as disk.Zero (unallocated ones as the parent's
 // map in a delta), uncompressed grains and flat extents as disk.Data with
 // their storage, compressed grains as disk.Data with Compressed set.
 func (img *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
-	start, end := disk.ClipRange(off, n, img.size)
-	seq := func(yield func(disk.Extent, error) bool) {
-		stopped := false
-		err := img.walk(start, end, func(e *imgExtent, r run) bool {
-			vs := e.start + r.off
-			var x disk.Extent
-			switch {
-			case r.kind == runHole && img.parent != nil:
-				return img.parentExtents(vs, r.n, yield, &stopped)
-			case r.kind != runData:
-				x = disk.Extent{Offset: vs, Length: r.n, Kind: disk.Zero}
-			case r.compressed:
-				x = disk.Extent{Offset: vs, Length: r.n, Kind: disk.Data, Compressed: true}
-			default:
-				x = disk.Extent{Offset: vs, Length: r.n, Kind: disk.Data, Stored: e.s, StoredOffset: r.stored}
-			}
-			if !yield(x, nil) {
-				stopped = true
-				return false
-			}
-			return true
-		})
-		if err != nil && !stopped {
-			yield(disk.Extent{}, err)
-		}
-	}
-	return disk.Coalesce(seq, start, end-start)
-}
-
-// parentExtents yields the parent's map over the hole [off, off+n), zero
-// past the parent's end.
-func (img *Image) parentExtents(off, n int64, yield func(disk.Extent, error) bool, stopped *bool) bool {
-	p := img.parent
-	pend := min(off+n, p.size)
-	if off < pend {
-		for x, err := range p.Extents(off, pend-off) {
-			if !yield(x, err) || err != nil {
-				*stopped = true
-				return false
-			}
-		}
-	}
-	if rest := off + n - max(off, pend); rest > 0 {
-		if !yield(disk.Extent{Offset: max(off, pend), Length: rest, Kind: disk.Zero}, nil) {
-			*stopped = true
-			return false
-		}
-	}
-	return true
+	return img.core.Extents(off, n)
 }

@@ -245,5 +245,5 @@ func TestParityDeltaChain(t *testing.T) {
 	wantClass(t, err, disk.ErrCorrupt)
 	// An image without a parent link refuses a parent.
 	_, err = Open(hostFile(t, filepath.Join(dir, "base.vmdk")), Options{Parent: child})
-	wantClass(t, err, disk.ErrFormatMismatch)
+	wantClass(t, err, disk.ErrUnsafe)
 }

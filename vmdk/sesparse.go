@@ -2,9 +2,9 @@ package vmdk
 
 import (
 	"encoding/binary"
-	"sync"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // seSparse (ESXi space-efficient sparse, SESPARSE extents): a 512-byte
@@ -33,13 +33,7 @@ type seExtent struct {
 	grainsOff  uint64 // first sector of the grains
 	grainsSecs uint64 // sectors of the grain region
 
-	mu    sync.Mutex
-	cache [seTableCache]struct {
-		gdi  uint64
-		gt   []uint64
-		used uint64
-	}
-	tick uint64
+	tables *mapped.Cache[uint64, []uint64] // by GD index
 }
 
 // openSESparse validates the headers of the SESPARSE extent s and loads its
@@ -76,7 +70,7 @@ func openSESparse(s disk.Storage) (*seExtent, error) {
 		}
 		return start, size, nil
 	}
-	x := &seExtent{s: s}
+	x := &seExtent{s: s, tables: mapped.NewCache[uint64, []uint64](seTableCache)}
 	capacity := f(16)
 	if capacity == 0 || capacity > maxCapacitySectors {
 		return nil, disk.Errorf(formatName, disk.ErrTooLarge, "%s: seSparse capacity %d sectors", name, capacity)
@@ -142,16 +136,11 @@ func openSESparse(s disk.Storage) (*seExtent, error) {
 
 // table returns grain table gdi, whose GD entry is allocated.
 func (x *seExtent) table(gdi uint64) ([]uint64, error) {
-	x.mu.Lock()
-	x.tick++
-	for i := range x.cache {
-		if c := &x.cache[i]; c.gt != nil && c.gdi == gdi {
-			c.used = x.tick
-			x.mu.Unlock()
-			return c.gt, nil
-		}
-	}
-	x.mu.Unlock()
+	return x.tables.Load(gdi, func() ([]uint64, error) { return x.readTable(gdi) })
+}
+
+// readTable reads and validates grain table gdi.
+func (x *seExtent) readTable(gdi uint64) ([]uint64, error) {
 	name := x.s.Name()
 	sec := x.gtOff + (x.gd[gdi]&0xffffffff)*seGTSecs
 	buf := make([]byte, seGTSecs*disk.SectorSize)
@@ -179,15 +168,6 @@ func (x *seExtent) table(gdi uint64) ([]uint64, error) {
 		}
 		gt[j] = e
 	}
-	x.mu.Lock()
-	v := &x.cache[0]
-	for i := range x.cache {
-		if c := &x.cache[i]; c.gt == nil || c.used < v.used {
-			v = c
-		}
-	}
-	v.gdi, v.gt, v.used = gdi, gt, x.tick
-	x.mu.Unlock()
 	return gt, nil
 }
 
@@ -196,62 +176,20 @@ func seCluster(e uint64) uint64 {
 	return (e&0x0fff000000000000)>>48 | (e&0x0000ffffffffffff)<<12
 }
 
-// runs yields the runs of [off, end), extent-relative bytes.
-func (x *seExtent) runs(off, end int64, yield func(run) bool) error {
-	const grainBytes = seGrainSecs * disk.SectorSize
-	const cover = seGTEs * grainBytes
-	var pend run
-	have := false
-	emit := func(r run) bool {
-		if have && pend.kind == r.kind && (r.kind != runData || pend.stored+pend.n == r.stored) {
-			pend.n += r.n
-			return true
-		}
-		if have && !yield(pend) {
-			return false
-		}
-		pend, have = r, true
-		return true
+// geometry returns what walkGrains needs.
+func (x *seExtent) geometry() (int64, uint64, []uint64) {
+	return seGrainSecs * disk.SectorSize, seGTEs, x.gd
+}
+
+// entryRun decodes grain table entry e by its top four bits: 0 a hole,
+// 1 (unmapped) and 2 (zero) zeros, 3 a grain in the grain region.
+func (x *seExtent) entryRun(e uint64, gi, within int64) mapped.Run {
+	switch e >> 60 {
+	case 0:
+		return mapped.Run{Kind: mapped.Hole}
+	case 1, 2:
+		return mapped.Run{Kind: mapped.Zero}
+	default:
+		return mapped.Run{Kind: mapped.Stored, Storage: x.s, At: int64(x.grainsOff+seCluster(e)*seGrainSecs)*disk.SectorSize + within}
 	}
-	for off < end {
-		gdi := uint64(off / cover)
-		tEnd := min(end, int64(gdi+1)*cover)
-		if x.gd[gdi] == 0 {
-			if !emit(run{off: off, n: tEnd - off, kind: runHole}) {
-				return nil
-			}
-			off = tEnd
-			continue
-		}
-		gt, err := x.table(gdi)
-		if err != nil {
-			if have {
-				yield(pend)
-			}
-			return err
-		}
-		for off < tEnd {
-			gi := off / grainBytes
-			gEnd := min(tEnd, (gi+1)*grainBytes)
-			e := gt[uint64(gi)%seGTEs]
-			r := run{off: off, n: gEnd - off}
-			switch e >> 60 {
-			case 0:
-				r.kind = runHole
-			case 1, 2:
-				r.kind = runZero
-			default:
-				r.kind = runData
-				r.stored = int64(x.grainsOff+seCluster(e)*seGrainSecs)*disk.SectorSize + off - gi*grainBytes
-			}
-			if !emit(r) {
-				return nil
-			}
-			off = gEnd
-		}
-	}
-	if have {
-		yield(pend)
-	}
-	return nil
 }

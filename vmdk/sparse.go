@@ -3,9 +3,9 @@ package vmdk
 import (
 	"encoding/binary"
 	"slices"
-	"sync"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // maxGDEntries caps a grain directory (qemu: "L1 size too big" above 32 Mi
@@ -53,46 +53,16 @@ type sparseExtent struct {
 
 // A gtCache holds recently used grain tables of an image's extents.
 // Cached tables are never written after insertion.
-type gtCache struct {
-	mu   sync.Mutex
-	ents [gtCacheSize]cachedGT
-	tick uint64
+type gtCache = mapped.Cache[gtKey, []uint32]
+
+// A gtKey names grain table gdi of extent ext.
+type gtKey struct {
+	ext *sparseExtent
+	gdi uint64
 }
 
-type cachedGT struct {
-	ext  *sparseExtent
-	gdi  uint64
-	gt   []uint32
-	used uint64
-}
-
-func (c *gtCache) get(x *sparseExtent, gdi uint64) []uint32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tick++
-	for i := range c.ents {
-		if e := &c.ents[i]; e.gt != nil && e.ext == x && e.gdi == gdi {
-			e.used = c.tick
-			return e.gt
-		}
-	}
-	return nil
-}
-
-func (c *gtCache) put(x *sparseExtent, gdi uint64, gt []uint32) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v := &c.ents[0]
-	for i := range c.ents {
-		if e := &c.ents[i]; e.gt == nil || e.used < v.used {
-			v = e
-			if e.gt == nil {
-				break
-			}
-		}
-	}
-	*v = cachedGT{ext: x, gdi: gdi, gt: gt, used: c.tick}
-}
+// newGTCache returns an empty cache of gtCacheSize tables.
+func newGTCache() *gtCache { return mapped.NewCache[gtKey, []uint32](gtCacheSize) }
 
 // newSparseGeometry fills the geometry fields and checks that the grain
 // directory fits the file: gdOff is its sector, the GD is read from s.
@@ -183,21 +153,10 @@ func (x *sparseExtent) gtAt(start, end uint64) (uint64, bool) {
 	return 0, false
 }
 
-// gtCover returns the bytes of virtual disk one grain table covers.
-func (x *sparseExtent) gtCover() int64 { return int64(x.gtes) * x.grainBytes }
-
 // table returns grain table gdi (whose GD entry is non-zero), validated,
 // from the cache or the file.
 func (x *sparseExtent) table(gdi uint64) ([]uint32, error) {
-	if gt := x.cache.get(x, gdi); gt != nil {
-		return gt, nil
-	}
-	gt, err := x.readTable(gdi)
-	if err != nil {
-		return nil, err
-	}
-	x.cache.put(x, gdi, gt)
-	return gt, nil
+	return x.cache.Load(gtKey{x, gdi}, func() ([]uint32, error) { return x.readTable(gdi) })
 }
 
 // readTable reads and validates grain table gdi.
@@ -247,68 +206,70 @@ func (x *sparseExtent) readTable(gdi uint64) ([]uint32, error) {
 	return gt, nil
 }
 
-// runs yields the runs of [off, end) (extent-relative bytes, end <=
-// capacity): holes, zeroed grains and data, merging neighbouring
-// uncompressed grains stored contiguously.
-func (x *sparseExtent) runs(off, end int64, yield func(run) bool) error {
-	var pend run
-	have := false
-	emit := func(r run) bool {
-		if have && pend.kind == r.kind && !r.compressed && !pend.compressed &&
-			(r.kind != runData || pend.stored+pend.n == r.stored) {
-			pend.n += r.n
-			return true
-		}
-		if have && !yield(pend) {
-			return false
-		}
-		pend, have = r, true
-		return true
-	}
-	cover := x.gtCover()
+// grainTables is what walkGrains needs of a grain-directory addressed
+// extent whose directory and table entries are of type E: hosted sparse
+// and COWD extents (uint32), seSparse extents (uint64).
+type grainTables[E uint32 | uint64] interface {
+	// geometry returns the bytes per grain, the entries per grain table
+	// and the grain directory (an entry of 0: no table, all holes).
+	geometry() (grainBytes int64, gtes uint64, gd []E)
+	// table returns grain table gdi, whose directory entry is not 0.
+	table(gdi uint64) ([]E, error)
+	// entryRun returns the run of grain gi whose table entry is e, its
+	// Kind and where its bytes are; within is the offset of the run's
+	// first byte in the grain.
+	entryRun(e E, gi, within int64) mapped.Run
+}
+
+// walkGrains yields the runs of [off, end) of extent t (extent-relative
+// bytes, end <= capacity) at virtual offsets base+off, one per grain (or
+// per grain table without one). It reports whether yield wants more.
+func walkGrains[E uint32 | uint64](t grainTables[E], base, off, end int64, yield func(mapped.Run) bool) (bool, error) {
+	grainBytes, gtes, gd := t.geometry()
+	cover := int64(gtes) * grainBytes
 	for off < end {
 		gdi := uint64(off / cover)
-		tEnd := min(end, (int64(gdi)+1)*cover)
-		if x.gd[gdi] == 0 {
-			if !emit(run{off: off, n: tEnd - off, kind: runHole}) {
-				return nil
+		tEnd := min(end, int64(gdi+1)*cover)
+		if gd[gdi] == 0 {
+			if !yield(mapped.Run{Off: base + off, Len: tEnd - off, Kind: mapped.Hole}) {
+				return false, nil
 			}
 			off = tEnd
 			continue
 		}
-		gt, err := x.table(gdi)
+		gt, err := t.table(gdi)
 		if err != nil {
-			if have {
-				yield(pend)
-			}
-			return err
+			return false, err
 		}
 		for off < tEnd {
-			gi := off / x.grainBytes
-			gStart := gi * x.grainBytes
-			gEnd := min(tEnd, gStart+x.grainBytes)
-			e := gt[uint64(gi)%x.gtes]
-			r := run{off: off, n: gEnd - off}
-			switch {
-			case e == 0:
-				r.kind = runHole
-			case e == gteZeroed && x.zeroed:
-				r.kind = runZero
-			case x.compressed:
-				r.kind, r.compressed, r.ext, r.grain = runData, true, x, gi
-				r.stored = int64(e) * disk.SectorSize
-			default:
-				r.kind = runData
-				r.stored = int64(e)*disk.SectorSize + (off - gStart)
-			}
-			if !emit(r) {
-				return nil
+			gi := off / grainBytes
+			gEnd := min(tEnd, (gi+1)*grainBytes)
+			r := t.entryRun(gt[uint64(gi)%gtes], gi, off-gi*grainBytes)
+			r.Off, r.Len = base+off, gEnd-off
+			if !yield(r) {
+				return false, nil
 			}
 			off = gEnd
 		}
 	}
-	if have {
-		yield(pend)
+	return true, nil
+}
+
+// geometry returns what walkGrains needs.
+func (x *sparseExtent) geometry() (int64, uint64, []uint32) { return x.grainBytes, x.gtes, x.gd }
+
+// entryRun decodes grain table entry e of grain gi: 0 a hole, 1 a zeroed
+// grain (when the header allows), else the sector of the grain or of a
+// compressed grain's marker.
+func (x *sparseExtent) entryRun(e uint32, gi, within int64) mapped.Run {
+	switch {
+	case e == 0:
+		return mapped.Run{Kind: mapped.Hole}
+	case e == gteZeroed && x.zeroed:
+		return mapped.Run{Kind: mapped.Zero}
+	case x.compressed:
+		return mapped.Run{Kind: mapped.Compressed, Decoder: x, Unit: gi, At: int64(e) * disk.SectorSize, UnitLen: x.grainBytes, UnitOff: within}
+	default:
+		return mapped.Run{Kind: mapped.Stored, Storage: x.s, At: int64(e)*disk.SectorSize + within}
 	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // Metadata marker types of streamOptimized extents.
@@ -90,16 +91,16 @@ func (img *Image) Grains() iter.Seq2[Grain, error] {
 				continue
 			}
 			var gerr error
-			err := x.runs(0, e.n, func(r run) bool {
-				if r.kind != runData {
+			more, err := walkGrains[uint32](x, e.start, 0, e.n, func(r mapped.Run) bool {
+				if r.Kind != mapped.Compressed {
 					return true
 				}
-				off, size, err := x.grainLocation(r.grain, r.stored)
+				off, size, err := x.grainLocation(r.Unit, r.At)
 				if err != nil {
 					gerr = err
 					return false
 				}
-				g := Grain{Offset: e.start + r.off, Length: r.n, Size: x.grainBytes,
+				g := Grain{Offset: r.Off, Length: r.Len, Size: x.grainBytes,
 					Storage: x.s, StoredOffset: off, CompressedSize: size}
 				return yield(g, nil)
 			})
@@ -108,6 +109,9 @@ func (img *Image) Grains() iter.Seq2[Grain, error] {
 			}
 			if err != nil {
 				yield(Grain{}, err)
+				return
+			}
+			if !more {
 				return
 			}
 		}
