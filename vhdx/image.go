@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // Options control what an image may reference and how large it may be.
@@ -46,8 +47,8 @@ type Image struct {
 	chunkRatio int64
 	allocated  int64
 
-	bits   []atomic.Pointer[blockBits] // sector bitmaps of partially present blocks, read on first use
-	closed atomic.Bool
+	bits []atomic.Pointer[blockBits] // sector bitmaps of partially present blocks, read on first use
+	core *mapped.Image               // ReadAt, Extents and Close over runMap
 }
 
 // Probe reports whether s starts with the VHDX file type signature
@@ -133,6 +134,7 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 	for _, sp := range meta {
 		m.allocated += sp.end - sp.start
 	}
+	m.core = mapped.New(mapped.Config{Format: "vhdx", Name: s.Name(), Size: m.size, Mapper: (*runMap)(m), Parent: m.parent, DataName: "block data"})
 	return m, nil
 }
 
@@ -228,10 +230,7 @@ func (m *Image) Size() int64 { return m.size }
 
 // Close marks the image closed. It closes neither the storage nor the
 // parent, which belong to the caller.
-func (m *Image) Close() error {
-	m.closed.Store(true)
-	return nil
-}
+func (m *Image) Close() error { return m.core.Close() }
 
 // Subformat returns "fixed" (LeaveBlocksAllocated), "differencing"
 // (HasParent) or "dynamic".

@@ -2,11 +2,11 @@ package vhdx
 
 import (
 	"fmt"
-	"io"
 	"iter"
 	"math/bits"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/disk/mapped"
 )
 
 // A blockBits is a partially present block's part of its chunk's sector
@@ -58,29 +58,18 @@ func (m *Image) blockMap(b int64) (*blockBits, error) {
 	return m.bits[b].Load(), nil
 }
 
-// What a segment of the virtual disk reads from.
-const (
-	segZero   = iota // zeros
-	segData          // the file, at segment.at
-	segParent        // the parent, at the same virtual offset
-)
+// A runMap is an Image seen as the mapped.Mapper of its virtual disk.
+type runMap Image
 
-// A segment is a run [off, off+n) of the virtual disk read from one place.
-type segment struct {
-	off, n int64
-	kind   int
-	at     int64 // segData: offset in the (replayed) file of the run's first byte
-}
-
-// walk calls yield with the segments covering [off, end), a range inside
-// [0, Size), in order, until yield returns false: block by block, and
-// inside a partially present block sector run by sector run. It returns
-// the error of reading a sector bitmap.
-func (m *Image) walk(off, end int64, yield func(segment) bool) error {
-	absent := segZero
-	if m.md.hasParent {
-		absent = segParent
-	}
+// Runs yields the runs covering [off, end), a range inside [0, Size), in
+// order, block by block, and inside a partially present block sector run
+// by sector run: Stored for fully present blocks and present sectors (in
+// the file itself, or in the replayed file where the log wrote); Hole for
+// blocks not present and clear bitmap bits (the parent's bytes in a
+// differencing disk, zeros otherwise); Zero for blocks undefined, zero or
+// unmapped. It returns the error of reading a sector bitmap.
+func (rm *runMap) Runs(off, end int64, yield func(mapped.Run) bool) error {
+	m := (*Image)(rm)
 	bs := m.blockSize
 	for pos := off; pos < end; {
 		b := pos / bs
@@ -100,7 +89,7 @@ func (m *Image) walk(off, end int64, yield func(segment) bool) error {
 		case stateNotPresent:
 			bb = allAbsent
 		default: // undefined, zero, unmapped: zeros, in every kind of disk
-			if !yield(segment{pos, bEnd - pos, segZero, 0}) {
+			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Zero}) {
 				return nil
 			}
 			pos = bEnd
@@ -108,12 +97,12 @@ func (m *Image) walk(off, end int64, yield func(segment) bool) error {
 		}
 		switch {
 		case bb.full:
-			if !yield(segment{pos, bEnd - pos, segData, dataAt + pos}) {
+			if !yield(m.stored(pos, bEnd-pos, dataAt+pos)) {
 				return nil
 			}
 			pos = bEnd
 		case bb.empty:
-			if !yield(segment{pos, bEnd - pos, absent, 0}) {
+			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Hole}) {
 				return nil
 			}
 			pos = bEnd
@@ -128,11 +117,11 @@ func (m *Image) walk(off, end int64, yield func(segment) bool) error {
 					j++
 				}
 				runEnd := min(bStart+j*ss, bEnd)
-				sg := segment{pos, runEnd - pos, absent, 0}
+				r := mapped.Run{Off: pos, Len: runEnd - pos, Kind: mapped.Hole}
 				if in {
-					sg.kind, sg.at = segData, dataAt+pos
+					r = m.stored(pos, runEnd-pos, dataAt+pos)
 				}
-				if !yield(sg) {
+				if !yield(r) {
 					return nil
 				}
 				pos = runEnd
@@ -142,126 +131,27 @@ func (m *Image) walk(off, end int64, yield func(segment) bool) error {
 	return nil
 }
 
-// storageFor returns the storage to read [at, at+n) of the replayed file
-// from: the file itself, unless the log wrote there.
-func (m *Image) storageFor(at, n int64) disk.Storage {
+// stored returns the Stored run of n bytes at virtual offset off held at
+// file offset at: in the file itself, unless the log wrote there (or the
+// log extended the file past it), then in the replayed file.
+func (m *Image) stored(off, n, at int64) mapped.Run {
+	st := m.s
 	if m.ov != nil && m.ov.touches(at, n) {
-		return m.ov
+		st = m.ov
 	}
-	return m.s
+	return mapped.Run{Off: off, Len: n, Kind: mapped.Stored, Storage: st, At: at}
 }
 
 // ReadAt reads len(p) bytes of the virtual disk at off. Blocks not
-// present, undefined, zero or unmapped read as zeros, except that in a
-// differencing disk blocks not present and sectors whose bitmap bit is
-// clear read from the parent.
-func (m *Image) ReadAt(p []byte, off int64) (int, error) {
-	if m.closed.Load() {
-		return 0, fmt.Errorf("vhdx: %s: read after Close", m.s.Name())
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("vhdx: %s: negative offset %d", m.s.Name(), off)
-	}
-	if off >= m.size {
-		return 0, io.EOF
-	}
-	end := off + min(int64(len(p)), m.size-off)
-	var rerr error
-	err := m.walk(off, end, func(sg segment) bool {
-		q := p[sg.off-off : sg.off-off+sg.n]
-		switch sg.kind {
-		case segZero:
-			clear(q)
-		case segData:
-			rerr = disk.ReadFull(m.storageFor(sg.at, sg.n), "vhdx", "block data", q, sg.at)
-		case segParent:
-			rerr = m.readParent(q, sg.off)
-		}
-		return rerr == nil
-	})
-	if err == nil {
-		err = rerr
-	}
-	if err != nil {
-		return 0, err
-	}
-	if n := end - off; n < int64(len(p)) {
-		return int(n), io.EOF
-	}
-	return len(p), nil
-}
-
-// readParent reads len(q) bytes at off from the parent; bytes past the
-// parent's size read as zeros (a child may be larger than its parent).
-func (m *Image) readParent(q []byte, off int64) error {
-	ps := m.parent.Size()
-	k := int64(0)
-	if off < ps {
-		k = min(int64(len(q)), ps-off)
-		n, err := m.parent.ReadAt(q[:k], off)
-		if int64(n) < k {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("vhdx: reading parent at byte %d: %w", off, err)
-		}
-	}
-	clear(q[k:])
-	return nil
-}
+// present read as zeros, or from the parent in a differencing disk, as do
+// its sectors whose bitmap bit is clear; blocks undefined, zero or
+// unmapped read as zeros.
+func (m *Image) ReadAt(p []byte, off int64) (int, error) { return m.core.ReadAt(p, off) }
 
 // Extents yields the runs of [off, off+n) clipped to the disk: Zero for
-// blocks and sectors that read as zeros; Data stored verbatim (Stored set)
-// for present blocks and sectors, contiguous blocks coalesced into one
-// run; and for a differencing disk, the parent's extents where the child
-// holds no data. Runs the log rewrote are stored in the replayed file.
-func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
-	start, end := disk.ClipRange(off, n, m.size)
-	seq := func(yield func(disk.Extent, error) bool) {
-		if start >= end {
-			return
-		}
-		if m.closed.Load() {
-			yield(disk.Extent{}, fmt.Errorf("vhdx: %s: Extents after Close", m.s.Name()))
-			return
-		}
-		stopped := false
-		err := m.walk(start, end, func(sg segment) bool {
-			switch sg.kind {
-			case segZero:
-				stopped = !yield(disk.Extent{Offset: sg.off, Length: sg.n, Kind: disk.Zero}, nil)
-			case segData:
-				stopped = !yield(disk.Extent{Offset: sg.off, Length: sg.n, Kind: disk.Data, Stored: m.storageFor(sg.at, sg.n), StoredOffset: sg.at}, nil)
-			case segParent:
-				stopped = !m.parentExtents(sg, yield)
-			}
-			return !stopped
-		})
-		if err != nil && !stopped {
-			yield(disk.Extent{}, err)
-		}
-	}
-	return disk.Coalesce(seq, start, end-start)
-}
-
-// parentExtents yields the parent's extents for segment sg, and Zero for
-// the part past the parent's size. It reports whether to go on.
-func (m *Image) parentExtents(sg segment, yield func(disk.Extent, error) bool) bool {
-	end := sg.off + sg.n
-	pe := min(end, m.parent.Size())
-	if sg.off < pe {
-		for e, err := range m.parent.Extents(sg.off, pe-sg.off) {
-			if err != nil {
-				yield(disk.Extent{}, err)
-				return false
-			}
-			if !yield(e, nil) {
-				return false
-			}
-		}
-	}
-	if z := max(sg.off, pe); z < end {
-		return yield(disk.Extent{Offset: z, Length: end - z, Kind: disk.Zero}, nil)
-	}
-	return true
-}
+// what reads as zeros; Data stored verbatim (Stored set) for present
+// blocks and sectors, contiguous blocks coalesced into one run; and for a
+// differencing disk, the parent's extents where the child holds no data.
+// Runs the log rewrote are stored in the replayed file, an in-memory
+// overlay of the file.
+func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] { return m.core.Extents(off, n) }
