@@ -120,7 +120,9 @@ func loadBAT(s disk.Storage, l batLayout) (*batTable, error) {
 				}
 				continue // a dynamic or fixed disk's bitmap entries are ignored (qemu wrote garbage there before 2023)
 			}
-			t.payload[idx-idx/(l.chunkRatio+1)] = e
+			if p := idx - idx/(l.chunkRatio+1); p < nblocks { // a differencing disk's last chunk may have spare entries
+				t.payload[p] = e
+			}
 		}
 	}
 	var used []span

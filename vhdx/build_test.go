@@ -211,20 +211,21 @@ func locatorBytes(kv map[string]string) []byte {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	b := make([]byte, 20+12*len(keys))
-	copy(b, LocatorTypeVHDX[:])
-	le.PutUint16(b[18:], uint16(len(keys)))
+	hdr := make([]byte, 20+12*len(keys))
+	copy(hdr, LocatorTypeVHDX[:])
+	le.PutUint16(hdr[18:], uint16(len(keys)))
+	var strs []byte
 	for i, k := range keys {
 		ks, vs := utf16le(k), utf16le(kv[k])
-		e := b[20+12*i:]
-		le.PutUint32(e, uint32(len(b)))
-		b = append(b, ks...)
-		le.PutUint32(e[4:], uint32(len(b)))
-		b = append(b, vs...)
+		e := hdr[20+12*i:]
+		le.PutUint32(e, uint32(len(hdr)+len(strs)))
+		strs = append(strs, ks...)
+		le.PutUint32(e[4:], uint32(len(hdr)+len(strs)))
+		strs = append(strs, vs...)
 		le.PutUint16(e[8:], uint16(len(ks)))
 		le.PutUint16(e[10:], uint16(len(vs)))
 	}
-	return b
+	return append(hdr, strs...)
 }
 
 // writeLog writes entries one after another from the start of the log.
