@@ -226,11 +226,11 @@ func replayLog(s disk.Storage, h *header) (disk.Storage, *logReplay, error) {
 	if h.logLength%mib != 0 || h.logOffset%mib != 0 || h.logOffset < headerSection {
 		return nil, nil, disk.Errorf("vhdx", disk.ErrCorrupt, "log at byte %d (%d bytes) is not 1 MiB-aligned past the header section", h.logOffset, h.logLength)
 	}
-	if h.logOffset > uint64(s.Size()) || uint64(h.logLength) > uint64(s.Size())-h.logOffset {
-		return nil, nil, disk.Errorf("vhdx", disk.ErrCorrupt, "log at byte %d (%d bytes) past end of file (size %d)", h.logOffset, h.logLength, s.Size())
-	}
 	if h.logLength > MaxLogLength {
 		return nil, nil, disk.Errorf("vhdx", disk.ErrTooLarge, "log of %d bytes exceeds the %d-byte limit", h.logLength, MaxLogLength)
+	}
+	if h.logOffset > uint64(s.Size()) || uint64(h.logLength) > uint64(s.Size())-h.logOffset {
+		return nil, nil, disk.Errorf("vhdx", disk.ErrCorrupt, "log at byte %d (%d bytes) past end of file (size %d)", h.logOffset, h.logLength, s.Size())
 	}
 	buf := make([]byte, h.logLength)
 	if err := disk.ReadFull(s, "vhdx", "log", buf, int64(h.logOffset)); err != nil {

@@ -77,6 +77,7 @@ func (rm *runMap) Runs(off, end int64, yield func(mapped.Run) bool) error {
 		bEnd := min(bStart+bs, end)
 		e := m.bat.payload[b]
 		dataAt := int64(e&entryOffsetMask) - bStart // file offset of virtual byte 0 for this block
+		st := m.blockStorage(int64(e&entryOffsetMask), min(bs, m.size-bStart))
 		var bb *blockBits
 		switch e & 7 {
 		case stateFullyPresent:
@@ -97,7 +98,7 @@ func (rm *runMap) Runs(off, end int64, yield func(mapped.Run) bool) error {
 		}
 		switch {
 		case bb.full:
-			if !yield(m.stored(pos, bEnd-pos, dataAt+pos)) {
+			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Stored, Storage: st, At: dataAt + pos}) {
 				return nil
 			}
 			pos = bEnd
@@ -119,7 +120,7 @@ func (rm *runMap) Runs(off, end int64, yield func(mapped.Run) bool) error {
 				runEnd := min(bStart+j*ss, bEnd)
 				r := mapped.Run{Off: pos, Len: runEnd - pos, Kind: mapped.Hole}
 				if in {
-					r = m.stored(pos, runEnd-pos, dataAt+pos)
+					r = mapped.Run{Off: pos, Len: runEnd - pos, Kind: mapped.Stored, Storage: st, At: dataAt + pos}
 				}
 				if !yield(r) {
 					return nil
@@ -131,15 +132,15 @@ func (rm *runMap) Runs(off, end int64, yield func(mapped.Run) bool) error {
 	return nil
 }
 
-// stored returns the Stored run of n bytes at virtual offset off held at
-// file offset at: in the file itself, unless the log wrote there (or the
-// log extended the file past it), then in the replayed file.
-func (m *Image) stored(off, n, at int64) mapped.Run {
-	st := m.s
+// blockStorage returns the storage of the block of n bytes at file offset
+// at: the file itself, unless the log wrote into the block (or extended
+// the file past it), then the replayed file. The choice is the whole
+// block's, so that every request maps the block to the same storage.
+func (m *Image) blockStorage(at, n int64) disk.Storage {
 	if m.ov != nil && m.ov.touches(at, n) {
-		st = m.ov
+		return m.ov
 	}
-	return mapped.Run{Off: off, Len: n, Kind: mapped.Stored, Storage: st, At: at}
+	return m.s
 }
 
 // ReadAt reads len(p) bytes of the virtual disk at off. Blocks not
