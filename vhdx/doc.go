@@ -74,7 +74,7 @@
 //     them through the parent the caller gives.
 //   - 4096-byte logical sectors: qemu 7.2 refuses such files ("Operation
 //     not supported"); diskport reads them.
-//   - diskport also rejects blocks overlapping each other, bitmap blocks
-//     overlapping anything, and blocks past the end of file that qemu
-//     would read as short, and falls back to the second region table.
+//   - diskport also rejects blocks overlapping each other (qemu checks
+//     each block against the header section, log and regions only) and
+//     falls back to the second region table when the first is damaged.
 package vhdx
