@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/diskport/diskport/disk"
@@ -28,6 +29,9 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	_, dirty := dirtyPair()
 	seeds := [][]byte{hostileBase(), buildVHDX(fixed), buildVHDX(csp), dirty}
 	for _, name := range []string{"iotest-dynamic-1G.vhdx", "iotest-dirtylog-10G-4M.vhdx", "test-disk2vhd.vhdx"} {
+		if t == nil {
+			break // FuzzPatch's bases only
+		}
 		f, err := os.Open(sample(t, name))
 		if err != nil {
 			t.Fatal(err)
@@ -109,4 +113,95 @@ func exerciseImage(t *testing.T, m *Image) {
 		t.Fatalf("extents end at %d, size %d", pos, size)
 	}
 	m.Close()
+}
+
+// fuzzBases are the valid images FuzzPatch damages: dynamic, dirty (a log
+// to replay), differencing (opened over a 3 MiB parent) and fixed.
+var fuzzBases = sync.OnceValue(func() [][]byte {
+	seeds := fuzzSeeds(nil)
+	return seeds[:4]
+})
+
+// fuzzTargets are where FuzzPatch's patches land: the headers, region
+// tables, metadata table and items, BAT, log and first block.
+var fuzzTargets = []int64{header1At, header2At, regionTable1At, regionTable2At, bMetaAt, bMetaAt + metadataTableSize, bBATAt, bLogAt, bLogAt + logSector, 4 << 20}
+
+// FuzzPatch damages valid images with small patches at their structures
+// and recomputes the checksums the patches broke (unless told not to), so
+// the fuzzer reaches past the CRC-32C checks; the input stays small while
+// the images are megabytes. Input: a base selector and flags byte, then
+// patches of [target, offset (2 bytes), length, bytes].
+func FuzzPatch(f *testing.F) {
+	f.Add([]byte{0})
+	f.Add([]byte{1})
+	f.Add([]byte{2})
+	f.Add([]byte{3})
+	f.Add([]byte{0, 6, 0, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0})                 // block 1 fully present at offset 0
+	f.Add([]byte{0, 5, 0, 0, 4, 0, 0, 0, 0x10})                          // block size 1 MiB → 256 MiB
+	f.Add([]byte{1, 7, 0, 16, 8, 0, 0, 0, 0, 0, 0, 0, 0})                // log entry sequence 0
+	f.Add([]byte{2, 5, 0, 0, 8, 0, 0, 0x10, 0, 2, 0, 0, 0})              // file parameters
+	f.Add([]byte{0x80, 0, 0, 48, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}) // a log GUID, checksum kept wrong
+	parent := &memImage{pattern(7, 3<<20)}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 {
+			return
+		}
+		bases := fuzzBases()
+		base := bases[int(in[0]&3)]
+		keepCRC := in[0]&0x80 != 0
+		var writes []logWrite
+		for p := in[1:]; len(p) >= 4; {
+			tgt, off, n := int(p[0])%len(fuzzTargets), int64(le.Uint16(p[1:])), int(p[3])
+			p = p[4:]
+			n = min(n, len(p))
+			writes = append(writes, logWrite{off: fuzzTargets[tgt] + off, n: int64(n), data: p[:n]})
+			p = p[n:]
+		}
+		s := disk.Storage(disk.NewMemStorage("fuzz.vhdx", base))
+		if len(writes) > 0 {
+			s = newOverlay(s, s.Size(), writes)
+			if !keepCRC {
+				s = newOverlay(s, s.Size(), fixChecksums(s))
+			}
+		}
+		var opts Options
+		if in[0]&3 == 2 {
+			opts.Parent = parent
+		}
+		m, err := Open(s, opts)
+		if err != nil {
+			var de *disk.Error
+			if !errors.As(err, &de) {
+				t.Fatalf("untyped error %T: %v", err, err)
+			}
+			return
+		}
+		exerciseImage(t, m)
+	})
+}
+
+// fixChecksums returns the writes that make the headers', region tables'
+// and first log entry's checksums right again.
+func fixChecksums(s disk.Storage) []logWrite {
+	var out []logWrite
+	fix := func(at, n int64) {
+		b := make([]byte, n)
+		if _, err := s.ReadAt(b, at); err != nil {
+			return
+		}
+		c := make([]byte, 4)
+		le.PutUint32(c, checksum(b, 4))
+		out = append(out, logWrite{off: at + 4, n: 4, data: c})
+	}
+	fix(header1At, headerSize)
+	fix(header2At, headerSize)
+	fix(regionTable1At, regionTableSize)
+	fix(regionTable2At, regionTableSize)
+	var h [12]byte
+	if _, err := s.ReadAt(h[:], bLogAt); err == nil && string(h[:4]) == "loge" {
+		if n := int64(le.Uint32(h[8:])); n > 0 && n <= bLogLen && n%logSector == 0 {
+			fix(bLogAt, n)
+		}
+	}
+	return out
 }
