@@ -2,6 +2,7 @@ package vhdx
 
 import (
 	"bytes"
+	"cmp"
 	"compress/bzip2"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,9 +46,10 @@ type specBlock struct {
 // A specEntry is a log entry: its sequence number and writes (4 KiB data
 // sectors, or zero ranges when data is nil).
 type specEntry struct {
-	seq    uint64
-	tail   uint32 // offset of the sequence's tail entry in the log
-	writes []logWrite
+	seq           uint64
+	tail          uint32 // offset of the sequence's tail entry in the log
+	writes        []logWrite
+	flushed, last uint64 // FlushedFileOffset, LastFileOffset; 0: the file's size
 }
 
 // Layout constants of buildVHDX.
@@ -251,8 +253,8 @@ func writeLog(log []byte, guid GUID, entries []specEntry, fileSize uint64) {
 		le.PutUint64(ent[16:], e.seq)
 		le.PutUint32(ent[24:], uint32(count))
 		copy(ent[32:], guid[:])
-		le.PutUint64(ent[48:], fileSize)
-		le.PutUint64(ent[56:], fileSize)
+		le.PutUint64(ent[48:], cmp.Or(e.flushed, fileSize))
+		le.PutUint64(ent[56:], cmp.Or(e.last, fileSize))
 		di := 0
 		for i, w := range e.writes {
 			var d []byte
