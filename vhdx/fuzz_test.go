@@ -57,7 +57,9 @@ func FuzzOpen(f *testing.F) {
 	parent := &memImage{pattern(7, 3<<20)}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := disk.NewMemStorage("fuzz.vhdx", b)
-		Probe(s)
+		if ok, err := Probe(s); ok && err != nil {
+			t.Fatalf("Probe: %v, %v", ok, err)
+		}
 		for _, opts := range []Options{{}, {Parent: parent}} {
 			m, err := Open(s, opts)
 			if err != nil {

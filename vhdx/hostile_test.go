@@ -224,3 +224,16 @@ func want1(got, prefix string) string {
 	}
 	return "note " + got + ", want " + prefix + "..."
 }
+
+// TestProbe: the signature decides; short and foreign files are not
+// VHDX, without an error.
+func TestProbe(t *testing.T) {
+	for _, c := range []struct {
+		b    []byte
+		want bool
+	}{{hostileBase(), true}, {[]byte("vhdxfile"), true}, {[]byte("vhdxfil"), false}, {[]byte("conectix........"), false}, {nil, false}} {
+		if ok, err := Probe(disk.NewMemStorage("p", c.b)); ok != c.want || err != nil {
+			t.Errorf("Probe(%q...) = %v, %v; want %v", c.b[:min(len(c.b), 8)], ok, err, c.want)
+		}
+	}
+}

@@ -51,19 +51,6 @@ type Image struct {
 	core *mapped.Image               // ReadAt, Extents and Close over runMap
 }
 
-// Probe reports whether s starts with the VHDX file type signature
-// "vhdxfile".
-func Probe(s disk.Storage) bool {
-	var b [8]byte
-	if s.Size() < 8 {
-		return false
-	}
-	if _, err := s.ReadAt(b[:], 0); err != nil {
-		return false
-	}
-	return string(b[:]) == signature
-}
-
 // Open parses the VHDX in s and returns the image. Open reads the file
 // type identifier, both headers, the log (replaying its active sequence in
 // memory when the header names one: s is never written), both region

@@ -25,8 +25,8 @@ func openSample(t testing.TB, name string, opts Options) (*Image, string) {
 	t.Helper()
 	path := sample(t, name)
 	s := openFile(t, path)
-	if !Probe(s) {
-		t.Errorf("Probe(%s) = false", name)
+	if ok, err := Probe(s); !ok || err != nil {
+		t.Errorf("Probe(%s) = %v, %v", name, ok, err)
 	}
 	m, err := Open(s, opts)
 	if err != nil {
