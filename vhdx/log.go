@@ -220,7 +220,7 @@ func (r *logReader) findActive() ([]*logEntry, error) {
 func replayLog(s disk.Storage, h *header) (disk.Storage, *logReplay, error) {
 	rep := &logReplay{newSize: s.Size()}
 	if h.logGUID.IsZero() || h.logLength == 0 {
-		rep.note = "no log to replay (log GUID zero)"
+		rep.note = "no log to replay (log GUID or length zero)"
 		return s, rep, nil
 	}
 	if h.logLength%mib != 0 || h.logOffset%mib != 0 || h.logOffset < headerSection {
