@@ -106,6 +106,13 @@ func (r *logReader) parse(pos uint32) (*logEntry, error) {
 	if descSectors > uint64(e.length)/logSector {
 		return nil, nil
 	}
+	// Everything below costs at most the entry's length: charge it to the
+	// scan's budget, so that a log of long bogus entries at every sector
+	// costs a bounded amount of work.
+	r.budget -= int64(e.length)
+	if r.budget < 0 {
+		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "log: too many entries to check (more work than 8 times the log's %d bytes)", n)
+	}
 	// The descriptors, and the data sector each data descriptor names.
 	dataIdx := descSectors
 	for i := range count {
@@ -146,10 +153,6 @@ func (r *logReader) parse(pos uint32) (*logEntry, error) {
 		default:
 			return nil, nil
 		}
-	}
-	r.budget -= int64(e.length)
-	if r.budget < 0 {
-		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "log: too many entries to check (more checksum work than 8 times the log's %d bytes)", n)
 	}
 	// The checksum covers the entry's sectors, which may wrap the ring.
 	buf := make([]byte, 0, e.length)

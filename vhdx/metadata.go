@@ -97,15 +97,14 @@ func readMetadata(s disk.Storage, r Region) (*metadata, error) {
 			}
 		}
 		ents = append(ents, en)
+		known := !en.user && slices.Contains([]GUID{itemFileParameters, itemVirtualDiskSize, itemVirtualDiskID, itemLogicalSectorSize, itemPhysicalSectorSize, itemParentLocator}, en.id)
+		if !known && en.required {
+			return nil, disk.Errorf("vhdx", disk.ErrUnsupported, "%s: unknown metadata item marked required", where)
+		}
 		if en.user {
 			md.userItems++
-			continue
 		}
-		known := slices.Contains([]GUID{itemFileParameters, itemVirtualDiskSize, itemVirtualDiskID, itemLogicalSectorSize, itemPhysicalSectorSize, itemParentLocator}, en.id)
 		if !known {
-			if en.required {
-				return nil, disk.Errorf("vhdx", disk.ErrUnsupported, "%s: unknown metadata item marked required", where)
-			}
 			continue
 		}
 		item := make([]byte, en.n)
