@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf16"
 
@@ -44,7 +45,7 @@ type header struct {
 // "head" and CRC-32C.
 func parseHeader(b []byte, at int64) (*header, error) {
 	if string(b[:4]) != "head" {
-		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "header at byte %d: signature %q, want \"head\"", at, printable(b[:4]))
+		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "header at byte %d: signature %q, want \"head\"", at, string(b[:4]))
 	}
 	if got, want := le.Uint32(b[4:]), checksum(b[:headerSize], 4); got != want {
 		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "header at byte %d: checksum %08x, computed %08x", at, got, want)
@@ -75,7 +76,7 @@ func readFileIdentifier(s disk.Storage) (string, error) {
 		return "", err
 	}
 	if string(b[:8]) != signature {
-		return "", disk.Errorf("vhdx", disk.ErrFormatMismatch, "signature %q at byte 0, want %q", printable(b[:8]), signature)
+		return "", disk.Errorf("vhdx", disk.ErrFormatMismatch, "signature %q at byte 0, want %q", string(b[:8]), signature)
 	}
 	if s.Size() < headerSection {
 		return "", disk.Errorf("vhdx", disk.ErrCorrupt, "file of %d bytes is shorter than the %d-byte header section (truncated)", s.Size(), headerSection)
@@ -153,7 +154,7 @@ func regionName(g GUID) string {
 // parseRegionTable decodes and checks the 64 KiB region table read at at.
 func parseRegionTable(b []byte, at int64, fileSize int64) ([]Region, error) {
 	if string(b[:4]) != "regi" {
-		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "region table at byte %d: signature %q, want \"regi\"", at, printable(b[:4]))
+		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "region table at byte %d: signature %q, want \"regi\"", at, string(b[:4]))
 	}
 	if got, want := le.Uint32(b[4:]), checksum(b[:regionTableSize], 4); got != want {
 		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "region table at byte %d: checksum %08x, computed %08x", at, got, want)
@@ -219,28 +220,14 @@ func readRegionTables(s disk.Storage) (regs []Region, note string, err error) {
 
 // decodeUTF16 decodes UTF-16LE b up to the first NUL.
 func decodeUTF16(b []byte) string {
-	u := make([]uint16, 0, len(b)/2)
-	for i := 0; i+1 < len(b); i += 2 {
-		c := le.Uint16(b[i:])
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = le.Uint16(b[2*i:])
+	}
+	if i := slices.Index(u, 0); i >= 0 {
+		u = u[:i]
 	}
 	return string(utf16.Decode(u))
-}
-
-// printable renders b with non-printing bytes escaped, for messages.
-func printable(b []byte) string {
-	var sb strings.Builder
-	for _, c := range b {
-		if c >= 0x20 && c < 0x7f {
-			sb.WriteByte(c)
-		} else {
-			fmt.Fprintf(&sb, "\\x%02x", c)
-		}
-	}
-	return sb.String()
 }
 
 // trimFormat returns err's message without the "vhdx: " prefix.

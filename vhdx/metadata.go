@@ -60,7 +60,7 @@ func readMetadata(s disk.Storage, r Region) (*metadata, error) {
 		return nil, err
 	}
 	if string(b[:8]) != "metadata" {
-		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "metadata table at byte %d: signature %q, want \"metadata\"", r.Offset, printable(b[:8]))
+		return nil, disk.Errorf("vhdx", disk.ErrCorrupt, "metadata table at byte %d: signature %q, want \"metadata\"", r.Offset, string(b[:8]))
 	}
 	n := int(le.Uint16(b[10:]))
 	if n > maxMetadataItems {

@@ -41,21 +41,26 @@ func (m *Image) blockMap(b int64) (*blockBits, error) {
 		return nil, err
 	}
 	if r := secs % 8; r != 0 {
-		raw[len(raw)-1] &= 0xFF >> (8 - r)
+		raw[len(raw)-1] &= 0xFF >> (8 - r) // the bits past the disk's end
 	}
-	ones := int64(0)
+	m.bits[b].CompareAndSwap(nil, summarise(raw, secs))
+	return m.bits[b].Load(), nil
+}
+
+// summarise returns the blockBits of a block's raw bits for secs sectors:
+// allPresent or allAbsent when every bit agrees.
+func summarise(raw []byte, secs int64) *blockBits {
+	var ones int64
 	for _, c := range raw {
 		ones += int64(bits.OnesCount8(c))
 	}
-	bb := &blockBits{bits: raw}
-	switch ones {
-	case secs:
-		bb = allPresent
-	case 0:
-		bb = allAbsent
+	if ones == secs {
+		return allPresent
 	}
-	m.bits[b].CompareAndSwap(nil, bb)
-	return m.bits[b].Load(), nil
+	if ones == 0 {
+		return allAbsent
+	}
+	return &blockBits{bits: raw}
 }
 
 // A runMap is an Image seen as the mapped.Mapper of its virtual disk.
