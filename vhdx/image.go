@@ -47,8 +47,8 @@ type Image struct {
 	chunkRatio int64
 	allocated  int64
 
-	bits []atomic.Pointer[blockBits] // sector bitmaps of partially present blocks, read on first use
-	core *mapped.Image               // ReadAt, Extents and Close over runMap
+	bits []atomic.Pointer[sectorBits] // sector bitmaps of partially present blocks, read on first use
+	core *mapped.Image                // ReadAt, Extents and Close over runMap
 }
 
 // Open parses the VHDX in s and returns the image. Open reads the file
@@ -116,7 +116,7 @@ func Open(s disk.Storage, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.bits = make([]atomic.Pointer[blockBits], len(m.bat.payload))
+	m.bits = make([]atomic.Pointer[sectorBits], len(m.bat.payload))
 	m.allocated = m.bat.blockBytes
 	for _, sp := range meta {
 		m.allocated += sp.end - sp.start

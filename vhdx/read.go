@@ -9,58 +9,41 @@ import (
 	"github.com/diskport/diskport/disk/mapped"
 )
 
-// A blockBits is a partially present block's part of its chunk's sector
-// bitmap, summarised: all sectors present, none, or the bits (LSB first:
-// bit 0 of byte 0 is the block's first sector).
-type blockBits struct {
-	full, empty bool
-	bits        []byte
+// A sectorBits is a partially present block's part of its chunk's sector
+// bitmap: bit i (LSB first: bit 0 of byte 0 is the block's first sector)
+// says whether sector i is stored in the file; ones counts the set bits
+// of the secs sectors inside the disk.
+type sectorBits struct {
+	bits       []byte
+	ones, secs int64
 }
 
 // present reports whether sector i of the block is stored in the file.
-func (bb *blockBits) present(i int64) bool { return bb.bits[i/8]>>(i%8)&1 != 0 }
+func (sb *sectorBits) present(i int64) bool { return sb.bits[i/8]>>(i%8)&1 != 0 }
 
-var (
-	allPresent = &blockBits{full: true}
-	allAbsent  = &blockBits{empty: true}
-)
-
-// blockMap returns block b's sector bits, reading them from its chunk's
+// sectorMap returns block b's sector bits, reading them from its chunk's
 // sector bitmap block on first use. Bits of sectors past the disk's end
-// are ignored.
-func (m *Image) blockMap(b int64) (*blockBits, error) {
-	if bb := m.bits[b].Load(); bb != nil {
-		return bb, nil
+// are cleared.
+func (m *Image) sectorMap(b int64) (*sectorBits, error) {
+	if sb := m.bits[b].Load(); sb != nil {
+		return sb, nil
 	}
 	spb := m.blockSize / m.sectorSize // sectors per block, a multiple of 8
-	secs := min(spb, (m.size-b*m.blockSize)/m.sectorSize)
-	raw := make([]byte, (secs+7)/8)
+	sb := &sectorBits{secs: min(spb, (m.size-b*m.blockSize)/m.sectorSize)}
+	sb.bits = make([]byte, (sb.secs+7)/8)
 	e := m.bat.bitmaps[b/m.chunkRatio]
 	at := int64(e&entryOffsetMask) + (b%m.chunkRatio)*spb/8
-	if err := disk.ReadFull(m.file, "vhdx", fmt.Sprintf("sector bitmap of block %d", b), raw, at); err != nil {
+	if err := disk.ReadFull(m.file, "vhdx", fmt.Sprintf("sector bitmap of block %d", b), sb.bits, at); err != nil {
 		return nil, err
 	}
-	if r := secs % 8; r != 0 {
-		raw[len(raw)-1] &= 0xFF >> (8 - r) // the bits past the disk's end
+	if r := sb.secs % 8; r != 0 {
+		sb.bits[len(sb.bits)-1] &= 0xFF >> (8 - r)
 	}
-	m.bits[b].CompareAndSwap(nil, summarise(raw, secs))
+	for _, c := range sb.bits {
+		sb.ones += int64(bits.OnesCount8(c))
+	}
+	m.bits[b].CompareAndSwap(nil, sb)
 	return m.bits[b].Load(), nil
-}
-
-// summarise returns the blockBits of a block's raw bits for secs sectors:
-// allPresent or allAbsent when every bit agrees.
-func summarise(raw []byte, secs int64) *blockBits {
-	var ones int64
-	for _, c := range raw {
-		ones += int64(bits.OnesCount8(c))
-	}
-	if ones == secs {
-		return allPresent
-	}
-	if ones == 0 {
-		return allAbsent
-	}
-	return &blockBits{bits: raw}
 }
 
 // A runMap is an Image seen as the mapped.Mapper of its virtual disk.
@@ -81,60 +64,82 @@ func (rm *runMap) Runs(off, end int64, yield func(mapped.Run) bool) error {
 		bStart := b * bs
 		bEnd := min(bStart+bs, end)
 		e := m.bat.payload[b]
-		dataAt := int64(e&entryOffsetMask) - bStart // file offset of virtual byte 0 for this block
-		st := m.blockStorage(int64(e&entryOffsetMask), min(bs, m.size-bStart))
-		var bb *blockBits
+		blk := blockRun{
+			dataAt: int64(e&entryOffsetMask) - bStart,
+			st:     m.blockStorage(int64(e&entryOffsetMask), min(bs, m.size-bStart)),
+		}
+		kind := mapped.Zero // undefined, zero, unmapped: zeros, in every kind of disk
 		switch e & 7 {
 		case stateFullyPresent:
-			bb = allPresent
+			kind = mapped.Stored
+		case stateNotPresent:
+			kind = mapped.Hole
 		case statePartiallyPresent:
-			var err error
-			if bb, err = m.blockMap(b); err != nil {
+			sb, err := m.sectorMap(b)
+			if err != nil {
 				return err
 			}
-		case stateNotPresent:
-			bb = allAbsent
-		default: // undefined, zero, unmapped: zeros, in every kind of disk
-			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Zero}) {
-				return nil
-			}
-			pos = bEnd
-			continue
-		}
-		switch {
-		case bb.full:
-			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Stored, Storage: st, At: dataAt + pos}) {
-				return nil
-			}
-			pos = bEnd
-		case bb.empty:
-			if !yield(mapped.Run{Off: pos, Len: bEnd - pos, Kind: mapped.Hole}) {
-				return nil
-			}
-			pos = bEnd
-		default:
-			nsec := int64(len(bb.bits)) * 8
-			ss := m.sectorSize
-			for pos < bEnd {
-				sec := (pos - bStart) / ss
-				in := bb.present(sec)
-				j := sec + 1
-				for j < nsec && bb.present(j) == in {
-					j++
-				}
-				runEnd := min(bStart+j*ss, bEnd)
-				r := mapped.Run{Off: pos, Len: runEnd - pos, Kind: mapped.Hole}
-				if in {
-					r = mapped.Run{Off: pos, Len: runEnd - pos, Kind: mapped.Stored, Storage: st, At: dataAt + pos}
-				}
-				if !yield(r) {
+			switch sb.ones {
+			case sb.secs:
+				kind = mapped.Stored
+			case 0:
+				kind = mapped.Hole
+			default:
+				if !m.sectorRuns(sb, blk, pos, bStart, bEnd, yield) {
 					return nil
 				}
-				pos = runEnd
+				pos = bEnd
+				continue
 			}
 		}
+		if !yield(blk.run(pos, bEnd, kind)) {
+			return nil
+		}
+		pos = bEnd
 	}
 	return nil
+}
+
+// A blockRun says where a block's bytes are stored: in st, the block's
+// virtual byte 0 at dataAt.
+type blockRun struct {
+	dataAt int64
+	st     disk.Storage
+}
+
+// run returns the run [pos, end) of the block of the given kind.
+func (br blockRun) run(pos, end int64, kind mapped.Kind) mapped.Run {
+	r := mapped.Run{Off: pos, Len: end - pos, Kind: kind}
+	if kind == mapped.Stored {
+		r.Storage, r.At = br.st, br.dataAt+pos
+	}
+	return r
+}
+
+// sectorRuns yields the runs of [pos, bEnd) of a partially present block
+// starting at bStart, one per stretch of equal bits. It reports whether
+// to go on.
+func (m *Image) sectorRuns(sb *sectorBits, blk blockRun, pos, bStart, bEnd int64, yield func(mapped.Run) bool) bool {
+	nsec := int64(len(sb.bits)) * 8
+	ss := m.sectorSize
+	for pos < bEnd {
+		sec := (pos - bStart) / ss
+		in := sb.present(sec)
+		j := sec + 1
+		for j < nsec && sb.present(j) == in {
+			j++
+		}
+		runEnd := min(bStart+j*ss, bEnd)
+		kind := mapped.Hole
+		if in {
+			kind = mapped.Stored
+		}
+		if !yield(blk.run(pos, runEnd, kind)) {
+			return false
+		}
+		pos = runEnd
+	}
+	return true
 }
 
 // blockStorage returns the storage of the block of n bytes at file offset
