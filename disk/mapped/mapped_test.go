@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -145,6 +146,43 @@ func TestReadAt(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestConcurrent reads and maps one image from several goroutines (run
+// with -race): the pooled walk states and the unit cache are shared.
+func TestConcurrent(t *testing.T) {
+	f := newFixture(t, 40<<10)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 3000)
+			for i := range 200 {
+				off := int64((i*7919 + g*104729) % (64<<10 - len(buf)))
+				if _, err := f.img.ReadAt(buf, off); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(buf, f.want[off:off+int64(len(buf))]) {
+					errs <- fmt.Errorf("goroutine %d: bytes at %d differ", g, off)
+					return
+				}
+				for _, err := range f.img.Extents(off, int64(len(buf))) {
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 
