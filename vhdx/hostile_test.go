@@ -237,3 +237,20 @@ func TestProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyAndClosed: a disk of size 0 opens and maps to nothing; reads
+// after Close fail.
+func TestEmptyAndClosed(t *testing.T) {
+	m := mustOpen(t, "empty.vhdx", buildVHDX(spec{size: 0}), Options{})
+	if m.Size() != 0 {
+		t.Fatalf("Size %d", m.Size())
+	}
+	for e, err := range m.Extents(0, 1<<20) {
+		t.Fatalf("extent %+v, %v of an empty disk", e, err)
+	}
+	m = mustOpen(t, "x.vhdx", hostileBase(), Options{})
+	m.Close()
+	if _, err := m.ReadAt(make([]byte, 512), 0); err == nil {
+		t.Error("ReadAt after Close succeeded")
+	}
+}
