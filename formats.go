@@ -8,6 +8,7 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/raw"
 	"github.com/diskport/diskport/vhd"
+	"github.com/diskport/diskport/vhdx"
 	"github.com/diskport/diskport/vmdk"
 )
 
@@ -23,8 +24,8 @@ import (
 //     the one parser of a declared format, in the library and every verb.
 type Format string
 
-// The formats of the table. Raw, VMDK and VHD are read; VHDX and QCOW2 are
-// recognised so they are never mistaken for RAW, and refused.
+// The formats of the table. Raw, VMDK, VHD and VHDX are read; QCOW2 is
+// recognised so it is never mistaken for RAW, and refused.
 const (
 	Raw   Format = "raw"
 	VMDK  Format = "vmdk"
@@ -57,7 +58,7 @@ type formatEntry struct {
 var table = []formatEntry{
 	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, parents: true},
 	{format: VHD, ec2: "VHD", aliases: []string{"vpc"}, what: "a VHD image", probe: vhd.Probe, open: openVHD, parents: true},
-	{format: VHDX, ec2: "VHDX", what: "a VHDX image", probe: magic("vhdxfile")},
+	{format: VHDX, ec2: "VHDX", what: "a VHDX image", probe: vhdx.Probe, open: openVHDX, parents: true},
 	{format: QCOW2, what: "a QCOW2 image", probe: magic("QFI\xfb")},
 	{format: Raw, ec2: "RAW", aliases: []string{"img"}, what: "a RAW disk", open: openRaw},
 }
@@ -122,7 +123,7 @@ func (f Format) HasParents() bool {
 
 // ParseFormat parses a declared format name, case-insensitively: the
 // lowercase name, EC2's name or an alias ("vpc" for VHD) of a format
-// [Open] reads. A format diskport only recognises (VHDX, qcow2) or does
+// [Open] reads. A format diskport only recognises (qcow2) or does
 // not know is an ErrUnsupported error naming the formats it reads.
 func ParseFormat(name string) (Format, error) {
 	n := strings.ToLower(strings.TrimSpace(name))
@@ -163,6 +164,14 @@ func openVHD(s disk.Storage, _ string, opts Options, parent disk.Image) (disk.Im
 	img, err := vhd.Open(s, vhd.Options{Parent: parent, MaxVirtualSize: opts.MaxVirtualSize})
 	if err != nil {
 		return nil, err
+	}
+	return img, nil
+}
+
+func openVHDX(s disk.Storage, _ string, opts Options, parent disk.Image) (disk.Image, error) {
+	img, err := vhdx.Open(s, vhdx.Options{Parent: parent, MaxVirtualSize: opts.MaxVirtualSize})
+	if err != nil {
+		return nil, err // not a typed nil *vhdx.Image
 	}
 	return img, nil
 }

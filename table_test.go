@@ -16,7 +16,7 @@ import (
 )
 
 func TestFormatTable(t *testing.T) {
-	if got := diskport.Formats(); !slices.Equal(got, []diskport.Format{diskport.VMDK, diskport.VHD, diskport.Raw}) {
+	if got := diskport.Formats(); !slices.Equal(got, []diskport.Format{diskport.VMDK, diskport.VHD, diskport.VHDX, diskport.Raw}) {
 		t.Errorf("Formats() = %v", got)
 	}
 	for name, want := range map[string]diskport.Format{
@@ -29,7 +29,7 @@ func TestFormatTable(t *testing.T) {
 	}
 	// Only formats Open reads parse (issue 11, defect 5), and the message
 	// lists the table's names, not a list of its own.
-	for _, name := range []string{"qcow2", "vhdx", "QCOW2", "qed", ""} {
+	for _, name := range []string{"qcow2", "QCOW2", "qed", ""} {
 		f, err := diskport.ParseFormat(name)
 		if !errors.Is(err, disk.ErrUnsupported) {
 			t.Errorf("ParseFormat(%q) = %v, %v; want ErrUnsupported", name, f, err)
@@ -44,15 +44,15 @@ func TestFormatTable(t *testing.T) {
 			t.Errorf("ParseFormat(%q): %q", name, err)
 		}
 	}
-	for f, want := range map[diskport.Format]string{diskport.VMDK: "VMDK", diskport.VHD: "VHD", diskport.Raw: "RAW", diskport.QCOW2: ""} {
+	for f, want := range map[diskport.Format]string{diskport.VMDK: "VMDK", diskport.VHD: "VHD", diskport.VHDX: "VHDX", diskport.Raw: "RAW", diskport.QCOW2: ""} {
 		if f.EC2Name() != want {
 			t.Errorf("%s.EC2Name() = %q, want %q", f, f.EC2Name(), want)
 		}
 	}
-	if !diskport.VMDK.HasParents() || !diskport.VHD.HasParents() || diskport.Raw.HasParents() {
+	if !diskport.VMDK.HasParents() || !diskport.VHD.HasParents() || !diskport.VHDX.HasParents() || diskport.Raw.HasParents() {
 		t.Error("HasParents")
 	}
-	if diskport.VHDX.Readable() || !diskport.Raw.Readable() {
+	if diskport.QCOW2.Readable() || !diskport.VHDX.Readable() || !diskport.Raw.Readable() {
 		t.Error("Readable")
 	}
 }

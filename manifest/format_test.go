@@ -39,8 +39,10 @@ func TestDeclaredFormatRule(t *testing.T) {
 	if err != nil || m.FileFormat != "VHD" {
 		t.Fatalf("Create(VHD declared vpc) = %+v, %v", m, err)
 	}
-	if _, _, err := Create(ctx, vhd, t.TempDir(), SplitOptions{Format: "vhdx"}); !errors.Is(err, disk.ErrUnsupported) {
-		t.Errorf("Create(declared vhdx) = %v, want unsupported", err)
+	// VHDX is declared like any other format: a VHD declared VHDX is a
+	// mismatch (issue 14).
+	if _, _, err := Create(ctx, vhd, t.TempDir(), SplitOptions{Format: "vhdx"}); !errors.Is(err, disk.ErrFormatMismatch) {
+		t.Errorf("Create(VHD declared vhdx) = %v, want a format mismatch", err)
 	}
 
 	// What Create writes, convert reads back under the manifest's format.
