@@ -11,6 +11,7 @@ import (
 
 	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/raw"
+	"github.com/diskport/diskport/volume"
 )
 
 func TestChecksum(t *testing.T) {
@@ -42,10 +43,10 @@ func TestResumeAfterFailure(t *testing.T) {
 	if err == nil {
 		t.Fatal("the failing run succeeded")
 	}
-	if _, err := os.Stat(partialName(dst)); err != nil {
+	if _, err := os.Stat(volume.PartialName(dst)); err != nil {
 		t.Fatalf("resumable run removed its partial output: %v", err)
 	}
-	if _, err := os.Stat(journalName(dst)); err != nil {
+	if _, err := os.Stat(volume.JournalName(dst)); err != nil {
 		t.Fatalf("resumable run left no journal: %v", err)
 	}
 	res, err := Convert(context.Background(), img, dst, Options{Resume: true, Checksum: true, Workers: 2})
@@ -63,7 +64,7 @@ func TestResumeAfterFailure(t *testing.T) {
 	if !bytes.Equal(res.VirtualSHA256, vsum[:]) {
 		t.Errorf("virtual sha256 after resume %x, want %x", res.VirtualSHA256, vsum)
 	}
-	for _, p := range []string{partialName(dst), journalName(dst)} {
+	for _, p := range []string{volume.PartialName(dst), volume.JournalName(dst)} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s left behind", p)
 		}
