@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/volume"
+	"golang.org/x/sys/unix"
+)
+
+// convertDone is the last line of `convert --progress=json`.
+type convertDone struct {
+	Done          bool   `json:"done"`
+	VolumeSize    int64  `json:"volume_size"`
+	ResumedBytes  int64  `json:"resumed_bytes"`
+	StartedOver   string `json:"started_over"`
+	SHA256        string `json:"sha256"`
+	VirtualSHA256 string `json:"virtual_sha256"`
+}
+
+// runConvert runs `diskport convert --progress=json ARGS...` to the end and
+// returns its result line.
+func runConvert(t *testing.T, bin string, args ...string) convertDone {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(bin, append([]string{"convert", "--progress=json"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("convert %v: %v: %s", args, err, errb.Bytes())
+	}
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	var res convertDone
+	if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil || !res.Done {
+		t.Fatalf("convert %v: result %q: %v", args, lines[len(lines)-1], err)
+	}
+	return res
+}
+
+// sameVolume reports where the volume vol first differs from the virtual
+// disk golden followed by zeros up to size bytes, or "" when it holds just
+// that. The tail past the virtual disk must be a hole (SEEK_DATA finds no
+// data there), as a conversion leaves it.
+func sameVolume(golden, vol string, size int64) string {
+	fg, err := os.Open(golden)
+	if err != nil {
+		return err.Error()
+	}
+	defer fg.Close()
+	fv, err := os.Open(vol)
+	if err != nil {
+		return err.Error()
+	}
+	defer fv.Close()
+	sg, _ := fg.Stat()
+	sv, _ := fv.Stat()
+	if sv.Size() != size {
+		return fmt.Sprintf("%d bytes, want %d", sv.Size(), size)
+	}
+	bg, bv := make([]byte, 4<<20), make([]byte, 4<<20)
+	for off := int64(0); off < sg.Size(); off += int64(len(bg)) {
+		n, _ := io.ReadFull(fg, bg)
+		m, _ := io.ReadFull(fv, bv[:n])
+		if n != m || !bytes.Equal(bg[:n], bv[:m]) {
+			return fmt.Sprintf("bytes differ in [%d, %d)", off, off+int64(n))
+		}
+	}
+	if off, err := unix.Seek(int(fv.Fd()), sg.Size(), unix.SEEK_DATA); !errors.Is(err, unix.ENXIO) {
+		return fmt.Sprintf("data at %d past the virtual disk (%d bytes): %v", off, sg.Size(), err)
+	}
+	return ""
+}
+
+// killPoints returns when to kill a run that takes d: in its first
+// milliseconds, then spread over its whole length up to the rename.
+func killPoints(d time.Duration) []time.Duration {
+	ps := []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond}
+	for _, f := range []float64{0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.85, 0.93, 0.98, 1.0} {
+		ps = append(ps, time.Duration(f*float64(d)))
+	}
+	return ps
+}
+
+// TestResumeFromAnyKillPoint SIGKILLs `diskport convert` at 13 points from
+// its first milliseconds to the rename, for a streamOptimized and a
+// monolithicSparse VMDK, a dynamic VHD and a RAW image, resumes each with
+// --resume and checks the volume is byte-identical to a clean conversion
+// (the golden disk followed by a hole up to the full 1 GiB), with the
+// clean run's checksums. The points are spread over the measured length of
+// a warm clean run; when the machine runs faster than measured and fewer
+// than 10 kills land before the rename, more are added inside the run. A
+// run killed before its first journal checkpoint must start over and say
+// so (defect 1: it used to report success on a truncated volume). The
+// RAW runs are durable (the default); the others use --no-sync, which
+// changes only whether the volume is flushed before each checkpoint.
+func TestResumeFromAnyKillPoint(t *testing.T) {
+	bin := buildCLI(t)
+	g := testimg.Golden(t, testimg.Spec{Size: 384 << 20, Seed: 1107})
+	images := []struct {
+		name, path string
+		flags      []string
+	}{
+		{"streamOptimized", testimg.Make(t, g, "vmdk", "subformat=streamOptimized"), []string{"--no-sync"}},
+		{"monolithicSparse", testimg.Make(t, g, "vmdk", "subformat=monolithicSparse"), []string{"--no-sync"}},
+		{"dynamicVHD", testimg.Make(t, g, "vpc", "subformat=dynamic"), []string{"--no-sync"}},
+		{"raw", g, nil},
+	}
+	for _, im := range images {
+		t.Run(im.name, func(t *testing.T) {
+			dir := t.TempDir()
+			flags := append([]string{"--checksum", "sha256"}, im.flags...)
+			clean := filepath.Join(dir, "clean.raw")
+			var want convertDone
+			took := time.Duration(1 << 62)
+			for range 2 { // the first run warms the page cache
+				start := time.Now()
+				want = runConvert(t, bin, append(flags, "--force", im.path, clean)...)
+				took = min(took, time.Since(start))
+			}
+			if d := sameVolume(g, clean, 1<<30); d != "" || want.VolumeSize != 1<<30 {
+				t.Fatalf("the clean conversion (%d bytes) is not the golden disk and zeros: %s", want.VolumeSize, d)
+			}
+			points := killPoints(took)
+			before, resumed := 0, 0 // kills that landed before the rename; runs that resumed work
+			for k := 0; k < len(points); k++ {
+				at := points[k]
+				dst := filepath.Join(dir, fmt.Sprintf("vol%d.raw", k))
+				cmd := exec.Command(bin, append(append([]string{"convert"}, flags...), im.path, dst)...)
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(at)
+				cmd.Process.Signal(syscall.SIGKILL)
+				err := cmd.Wait()
+				var ee *exec.ExitError
+				killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled()
+				if _, serr := os.Stat(dst); serr == nil {
+					// Killed after the rename, or finished: the volume must be whole.
+					if d := sameVolume(g, dst, 1<<30); d != "" {
+						t.Fatalf("kill %d at %v (killed %v): the volume under the final name is not whole: %s", k, at, killed, d)
+					}
+					t.Logf("kill %2d at %7v: after the rename", k, at.Round(time.Millisecond))
+					if k == len(points)-1 && before < 10 && len(points) < 20 {
+						points = append(points, time.Duration(float64(took)*(0.1+0.1*float64(len(points)-13))))
+					}
+					os.Remove(dst)
+					continue
+				}
+				if !killed {
+					t.Fatalf("kill %d at %v: the run ended without a volume: %v", k, at, err)
+				}
+				before++
+				_, jerr := os.Stat(volume.JournalName(dst))
+				hadJournal := jerr == nil
+				res := runConvert(t, bin, append(flags, "--resume", im.path, dst)...)
+				if d := sameVolume(g, dst, 1<<30); d != "" {
+					t.Fatalf("kill %d at %v (journal %v), resumed %d bytes: %s", k, at, hadJournal, res.ResumedBytes, d)
+				}
+				if res.SHA256 != want.SHA256 || res.VirtualSHA256 != want.VirtualSHA256 {
+					t.Errorf("kill %d at %v: resumed checksums %s %s, want %s %s", k, at, res.SHA256, res.VirtualSHA256, want.SHA256, want.VirtualSHA256)
+				}
+				if !hadJournal && !strings.HasSuffix(res.StartedOver, "starting over") {
+					t.Errorf("kill %d at %v: no journal, yet the resumed run does not say it started over (%q)", k, at, res.StartedOver)
+				}
+				if hadJournal && res.StartedOver != "" {
+					t.Errorf("kill %d at %v: the journal was there, yet the run started over: %q", k, at, res.StartedOver)
+				}
+				if res.ResumedBytes > 0 {
+					resumed++
+				}
+				for _, p := range []string{volume.PartialName(dst), volume.JournalName(dst)} {
+					if _, err := os.Stat(p); err == nil {
+						t.Errorf("kill %d: %s left behind", k, p)
+					}
+				}
+				t.Logf("kill %2d at %7v: journal %-5v resumed %4d MiB %s", k, at.Round(time.Millisecond), hadJournal, res.ResumedBytes>>20, res.StartedOver)
+				os.Remove(dst)
+				if k == len(points)-1 && before < 10 && len(points) < 20 {
+					points = append(points, time.Duration(float64(took)*(0.1+0.1*float64(len(points)-13))))
+				}
+			}
+			t.Logf("clean run %v; %d of %d kills landed before the rename, %d resumed finished work", took.Round(time.Millisecond), before, len(points), resumed)
+			if before < 10 {
+				t.Errorf("only %d kills landed before the rename, want at least 10", before)
+			}
+			if resumed < 3 {
+				t.Errorf("only %d resumed runs continued finished work, want at least 3", resumed)
+			}
+		})
+	}
+}
