@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/manifest"
 	"github.com/diskport/diskport/volume"
 	"golang.org/x/sys/unix"
 )
@@ -198,4 +202,154 @@ func TestResumeFromAnyKillPoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startConvert starts `diskport convert ARGS...` and waits until its
+// partial output exists (and, when journal is set, its journal too).
+func startConvert(t *testing.T, bin, dst string, journal bool, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	var errb bytes.Buffer
+	cmd := exec.Command(bin, append([]string{"convert"}, args...)...)
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, perr := os.Stat(volume.PartialName(dst))
+		_, jerr := os.Stat(volume.JournalName(dst))
+		if perr == nil && (!journal || jerr == nil) {
+			return cmd, &errb
+		}
+		if _, err := os.Stat(dst); err == nil || time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			_, derr := os.Stat(dst)
+			t.Fatalf("convert %v: finished (%v), or no partial output after 30 s: %s", args, derr, errb.Bytes())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestResumeAfterKillBeforeCheckpoint is defect 1's regression test: a
+// conversion killed after it created its partial output but before its
+// first journal checkpoint, then run with --resume, must start over, say
+// so, and produce the whole volume at its full size. (It used to truncate
+// the file to 0 bytes, never size it again, and report success on a
+// volume shorter than the one it printed.)
+func TestResumeAfterKillBeforeCheckpoint(t *testing.T) {
+	bin := buildCLI(t)
+	g := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 1111})
+	img := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
+	dst := filepath.Join(t.TempDir(), "vol.raw")
+	for try := 0; ; try++ {
+		cmd, _ := startConvert(t, bin, dst, false, "--workers", "1", img, dst)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if _, err := os.Stat(volume.JournalName(dst)); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if try == 10 {
+			t.Fatal("every run wrote its journal before it could be killed")
+		}
+		os.Remove(volume.PartialName(dst))
+		os.Remove(volume.JournalName(dst))
+	}
+	res := runConvert(t, bin, "--resume", img, dst)
+	if res.StartedOver != "no journal: starting over" {
+		t.Errorf("started_over %q, want %q", res.StartedOver, "no journal: starting over")
+	}
+	if d := sameVolume(g, dst, 1<<30); d != "" || res.VolumeSize != 1<<30 {
+		t.Fatalf("resumed volume (reported %d bytes): %s", res.VolumeSize, d)
+	}
+	// The text output says it too.
+	os.Remove(dst)
+	cmd, _ := startConvert(t, bin, dst, false, "--workers", "1", img, dst)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	os.Remove(volume.JournalName(dst))
+	out, err := exec.Command(bin, "convert", "--resume", img, dst).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("resume: no journal: starting over")) {
+		t.Errorf("text output %q (%v) does not say it started over", out, err)
+	}
+	if d := sameVolume(g, dst, 1<<30); d != "" {
+		t.Fatal(d)
+	}
+}
+
+// TestSignalsStopCleanly sends SIGHUP, SIGTERM and SIGINT to running
+// conversions: each stops with exit status 1 and a message. Without
+// --resume the partial output and journal are removed; with --resume they
+// are kept and the next --resume finishes the volume. (SIGHUP, an SSH
+// session dropping, used to kill the process and leave the partial output
+// behind.)
+func TestSignalsStopCleanly(t *testing.T) {
+	bin := buildCLI(t)
+	g := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 1111})
+	// Read through a manifest from a server throttled to 16 MiB/s, so that
+	// a run lasts seconds however fast the machine converts.
+	mpath := throttledManifest(t, testimg.Make(t, g, "vmdk", "subformat=streamOptimized"), 16<<20)
+	dir := t.TempDir()
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT} {
+		for _, resume := range []bool{false, true} {
+			dst := filepath.Join(dir, fmt.Sprintf("vol-%d-%v.raw", sig, resume))
+			args := []string{"--workers", "1", "--no-sync", "--manifest", mpath, dst}
+			if resume {
+				args = append([]string{"--resume"}, args...)
+			}
+			cmd, errb := startConvert(t, bin, dst, true, args...)
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("%v (resume %v): %v, want exit status 1: %s", sig, resume, err, errb.Bytes())
+			}
+			if !strings.Contains(errb.String(), "convert stopped") {
+				t.Errorf("%v (resume %v): stderr %q does not say the conversion stopped", sig, resume, errb.String())
+			}
+			_, perr := os.Stat(volume.PartialName(dst))
+			_, jerr := os.Stat(volume.JournalName(dst))
+			if _, err := os.Stat(dst); err == nil {
+				t.Fatalf("%v: a stopped run left a file under the final name", sig)
+			}
+			if !resume {
+				if perr == nil || jerr == nil {
+					t.Errorf("%v without --resume: partial output (%v) or journal (%v) left behind", sig, perr, jerr)
+				}
+				continue
+			}
+			if perr != nil || jerr != nil {
+				t.Fatalf("%v with --resume: partial output (%v) or journal (%v) removed", sig, perr, jerr)
+			}
+			res := runConvert(t, bin, "--resume", "--manifest", mpath, dst)
+			if res.ResumedBytes == 0 || res.StartedOver != "" {
+				t.Errorf("%v: the next --resume redid everything (started over: %q)", sig, res.StartedOver)
+			}
+			if d := sameVolume(g, dst, 1<<30); d != "" {
+				t.Fatalf("%v: resumed volume: %s", sig, d)
+			}
+		}
+	}
+}
+
+// throttledManifest splits img into 1 MiB parts served by a loopback HTTP
+// server throttled to rate bytes per second, and returns the path of an
+// import manifest whose parts are its URLs.
+func throttledManifest(t *testing.T, img string, rate int64) string {
+	t.Helper()
+	parts := t.TempDir()
+	m, _, err := manifest.Create(context.Background(), img, parts, manifest.SplitOptions{PartSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(throttle(http.FileServer(http.Dir(parts)), rate))
+	t.Cleanup(srv.Close)
+	for i := range m.Parts {
+		m.Parts[i].GetURL = srv.URL + "/" + m.Parts[i].Key
+	}
+	mpath := filepath.Join(t.TempDir(), "image.manifest.xml")
+	if err := os.WriteFile(mpath, m.Marshal(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mpath
 }
