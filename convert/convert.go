@@ -54,10 +54,14 @@ type Options struct {
 	// DeviceZeroed says a block-device destination already reads as zeros
 	// (a fresh EBS volume), so zero runs need not be written.
 	DeviceZeroed bool
-	// Resume continues an interrupted conversion into the same
-	// destination, redoing only unfinished work. It is refused when the
-	// source or the options changed. With Resume, a failed or cancelled
-	// run keeps its temporary output and journal for the next try.
+	// Resume continues an interrupted (even killed) conversion into the
+	// same destination, redoing only unfinished work. When the
+	// interrupted run left no usable journal (killed before its first
+	// checkpoint), the conversion starts from zero and
+	// Result.StartedOver says so; a partial file is never trusted. It is
+	// refused when the source or the options changed. With Resume, a
+	// failed or cancelled run keeps its temporary output and journal for
+	// the next try.
 	Resume bool
 	// Checksum computes the SHA-256 of the volume and of its virtual-disk
 	// part as the data passes through.

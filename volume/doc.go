@@ -24,7 +24,11 @@
 // writer starts again from zero and says so (Writer.StartedOver), and the
 // volume always has its full size.
 //
-// Only the process's own steps are crash-safe against a kill of the
-// process; with NoSync the volume and journal survive a kill, not a crash
-// of the machine.
+// Unless NoSync, the volume is flushed before each checkpoint and before
+// the rename, and the journal and directory are synced, so the guarantees
+// hold across a crash of the machine; with NoSync they hold across a kill
+// of the process only.
+//
+// The API's users: package convert (image to volume), bundle's
+// Reader.ExtractVolume (unbundle), and the future API server's volumes.
 package volume
