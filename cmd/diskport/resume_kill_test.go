@@ -85,14 +85,60 @@ func sameVolume(golden, vol string, size int64) string {
 	return ""
 }
 
-// killPoints returns when to kill a run that takes d: in its first
-// milliseconds, then spread over its whole length up to the rename.
-func killPoints(d time.Duration) []time.Duration {
-	ps := []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond}
-	for _, f := range []float64{0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.85, 0.93, 0.98, 1.0} {
-		ps = append(ps, time.Duration(f*float64(d)))
+// killFractions are the kill points after the first milliseconds, as
+// fractions of the length of a run; the last point is the run's last
+// progress line (100%), just before the flush and the rename.
+var killFractions = []float64{0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.85, 0.93, 0.98}
+
+// killConvert starts `diskport convert ARGS...` and SIGKILLs it after at,
+// or, when atEnd, once it prints its 100% progress line. It returns how
+// long the run lasted and whether the kill stopped it (false: it had
+// finished).
+func killConvert(t *testing.T, bin string, at time.Duration, atEnd bool, args ...string) (time.Duration, bool) {
+	t.Helper()
+	if atEnd {
+		args = append([]string{"--progress=json"}, args...)
 	}
-	return ps
+	cmd := exec.Command(bin, append([]string{"convert"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if atEnd {
+		dec := json.NewDecoder(stdout)
+		for {
+			var p progressJSON
+			if dec.Decode(&p) != nil {
+				break
+			}
+			if p.TotalBytes > 0 && p.BytesConverted == p.TotalBytes {
+				break
+			}
+		}
+		at = 0
+	}
+	done := make(chan error, 1)
+	go func() {
+		io.Copy(io.Discard, stdout)
+		done <- cmd.Wait()
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(at):
+		cmd.Process.Signal(syscall.SIGKILL)
+		err = <-done
+	}
+	took := time.Since(start)
+	var ee *exec.ExitError
+	killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled()
+	if err != nil && !killed {
+		t.Fatalf("convert %v: %v", args, err)
+	}
+	return took, killed
 }
 
 // TestResumeFromAnyKillPoint SIGKILLs `diskport convert` at 13 points from
@@ -100,13 +146,15 @@ func killPoints(d time.Duration) []time.Duration {
 // monolithicSparse VMDK, a dynamic VHD and a RAW image, resumes each with
 // --resume and checks the volume is byte-identical to a clean conversion
 // (the golden disk followed by a hole up to the full 1 GiB), with the
-// clean run's checksums. The points are spread over the measured length of
-// a warm clean run; when the machine runs faster than measured and fewer
-// than 10 kills land before the rename, more are added inside the run. A
-// run killed before its first journal checkpoint must start over and say
-// so (defect 1: it used to report success on a truncated volume). The
-// RAW runs are durable (the default); the others use --no-sync, which
-// changes only whether the volume is flushed before each checkpoint.
+// clean run's checksums. The points are 0, 2 and 5 ms, fractions of the
+// measured length of a warm clean run (measured again whenever a run
+// finishes before its kill, so a machine whose speed varies still gets
+// kills spread over the run), and the moment the run prints 100%, before
+// its flush and rename. A run killed before its first journal checkpoint
+// must start over and say so (defect 1: it used to report success on a
+// truncated volume). The RAW runs are durable (the default); the others
+// use --no-sync, which changes only whether the volume is flushed before
+// each checkpoint.
 func TestResumeFromAnyKillPoint(t *testing.T) {
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 384 << 20, Seed: 1107})
@@ -134,50 +182,58 @@ func TestResumeFromAnyKillPoint(t *testing.T) {
 			if d := sameVolume(g, clean, 1<<30); d != "" || want.VolumeSize != 1<<30 {
 				t.Fatalf("the clean conversion (%d bytes) is not the golden disk and zeros: %s", want.VolumeSize, d)
 			}
-			points := killPoints(took)
-			before, resumed := 0, 0 // kills that landed before the rename; runs that resumed work
-			for k := 0; k < len(points); k++ {
-				at := points[k]
-				dst := filepath.Join(dir, fmt.Sprintf("vol%d.raw", k))
-				cmd := exec.Command(bin, append(append([]string{"convert"}, flags...), im.path, dst)...)
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
+			early := []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond}
+			points := len(early) + len(killFractions) + 1
+			before, resumed, retries := 0, 0, 0 // kills that landed before the rename; runs that resumed work
+			for k := 0; k < points; k++ {
+				var at time.Duration
+				switch {
+				case k < len(early):
+					at = early[k]
+				case k < len(early)+len(killFractions):
+					at = time.Duration(killFractions[k-len(early)] * float64(took))
 				}
-				time.Sleep(at)
-				cmd.Process.Signal(syscall.SIGKILL)
-				err := cmd.Wait()
-				var ee *exec.ExitError
-				killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled()
+				atEnd := k == points-1
+				dst := filepath.Join(dir, fmt.Sprintf("vol%d.raw", k))
+				lasted, killed := killConvert(t, bin, at, atEnd, append(flags, im.path, dst)...)
+				what := fmt.Sprintf("at %v", at.Round(time.Millisecond))
+				if atEnd {
+					what = fmt.Sprintf("at 100%% (%v)", lasted.Round(time.Millisecond))
+				}
 				if _, serr := os.Stat(dst); serr == nil {
 					// Killed after the rename, or finished: the volume must be whole.
 					if d := sameVolume(g, dst, 1<<30); d != "" {
-						t.Fatalf("kill %d at %v (killed %v): the volume under the final name is not whole: %s", k, at, killed, d)
-					}
-					t.Logf("kill %2d at %7v: after the rename", k, at.Round(time.Millisecond))
-					if k == len(points)-1 && before < 10 && len(points) < 20 {
-						points = append(points, time.Duration(float64(took)*(0.1+0.1*float64(len(points)-13))))
+						t.Fatalf("kill %d %s (killed %v): the volume under the final name is not whole: %s", k, what, killed, d)
 					}
 					os.Remove(dst)
+					if !killed && !atEnd && retries < 10 {
+						// Faster than measured: measure again, retry the point.
+						t.Logf("kill %2d %s: the run finished first, in %v", k, what, lasted.Round(time.Millisecond))
+						took, retries = lasted, retries+1
+						k--
+						continue
+					}
+					t.Logf("kill %2d %s: after the rename", k, what)
 					continue
 				}
 				if !killed {
-					t.Fatalf("kill %d at %v: the run ended without a volume: %v", k, at, err)
+					t.Fatalf("kill %d %s: the run ended without a volume", k, what)
 				}
 				before++
 				_, jerr := os.Stat(volume.JournalName(dst))
 				hadJournal := jerr == nil
 				res := runConvert(t, bin, append(flags, "--resume", im.path, dst)...)
 				if d := sameVolume(g, dst, 1<<30); d != "" {
-					t.Fatalf("kill %d at %v (journal %v), resumed %d bytes: %s", k, at, hadJournal, res.ResumedBytes, d)
+					t.Fatalf("kill %d %s (journal %v), resumed %d bytes: %s", k, what, hadJournal, res.ResumedBytes, d)
 				}
 				if res.SHA256 != want.SHA256 || res.VirtualSHA256 != want.VirtualSHA256 {
-					t.Errorf("kill %d at %v: resumed checksums %s %s, want %s %s", k, at, res.SHA256, res.VirtualSHA256, want.SHA256, want.VirtualSHA256)
+					t.Errorf("kill %d %s: resumed checksums %s %s, want %s %s", k, what, res.SHA256, res.VirtualSHA256, want.SHA256, want.VirtualSHA256)
 				}
 				if !hadJournal && !strings.HasSuffix(res.StartedOver, "starting over") {
-					t.Errorf("kill %d at %v: no journal, yet the resumed run does not say it started over (%q)", k, at, res.StartedOver)
+					t.Errorf("kill %d %s: no journal, yet the resumed run does not say it started over (%q)", k, what, res.StartedOver)
 				}
 				if hadJournal && res.StartedOver != "" {
-					t.Errorf("kill %d at %v: the journal was there, yet the run started over: %q", k, at, res.StartedOver)
+					t.Errorf("kill %d %s: the journal was there, yet the run started over: %q", k, what, res.StartedOver)
 				}
 				if res.ResumedBytes > 0 {
 					resumed++
@@ -187,13 +243,10 @@ func TestResumeFromAnyKillPoint(t *testing.T) {
 						t.Errorf("kill %d: %s left behind", k, p)
 					}
 				}
-				t.Logf("kill %2d at %7v: journal %-5v resumed %4d MiB %s", k, at.Round(time.Millisecond), hadJournal, res.ResumedBytes>>20, res.StartedOver)
+				t.Logf("kill %2d %s: journal %-5v resumed %4d MiB %s", k, what, hadJournal, res.ResumedBytes>>20, res.StartedOver)
 				os.Remove(dst)
-				if k == len(points)-1 && before < 10 && len(points) < 20 {
-					points = append(points, time.Duration(float64(took)*(0.1+0.1*float64(len(points)-13))))
-				}
 			}
-			t.Logf("clean run %v; %d of %d kills landed before the rename, %d resumed finished work", took.Round(time.Millisecond), before, len(points), resumed)
+			t.Logf("clean run %v; %d of %d kills landed before the rename, %d resumed finished work", took.Round(time.Millisecond), before, points, resumed)
 			if before < 10 {
 				t.Errorf("only %d kills landed before the rename, want at least 10", before)
 			}
