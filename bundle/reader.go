@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/volume"
 )
 
 // A Source reads the objects of a stored bundle.
@@ -107,6 +108,56 @@ type Truncater interface {
 // at offset 0. A dst with Truncate (an *os.File) gets holes for zero
 // blocks and is truncated to the volume size.
 func (r *Reader) Extract(ctx context.Context, dst io.WriterAt) error {
+	t, sparse := dst.(Truncater)
+	write := func(b []byte, off int64) error {
+		if sparse && disk.IsZero(b) {
+			return nil
+		}
+		if _, err := dst.WriteAt(b, off); err != nil {
+			return fmt.Errorf("bundle: writing the volume at byte %d: %w", off, err)
+		}
+		return nil
+	}
+	if err := r.extract(ctx, write); err != nil {
+		return err
+	}
+	if sparse {
+		if err := t.Truncate(r.Manifest.Image.Size); err != nil {
+			return fmt.Errorf("bundle: setting the volume size: %w", err)
+		}
+	}
+	return nil
+}
+
+// ExtractVolume restores the volume into w, a volume of the manifest's
+// image size, checked as Extract checks it: zero blocks are left as holes
+// where w reads as zeros. The caller commits w (atomic and durable: the
+// volume appears under its final name only when complete and verified) or
+// aborts it on error.
+func (r *Reader) ExtractVolume(ctx context.Context, w *volume.Writer) error {
+	if w.Size() != r.Manifest.Image.Size {
+		return fmt.Errorf("bundle: the volume is %d bytes, the bundle's image %d", w.Size(), r.Manifest.Image.Size)
+	}
+	var off int64
+	return r.extract(ctx, func(b []byte, at int64) error {
+		if err := w.Fill(b, at); err != nil {
+			return err
+		}
+		if at+int64(len(b))-off >= writebackChunk {
+			w.Writeback(off, at+int64(len(b))-off)
+			off = at + int64(len(b))
+		}
+		return nil
+	})
+}
+
+// writebackChunk is how much of the restored volume is written before its
+// writeout is started.
+const writebackChunk = 8 << 20
+
+// extract checks and decrypts the bundle, passing the volume's bytes to
+// write in order.
+func (r *Reader) extract(ctx context.Context, write func(b []byte, off int64) error) error {
 	m := r.Manifest
 	pr := newPartReader(ctx, r)
 	defer pr.close()
@@ -137,7 +188,7 @@ func (r *Reader) Extract(ctx context.Context, dst io.WriterAt) error {
 	if hdr.Size != m.Image.Size {
 		return corrupt("tar member %q is %d bytes, manifest says %d", truncate(hdr.Name, 80), hdr.Size, m.Image.Size)
 	}
-	if err := copyVolume(ctx, dst, tr, hdr.Size); err != nil {
+	if err := copyVolume(ctx, write, tr, hdr.Size); err != nil {
 		return err
 	}
 	n, err := io.Copy(io.Discard, io.LimitReader(tee, maxTrailer+1))
@@ -180,10 +231,8 @@ func tarErr(err error) error {
 	return gzipErr(err)
 }
 
-// copyVolume copies size bytes from r to dst at offset 0, leaving holes
-// for zero blocks when dst can truncate.
-func copyVolume(ctx context.Context, dst io.WriterAt, r io.Reader, size int64) error {
-	t, sparse := dst.(Truncater)
+// copyVolume passes size bytes from r to write, in order from offset 0.
+func copyVolume(ctx context.Context, write func(b []byte, off int64) error, r io.Reader, size int64) error {
 	buf := make([]byte, 1<<20)
 	var off int64
 	for off < size {
@@ -194,17 +243,10 @@ func copyVolume(ctx context.Context, dst io.WriterAt, r io.Reader, size int64) e
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return tarErr(err)
 		}
-		if !sparse || !disk.IsZero(buf[:n]) {
-			if _, err := dst.WriteAt(buf[:n], off); err != nil {
-				return fmt.Errorf("bundle: writing the volume at byte %d: %w", off, err)
-			}
+		if err := write(buf[:n], off); err != nil {
+			return err
 		}
 		off += int64(n)
-	}
-	if sparse {
-		if err := t.Truncate(size); err != nil {
-			return fmt.Errorf("bundle: setting the volume size: %w", err)
-		}
 	}
 	return nil
 }

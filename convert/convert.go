@@ -14,14 +14,16 @@
 // with pread into a reused buffer measured several times faster than
 // writing from a memory mapping, whose first-touch page faults dominated.)
 //
-// A file volume is written under a temporary name beside the destination
-// with a small journal of the finished segments, flushed (unless NoSync)
-// and renamed into place only when complete, so no half-written volume ever
-// sits under the final name. Unless NoSync, writeout of each finished
-// segment starts at once (sync_file_range), so the disk writes overlap the
-// conversion and the final flush has little left to do. A run that was
-// killed can be continued with Options.Resume, which redoes only the
-// unfinished segments.
+// The volume is written through package volume: a file under a temporary
+// name beside the destination with a small journal of the finished
+// segments, flushed (unless NoSync) and renamed into place only when
+// complete, so no half-written volume ever sits under the final name.
+// Unless NoSync, writeout of each finished segment starts at once
+// (sync_file_range), so the disk writes overlap the conversion and the
+// final flush has little left to do. A run that was killed at any point can
+// be continued with Options.Resume, which redoes only the unfinished
+// segments, or starts over (Result.StartedOver) when the killed run left
+// no usable journal.
 //
 // Memory stays bounded whatever the image size: each worker holds one
 // buffer, and with a checksum at most a few segments wait to be hashed.
@@ -32,6 +34,7 @@ import (
 	"runtime"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/volume"
 )
 
 // Options control a conversion.
@@ -51,10 +54,14 @@ type Options struct {
 	// DeviceZeroed says a block-device destination already reads as zeros
 	// (a fresh EBS volume), so zero runs need not be written.
 	DeviceZeroed bool
-	// Resume continues an interrupted conversion into the same
-	// destination, redoing only unfinished work. It is refused when the
-	// source or the options changed. With Resume, a failed or cancelled
-	// run keeps its temporary output and journal for the next try.
+	// Resume continues an interrupted (even killed) conversion into the
+	// same destination, redoing only unfinished work. When the
+	// interrupted run left no usable journal (killed before its first
+	// checkpoint), the conversion starts from zero and
+	// Result.StartedOver says so; a partial file is never trusted. It is
+	// refused when the source or the options changed. With Resume, a
+	// failed or cancelled run keeps its temporary output and journal for
+	// the next try.
 	Resume bool
 	// Checksum computes the SHA-256 of the volume and of its virtual-disk
 	// part as the data passes through.
@@ -84,6 +91,10 @@ type Result struct {
 	ResumedBytes int64
 	// Device reports whether the destination is a block device.
 	Device bool
+	// StartedOver, set when Options.Resume found nothing it could
+	// continue (no partial output, no journal, an unreadable one), says
+	// why the run started from zero, e.g. "no journal: starting over".
+	StartedOver string
 	// SHA256 is the digest of the whole volume and VirtualSHA256 that of
 	// its first VirtualSize bytes, when Options.Checksum is set.
 	SHA256, VirtualSHA256 []byte
@@ -97,21 +108,23 @@ const segmentSize = 8 << 20
 // memory-mapped.
 const bufferSize = 1 << 20
 
-// zeroBlock is the granularity at which zeros inside data runs are found
-// and skipped (qemu-img's default -S 4k).
-const zeroBlock = 4096
-
 var zeros = make([]byte, bufferSize)
 
 // Convert writes src as a raw volume to dst (a path: a new file, or an
-// existing block device written in place).
+// existing block device written in place), through a volume.Writer.
 func Convert(ctx context.Context, src disk.Image, dst string, opts Options) (*Result, error) {
 	virtual := src.Size()
 	size, err := VolumeSize(virtual, opts)
 	if err != nil {
 		return nil, err
 	}
-	out, err := createOutput(dst, size, opts)
+	segments := int((virtual + segmentSize - 1) / segmentSize)
+	spec, err := journalSpec(src, segments)
+	if err != nil {
+		return nil, err
+	}
+	out, err := volume.Create(dst, size, volume.Options{Force: opts.Force, NoSync: opts.NoSync,
+		DeviceZeroed: opts.DeviceZeroed, Resume: opts.Resume, Journal: spec})
 	if err != nil {
 		return nil, err
 	}
@@ -119,24 +132,23 @@ func Convert(ctx context.Context, src disk.Image, dst string, opts Options) (*Re
 	if workers <= 0 {
 		workers = min(runtime.GOMAXPROCS(0), 8)
 	}
-	c := &converter{src: src, out: out, opts: opts, total: virtual, workers: workers}
-	c.segments = int((virtual + segmentSize - 1) / segmentSize)
+	c := &converter{src: src, out: out, journal: out.Journal(), opts: opts, total: virtual, workers: workers,
+		segments: segments, dst: dst, resumed: out.Resumed()}
 	res, err := c.run(ctx, size)
 	if err != nil {
-		out.fail(opts.Resume)
+		if opts.Resume {
+			out.Keep()
+		} else {
+			out.Abort()
+		}
 		return nil, err
 	}
 	return res, nil
 }
 
 func (c *converter) run(ctx context.Context, size int64) (*Result, error) {
-	j, err := openJournal(c.src, c.out, c.opts, size, c.segments)
-	if err != nil {
-		return nil, err
-	}
-	c.journal = j
 	if c.opts.Checksum {
-		c.hash = newOrderedHash(c, j)
+		c.hash = newOrderedHash(c)
 	}
 	if err := c.convert(ctx); err != nil {
 		return nil, err
@@ -146,13 +158,12 @@ func (c *converter) run(ctx context.Context, size int64) (*Result, error) {
 			return nil, err
 		}
 	}
-	res := &Result{VirtualSize: c.total, VolumeSize: size, WrittenBytes: c.written.Load(),
-		ResumedBytes: j.resumedBytes(c.total), Device: c.out.device}
-	if c.out.device && !c.opts.DeviceZeroed && size > c.total {
-		if err := c.out.zero(c.total, size-c.total); err != nil {
-			return nil, err
-		}
+	res := &Result{VirtualSize: c.total, VolumeSize: size, ResumedBytes: c.resumedBytes(),
+		Device: c.out.Device(), StartedOver: c.out.StartedOver()}
+	if err := c.out.FillZero(c.total, size-c.total); err != nil {
+		return nil, err
 	}
+	res.WrittenBytes = c.out.Written()
 	if c.hash != nil {
 		res.VirtualSHA256 = c.hash.h.Sum(nil)
 		if err := c.hash.zeros(size - c.total); err != nil {
@@ -160,9 +171,20 @@ func (c *converter) run(ctx context.Context, size int64) (*Result, error) {
 		}
 		res.SHA256 = c.hash.h.Sum(nil)
 	}
-	if err := c.out.commit(c.opts.NoSync); err != nil {
+	if err := c.out.Commit(); err != nil {
 		return nil, err
 	}
-	j.remove()
 	return res, nil
+}
+
+// resumedBytes returns the bytes of the virtual disk earlier runs finished.
+func (c *converter) resumedBytes() int64 {
+	if c.journal == nil {
+		return 0
+	}
+	var n int64
+	for _, i := range c.journal.Resumed() {
+		n += min(segmentSize, c.total-int64(i)*segmentSize)
+	}
+	return n
 }

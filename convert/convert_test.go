@@ -16,6 +16,7 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/raw"
+	"github.com/diskport/diskport/volume"
 )
 
 func openGolden(t *testing.T, size int64, seed uint64) (*raw.Image, []byte) {
@@ -115,7 +116,7 @@ func TestConvertFile(t *testing.T) {
 		t.Fatalf("volume size %d", res.VolumeSize)
 	}
 	checkVolume(t, dst, want, GiB)
-	if _, err := os.Stat(partialName(dst)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(volume.PartialName(dst)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temporary file left behind: %v", err)
 	}
 	// An existing destination is not overwritten without Force.

@@ -30,14 +30,16 @@ type orderedHash struct {
 	hashed int // segments in h; guarded by hmu
 }
 
-func newOrderedHash(c *converter, j *journal) *orderedHash {
+func newOrderedHash(c *converter) *orderedHash {
 	window := c.workers + 2
 	o := &orderedHash{c: c, window: window, pending: map[int]*[]piece{}, h: sha256.New(),
 		bufs: make(bufList, window*segmentSize/bufferSize)}
 	o.cond = sync.NewCond(&o.mu)
-	if j.hashState != nil {
-		if err := o.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(j.hashState); err == nil {
-			o.next, o.hashed = j.hashNext, j.hashNext
+	if c.journal != nil {
+		if next, state, ok := parseHashState(c.journal.State()); ok {
+			if err := o.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err == nil {
+				o.next, o.hashed = next, next
+			}
 		}
 	}
 	return o
@@ -126,9 +128,9 @@ func (o *orderedHash) consume(seg int, ps []piece) error {
 func (o *orderedHash) readBack(seg int) error {
 	start := int64(seg) * segmentSize
 	n := min(segmentSize, o.c.total-start)
-	r := io.NewSectionReader(o.c.out.f, start, n)
+	r := io.NewSectionReader(o.c.out, start, n)
 	if _, err := io.CopyBuffer(o.h, r, make([]byte, bufferSize)); err != nil {
-		return fmt.Errorf("convert: reading back %s at %d for the checksum: %w", o.c.out.dst, start, err)
+		return fmt.Errorf("convert: reading back %s at %d for the checksum: %w", o.c.dst, start, err)
 	}
 	return nil
 }

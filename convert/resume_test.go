@@ -11,6 +11,7 @@ import (
 
 	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/raw"
+	"github.com/diskport/diskport/volume"
 )
 
 func TestChecksum(t *testing.T) {
@@ -42,10 +43,10 @@ func TestResumeAfterFailure(t *testing.T) {
 	if err == nil {
 		t.Fatal("the failing run succeeded")
 	}
-	if _, err := os.Stat(partialName(dst)); err != nil {
+	if _, err := os.Stat(volume.PartialName(dst)); err != nil {
 		t.Fatalf("resumable run removed its partial output: %v", err)
 	}
-	if _, err := os.Stat(journalName(dst)); err != nil {
+	if _, err := os.Stat(volume.JournalName(dst)); err != nil {
 		t.Fatalf("resumable run left no journal: %v", err)
 	}
 	res, err := Convert(context.Background(), img, dst, Options{Resume: true, Checksum: true, Workers: 2})
@@ -63,7 +64,7 @@ func TestResumeAfterFailure(t *testing.T) {
 	if !bytes.Equal(res.VirtualSHA256, vsum[:]) {
 		t.Errorf("virtual sha256 after resume %x, want %x", res.VirtualSHA256, vsum)
 	}
-	for _, p := range []string{partialName(dst), journalName(dst)} {
+	for _, p := range []string{volume.PartialName(dst), volume.JournalName(dst)} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s left behind", p)
 		}
@@ -92,4 +93,47 @@ func TestResumeRefusesChanges(t *testing.T) {
 	if _, err := Convert(context.Background(), img, dst, Options{NoSync: true}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestResumeSourceChangedSize is defect 9's regression test: resuming with
+// another source whose size, and so segment count, differs too says the
+// source changed (it used to say the journal "was written by another
+// version of diskport").
+func TestResumeSourceChangedSize(t *testing.T) {
+	img, _ := openGolden(t, 40<<20, 10)
+	dst := filepath.Join(t.TempDir(), "vol")
+	if _, err := Convert(context.Background(), failing{img, 30 << 20}, dst, Options{Resume: true, NoSync: true}); err == nil {
+		t.Fatal("the failing run succeeded")
+	}
+	other, want := openGolden(t, 72<<20, 12)
+	_, err := Convert(context.Background(), other, dst, Options{Resume: true, NoSync: true})
+	if err == nil || !strings.Contains(err.Error(), "source image changed") {
+		t.Fatalf("resume with a bigger source: %v, want the source changed", err)
+	}
+	if _, err := Convert(context.Background(), other, dst, Options{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	checkVolume(t, dst, want, GiB)
+}
+
+// TestResumeStartsOverWithoutJournal: a partial output without a journal
+// (a run killed before its first checkpoint) is converted from zero, the
+// result says so, and the volume has its full size (defect 1).
+func TestResumeStartsOverWithoutJournal(t *testing.T) {
+	img, want := openGolden(t, 40<<20, 13)
+	dst := filepath.Join(t.TempDir(), "vol")
+	if _, err := Convert(context.Background(), failing{img, 30 << 20}, dst, Options{Resume: true, NoSync: true}); err == nil {
+		t.Fatal("the failing run succeeded")
+	}
+	if err := os.Remove(volume.JournalName(dst)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Convert(context.Background(), img, dst, Options{Resume: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StartedOver != "no journal: starting over" || res.ResumedBytes != 0 {
+		t.Errorf("StartedOver %q, ResumedBytes %d", res.StartedOver, res.ResumedBytes)
+	}
+	checkVolume(t, dst, want, GiB)
 }

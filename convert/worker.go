@@ -3,29 +3,29 @@ package convert
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/volume"
 )
 
 // converter is one conversion in progress.
 type converter struct {
 	src      disk.Image
-	out      *output
+	out      *volume.Writer
 	opts     Options
 	total    int64 // virtual size
 	workers  int
 	segments int
+	dst      string
+	resumed  bool // continuing an interrupted run's output
 
-	next    atomic.Int64 // next segment to hand out
-	written atomic.Int64
-	journal *journal
-	hash    *orderedHash // nil without Options.Checksum
-	flush   *writeback   // nil with Options.NoSync
+	next    atomic.Int64    // next segment to hand out
+	journal *volume.Journal // nil for a block device
+	hash    *orderedHash    // nil without Options.Checksum
 
 	mu   sync.Mutex // serialises progress calls
 	done int64
@@ -66,11 +66,7 @@ var checkpointEvery = 250 * time.Millisecond
 func (c *converter) convert(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if !c.opts.NoSync {
-		c.flush = startWriteback(int(c.out.f.Fd()))
-		defer c.flush.stop()
-	}
-	c.progress(c.journal.resumedBytes(c.total))
+	c.progress(c.resumedBytes())
 	var wg sync.WaitGroup
 	for range c.workers {
 		wg.Go(func() {
@@ -85,6 +81,9 @@ func (c *converter) convert(ctx context.Context) error {
 	stop := make(chan struct{})
 	var ckpt sync.WaitGroup
 	ckpt.Go(func() {
+		if c.journal == nil {
+			return
+		}
 		t := time.NewTicker(checkpointEvery)
 		defer t.Stop()
 		for {
@@ -92,7 +91,7 @@ func (c *converter) convert(ctx context.Context) error {
 			case <-stop:
 				return
 			case <-t.C:
-				if err := c.journal.checkpoint(c.out, c.hash, c.opts.NoSync); err != nil {
+				if err := c.checkpoint(); err != nil {
 					cancel(err)
 				}
 			}
@@ -103,13 +102,27 @@ func (c *converter) convert(ctx context.Context) error {
 	ckpt.Wait()
 	if err := context.Cause(ctx); err != nil {
 		// Record what was finished, so a resumed run need not redo it.
-		if c.opts.Resume {
-			c.journal.checkpoint(c.out, c.hash, c.opts.NoSync)
+		if c.opts.Resume && c.journal != nil {
+			c.checkpoint()
 		}
 		return err
 	}
 	return nil
 }
+
+// checkpoint records the finished segments and the checksum's progress in
+// the journal.
+func (c *converter) checkpoint() error {
+	var state []byte
+	if c.hash != nil {
+		state = hashState(c.hash.snapshot())
+	}
+	return c.journal.Checkpoint(state)
+}
+
+// finished reports whether segment i was finished, by an earlier run when
+// resuming.
+func (c *converter) finished(i int) bool { return c.journal != nil && c.journal.Done(i) }
 
 // work converts segments until none are left.
 func (c *converter) work(ctx context.Context) error {
@@ -124,7 +137,7 @@ func (c *converter) work(ctx context.Context) error {
 				return err
 			}
 		}
-		if c.journal.isDone(i) {
+		if c.finished(i) {
 			if c.hash != nil {
 				if err := c.hash.submit(i, nil); err != nil {
 					return err
@@ -132,13 +145,23 @@ func (c *converter) work(ctx context.Context) error {
 			}
 			continue
 		}
+		start := int64(i) * segmentSize
+		n := min(segmentSize, c.total-start)
+		if c.resumed {
+			// What the killed run wrote of an unfinished segment is
+			// dropped: the segment is written afresh.
+			if err := c.out.Zero(start, n); err != nil {
+				return err
+			}
+		}
 		ps, err := c.segment(ctx, i, buf)
 		if err != nil {
 			return err
 		}
-		c.journal.markDone(i)
-		start := int64(i) * segmentSize
-		c.flush.add(start, min(segmentSize, c.total-start))
+		if c.journal != nil {
+			c.journal.MarkDone(i)
+		}
+		c.out.Writeback(start, n)
 		if c.hash != nil {
 			if err := c.hash.submit(i, ps); err != nil {
 				return err
@@ -161,10 +184,8 @@ func (c *converter) segment(ctx context.Context, i int, buf []byte) ([]piece, er
 			return nil, err
 		}
 		if e.Kind == disk.Zero {
-			if c.out.device && !c.opts.DeviceZeroed {
-				if err := c.out.zero(e.Offset, e.Length); err != nil {
-					return nil, err
-				}
+			if err := c.out.FillZero(e.Offset, e.Length); err != nil {
+				return nil, err
 			}
 			ps = append(ps, piece{n: e.Length})
 			c.progress(e.Length)
@@ -190,7 +211,7 @@ func (c *converter) segment(ctx context.Context, i int, buf []byte) ([]piece, er
 			} else if _, err := c.src.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && off+k == c.total) {
 				return nil, err
 			}
-			if err := c.write(b, off); err != nil {
+			if err := c.out.Fill(b, off); err != nil {
 				return nil, err
 			}
 			if keep {
@@ -207,49 +228,6 @@ func (c *converter) segment(ctx context.Context, i int, buf []byte) ([]piece, er
 		return nil, nil
 	}
 	return ps, nil
-}
-
-// write writes b at off, skipping whole zero blocks unless the destination
-// is a device that is not known to be zero.
-func (c *converter) write(b []byte, off int64) error {
-	if c.out.device && !c.opts.DeviceZeroed {
-		return c.pwrite(b, off)
-	}
-	for len(b) > 0 {
-		z := zeroPrefix(b, off, true)
-		b, off = b[z:], off+int64(z)
-		d := zeroPrefix(b, off, false)
-		if d > 0 {
-			if err := c.pwrite(b[:d], off); err != nil {
-				return err
-			}
-		}
-		b, off = b[d:], off+int64(d)
-	}
-	return nil
-}
-
-// zeroPrefix returns the length of the longest prefix of b made of blocks
-// (aligned to zeroBlock in the volume, b starting at off) that are all
-// zero (zero true) or each hold a non-zero byte (zero false).
-func zeroPrefix(b []byte, off int64, zero bool) int {
-	p := 0
-	for p < len(b) {
-		k := min(zeroBlock-int((off+int64(p))%zeroBlock), len(b)-p)
-		if disk.IsZero(b[p:p+k]) != zero {
-			break
-		}
-		p += k
-	}
-	return p
-}
-
-func (c *converter) pwrite(b []byte, off int64) error {
-	if _, err := c.out.f.WriteAt(b, off); err != nil {
-		return fmt.Errorf("convert: writing %s at %d: %w", c.out.dst, off, err)
-	}
-	c.written.Add(int64(len(b)))
-	return nil
 }
 
 func (c *converter) progress(n int64) {

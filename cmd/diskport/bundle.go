@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/diskport/diskport/bundle"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/volume"
 )
 
 func init() {
@@ -193,33 +193,24 @@ func init() {
 				return err
 			}
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		defer stop()
 		r, err := bundle.Open(ctx, src, *manifest, opt)
 		if err != nil {
 			return err
 		}
-		flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-		if *force {
-			flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-		}
-		f, err := os.OpenFile(pos[0], flags, 0o644)
+		// Written under a temporary name, flushed and renamed into place
+		// only once complete and verified: a crash or a signal never
+		// leaves a partial volume under the final name.
+		w, err := volume.Create(pos[0], r.Manifest.Image.Size, volume.Options{Force: *force})
 		if err != nil {
 			return err
 		}
-		var dst io.WriterAt = f
-		if st, serr := f.Stat(); serr != nil || !st.Mode().IsRegular() {
-			// A block device cannot get holes or be truncated: write every byte.
-			dst = struct{ io.WriterAt }{f}
+		if err := r.ExtractVolume(ctx, w); err != nil {
+			w.Abort()
+			return err
 		}
-		err = r.Extract(ctx, dst)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			if st, serr := os.Stat(pos[0]); serr == nil && st.Mode().IsRegular() {
-				os.Remove(pos[0])
-			}
+		if err := w.Commit(); err != nil {
 			return err
 		}
 		m := r.Manifest

@@ -29,7 +29,8 @@ func init() {
 		var progress progressMode
 		fs.Var(&progress, "progress", "show progress: a bar on stderr, or --progress=json for JSON lines on stdout")
 		checksum := fs.String("checksum", "", "print a checksum of the volume: sha256")
-		resume := fs.Bool("resume", false, "continue an interrupted conversion into the same destination")
+		resume := fs.Bool("resume", false, "continue an interrupted (even killed) conversion into the same destination, or start over when it left nothing usable; "+
+			"with --resume, a run stopped by SIGINT, SIGTERM or SIGHUP keeps its partial output for the next --resume (without it, the partial output is removed)")
 		noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 		zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
 		workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
@@ -55,7 +56,9 @@ func init() {
 		if *checksum != "" && *checksum != "sha256" {
 			return usageError("--checksum supports sha256, not %q", *checksum)
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		// SIGHUP too: an SSH session that drops must not leave the partial
+		// output behind, or kill the run before it can keep its journal.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		defer stop()
 		var im disk.Image
 		if *man != "" {
@@ -96,15 +99,25 @@ func init() {
 		res, err := convert.Convert(ctx, im, pos[1], opts)
 		rep.finish()
 		if err != nil {
+			if ctx.Err() != nil {
+				kept := "the partial output was removed"
+				if *resume {
+					kept = "the partial output and its journal were kept: run the same command again to continue"
+				}
+				return fmt.Errorf("convert stopped: %v; %s", context.Cause(ctx), kept)
+			}
 			return err
 		}
 		if progress == "json" {
 			return json.NewEncoder(stdout).Encode(map[string]any{
 				"done": true, "source": pos[0], "destination": pos[1],
 				"virtual_size": res.VirtualSize, "volume_size": res.VolumeSize,
-				"written_bytes": res.WrittenBytes, "resumed_bytes": res.ResumedBytes,
+				"written_bytes": res.WrittenBytes, "resumed_bytes": res.ResumedBytes, "started_over": res.StartedOver,
 				"sha256": hexOrEmpty(res.SHA256), "virtual_sha256": hexOrEmpty(res.VirtualSHA256),
 			})
+		}
+		if res.StartedOver != "" {
+			fmt.Fprintf(stdout, "resume: %s\n", res.StartedOver)
 		}
 		fmt.Fprintf(stdout, "converted %s (%d bytes) to %s: volume %d bytes (%d GiB)\n",
 			pos[0], res.VirtualSize, pos[1], res.VolumeSize, convert.GiBs(res.VolumeSize))

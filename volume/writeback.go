@@ -1,4 +1,4 @@
-package convert
+package volume
 
 import "golang.org/x/sys/unix"
 
