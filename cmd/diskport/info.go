@@ -10,27 +10,29 @@ import (
 )
 
 func init() {
-	c := &command{
+	register(&command{
 		name:    "info",
 		summary: "describe an image: format, virtual size, allocation",
 		usage:   "info [--format F] [--output human|json] IMAGE",
+		run:     runInfo,
+	})
+}
+
+// runInfo runs `diskport info`.
+func runInfo(c *command, args []string) error {
+	im, path, output, err := c.openWithOutput(args)
+	if err != nil {
+		return err
 	}
-	c.run = func(args []string) error {
-		im, path, output, err := c.openWithOutput(args)
-		if err != nil {
-			return err
-		}
-		defer im.Close()
-		info := im.Info()
-		if output == "json" {
-			e := json.NewEncoder(stdout)
-			e.SetIndent("", "    ")
-			return e.Encode(jsonInfo(info))
-		}
-		printInfo(stdout, path, info)
-		return nil
+	defer im.Close()
+	info := im.Info()
+	if output == "json" {
+		e := json.NewEncoder(stdout)
+		e.SetIndent("", "    ")
+		return e.Encode(jsonInfo(info))
 	}
-	register(c)
+	printInfo(stdout, path, info)
+	return nil
 }
 
 // jsonInfo gives the JSON shape of `info --output json`: every key present.

@@ -22,13 +22,16 @@ import (
 	"github.com/diskport/diskport"
 )
 
-// A command is one verb of the CLI. Each verb's file registers itself in
-// init.
+// A command is one verb of the CLI. Each verb has its own file, X.go, which
+// registers it in init and holds its runX function; helpers that several
+// verbs use live in files named for what they do (open.go, progress.go,
+// size.go, split.go, keys.go, credentials.go, manifestimage.go), and no
+// verb file uses a name another verb file defines.
 type command struct {
 	name    string
-	summary string // one line for `diskport help`
-	usage   string // the synopsis after "diskport ", e.g. "info [--format F] IMAGE"
-	run     func(args []string) error
+	summary string                                // one line for `diskport help`
+	usage   string                                // the synopsis after "diskport ", e.g. "info [--format F] IMAGE"
+	run     func(c *command, args []string) error // the verb: runX in X.go
 }
 
 var commands = map[string]*command{}
@@ -90,7 +93,7 @@ func run(args []string) int {
 		fmt.Fprintf(stderr, "diskport: unknown command %q (run 'diskport help')\n", name)
 		return 2
 	}
-	err := c.run(args[1:])
+	err := c.run(c, args[1:])
 	var ue *usageErr
 	switch {
 	case err == nil:

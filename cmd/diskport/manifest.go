@@ -2,21 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
-	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/manifest"
-	"golang.org/x/sys/unix"
 )
 
 const manifestUsage = `manifest create [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] IMAGE OUTDIR
@@ -24,64 +19,31 @@ const manifestUsage = `manifest create [--part-size 10MiB] [--format F] [--volum
        diskport manifest show PATH_OR_URL`
 
 func init() {
-	c := &command{
+	register(&command{
 		name:    "manifest",
 		summary: "create, verify or show an EC2 import manifest and its parts",
 		usage:   manifestUsage,
-	}
-	c.run = func(args []string) error {
-		if len(args) == 0 {
-			return usageError("missing subcommand (create, verify or show)")
-		}
-		switch args[0] {
-		case "-h", "-help", "--help":
-			fmt.Fprintf(stdout, "usage: diskport %s\n\n%s\n", c.usage, c.summary)
-			return flag.ErrHelp
-		case "create":
-			return manifestCreate(args[1:])
-		case "verify":
-			return manifestVerify(args[1:])
-		case "show":
-			return manifestShow(args[1:])
-		}
-		return usageError("unknown subcommand %q (want create, verify or show)", args[0])
-	}
-	register(c)
+		run:     runManifest,
+	})
 }
 
-// splitFlags are the flags that say how an image is cut into parts, shared
-// by manifest create and upload.
-type splitFlags struct {
-	partSize   byteSize
-	format     string
-	trust      bool
-	volumeSize int64
-	naming     string
-	name       string
-}
-
-func (f *splitFlags) register(fs *flag.FlagSet) {
-	f.partSize = manifest.DefaultPartSize
-	fs.Var(&f.partSize, "part-size", "size of each part (bytes, or with a KiB, MiB or GiB suffix)")
-	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+" (default: from the bytes)")
-	fs.BoolVar(&f.trust, "trust-format", false, "take --format even when the image's bytes look like another format")
-	fs.Int64Var(&f.volumeSize, "volume-size", 0, "volume size in GiB (default: the virtual size rounded up)")
-	fs.StringVar(&f.naming, "naming", "aws", "part names: aws (NAME.partN) or euca2ools (NAME.part.N)")
-	fs.StringVar(&f.name, "name", "", "base name of the parts and manifest (default: the image's file name)")
-}
-
-func (f *splitFlags) options() (manifest.SplitOptions, error) {
-	naming, err := manifest.ParseNaming(f.naming)
-	if err != nil {
-		return manifest.SplitOptions{}, usageError("%v", err)
+// runManifest runs `diskport manifest`.
+func runManifest(c *command, args []string) error {
+	if len(args) == 0 {
+		return usageError("missing subcommand (create, verify or show)")
 	}
-	if f.partSize <= 0 || f.partSize > manifest.MaxPartSize {
-		return manifest.SplitOptions{}, usageError("--part-size must be between 1 byte and 1 GiB")
+	switch args[0] {
+	case "-h", "-help", "--help":
+		fmt.Fprintf(stdout, "usage: diskport %s\n\n%s\n", c.usage, c.summary)
+		return flag.ErrHelp
+	case "create":
+		return manifestCreate(args[1:])
+	case "verify":
+		return manifestVerify(args[1:])
+	case "show":
+		return manifestShow(args[1:])
 	}
-	if f.volumeSize < 0 {
-		return manifest.SplitOptions{}, usageError("--volume-size must be positive")
-	}
-	return manifest.SplitOptions{PartSize: int64(f.partSize), Format: f.format, TrustFormat: f.trust, VolumeSize: f.volumeSize, Naming: naming, Name: f.name}, nil
+	return usageError("unknown subcommand %q (want create, verify or show)", args[0])
 }
 
 func manifestCreate(args []string) error {
@@ -217,112 +179,4 @@ func redactURL(u string) string {
 		}
 	}
 	return base + " (presigned)"
-}
-
-// openManifestImage opens the image a manifest's parts hold, for `convert
-// --manifest`: the declared file-format is checked against the bytes.
-// Closing the returned image also drops the parts cache.
-func openManifestImage(ctx context.Context, pathOrURL string, progress func(int64)) (disk.Image, error) {
-	m, store, err := manifest.Open(ctx, pathOrURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	s, err := manifest.OpenStorage(ctx, m, store, manifest.StorageOptions{Name: pathOrURL, Progress: progress})
-	if err != nil {
-		return nil, err
-	}
-	img, err := diskport.OpenStorage(s, diskport.Options{Format: m.FileFormat})
-	if err != nil {
-		s.Close()
-		var me *diskport.MismatchError
-		if errors.As(err, &me) {
-			return nil, &hinted{fmt.Sprintf("%s (the manifest's file-format is wrong: EC2 would import these bytes as %s; write the manifest again with the right --format)", me.Reason(), me.Declared.EC2Name()), err}
-		}
-		return nil, err
-	}
-	return &closeBoth{img, s}, nil
-}
-
-type closeBoth struct {
-	disk.Image
-	s *manifest.Storage
-}
-
-func (c *closeBoth) Close() error {
-	err := c.Image.Close()
-	if err2 := c.s.Close(); err == nil {
-		err = err2
-	}
-	return err
-}
-
-// byteSize is a flag holding a byte count written as 10485760, 10MiB, 10M,
-// 512KiB, 1GiB.
-type byteSize int64
-
-func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
-
-func (b *byteSize) Set(s string) error {
-	n, err := parseByteSize(s)
-	if err != nil {
-		return err
-	}
-	*b = byteSize(n)
-	return nil
-}
-
-func parseByteSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, errors.New("not a byte size: " + s)
-	}
-	return n * mult, nil
-}
-
-// bar is a progress line shown on stderr when asked for or when stderr is
-// a terminal; its methods do nothing otherwise.
-type bar struct {
-	mu    sync.Mutex
-	line  *progressLine
-	total int64
-	done  int64
-}
-
-func newBar(asked bool, total int64) *bar {
-	if !asked && !isTerminal(os.Stderr) {
-		return &bar{}
-	}
-	return &bar{line: newProgressLine(stderr), total: total}
-}
-
-func (b *bar) add(n int64) {
-	if b.line == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.done += n
-	b.line.update(b.done, b.total)
-}
-
-func (b *bar) finish() {
-	if b.line != nil {
-		b.line.finish()
-	}
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

@@ -10,36 +10,34 @@ import (
 	"github.com/diskport/diskport/bundle"
 )
 
-// secretEnv names the environment variable the secret access key is read
-// from; it is never taken from a flag.
-const secretEnv = "AWS_SECRET_ACCESS_KEY"
-
 func init() {
-	c := &command{
+	register(&command{
 		name:    "policy",
 		summary: "create, sign or check a BundleInstance S3 upload policy",
 		usage: "policy create --bucket B --prefix P [--expires 24h]\n" +
 			"       diskport policy sign POLICY_B64\n" +
 			"       diskport policy check --bucket B --prefix P [--signature S] POLICY_B64",
+		run: runPolicy,
+	})
+}
+
+// runPolicy runs `diskport policy`.
+func runPolicy(c *command, args []string) error {
+	if len(args) == 0 {
+		return usageError("missing subcommand: create, sign or check")
 	}
-	c.run = func(args []string) error {
-		if len(args) == 0 {
-			return usageError("missing subcommand: create, sign or check")
-		}
-		switch args[0] {
-		case "create":
-			return policyCreate(c, args[1:])
-		case "sign":
-			return policySign(c, args[1:])
-		case "check":
-			return policyCheck(c, args[1:])
-		case "-h", "-help", "--help":
-			_, err := c.parse(c.flags(), []string{"--help"}, 0, 0)
-			return err
-		}
-		return usageError("unknown subcommand %q: want create, sign or check", args[0])
+	switch args[0] {
+	case "create":
+		return policyCreate(c, args[1:])
+	case "sign":
+		return policySign(c, args[1:])
+	case "check":
+		return policyCheck(c, args[1:])
+	case "-h", "-help", "--help":
+		_, err := c.parse(c.flags(), []string{"--help"}, 0, 0)
+		return err
 	}
-	register(c)
+	return usageError("unknown subcommand %q: want create, sign or check", args[0])
 }
 
 func policyCreate(c *command, args []string) error {

@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sys/unix"
 )
 
 // progressMode is the value of --progress: "" (off), "bar" or "json".
@@ -123,4 +125,51 @@ type progressLine = progressReporter
 // newProgressLine returns a progress bar drawn on w.
 func newProgressLine(w io.Writer) *progressLine {
 	return newProgress("bar", w, 0, "")
+}
+
+// stderrIsTerminal reports whether the progress bar has a terminal to
+// draw on.
+func stderrIsTerminal() bool {
+	if stderr != os.Stderr {
+		return false
+	}
+	st, err := os.Stderr.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// bar is a progress line shown on stderr when asked for or when stderr is
+// a terminal; its methods do nothing otherwise.
+type bar struct {
+	mu    sync.Mutex
+	line  *progressLine
+	total int64
+	done  int64
+}
+
+func newBar(asked bool, total int64) *bar {
+	if !asked && !isTerminal(os.Stderr) {
+		return &bar{}
+	}
+	return &bar{line: newProgressLine(stderr), total: total}
+}
+
+func (b *bar) add(n int64) {
+	if b.line == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done += n
+	b.line.update(b.done, b.total)
+}
+
+func (b *bar) finish() {
+	if b.line != nil {
+		b.line.finish()
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

@@ -33,9 +33,9 @@ type convertDone struct {
 	VirtualSHA256 string `json:"virtual_sha256"`
 }
 
-// runConvert runs `diskport convert --progress=json ARGS...` to the end and
+// convertToEnd runs `diskport convert --progress=json ARGS...` to the end and
 // returns its result line.
-func runConvert(t *testing.T, bin string, args ...string) convertDone {
+func convertToEnd(t *testing.T, bin string, args ...string) convertDone {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd := exec.Command(bin, append([]string{"convert", "--progress=json"}, args...)...)
@@ -176,7 +176,7 @@ func TestResumeFromAnyKillPoint(t *testing.T) {
 			took := time.Duration(1 << 62)
 			for range 2 { // the first run warms the page cache
 				start := time.Now()
-				want = runConvert(t, bin, append(flags, "--force", im.path, clean)...)
+				want = convertToEnd(t, bin, append(flags, "--force", im.path, clean)...)
 				took = min(took, time.Since(start))
 			}
 			if d := sameVolume(g, clean, 1<<30); d != "" || want.VolumeSize != 1<<30 {
@@ -222,7 +222,7 @@ func TestResumeFromAnyKillPoint(t *testing.T) {
 				before++
 				_, jerr := os.Stat(volume.JournalName(dst))
 				hadJournal := jerr == nil
-				res := runConvert(t, bin, append(flags, "--resume", im.path, dst)...)
+				res := convertToEnd(t, bin, append(flags, "--resume", im.path, dst)...)
 				if d := sameVolume(g, dst, 1<<30); d != "" {
 					t.Fatalf("kill %d %s (journal %v), resumed %d bytes: %s", k, what, hadJournal, res.ResumedBytes, d)
 				}
@@ -308,7 +308,7 @@ func TestResumeAfterKillBeforeCheckpoint(t *testing.T) {
 		os.Remove(volume.PartialName(dst))
 		os.Remove(volume.JournalName(dst))
 	}
-	res := runConvert(t, bin, "--resume", img, dst)
+	res := convertToEnd(t, bin, "--resume", img, dst)
 	if res.StartedOver != "no journal: starting over" {
 		t.Errorf("started_over %q, want %q", res.StartedOver, "no journal: starting over")
 	}
@@ -374,7 +374,7 @@ func TestSignalsStopCleanly(t *testing.T) {
 			if perr != nil || jerr != nil {
 				t.Fatalf("%v with --resume: partial output (%v) or journal (%v) removed", sig, perr, jerr)
 			}
-			res := runConvert(t, bin, "--resume", "--manifest", mpath, dst)
+			res := convertToEnd(t, bin, "--resume", "--manifest", mpath, dst)
 			if res.ResumedBytes == 0 || res.StartedOver != "" {
 				t.Errorf("%v: the next --resume redid everything (started over: %q)", sig, res.StartedOver)
 			}

@@ -12,26 +12,26 @@ import (
 var version = ""
 
 func init() {
-	c := &command{
+	register(&command{
 		name:    "version",
 		summary: "print diskport's version",
 		usage:   "version",
+		run:     runVersion,
+	})
+}
+
+// runVersion runs `diskport version`.
+func runVersion(c *command, args []string) error {
+	if _, err := c.parse(c.flags(), args, 0, 0); err != nil {
+		return err
 	}
-	c.run = func(args []string) error {
-		if _, err := c.parse(c.flags(), args, 0, 0); err != nil {
-			return err
-		}
-		{
-			v := version
-			if v == "" {
-				v = "devel"
-				if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-					v = bi.Main.Version
-				}
-			}
-			fmt.Fprintf(stdout, "diskport %s %s/%s %s, inflate: %s\n", v, runtime.GOOS, runtime.GOARCH, runtime.Version(), vmdk.Inflater())
-			return nil
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
 		}
 	}
-	register(c)
+	fmt.Fprintf(stdout, "diskport %s %s/%s %s, inflate: %s\n", v, runtime.GOOS, runtime.GOARCH, runtime.Version(), vmdk.Inflater())
+	return nil
 }

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/diskport/diskport"
+	"github.com/diskport/diskport/manifest"
+)
+
+// splitFlags are the flags that say how an image is cut into parts, shared
+// by manifest create and upload.
+type splitFlags struct {
+	partSize   byteSize
+	format     string
+	trust      bool
+	volumeSize int64
+	naming     string
+	name       string
+}
+
+func (f *splitFlags) register(fs *flag.FlagSet) {
+	f.partSize = manifest.DefaultPartSize
+	fs.Var(&f.partSize, "part-size", "size of each part (bytes, or with a KiB, MiB or GiB suffix)")
+	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+" (default: from the bytes)")
+	fs.BoolVar(&f.trust, "trust-format", false, "take --format even when the image's bytes look like another format")
+	fs.Int64Var(&f.volumeSize, "volume-size", 0, "volume size in GiB (default: the virtual size rounded up)")
+	fs.StringVar(&f.naming, "naming", "aws", "part names: aws (NAME.partN) or euca2ools (NAME.part.N)")
+	fs.StringVar(&f.name, "name", "", "base name of the parts and manifest (default: the image's file name)")
+}
+
+func (f *splitFlags) options() (manifest.SplitOptions, error) {
+	naming, err := manifest.ParseNaming(f.naming)
+	if err != nil {
+		return manifest.SplitOptions{}, usageError("%v", err)
+	}
+	if f.partSize <= 0 || f.partSize > manifest.MaxPartSize {
+		return manifest.SplitOptions{}, usageError("--part-size must be between 1 byte and 1 GiB")
+	}
+	if f.volumeSize < 0 {
+		return manifest.SplitOptions{}, usageError("--volume-size must be positive")
+	}
+	return manifest.SplitOptions{PartSize: int64(f.partSize), Format: f.format, TrustFormat: f.trust, VolumeSize: f.volumeSize, Naming: naming, Name: f.name}, nil
+}
