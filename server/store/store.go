@@ -70,6 +70,12 @@ const (
 	VolumeDeleted   = "deleted"
 )
 
+// Instance states used here, as EC2 names them.
+const (
+	InstanceStopped    = "stopped"
+	InstanceTerminated = "terminated"
+)
+
 // A Task is a conversion task: ImportVolume's or ImportInstance's.
 type Task struct {
 	ID, AccountID string
@@ -151,9 +157,13 @@ type Store interface {
 	// cancelling, oldest first: the conversion queue.
 	Unfinished(ctx context.Context) ([]*Task, error)
 	// Transition moves a task from one of the states in from to state to
-	// with the status message, or returns ErrState.
+	// with the status message, or returns ErrState. Moving to
+	// TaskCompleted makes the task's volumes available (in-use for an
+	// instance's); moving to TaskCancelled deletes them and terminates the
+	// instance. The task and its records change together.
 	Transition(ctx context.Context, id string, from []string, to, message string) error
-	// SetStatus sets a task's status message without changing its state.
+	// SetStatus sets an active task's status message; a task in another
+	// state keeps its message.
 	SetStatus(ctx context.Context, id, message string) error
 	// Progress records one volume's conversion progress.
 	Progress(ctx context.Context, volumeID string, bytes int64, status, message string) error

@@ -179,7 +179,7 @@ func (s *SQLite) Unfinished(ctx context.Context) ([]*Task, error) {
 // the status message, or returns ErrState (ErrNotFound for no such task).
 // Moving to TaskCompleted makes the task's volumes available (in-use for
 // an instance's) and marks their conversion completed; moving to
-// TaskCancelled deletes them. The task and its volumes change together.
+// TaskCancelled deletes them and terminates the task's instance. The task and its volumes change together.
 func (s *SQLite) Transition(ctx context.Context, id string, from []string, to, message string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var state string
@@ -204,6 +204,9 @@ func (s *SQLite) Transition(ctx context.Context, id string, from []string, to, m
 		case TaskCancelled:
 			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = 'cancelled', status_message = ?, state = ? WHERE task_id = ?`,
 				message, VolumeDeleted, id)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, `UPDATE instances SET state = ? WHERE task_id = ?`, InstanceTerminated, id)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
@@ -212,9 +215,11 @@ func (s *SQLite) Transition(ctx context.Context, id string, from []string, to, m
 	})
 }
 
-// SetStatus sets a task's status message without changing its state.
+// SetStatus sets an active task's status message (a task in another
+// state keeps its message: a cancellation's reason stays).
 func (s *SQLite) SetStatus(ctx context.Context, id, message string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE tasks SET status_message = ?, updated = ? WHERE id = ?`, message, unix(time.Now()), id)
+	_, err := s.db.ExecContext(ctx, `UPDATE tasks SET status_message = ?, updated = ? WHERE id = ? AND state = ?`,
+		message, unix(time.Now()), id, TaskActive)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
