@@ -70,6 +70,8 @@ func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *sto
 	if err != nil {
 		return err
 	}
+	s.log.Info("volume", "event", "converted", "task", t.ID, "volume", v.ID, "virtual_size", res.VirtualSize,
+		"written_bytes", res.WrittenBytes, "resumed_bytes", res.ResumedBytes)
 	v.BytesConverted, v.Status = res.VirtualSize, "completed"
 	return s.st.Progress(ctx, v.ID, res.VirtualSize, "completed", "")
 }
