@@ -268,3 +268,37 @@ func resumed(log, vol string) bool {
 	}
 	return false
 }
+
+// TestQueue: with both workers busy a third task waits, "Pending: queued",
+// and cancelling it (and the running ones) ends each cancelled with its
+// reason.
+func TestQueue(t *testing.T) {
+	golden := testimg.Golden(t, testimg.Spec{Size: 32 << 20, Seed: 11, ZeroPercent: 5})
+	ps := newPartsServer(t, golden, 4<<20, nil)
+	ts := startServer(t, "", ps.Listener.Addr().String())
+	c := ts.sdk(testKey, testSecret)
+	var tasks []string
+	for range 3 {
+		task, _ := importVolume(t, c, "RAW", ps.m.Size, ps.manifestURL(), 1)
+		tasks = append(tasks, task)
+	}
+	waitProgress(t, c, tasks[0], 1)
+	waitProgress(t, c, tasks[1], 1)
+	out, err := c.DescribeConversionTasks(context.Background(), &ec2.DescribeConversionTasksInput{ConversionTaskIds: []string{tasks[2]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := out.ConversionTasks[0]; ct.State != types.ConversionTaskStateActive || aws.ToString(ct.StatusMessage) != statusQueued ||
+		aws.ToInt64(ct.ImportVolume.BytesConverted) != 0 {
+		t.Fatalf("the third task: %s %q", ct.State, aws.ToString(ct.StatusMessage))
+	}
+	for i := len(tasks) - 1; i >= 0; i-- {
+		reason := "reason " + tasks[i]
+		if _, err := c.CancelConversionTask(context.Background(), &ec2.CancelConversionTaskInput{ConversionTaskId: aws.String(tasks[i]), ReasonMessage: aws.String(reason)}); err != nil {
+			t.Fatal(err)
+		}
+		if state, msg := waitTask(t, c, tasks[i], 5*time.Second); state != "cancelled" || msg != reason {
+			t.Fatalf("task %d: %s %q", i, state, msg)
+		}
+	}
+}
