@@ -30,7 +30,7 @@ func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *sto
 	}
 	startOverWithoutJournal(dst)
 	s.status(ctx, t, v, 0, "Pending: fetching the manifest")
-	img, err := s.openImage(ctx, v)
+	img, err := s.openImage(ctx, t, v)
 	if err != nil {
 		return err
 	}
@@ -99,15 +99,16 @@ func (s *Server) status(ctx context.Context, t *store.Task, v *store.Volume, don
 	}
 }
 
-// openImage fetches the manifest at the volume's ImportManifestUrl and
-// opens the image its parts hold, checking it against what the client
-// declared: Image.Format against the bytes and the manifest's
-// file-format, Image.Bytes against the manifest's size.
-func (s *Server) openImage(ctx context.Context, v *store.Volume) (disk.Image, error) {
+// openImage fetches the manifest at the volume's ImportManifestUrl (once
+// it and its parts are uploaded) and opens the image its parts hold,
+// checking it against what the client declared: Image.Format against the
+// bytes and the manifest's file-format, Image.Bytes against the
+// manifest's size.
+func (s *Server) openImage(ctx context.Context, t *store.Task, v *store.Volume) (disk.Image, error) {
 	if err := s.fetch.checkURL(v.ManifestURL); err != nil {
 		return nil, err
 	}
-	m, ps, err := manifest.Open(ctx, v.ManifestURL, s.fetch.client)
+	m, ps, err := s.awaitUpload(ctx, t, v)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -28,6 +29,8 @@ type partsServer struct {
 	m    *manifest.Manifest
 	dir  string
 	sent atomic.Int64
+	// hidden makes the manifest answer 404, as before its upload.
+	hidden atomic.Bool
 }
 
 func newPartsServer(t *testing.T, image string, rate int64, edit func(m *manifest.Manifest, dir string)) *partsServer {
@@ -42,6 +45,10 @@ func newPartsServer(t *testing.T, image string, rate int64, edit func(m *manifes
 	var mu sync.Mutex
 	ps.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/image.manifest.xml" {
+			if ps.hidden.Load() {
+				http.NotFound(w, r)
+				return
+			}
 			w.Write(ps.m.Marshal())
 			return
 		}
@@ -301,4 +308,70 @@ func TestQueue(t *testing.T) {
 			t.Fatalf("task %d: %s %q", i, state, msg)
 		}
 	}
+}
+
+// TestLateUpload: ImportVolume comes first and the upload after it, as
+// ec2-import-volume and euca2ools do. The task waits for the manifest,
+// then says how many parts are there, and converts once all are.
+func TestLateUpload(t *testing.T) {
+	golden := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 13})
+	image := testimg.Make(t, golden, "vpc", "subformat=dynamic")
+	ps := newPartsServer(t, image, 0, nil)
+	ps.hidden.Store(true)
+	aside := t.TempDir()
+	for _, p := range ps.m.Parts {
+		if err := os.Rename(filepath.Join(ps.dir, p.Key), filepath.Join(aside, p.Key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := startServer(t, "", ps.Listener.Addr().String())
+	c := ts.sdk(testKey, testSecret)
+	task, vol := importVolume(t, c, "VHD", ps.m.Size, ps.manifestURL(), 1)
+	waitStatus := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := c.DescribeConversionTasks(context.Background(), &ec2.DescribeConversionTasksInput{ConversionTaskIds: []string{task}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct := out.ConversionTasks[0]
+			if aws.ToString(ct.StatusMessage) == want && ct.State == types.ConversionTaskStateActive {
+				return
+			}
+			if ct.State != types.ConversionTaskStateActive || time.Now().After(deadline) {
+				t.Fatalf("waiting for %q: task %s %q", want, ct.State, aws.ToString(ct.StatusMessage))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitStatus("Pending: the manifest is not uploaded yet")
+	ps.hidden.Store(false)
+	n := len(ps.m.Parts)
+	waitStatus(fmt.Sprintf("Pending: 0 of %d parts uploaded", n))
+	for i := 0; i < n-1; i++ {
+		os.Rename(filepath.Join(aside, ps.m.Parts[i].Key), filepath.Join(ps.dir, ps.m.Parts[i].Key))
+	}
+	waitStatus(fmt.Sprintf("Pending: %d of %d parts uploaded", n-1, n))
+	os.Rename(filepath.Join(aside, ps.m.Parts[n-1].Key), filepath.Join(ps.dir, ps.m.Parts[n-1].Key))
+	if state, msg := waitTask(t, c, task, time.Minute); state != "completed" {
+		t.Fatalf("task ended %s: %s", state, msg)
+	}
+	sameVolume(t, ts.VolumePath(vol), testimg.QemuRaw(t, image), 1<<30)
+}
+
+// TestUploadExpires: a task whose parts never arrive is cancelled at its
+// expirationTime, with a status message saying so.
+func TestUploadExpires(t *testing.T) {
+	golden := testimg.Golden(t, testimg.Spec{Size: 1 << 20, Seed: 14})
+	ps := newPartsServer(t, golden, 0, nil)
+	ps.hidden.Store(true)
+	ts := startServerWith(t, "", func(c *Config) { c.Expiration = 2 * time.Second }, ps.Listener.Addr().String())
+	c := ts.sdk(testKey, testSecret)
+	task, vol := importVolume(t, c, "RAW", ps.m.Size, ps.manifestURL(), 1)
+	state, msg := waitTask(t, c, task, 10*time.Second)
+	if state != "cancelled" || !strings.HasPrefix(msg, "Import task is expired") {
+		t.Fatalf("task ended %s %q", state, msg)
+	}
+	noVolumeFiles(t, ts.dir, vol)
 }

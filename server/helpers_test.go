@@ -58,6 +58,12 @@ func (b *syncBuffer) String() string {
 // from allow.
 func startServer(t *testing.T, dir string, allow ...string) *testServer {
 	t.Helper()
+	return startServerWith(t, dir, nil, allow...)
+}
+
+// startServerWith is startServer with a change to the configuration.
+func startServerWith(t *testing.T, dir string, edit func(*Config), allow ...string) *testServer {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -69,8 +75,12 @@ func startServer(t *testing.T, dir string, allow ...string) *testServer {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	srv, err := New(Config{Store: st, DataDir: dir, AllowFetch: allow, Workers: 2,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)), ProgressInterval: 100 * time.Millisecond})
+	cfg := Config{Store: st, DataDir: dir, AllowFetch: allow, Workers: 2,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)), ProgressInterval: 100 * time.Millisecond, UploadPoll: 100 * time.Millisecond}
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,6 +72,9 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Expiration is how long a task may take; 0 means 7 days.
 	Expiration time.Duration
+	// UploadPoll is the first wait before looking again for a manifest or
+	// parts not uploaded yet (doubling up to 30 s); 0 means 1 s.
+	UploadPoll time.Duration
 }
 
 // A Server answers EC2 Query API requests and runs the conversions.
@@ -101,6 +104,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ProgressInterval <= 0 {
 		cfg.ProgressInterval = 500 * time.Millisecond
+	}
+	if cfg.UploadPoll <= 0 {
+		cfg.UploadPoll = time.Second
 	}
 	if cfg.Expiration <= 0 {
 		cfg.Expiration = 7 * 24 * time.Hour
