@@ -91,10 +91,16 @@ func (p *fetchPolicy) check(u *url.URL) error {
 // checkURL parses and checks a client's URL.
 func (p *fetchPolicy) checkURL(s string) error {
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if err := p.check(u); err != nil {
+		return err
+	}
+	if u.Host == "" {
 		return errors.New("not an absolute http(s) URL")
 	}
-	return p.check(u)
+	return nil
 }
 
 // checkedTransport checks every request, the parts' URLs included, before
@@ -137,11 +143,19 @@ func controlDial(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// presigned matches the query string of a URL in a message.
-var presigned = regexp.MustCompile(`(https?://[^\s?"'<>]+)\?[^\s"'<>]*`)
+// urlInText matches a URL in a message.
+var urlInText = regexp.MustCompile(`https?://[^\s"'<>]+`)
 
 // redact removes the query strings (presigned signatures) of the URLs in
 // a message meant for a log or a status message.
 func redact(msg string) string {
-	return presigned.ReplaceAllString(msg, "$1?…")
+	return urlInText.ReplaceAllStringFunc(msg, func(u string) string {
+		base, q, ok := strings.Cut(u, "?")
+		if !ok {
+			return u
+		}
+		// Keep the punctuation that ends the sentence, not the URL.
+		tail := q[len(strings.TrimRight(q, ":,;.)")):]
+		return base + "?…" + tail
+	})
 }
