@@ -31,12 +31,33 @@ type partsServer struct {
 	sent atomic.Int64
 	// hidden makes the manifest answer 404, as before its upload.
 	hidden atomic.Bool
+	// xml, when set, is served as the manifest instead of m.
+	xml []byte
 }
 
 func newPartsServer(t *testing.T, image string, rate int64, edit func(m *manifest.Manifest, dir string)) *partsServer {
 	t.Helper()
+	return newPartsServerOpts(t, image, 1<<20, rate, edit)
+}
+
+// newPartsServerSized serves image in parts of partSize bytes, or in one
+// part when single.
+func newPartsServerSized(t *testing.T, image string, partSize int64, single bool) *partsServer {
+	t.Helper()
+	if single {
+		st, err := os.Stat(image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		partSize = st.Size()
+	}
+	return newPartsServerOpts(t, image, partSize, 0, nil)
+}
+
+func newPartsServerOpts(t *testing.T, image string, partSize, rate int64, edit func(m *manifest.Manifest, dir string)) *partsServer {
+	t.Helper()
 	dir := t.TempDir()
-	m, _, err := manifest.Create(context.Background(), image, dir, manifest.SplitOptions{PartSize: 1 << 20})
+	m, _, err := manifest.Create(context.Background(), image, dir, manifest.SplitOptions{PartSize: partSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +68,10 @@ func newPartsServer(t *testing.T, image string, rate int64, edit func(m *manifes
 		if r.URL.Path == "/image.manifest.xml" {
 			if ps.hidden.Load() {
 				http.NotFound(w, r)
+				return
+			}
+			if ps.xml != nil {
+				w.Write(ps.xml)
 				return
 			}
 			w.Write(ps.m.Marshal())
