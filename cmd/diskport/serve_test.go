@@ -4,8 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -211,4 +221,69 @@ func g64(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// TestServeTLS serves HTTPS with --tls-cert and --tls-key: the SDK,
+// trusting the certificate, gets answers; plain HTTP does not.
+func TestServeTLS(t *testing.T) {
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+
+	p := &serveProc{cmd: exec.Command(bin, "serve", "--data", filepath.Join(dir, "data"), "--s3-endpoint", "http://127.0.0.1:9",
+		"--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)}
+	p.cmd.Env = append(os.Environ(), "DISKPORT_ACCESS_KEY_ID=AKIATLSTEST000000001", "DISKPORT_SECRET_ACCESS_KEY=tls-test-secret")
+	p.cmd.Stderr = lockedWriter{p}
+	out, _ := p.cmd.StdoutPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { p.cmd.Process.Kill(); p.cmd.Wait() }()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "serving the EC2 API on "); ok {
+			p.url, _, _ = strings.Cut(rest, " ")
+			break
+		}
+	}
+	if !strings.HasPrefix(p.url, "https://") {
+		t.Fatalf("serve said %q\n%s", p.url, p.log())
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(mustParse(t, der))
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	c := ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(p.url), RetryMaxAttempts: 1, HTTPClient: hc,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIATLSTEST000000001", "tls-test-secret", "")})
+	if dt, err := c.DescribeConversionTasks(context.Background(), &ec2.DescribeConversionTasksInput{}); err != nil || len(dt.ConversionTasks) != 0 {
+		t.Fatalf("over TLS: %v %v", dt, err)
+	}
+	resp, err := http.Get("http://" + strings.TrimPrefix(p.url, "https://") + "/")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("plain HTTP answered 200 on the TLS port")
+		}
+	}
+}
+
+func mustParse(t *testing.T, der []byte) *x509.Certificate {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
