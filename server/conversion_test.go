@@ -35,7 +35,7 @@ type partsServer struct {
 	xml []byte
 }
 
-func newPartsServer(t *testing.T, image string, rate int64, edit func(m *manifest.Manifest, dir string)) *partsServer {
+func newPartsServer(t testing.TB, image string, rate int64, edit func(m *manifest.Manifest, dir string)) *partsServer {
 	t.Helper()
 	return newPartsServerOpts(t, image, 1<<20, rate, edit)
 }
@@ -54,7 +54,7 @@ func newPartsServerSized(t *testing.T, image string, partSize int64, single bool
 	return newPartsServerOpts(t, image, partSize, 0, nil)
 }
 
-func newPartsServerOpts(t *testing.T, image string, partSize, rate int64, edit func(m *manifest.Manifest, dir string)) *partsServer {
+func newPartsServerOpts(t testing.TB, image string, partSize, rate int64, edit func(m *manifest.Manifest, dir string)) *partsServer {
 	t.Helper()
 	dir := t.TempDir()
 	m, _, err := manifest.Create(context.Background(), image, dir, manifest.SplitOptions{PartSize: partSize})
@@ -118,7 +118,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func importVolume(t *testing.T, c *ec2.Client, format string, bytes int64, url string, gib int64) (task, vol string) {
+func importVolume(t testing.TB, c *ec2.Client, format string, bytes int64, url string, gib int64) (task, vol string) {
 	t.Helper()
 	out, err := c.ImportVolume(context.Background(), &ec2.ImportVolumeInput{
 		Image:  &types.DiskImageDetail{Format: types.DiskImageFormat(format), Bytes: aws.Int64(bytes), ImportManifestUrl: aws.String(url)},

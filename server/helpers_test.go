@@ -62,7 +62,7 @@ func startServer(t *testing.T, dir string, allow ...string) *testServer {
 }
 
 // startServerWith is startServer with a change to the configuration.
-func startServerWith(t *testing.T, dir string, edit func(*Config), allow ...string) *testServer {
+func startServerWith(t testing.TB, dir string, edit func(*Config), allow ...string) *testServer {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -127,7 +127,7 @@ func upload(t *testing.T, s *s3test.Server, image string) (*manifest.UploadResul
 
 // waitTask polls DescribeConversionTasks until the task leaves active
 // (or cancelling) and returns its final state.
-func waitTask(t *testing.T, c *ec2.Client, id string, timeout time.Duration) (state, msg string) {
+func waitTask(t testing.TB, c *ec2.Client, id string, timeout time.Duration) (state, msg string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

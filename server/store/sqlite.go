@@ -16,10 +16,16 @@ import (
 // FileName is the database's file name inside the data directory.
 const FileName = "diskport.db"
 
-// SQLite is the Store kept in one SQLite database file.
+// SQLite is the Store kept in one SQLite database file: one connection
+// writes, a few others read (WAL lets readers run beside the writer, so a
+// Describe call never waits for a progress update's fsync).
 type SQLite struct {
-	db *sql.DB
+	db  *sql.DB // the writer
+	rdb *sql.DB // readers
 }
+
+// readers is how many connections read at once.
+const readers = 4
 
 var _ Store = (*SQLite)(nil)
 
@@ -36,24 +42,38 @@ func Open(dir string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	// One connection: SQLite has one writer at a time anyway, and a single
-	// connection never sees SQLITE_BUSY from its own transactions.
+	// One writing connection: SQLite has one writer at a time anyway, and
+	// a single writer never sees SQLITE_BUSY from its own transactions.
 	db.SetMaxOpenConns(1)
 	s := &SQLite{db: db}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, err
 	}
+	q.Add("_pragma", "query_only(1)")
+	rdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	rdb.SetMaxOpenConns(readers)
+	s.rdb = rdb
 	var mode string
 	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("store: %s: journal mode is %q, not WAL (%v)", path, mode, err)
 	}
 	return s, nil
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error {
+	err := s.rdb.Close()
+	if err2 := s.db.Close(); err == nil {
+		err = err2
+	}
+	return err
+}
 
 // migrations are the schema's versions: migrations[i] takes the schema
 // from version i to i+1. Append, never edit.
@@ -213,7 +233,7 @@ func (s *SQLite) CreateAccount(ctx context.Context, a *Account, key *AccessKey) 
 // AccountCount says how many accounts exist.
 func (s *SQLite) AccountCount(ctx context.Context) (int, error) {
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM accounts`).Scan(&n); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM accounts`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: %w", err)
 	}
 	return n, nil
@@ -223,7 +243,7 @@ func (s *SQLite) AccountCount(ctx context.Context) (int, error) {
 func (s *SQLite) AccessKey(ctx context.Context, id string) (*AccessKey, error) {
 	k := &AccessKey{ID: id}
 	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT account_id, secret, created FROM access_keys WHERE id = ?`, id).Scan(&k.AccountID, &k.Secret, &created)
+	err := s.rdb.QueryRowContext(ctx, `SELECT account_id, secret, created FROM access_keys WHERE id = ?`, id).Scan(&k.AccountID, &k.Secret, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -79,7 +79,7 @@ func scanVolume(r scanner) (*Volume, error) {
 
 // queryTasks runs a task query and fills in each task's volumes.
 func (s *SQLite) queryTasks(ctx context.Context, query string, args ...any) ([]*Task, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -96,18 +96,30 @@ func (s *SQLite) queryTasks(ctx context.Context, query string, args ...any) ([]*
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	// The volumes of all the tasks in one query per 500 tasks.
+	byID := map[string]*Task{}
 	for _, t := range tasks {
-		vols, err := s.queryVolumes(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE task_id = ? ORDER BY idx`, t.ID)
+		byID[t.ID] = t
+	}
+	for i := 0; i < len(tasks); i += 500 {
+		chunk := tasks[i:min(i+500, len(tasks))]
+		ids := make([]any, len(chunk))
+		for j, t := range chunk {
+			ids[j] = t.ID
+		}
+		vols, err := s.queryVolumes(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE task_id IN (`+placeholders(len(ids))+`) ORDER BY task_id, idx`, ids...)
 		if err != nil {
 			return nil, err
 		}
-		t.Volumes = vols
+		for _, v := range vols {
+			byID[v.TaskID].Volumes = append(byID[v.TaskID].Volumes, v)
+		}
 	}
 	return tasks, nil
 }
 
 func (s *SQLite) queryVolumes(ctx context.Context, query string, args ...any) ([]*Volume, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -283,7 +295,7 @@ func (s *SQLite) Instances(ctx context.Context, account string, ids []string) ([
 	if len(ids) > 0 {
 		q += ` AND id IN (` + placeholders(len(ids)) + `)`
 	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY launched, id`, anys(account, ids)...)
+	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY launched, id`, anys(account, ids)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
