@@ -28,6 +28,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -72,6 +73,9 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Expiration is how long a task may take; 0 means 7 days.
 	Expiration time.Duration
+	// S3Endpoint is where BundleInstance stores bundles (S3 POST under
+	// the caller's upload policy); its host:port must be on AllowFetch.
+	S3Endpoint string
 	// UploadPoll is the first wait before looking again for a manifest or
 	// parts not uploaded yet (doubling up to 30 s); 0 means 1 s.
 	UploadPoll time.Duration
@@ -85,6 +89,9 @@ type Server struct {
 	verifier *auth.Verifier
 	fetch    *fetchPolicy
 	pool     *pool
+	// bundleKey signs bundle manifests and decrypts their keys: EC2's
+	// part in BundleInstance (DataDir/bundle.key, DataDir/bundle.crt).
+	bundleKey *rsa.PrivateKey
 }
 
 // New returns a server; call Start to run its conversions and Close to
@@ -118,7 +125,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, fetch: fp}
+	key, err := loadBundleKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, fetch: fp, bundleKey: key}
 	s.verifier = &auth.Verifier{Lookup: s.lookupKey}
 	s.pool = newPool(s)
 	return s, nil
@@ -189,11 +200,14 @@ func (s *Server) handlers() map[string]handler {
 		"DescribeVolumes":         s.describeVolumes,
 		"DescribeInstances":       s.describeInstances,
 		"DeleteVolume":            s.deleteVolume,
+		"BundleInstance":          s.bundleInstance,
+		"DescribeBundleTasks":     s.describeBundleTasks,
+		"CancelBundleTask":        s.cancelBundleTask,
 	}
 }
 
 // supported lists the actions in the UnsupportedOperation message.
-const supported = "ImportVolume, ImportInstance, DescribeConversionTasks, CancelConversionTask, DescribeVolumes, DescribeInstances, DeleteVolume"
+const supported = "ImportVolume, ImportInstance, DescribeConversionTasks, CancelConversionTask, DescribeVolumes, DescribeInstances, DeleteVolume, BundleInstance, DescribeBundleTasks, CancelBundleTask"
 
 // ServeHTTP answers one EC2 Query API request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

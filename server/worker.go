@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/diskport/diskport/bundle"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -26,14 +27,16 @@ var (
 type pool struct {
 	s       *Server
 	mu      sync.Mutex
-	running map[string]context.CancelCauseFunc
+	running map[string]context.CancelCauseFunc // conversion and bundle tasks
+	runners map[string]*bundle.Runner          // running bundle tasks
 	kickc   chan struct{}
 	wg      sync.WaitGroup
 	stopFn  context.CancelCauseFunc
 }
 
 func newPool(s *Server) *pool {
-	return &pool{s: s, running: map[string]context.CancelCauseFunc{}, kickc: make(chan struct{}, 1)}
+	return &pool{s: s, running: map[string]context.CancelCauseFunc{}, runners: map[string]*bundle.Runner{},
+		kickc: make(chan struct{}, 1)}
 }
 
 func (p *pool) start(ctx context.Context) {
@@ -70,10 +73,83 @@ func (p *pool) cancel(id string) {
 	p.kick()
 }
 
+// setRunner records (or, with nil, forgets) a running bundle task's
+// runner.
+func (p *pool) setRunner(id string, r *bundle.Runner) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r == nil {
+		delete(p.runners, id)
+	} else {
+		p.runners[id] = r
+	}
+}
+
+// cancelBundle stops a running bundle task (its runner removes what it
+// stored), or asks the scheduler to finish cancelling a pending one.
+func (p *pool) cancelBundle(id string) {
+	p.mu.Lock()
+	r := p.runners[id]
+	p.mu.Unlock()
+	if r != nil {
+		r.Cancel()
+	}
+	p.kick()
+}
+
+// startWork runs f as the task id's work, unless all workers are busy.
+func (p *pool) startWork(ctx context.Context, id string, f func(ctx context.Context)) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, busy := p.running[id]; busy || len(p.running) >= p.s.cfg.Workers {
+		return false
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	p.running[id] = cancel
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f(wctx)
+		cancel(nil)
+		p.mu.Lock()
+		delete(p.running, id)
+		p.mu.Unlock()
+		p.kick()
+	}()
+	return true
+}
+
+// scheduleBundles finishes cancellations and starts queued bundle tasks
+// while workers are free. A task that was bundling or storing when the
+// server stopped starts again.
+func (p *pool) scheduleBundles(ctx context.Context) {
+	s := p.s
+	bundles, err := s.st.UnfinishedBundles(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("reading the bundle queue", "error", err.Error())
+		}
+		return
+	}
+	for _, b := range bundles {
+		p.mu.Lock()
+		_, busy := p.running[b.ID]
+		p.mu.Unlock()
+		switch {
+		case busy:
+		case b.State == string(bundle.Cancelling):
+			s.finishBundleCancel(b)
+		default:
+			p.startWork(ctx, b.ID, func(ctx context.Context) { s.runBundle(ctx, b) })
+		}
+	}
+}
+
 func (p *pool) loop(ctx context.Context) {
 	defer p.wg.Done()
 	for {
 		p.schedule(ctx)
+		p.scheduleBundles(ctx)
 		select {
 		case <-ctx.Done():
 			return

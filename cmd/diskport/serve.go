@@ -41,8 +41,8 @@ func init() {
 func runServe(c *command, args []string) error {
 	fs := c.flags()
 	listen := fs.String("listen", "127.0.0.1:8773", "address to listen on")
-	data := fs.String("data", "", "data directory: the database (diskport.db) and the volumes (volumes/VOLUME-ID.raw)")
-	s3 := fs.String("s3-endpoint", "", "the S3 endpoint the import manifests live on (its host:port is the default fetch allow list)")
+	data := fs.String("data", "", "data directory: the database (diskport.db), the volumes (volumes/VOLUME-ID.raw) and the bundle key pair (bundle.key, bundle.crt)")
+	s3 := fs.String("s3-endpoint", "", "the S3 endpoint import manifests live on and BundleInstance stores bundles to (its host:port is the default fetch allow list)")
 	region := fs.String("region", "us-east-1", "region whose first zone is the default availability zone")
 	workers := fs.Int("workers", 2, "conversions run at once")
 	allow := fs.String("allow-fetch", "", "comma-separated host:port list manifest and part URLs may name (default: the --s3-endpoint's)")
@@ -80,7 +80,8 @@ func runServe(c *command, args []string) error {
 		fmt.Fprintf(stdout, "created the first account, \"default\"; its key pair (shown only now):\n%s %s\n", k.ID, k.Secret)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	srv, err := server.New(server.Config{Store: st, DataDir: *data, Region: *region, Workers: *workers, AllowFetch: allowList, Logger: log})
+	srv, err := server.New(server.Config{Store: st, DataDir: *data, Region: *region, Workers: *workers, AllowFetch: allowList,
+		S3Endpoint: *s3, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -178,6 +178,18 @@ type Store interface {
 	// ids is empty).
 	Instances(ctx context.Context, account string, ids []string) ([]*Instance, error)
 
+	// CreateBundle stores a new bundle task.
+	CreateBundle(ctx context.Context, b *BundleTask) error
+	// Bundles returns the account's bundle tasks with these ids (all when
+	// ids is empty), oldest first.
+	Bundles(ctx context.Context, account string, ids []string) ([]*BundleTask, error)
+	// UnfinishedBundles returns every account's bundle tasks that are not
+	// complete or failed: the bundle queue.
+	UnfinishedBundles(ctx context.Context) ([]*BundleTask, error)
+	// UpdateBundle records a bundle task's state, progress and error when
+	// its state is one of from, or returns ErrState.
+	UpdateBundle(ctx context.Context, b *BundleTask, from []string) error
+
 	// Close releases the store.
 	Close() error
 }
