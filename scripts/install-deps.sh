@@ -11,7 +11,7 @@ command -v qemu-img >/dev/null 2>&1 || need_apt="$need_apt qemu-utils"
 command -v openssl >/dev/null 2>&1 || need_apt="$need_apt openssl"
 command -v losetup >/dev/null 2>&1 || need_apt="$need_apt mount"
 command -v bzip2 >/dev/null 2>&1 || need_apt="$need_apt bzip2"
-[ "${1:-}" = "--test" ] && ! python3 -c 'import boto3' >/dev/null 2>&1 && need_apt="$need_apt python3-boto3"
+[ "${1:-}" = "--test" ] && { python3 -c 'import boto3' >/dev/null 2>&1 || need_apt="$need_apt python3-boto3"; command -v aws >/dev/null 2>&1 || need_apt="$need_apt awscli"; }
 if [ -n "$need_apt" ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		echo "installing:$need_apt"
