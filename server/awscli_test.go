@@ -60,7 +60,9 @@ func TestAWSCLI(t *testing.T) {
 		ConversionTasks []struct {
 			ConversionTaskID string `json:"ConversionTaskId"`
 			State            string
-			ImportInstance   struct{ InstanceID string `json:"InstanceId"` }
+			ImportInstance   struct {
+				InstanceID string `json:"InstanceId"`
+			}
 		}
 	}
 	awsCLI(t, aws, ts.URL, home, &tasks, "describe-conversion-tasks")
@@ -106,7 +108,9 @@ func TestAWSCLI(t *testing.T) {
 			BundleID string `json:"BundleId"`
 			State    string
 			Progress string
-			Storage  struct{ S3 struct{ Bucket, Prefix string } }
+			Storage  struct {
+				S3 struct{ Bucket, Prefix string }
+			}
 		}
 	}
 	awsCLI(t, aws, ts.URL, home, &bts, "describe-bundle-tasks", "--bundle-ids", id)
