@@ -49,9 +49,6 @@ func (s *Server) bundleInstance(ctx context.Context, c *call) (response, error) 
 		}
 	}
 	bucket, prefix, akid, policy, sig := f[0], f[1], f[2], f[3], f[4]
-	if s.cfg.S3Endpoint == "" {
-		return nil, errorf("UnsupportedOperation", "BundleInstance needs the server's --s3-endpoint, which is not set.")
-	}
 	insts, err := s.st.Instances(ctx, c.account, []string{id})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errorf("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist.", clip(id))
@@ -60,6 +57,9 @@ func (s *Server) bundleInstance(ctx context.Context, c *call) (response, error) 
 		return nil, err
 	}
 	inst := insts[0]
+	if s.cfg.S3Endpoint == "" {
+		return nil, errorf("UnsupportedOperation", "BundleInstance needs the server's --s3-endpoint, which is not set.")
+	}
 	if inst.State != store.InstanceStopped || len(inst.VolumeIDs) == 0 {
 		return nil, errorf("IncorrectState", "The instance %s is %s.", inst.ID, inst.State)
 	}

@@ -146,6 +146,25 @@ func TestSDKImportInstance(t *testing.T) {
 		in.InstanceType != types.InstanceTypeM5Large || aws.ToString(in.Placement.AvailabilityZone) != "eu-west-3a" {
 		t.Fatalf("instance %+v", in)
 	}
+	// Another account sees neither the instance nor its volumes.
+	_, key, err := AddAccount(context.Background(), ts.st, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ts.sdk(key.ID, key.Secret)
+	if _, err := other.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(ii.InstanceId)}}); apiCode(err) != "InvalidInstanceID.NotFound" {
+		t.Fatalf("another account's DescribeInstances: %v", err)
+	}
+	if all, err := other.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{}); err != nil || len(all.Reservations) != 0 {
+		t.Fatalf("another account lists %v, %v", all, err)
+	}
+	if _, err := other.DeleteVolume(context.Background(), &ec2.DeleteVolumeInput{VolumeId: in.BlockDeviceMappings[1].Ebs.VolumeId}); apiCode(err) != "InvalidVolume.NotFound" {
+		t.Fatalf("another account's DeleteVolume: %v", err)
+	}
+	if _, err := other.BundleInstance(context.Background(), &ec2.BundleInstanceInput{InstanceId: ii.InstanceId, Storage: &types.Storage{S3: &types.S3Storage{
+		Bucket: aws.String("b"), Prefix: aws.String("p"), AWSAccessKeyId: aws.String("a"), UploadPolicy: []byte("{}"), UploadPolicySignature: aws.String("s")}}}); apiCode(err) != "InvalidInstanceID.NotFound" {
+		t.Fatalf("another account's BundleInstance: %v", err)
+	}
 	// An instance's volume is in use: DeleteVolume refuses it.
 	_, err = c.DeleteVolume(context.Background(), &ec2.DeleteVolumeInput{VolumeId: in.BlockDeviceMappings[0].Ebs.VolumeId})
 	if apiCode(err) != "VolumeInUse" {

@@ -1,7 +1,9 @@
 // Package server is diskport's EC2 API server: the Query API actions of VM
 // import (ImportVolume, ImportInstance, DescribeConversionTasks,
-// CancelConversionTask) and what a pipeline calls next (DescribeVolumes,
-// DescribeInstances, DeleteVolume), converting for real.
+// CancelConversionTask), what a pipeline calls next (DescribeVolumes,
+// DescribeInstances, DeleteVolume), and BundleInstance with
+// DescribeBundleTasks and CancelBundleTask, converting and bundling for
+// real.
 //
 // Requests are EC2 Query API calls: POST form bodies or GET query strings
 // with Action and Version, signed with SigV4 (service ec2, any region) or
@@ -22,6 +24,13 @@
 // redirect off it, and never connects to a link-local or metadata address.
 // It logs one structured line per request and per task transition, never a
 // signature, a secret or a presigned query string.
+//
+// For BundleInstance the server plays EC2's part: it bundles the
+// instance's root volume, signs the bundle's manifest and encrypts its key
+// with its own key pair, made on the first start at DIR/bundle.key and
+// DIR/bundle.crt (an operator unbundles with the key), and stores the
+// bundle with S3 POST under the caller's upload policy, which the S3
+// server checks.
 package server
 
 import (
