@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -32,8 +33,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/diskport/diskport/bundle"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/minio/minio-go/v7"
+	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // serveProc is a running `diskport serve`.
@@ -286,4 +290,127 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestServeBinaryBundleKill9 kills the serve binary with SIGKILL while it
+// bundles an imported instance; after a restart the bundle task runs again
+// to complete and the stored bundle unbundles to the volume's bytes.
+func TestServeBinaryBundleKill9(t *testing.T) {
+	bin := buildCLI(t)
+	s3 := s3test.Start(t)
+	ctx := context.Background()
+	g := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 22})
+	up := exec.Command(bin, "upload", "--endpoint", s3.Endpoint, "--bucket", s3.Bucket(t), g)
+	up.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3.SecretKey, "AWS_REGION="+s3.Region)
+	murl, err := up.Output()
+	if err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	env := []string{"DISKPORT_ACCESS_KEY_ID=AKIASERVETEST0000002", "DISKPORT_SECRET_ACCESS_KEY=serve-test-secret-2"}
+	p := startServe(t, bin, data, s3.Endpoint, env...)
+	client := func(url string) *ec2.Client {
+		return ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(url), RetryMaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider("AKIASERVETEST0000002", "serve-test-secret-2", "")})
+	}
+	c := client(p.url)
+	ii, err := c.ImportInstance(ctx, &ec2.ImportInstanceInput{Platform: types.PlatformValuesWindows, DiskImages: []types.DiskImage{{
+		Image:  &types.DiskImageDetail{Format: types.DiskImageFormatRaw, Bytes: aws.Int64(g64(t, g)), ImportManifestUrl: aws.String(strings.TrimSpace(string(murl)))},
+		Volume: &types.VolumeDetail{Size: aws.Int64(1)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, inst := aws.ToString(ii.ConversionTask.ConversionTaskId), aws.ToString(ii.ConversionTask.ImportInstance.InstanceId)
+	vol := aws.ToString(ii.ConversionTask.ImportInstance.Volumes[0].Volume.Id)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		dt, err := c.DescribeConversionTasks(ctx, &ec2.DescribeConversionTasksInput{ConversionTaskIds: []string{task}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dt.ConversionTasks[0].State == types.ConversionTaskStateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("import: %s %s", dt.ConversionTasks[0].State, aws.ToString(dt.ConversionTasks[0].StatusMessage))
+		}
+	}
+	mc, err := minio.New(s3.Host, &minio.Options{Creds: miniocreds.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := s3.Bucket(t)
+	if err := mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: s3.Region}); err != nil {
+		t.Fatal(err)
+	}
+	policy := bundle.NewPolicy(bucket, "kill/image", time.Now().Add(time.Hour)).Encode()
+	raw, _ := base64.StdEncoding.DecodeString(policy)
+	bi, err := c.BundleInstance(ctx, &ec2.BundleInstanceInput{InstanceId: aws.String(inst), Storage: &types.Storage{S3: &types.S3Storage{
+		Bucket: aws.String(bucket), Prefix: aws.String("kill/image"), AWSAccessKeyId: aws.String(s3.AccessKey),
+		UploadPolicy: raw, UploadPolicySignature: aws.String(bundle.SignPolicy(s3.SecretKey, policy))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(bi.BundleTask.BundleId)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		bt, err := c.DescribeBundleTasks(ctx, &ec2.DescribeBundleTasksInput{BundleIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := bt.BundleTasks[0].State; st == types.BundleTaskStateBundling || st == types.BundleTaskStateStoring {
+			break
+		} else if st != types.BundleTaskStatePending || time.Now().After(deadline) {
+			t.Fatalf("the bundle is %s before the kill", st)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+
+	p = startServe(t, bin, data, s3.Endpoint, env...)
+	c = client(p.url)
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		bt, err := c.DescribeBundleTasks(ctx, &ec2.DescribeBundleTasksInput{BundleIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := bt.BundleTasks[0].State
+		if st == types.BundleTaskStateComplete {
+			break
+		}
+		if st == types.BundleTaskStateFailed || time.Now().After(deadline) {
+			t.Fatalf("after the restart the bundle is %s: %+v\n%s", st, bt.BundleTasks[0].BundleTaskError, p.log())
+		}
+	}
+	key, err := bundle.ParsePrivateKeyPEM(mustRead(t, filepath.Join(data, "bundle.key")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := bundle.NewS3(s3.Endpoint, bucket, s3.AccessKey, s3.SecretKey, s3.Region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := bundle.Open(ctx, src, bundle.ManifestName("kill/image"), bundle.ReadOptions{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "unbundled.raw")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Extract(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !bytes.Equal(mustRead(t, out), mustRead(t, filepath.Join(data, "volumes", vol+".raw"))) {
+		t.Fatal("the bundle does not unbundle to the volume")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
