@@ -173,7 +173,6 @@ func (p *pool) schedule(ctx context.Context) {
 	for _, t := range tasks {
 		p.mu.Lock()
 		_, busy := p.running[t.ID]
-		free := len(p.running) < s.cfg.Workers
 		p.mu.Unlock()
 		switch {
 		case busy:
@@ -181,27 +180,16 @@ func (p *pool) schedule(ctx context.Context) {
 			s.finish(t, errCancelled)
 		case time.Now().After(t.Expiration):
 			s.finish(t, errExpired)
-		case free:
-			tctx, cancel := context.WithCancelCause(ctx)
-			p.mu.Lock()
-			p.running[t.ID] = cancel
-			p.mu.Unlock()
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				err := s.runTask(tctx, t)
-				if cause := context.Cause(tctx); err != nil && cause != nil {
+		default:
+			p.startWork(ctx, t.ID, func(ctx context.Context) {
+				err := s.runTask(ctx, t)
+				if cause := context.Cause(ctx); err != nil && cause != nil {
 					err = cause
 				}
-				cancel(nil)
-				p.mu.Lock()
-				delete(p.running, t.ID)
-				p.mu.Unlock()
 				if !errors.Is(err, errShutdown) {
 					s.finish(t, err)
 				}
-				p.kick()
-			}()
+			})
 		}
 	}
 }
