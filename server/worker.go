@@ -22,8 +22,8 @@ var (
 	errExpired   = errors.New("import task expired")
 )
 
-// pool runs up to Config.Workers conversions at once, taking tasks from
-// the store's queue of unfinished tasks, oldest first.
+// pool runs up to Config.Workers conversion and bundle tasks at once,
+// taking them from the store's queues of unfinished tasks, oldest first.
 type pool struct {
 	s       *Server
 	mu      sync.Mutex
