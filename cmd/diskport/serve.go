@@ -26,7 +26,7 @@ const serveUsage = `serve --data DIR --s3-endpoint URL [--listen 127.0.0.1:8773]
 func init() {
 	c := &command{
 		name:    "serve",
-		summary: "run the EC2 import API server (ImportVolume, ImportInstance, ...)",
+		summary: "run the EC2 API server: VM import (ImportVolume, ImportInstance) and BundleInstance",
 		usage:   serveUsage,
 	}
 	c.run = func(args []string) error {
@@ -44,7 +44,7 @@ func runServe(c *command, args []string) error {
 	data := fs.String("data", "", "data directory: the database (diskport.db), the volumes (volumes/VOLUME-ID.raw) and the bundle key pair (bundle.key, bundle.crt)")
 	s3 := fs.String("s3-endpoint", "", "the S3 endpoint import manifests live on and BundleInstance stores bundles to (its host:port is the default fetch allow list)")
 	region := fs.String("region", "us-east-1", "region whose first zone is the default availability zone")
-	workers := fs.Int("workers", 2, "conversions run at once")
+	workers := fs.Int("workers", 2, "conversion and bundle tasks run at once")
 	allow := fs.String("allow-fetch", "", "comma-separated host:port list manifest and part URLs may name (default: the --s3-endpoint's)")
 	cert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	key := fs.String("tls-key", "", "the PEM private key of --tls-cert")
