@@ -30,7 +30,7 @@ func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest
 	if IsURL(pathOrURL) {
 		u, err := url.Parse(pathOrURL)
 		if err != nil {
-			return nil, nil, fmt.Errorf("manifest: %v", err)
+			return nil, nil, fmt.Errorf("manifest: bad URL %s", RedactURL(pathOrURL)) // url.Parse's error quotes it whole
 		}
 		store := &HTTPStore{Client: client, Base: u}
 		b, err := store.get(ctx, pathOrURL)
@@ -88,11 +88,11 @@ func (h *HTTPStore) get(ctx context.Context, u string) ([]byte, error) {
 func (h *HTTPStore) getOnce(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bad URL %s", RedactURL(u)) // url.Parse's error quotes the whole URL
 	}
 	resp, err := h.client().Do(req)
 	if err != nil {
-		return nil, err
+		return nil, redactErr(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/diskport/diskport/convert"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest"
 )
 
 func init() {
@@ -112,9 +113,10 @@ func runConvert(c *command, args []string) error {
 		}
 		return err
 	}
+	src := manifest.RedactURL(pos[0]) // a presigned URL's query is a credential
 	if progress == "json" {
 		return json.NewEncoder(stdout).Encode(map[string]any{
-			"done": true, "source": pos[0], "destination": pos[1],
+			"done": true, "source": src, "destination": pos[1],
 			"virtual_size": res.VirtualSize, "volume_size": res.VolumeSize,
 			"written_bytes": res.WrittenBytes, "resumed_bytes": res.ResumedBytes, "started_over": res.StartedOver,
 			"sha256": hexOrEmpty(res.SHA256), "virtual_sha256": hexOrEmpty(res.VirtualSHA256),
@@ -124,7 +126,7 @@ func runConvert(c *command, args []string) error {
 		fmt.Fprintf(stdout, "resume: %s\n", res.StartedOver)
 	}
 	fmt.Fprintf(stdout, "converted %s (%d bytes) to %s: volume %d bytes (%d GiB)\n",
-		pos[0], res.VirtualSize, pos[1], res.VolumeSize, convert.GiBs(res.VolumeSize))
+		src, res.VirtualSize, pos[1], res.VolumeSize, convert.GiBs(res.VolumeSize))
 	if res.ResumedBytes > 0 {
 		fmt.Fprintf(stdout, "resumed: %d bytes were already converted by the interrupted run\n", res.ResumedBytes)
 	}
