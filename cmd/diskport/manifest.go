@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +17,7 @@ import (
 
 const manifestUsage = `manifest create [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] IMAGE OUTDIR
        diskport manifest verify [--parallel N] PATH_OR_URL
-       diskport manifest show PATH_OR_URL`
+       diskport manifest show [--output human|json] PATH_OR_URL`
 
 func init() {
 	register(&command{
@@ -120,15 +121,24 @@ func manifestVerify(args []string) error {
 }
 
 func manifestShow(args []string) error {
-	c := &command{name: "manifest show", summary: "print a manifest readably", usage: "manifest show PATH_OR_URL"}
+	c := &command{name: "manifest show", summary: "print a manifest readably", usage: "manifest show [--output human|json] PATH_OR_URL"}
 	fs := c.flags()
+	out := fs.String("output", "human", "output format: human or json")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
+	if *out != "human" && *out != "json" {
+		return usageError("--output must be human or json, not %q", *out)
+	}
 	m, store, err := manifest.Open(context.Background(), pos[0], nil)
 	if err != nil {
 		return err
+	}
+	if *out == "json" {
+		e := json.NewEncoder(stdout)
+		e.SetIndent("", "    ")
+		return e.Encode(m.Summarize(store))
 	}
 	showManifest(stdout, m, store)
 	return nil

@@ -70,6 +70,7 @@ func TestNoPresignedQueryPrinted(t *testing.T) {
 		{"converted", []string{"convert", "--no-sync", "--exact-size", "--manifest", srv.URL + "/good.manifest.xml?" + secretQuery, filepath.Join(dir, "a")}, true},
 		{"json", []string{"convert", "--no-sync", "--exact-size", "--progress=json", "--manifest", srv.URL + "/good.manifest.xml?" + secretQuery, filepath.Join(dir, "b")}, true},
 		{"show", []string{"manifest", "show", srv.URL + "/good.manifest.xml?" + secretQuery}, true},
+		{"show json", []string{"manifest", "show", "--output=json", srv.URL + "/good.manifest.xml?" + secretQuery}, true},
 		{"verify", []string{"manifest", "verify", srv.URL + "/good.manifest.xml?" + secretQuery}, true},
 		{"manifest refused", []string{"convert", "--manifest", srv.URL + "/good.manifest.xml?X-Amz-Signature=SIGSECRET", filepath.Join(dir, "c")}, false},
 		{"part refused", []string{"convert", "--manifest", srv.URL + "/bad.manifest.xml?" + secretQuery, filepath.Join(dir, "d")}, false},
