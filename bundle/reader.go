@@ -51,6 +51,9 @@ type ReadOptions struct {
 // verified and its key decrypted.
 type Reader struct {
 	Manifest *Manifest
+	// Progress, if set, is called as ExtractVolume restores the volume,
+	// with the bytes restored so far and the volume's size.
+	Progress func(done, total int64)
 	src      Source
 	key, iv  []byte
 	opt      ReadOptions
@@ -139,9 +142,12 @@ func (r *Reader) ExtractVolume(ctx context.Context, w *volume.Writer) error {
 		return fmt.Errorf("bundle: the volume is %d bytes, the bundle's image %d", w.Size(), r.Manifest.Image.Size)
 	}
 	var off int64
-	return r.extract(ctx, func(b []byte, at int64) error {
+	err := r.extract(ctx, func(b []byte, at int64) error {
 		if err := w.Fill(b, at); err != nil {
 			return err
+		}
+		if r.Progress != nil {
+			r.Progress(at+int64(len(b)), w.Size())
 		}
 		if at+int64(len(b))-off >= writebackChunk {
 			w.Writeback(off, at+int64(len(b))-off)
@@ -149,6 +155,10 @@ func (r *Reader) ExtractVolume(ctx context.Context, w *volume.Writer) error {
 		}
 		return nil
 	})
+	if err == nil && r.Progress != nil {
+		r.Progress(w.Size(), w.Size())
+	}
+	return err
 }
 
 // writebackChunk is how much of the restored volume is written before its

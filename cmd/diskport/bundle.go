@@ -44,7 +44,7 @@ func runBundle(c *command, args []string) error {
 	level := fs.Int("level", 6, "gzip level 1..9")
 	uploads := fs.Int("uploads", 4, "parts stored at once (each holds a part in memory)")
 	taskXML := fs.Bool("task-xml", false, "print the final task as a BundleInstance response")
-	progress := fs.Bool("progress", false, "show a progress bar on stderr (default: when stderr is a terminal)")
+	progress := progressFlags(fs)
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -117,11 +117,8 @@ func runBundle(c *command, args []string) error {
 	}
 	defer im.Close()
 	r := bundle.NewRunner(*instance, bundle.S3Storage{Bucket: *bucket, Prefix: *prefix, AWSAccessKeyID: *keyID, UploadPolicy: *policy, UploadPolicySignature: *sig})
-	var bar *progressReporter
-	if *progress || stderrIsTerminal() {
-		bar = newProgress("bar", stderr, im.Size(), "bundling")
-		r.OnUpdate = func(t bundle.Task) { bar.update(im.Size()*int64(t.Progress)/100, im.Size()) }
-	}
+	bar := newBar(*progress, im.Size(), "bundling")
+	r.OnUpdate = func(t bundle.Task) { bar.set(im.Size()*int64(t.Progress)/100, im.Size()) }
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := r.Run(ctx, im, sink, opt)

@@ -33,6 +33,7 @@ func runConvert(c *command, args []string) error {
 	force := fs.Bool("force", false, "overwrite an existing destination file")
 	var progress progressMode
 	fs.Var(&progress, "progress", "show progress: a bar on stderr, or --progress=json for JSON lines on stdout")
+	fs.Var(&progress, "p", "short for --progress")
 	checksum := fs.String("checksum", "", "print a checksum of the volume: sha256")
 	resume := fs.Bool("resume", false, "continue an interrupted (even killed) conversion into the same destination, or start over when it left nothing usable; "+
 		"with --resume, a run stopped by SIGINT, SIGTERM or SIGHUP keeps its partial output for the next --resume (without it, the partial output is removed)")

@@ -52,7 +52,7 @@ func manifestCreate(args []string) error {
 	fs := c.flags()
 	var sf splitFlags
 	sf.register(fs)
-	progress := fs.Bool("progress", false, "show progress on stderr (default: when stderr is a terminal)")
+	progress := progressFlags(fs)
 	pos, err := c.parse(fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -65,7 +65,7 @@ func manifestCreate(args []string) error {
 	if err != nil {
 		return err
 	}
-	bar := newBar(*progress, st.Size())
+	bar := newBar(*progress, st.Size(), "splitting")
 	opts.Progress = bar.add
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -84,7 +84,7 @@ func manifestVerify(args []string) error {
 	par := fs.Int("parallel", 4, "parts fetched at once")
 	bucket := fs.String("bucket", "", "read the parts by key from this bucket with the S3 API (credentials from the AWS environment variables) instead of their URLs")
 	endpoint := fs.String("endpoint", "", "S3 endpoint URL for --bucket (default: https://s3.REGION.amazonaws.com)")
-	progress := fs.Bool("progress", false, "show progress on stderr (default: when stderr is a terminal)")
+	progress := progressFlags(fs)
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -106,7 +106,7 @@ func manifestVerify(args []string) error {
 			return err
 		}
 	}
-	bar := newBar(*progress, m.FileSize())
+	bar := newBar(*progress, m.FileSize(), "verifying")
 	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.add})
 	bar.finish()
 	if err != nil {

@@ -32,6 +32,7 @@ func runUnbundle(u *command, args []string) error {
 	signer := fs.String("user-cert", "", "PEM certificate verifying the manifest signature (default: the private key's public half)")
 	unsigned := fs.Bool("allow-unsigned", false, "accept an UNSIGNED manifest")
 	force := fs.Bool("force", false, "overwrite an existing DST")
+	progress := progressFlags(fs)
 	pos, err := u.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -77,7 +78,11 @@ func runUnbundle(u *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := r.ExtractVolume(ctx, w); err != nil {
+	bar := newBar(*progress, r.Manifest.Image.Size, "restoring")
+	r.Progress = bar.set
+	err = r.ExtractVolume(ctx, w)
+	bar.finish()
+	if err != nil {
 		w.Abort()
 		return err
 	}

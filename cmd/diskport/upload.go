@@ -31,7 +31,7 @@ func runUpload(c *command, args []string) error {
 	sigv2 := fs.Bool("sigv2", false, "sign requests and presigned URLs with signature version 2, for old endpoints")
 	expires := fs.Duration("expires", 0, "lifetime of the presigned URLs, e.g. 72h (default: 168h with SigV4, the maximum; 720h with SigV2)")
 	par := fs.Int("parallel", 4, "parts uploaded at once")
-	progress := fs.Bool("progress", false, "show progress on stderr (default: when stderr is a terminal)")
+	progress := progressFlags(fs)
 	var sf splitFlags
 	sf.register(fs)
 	pos, err := c.parse(fs, args, 1, 1)
@@ -56,7 +56,7 @@ func runUpload(c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	b := newBar(*progress, st.Size())
+	b := newBar(*progress, st.Size(), "uploading")
 	opts.Progress = b.add
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
