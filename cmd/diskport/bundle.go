@@ -40,9 +40,10 @@ func runBundle(c *command, args []string) error {
 	user := fs.String("user", "", "account ID recorded in the manifest")
 	arch := fs.String("arch", "x86_64", "architecture recorded in the manifest")
 	instance := fs.String("instance-id", "", "instance ID recorded in the task")
-	partMiB := fs.Int64("part-size", bundle.DefaultPartSize>>20, "part size in MiB")
+	partSize := byteSize(bundle.DefaultPartSize)
+	fs.Var(&partSize, "part-size", "part `size`: 10MiB, 10M or bytes, 1 MiB to 1 GiB")
 	level := fs.Int("level", 6, "gzip level 1..9")
-	uploads := fs.Int("uploads", 4, "parts stored at once (each holds a part in memory)")
+	uploads := workersFlag(fs, 4, "parts stored at once (each holds a part in memory)", "uploads")
 	taskXML := fs.Bool("task-xml", false, "print the final task as a BundleInstance response")
 	progress := progressFlags(fs)
 	pos, err := c.parse(fs, args, 1, 1)
@@ -58,17 +59,16 @@ func runBundle(c *command, args []string) error {
 	if (*userCert == "") != (*userKey == "") {
 		return usageError("--user-cert and --user-key go together")
 	}
-	if *partMiB <= 0 || *partMiB > 1024 {
-		return usageError("--part-size must be 1..1024 MiB")
+	if partSize < 1<<20 || partSize > 1<<30 {
+		return usageError("--part-size must be 1 MiB to 1 GiB, not %d bytes", partSize)
 	}
 	if *level < 1 || *level > 9 {
 		return usageError("--level must be 1..9")
 	}
 	if *uploads < 1 || *uploads > 32 {
-		return usageError("--uploads must be 1..32")
+		return usageError("--workers must be 1..32")
 	}
-	partSize := *partMiB << 20
-	opt := bundle.Options{Prefix: *prefix, User: *user, Architecture: *arch, PartSize: partSize, Level: *level, Uploads: *uploads}
+	opt := bundle.Options{Prefix: *prefix, User: *user, Architecture: *arch, PartSize: int64(partSize), Level: *level, Uploads: *uploads}
 	if opt.EC2Key, err = readPublicKey(*ec2Cert); err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func runBundle(c *command, args []string) error {
 		}
 		// Refuse before any byte is sent what the policy does not grant.
 		secret := os.Getenv(secretEnv)
-		if _, err := bundle.CheckPolicy(*policy, bundle.Grant{Bucket: *bucket, Prefix: *prefix, Signature: *sig, Secret: secret, MaxObjectSize: partSize}); err != nil {
+		if _, err := bundle.CheckPolicy(*policy, bundle.Grant{Bucket: *bucket, Prefix: *prefix, Signature: *sig, Secret: secret, MaxObjectSize: int64(partSize)}); err != nil {
 			return err
 		}
 		ps := &bundle.PostSink{Endpoint: *endpoint, Bucket: *bucket, AccessKeyID: *keyID, Policy: *policy, Signature: *sig}

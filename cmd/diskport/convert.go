@@ -28,7 +28,8 @@ func runConvert(c *command, args []string) error {
 	fs := c.flags()
 	var img imageFlags
 	img.register(fs)
-	volGiB := fs.Int64("volume-size", 0, "volume size in GiB (default: the virtual size rounded up to a whole GiB)")
+	var volGiB volumeGiB
+	fs.Var(&volGiB, "volume-size", "volume `size` in GiB: 12 or 12GiB (default: the virtual size rounded up to a whole GiB)")
 	exact := fs.Bool("exact-size", false, "make the volume exactly the virtual size")
 	force := fs.Bool("force", false, "overwrite an existing destination file")
 	var progress progressMode
@@ -53,11 +54,8 @@ func runConvert(c *command, args []string) error {
 	} else if len(pos) != 2 {
 		return usageError("give SRC and DST")
 	}
-	if *exact && *volGiB != 0 {
+	if *exact && volGiB != 0 {
 		return usageError("--exact-size and --volume-size exclude each other")
-	}
-	if *volGiB < 0 {
-		return usageError("--volume-size must be positive")
 	}
 	if *checksum != "" && *checksum != "sha256" {
 		return usageError("--checksum supports sha256, not %q", *checksum)
@@ -80,7 +78,7 @@ func runConvert(c *command, args []string) error {
 	}
 	defer im.Close()
 	opts := convert.Options{
-		VolumeSize:   *volGiB * convert.GiB,
+		VolumeSize:   int64(volGiB) * convert.GiB,
 		ExactSize:    *exact,
 		Force:        *force,
 		NoSync:       *noSync,

@@ -158,7 +158,7 @@ func (c *command) parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) (
 			if errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(stdout, "usage: diskport %s\n\n%s\n\nFlags:\n", c.usage, c.summary)
 				fs.SetOutput(stdout)
-				fs.PrintDefaults()
+				printFlags(fs)
 				return nil, flag.ErrHelp
 			}
 			return nil, usageError("%v", err)

@@ -16,7 +16,7 @@ import (
 )
 
 const manifestUsage = `manifest create [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] IMAGE OUTDIR
-       diskport manifest verify [--parallel N] PATH_OR_URL
+       diskport manifest verify [--workers N] PATH_OR_URL
        diskport manifest show [--output human|json] PATH_OR_URL`
 
 func init() {
@@ -79,9 +79,9 @@ func manifestCreate(args []string) error {
 }
 
 func manifestVerify(args []string) error {
-	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--parallel N] [--bucket B [--endpoint URL]] PATH_OR_URL"}
+	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--workers N] [--bucket B [--endpoint URL]] PATH_OR_URL"}
 	fs := c.flags()
-	par := fs.Int("parallel", 4, "parts fetched at once")
+	par := workersFlag(fs, 4, "parts fetched at once", "parallel")
 	bucket := fs.String("bucket", "", "read the parts by key from this bucket with the S3 API (credentials from the AWS environment variables) instead of their URLs")
 	endpoint := fs.String("endpoint", "", "S3 endpoint URL for --bucket (default: https://s3.REGION.amazonaws.com)")
 	progress := progressFlags(fs)
@@ -90,7 +90,7 @@ func manifestVerify(args []string) error {
 		return err
 	}
 	if *par < 1 {
-		return usageError("--parallel must be at least 1")
+		return usageError("--workers must be at least 1")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -15,7 +15,7 @@ type imageFlags struct {
 	format  string
 	trust   bool
 	parents stringList
-	maxSize int64
+	maxSize byteSize
 }
 
 func (f *imageFlags) register(fs *flag.FlagSet) {
@@ -23,7 +23,7 @@ func (f *imageFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.format, "f", "", "short for --format")
 	fs.BoolVar(&f.trust, "trust-format", false, "read the image as --format even when its bytes look like another format")
 	fs.Var(&f.parents, "parent", "a parent image of a delta image, nearest first (repeatable)")
-	fs.Int64Var(&f.maxSize, "max-virtual-size", 0, "refuse sparse images larger than this many bytes (0: the readers' defaults)")
+	fs.Var(&f.maxSize, "max-virtual-size", "refuse sparse images larger than this `size` (2048GiB, 500G, or bytes; 0: the readers' defaults)")
 }
 
 func (f *imageFlags) open(path string) (disk.Image, error) {
@@ -31,7 +31,7 @@ func (f *imageFlags) open(path string) (disk.Image, error) {
 		Format:         f.format,
 		TrustFormat:    f.trust,
 		Parents:        f.parents,
-		MaxVirtualSize: f.maxSize,
+		MaxVirtualSize: int64(f.maxSize),
 	})
 	return img, mismatchHint(err)
 }

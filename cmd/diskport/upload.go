@@ -29,8 +29,9 @@ func runUpload(c *command, args []string) error {
 	prefix := fs.String("prefix", "", "key prefix for the parts and the manifest")
 	region := fs.String("region", "", "bucket region (default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1)")
 	sigv2 := fs.Bool("sigv2", false, "sign requests and presigned URLs with signature version 2, for old endpoints")
-	expires := fs.Duration("expires", 0, "lifetime of the presigned URLs, e.g. 72h (default: 168h with SigV4, the maximum; 720h with SigV2)")
-	par := fs.Int("parallel", 4, "parts uploaded at once")
+	var expires duration
+	fs.Var(&expires, "expires", "lifetime of the presigned URLs: a `duration` such as 72h or 7d (default: 7d with SigV4, the maximum; 30d with SigV2)")
+	par := workersFlag(fs, 4, "parts uploaded at once", "parallel")
 	progress := progressFlags(fs)
 	var sf splitFlags
 	sf.register(fs)
@@ -42,10 +43,10 @@ func runUpload(c *command, args []string) error {
 		return usageError("--bucket is required")
 	}
 	if *par < 1 {
-		return usageError("--parallel must be at least 1")
+		return usageError("--workers must be at least 1")
 	}
-	if *expires < 0 || (!*sigv2 && *expires > 7*24*time.Hour) {
-		return usageError("--expires must be positive and, with SigV4, at most 168h")
+	if expires < 0 || (!*sigv2 && time.Duration(expires) > 7*24*time.Hour) {
+		return usageError("--expires must be positive and, with SigV4, at most 7d")
 	}
 	opts, err := sf.options()
 	if err != nil {
@@ -65,7 +66,7 @@ func runUpload(c *command, args []string) error {
 		Bucket:       *bucket,
 		Prefix:       strings.Trim(*prefix, "/"),
 		Parallel:     *par,
-		Expires:      *expires,
+		Expires:      time.Duration(expires),
 	})
 	b.finish()
 	if err != nil {
