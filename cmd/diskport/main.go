@@ -33,6 +33,7 @@ type command struct {
 	summary string                                // one line for `diskport help`
 	usage   string                                // the synopsis after "diskport ", e.g. "info [--format F] IMAGE"
 	run     func(c *command, args []string) error // the verb: runX in X.go
+	subs    []string                              // the verb's subcommands, if it has them (manifest create, ...)
 }
 
 var commands = map[string]*command{}
@@ -82,12 +83,17 @@ func run(args []string) int {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				return run([]string{c.name, "--help"})
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "diskport help: unknown command %q (run 'diskport help')\n", args[1])
+				return 2
 			}
+			return run(append([]string{c.name}, append(args[2:], "--help")...))
 		}
 		printHelp(stdout)
 		return 0
+	case "-version", "--version", "-V":
+		name = "version"
 	}
 	c, ok := commands[name]
 	if !ok {

@@ -25,6 +25,7 @@ func init() {
 		summary: "create, verify or show an EC2 import manifest and its parts",
 		usage:   manifestUsage,
 		run:     runManifest,
+		subs:    []string{"create", "verify", "show"},
 	})
 }
 

@@ -17,7 +17,8 @@ func init() {
 		usage: "policy create --bucket B --prefix P [--expires 24h] [--unsigned]\n" +
 			"       diskport policy sign POLICY_B64\n" +
 			"       diskport policy check --bucket B --prefix P --signature S POLICY_B64",
-		run: runPolicy,
+		run:  runPolicy,
+		subs: []string{"create", "sign", "check"},
 	})
 }
 
