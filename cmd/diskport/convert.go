@@ -110,7 +110,7 @@ func runConvert(c *command, args []string) error {
 			}
 			return fmt.Errorf("convert stopped: %v; %s", context.Cause(ctx), kept)
 		}
-		return err
+		return existsHint(err)
 	}
 	src := manifest.RedactURL(pos[0]) // a presigned URL's query is a credential
 	if progress == "json" {
