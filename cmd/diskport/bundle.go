@@ -91,9 +91,11 @@ func runBundle(c *command, args []string) error {
 		}
 		sink, where = bundle.Dir(*out), *out+"/"
 	} else {
-		for name, v := range map[string]string{"--endpoint": *endpoint, "--bucket": *bucket, "--access-key-id": *keyID, "--upload-policy": *policy, "--upload-policy-signature": *sig} {
-			if v == "" {
-				return usageError("%s is required without --out", name)
+		// The first missing flag in the usage line's order.
+		for _, f := range []struct{ name, v string }{{"--endpoint", *endpoint}, {"--bucket", *bucket}, {"--access-key-id", *keyID},
+			{"--upload-policy", *policy}, {"--upload-policy-signature", *sig}} {
+			if f.v == "" {
+				return usageError("%s is required without --out", f.name)
 			}
 		}
 		// Refuse before any byte is sent what the policy does not grant.
