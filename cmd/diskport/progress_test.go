@@ -50,5 +50,5 @@ func TestProgressBars(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)
-	run("upload", "uploading", "upload", "-p", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--part-size", "1MiB", g)
+	run("upload", "uploading", "upload", "-p", "--create-bucket", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--part-size", "1MiB", g)
 }

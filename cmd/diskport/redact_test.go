@@ -87,5 +87,9 @@ func TestNoPresignedQueryPrinted(t *testing.T) {
 		if !tc.ok && !strings.Contains(string(out), "diskport") {
 			t.Errorf("%s: no error printed: %s", tc.name, out)
 		}
+		// S3's XML error document is shown as "Code: Message".
+		if strings.Contains(tc.name, "refused") && (!strings.Contains(string(out), "AccessDenied: Request has expired") || strings.Contains(string(out), "<Error>")) {
+			t.Errorf("%s: S3's error not shown as Code: Message: %s", tc.name, out)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,7 +17,7 @@ func init() {
 	register(&command{
 		name:    "upload",
 		summary: "upload an image to S3 as import-manifest parts and print the ImportManifestUrl",
-		usage:   "upload --endpoint URL --bucket B [--prefix P] [--sigv2] [--expires 7d] [--part-size 10MiB] IMAGE",
+		usage:   "upload --endpoint URL --bucket B [--create-bucket] [--prefix P] [--sigv2] [--expires 7d] [--part-size 10MiB] IMAGE",
 		run:     runUpload,
 	})
 }
@@ -25,7 +26,8 @@ func init() {
 func runUpload(c *command, args []string) error {
 	fs := c.flags()
 	endpoint := fs.String("endpoint", "", "S3 endpoint URL (default: https://s3.REGION.amazonaws.com)")
-	bucket := fs.String("bucket", "", "bucket for the parts and the manifest (created if missing)")
+	bucket := fs.String("bucket", "", "bucket for the parts and the manifest: it must exist, unless --create-bucket")
+	create := fs.Bool("create-bucket", false, "create --bucket when it does not exist")
 	prefix := fs.String("prefix", "", "key prefix for the parts and the manifest")
 	region := fs.String("region", "", "bucket region (default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1)")
 	sigv2 := fs.Bool("sigv2", false, "sign requests and presigned URLs with signature version 2, for old endpoints")
@@ -62,16 +64,20 @@ func runUpload(c *command, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := manifest.Upload(ctx, cfg, pos[0], manifest.UploadOptions{
-		SplitOptions: opts,
-		Bucket:       *bucket,
-		Prefix:       strings.Trim(*prefix, "/"),
-		Parallel:     *par,
-		Expires:      time.Duration(expires),
+		SplitOptions:  opts,
+		Bucket:        *bucket,
+		RequireBucket: !*create,
+		Prefix:        strings.Trim(*prefix, "/"),
+		Parallel:      *par,
+		Expires:       time.Duration(expires),
 	})
 	b.finish()
 	if err != nil {
 		if res != nil && res.Uploaded+res.Skipped > 0 {
 			return fmt.Errorf("%w (%d parts stored; run the same command again to resume)", err, res.Uploaded+res.Skipped)
+		}
+		if errors.Is(err, manifest.ErrNoBucket) {
+			return &hinted{err.Error() + " (check the name, or give --create-bucket to create it)", err}
 		}
 		return mismatchHint(err)
 	}
