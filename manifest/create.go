@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,7 +49,7 @@ func ParseNaming(s string) (Naming, error) {
 
 // ManifestName returns the manifest's file or object name for the file
 // named base: base + ".manifest.xml".
-func ManifestName(base string) string { return base + ".manifest.xml" }
+func ManifestName(base string) string { return base + manifestSuffix }
 
 // DefaultImporter is the importer element diskport writes.
 var DefaultImporter = Importer{Name: "diskport", Version: "1", Release: Version}
@@ -81,7 +82,16 @@ type SplitOptions struct {
 	// Progress, when set, is called with the byte count of each part done
 	// (uploaded or found already stored, for Upload). Calls are serialised.
 	Progress func(n int64)
+	// Force lets Create write into an output directory that already holds
+	// files (which parts and a manifest of the same names replace);
+	// without it such a directory is refused with ErrDirNotEmpty, so two
+	// images' parts are never mixed. Upload ignores it.
+	Force bool
 }
+
+// ErrDirNotEmpty is Create's error for an output directory that holds
+// files, without SplitOptions.Force.
+var ErrDirNotEmpty = errors.New("output directory is not empty")
 
 func (o *SplitOptions) partSize() int64 {
 	if o.PartSize <= 0 {
@@ -207,6 +217,11 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 	m, err := describe(f, name, &opts)
 	if err != nil {
 		return nil, "", err
+	}
+	if !opts.Force {
+		if ents, err := os.ReadDir(outDir); err == nil && len(ents) > 0 {
+			return nil, "", fmt.Errorf("manifest: %s: %w (it holds %s)", outDir, ErrDirNotEmpty, ents[0].Name())
+		}
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, "", err

@@ -46,10 +46,15 @@ func runBundle(c *command, args []string) error {
 	uploads := workersFlag(fs, 4, "parts stored at once (each holds a part in memory)", "uploads")
 	taskXML := fs.Bool("task-xml", false, "print the final task as a BundleInstance response")
 	progress := progressFlags(fs)
-	pos, err := c.parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 0, 1)
 	if err != nil {
 		return err
 	}
+	src, _, err := img.split(pos, 0)
+	if err != nil {
+		return err
+	}
+	pos = []string{src}
 	if *prefix == "" || path.Base(*prefix) == "." || path.Base(*prefix) == "/" {
 		return usageError("--prefix is required and must end in a name")
 	}

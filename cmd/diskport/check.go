@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/convert"
+	"github.com/diskport/diskport/manifest"
 )
 
 func init() {
@@ -48,14 +49,18 @@ func runCheck(c *command, args []string) error {
 	out := fs.String("output", "human", "output format: human or json")
 	workers := workersFlag(fs, 0, "segments read at once (default: one per CPU, at most 8)")
 	progress := progressFlags(fs)
-	pos, err := c.parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 0, 1)
 	if err != nil {
 		return err
 	}
 	if *out != "human" && *out != "json" {
 		return usageError("--output must be human or json, not %q", *out)
 	}
-	img, err := f.open(pos[0])
+	path, _, err := f.split(pos, 0)
+	if err != nil {
+		return err
+	}
+	img, err := f.open(path)
 	if err != nil {
 		return err
 	}
@@ -69,7 +74,7 @@ func runCheck(c *command, args []string) error {
 		return err
 	}
 	if *out == "json" {
-		j := checkJSON{Filename: pos[0], Format: img.Info().Format, CheckErrors: len(res.Problems)}
+		j := checkJSON{Filename: manifest.RedactURL(path), Format: img.Info().Format, CheckErrors: len(res.Problems)}
 		j.Diskport.VirtualSize, j.Diskport.DataBytes, j.Diskport.ZeroBytes = res.VirtualSize, res.DataBytes, res.ZeroBytes
 		j.Diskport.Problems = []checkJSONProblem{}
 		for _, p := range res.Problems {
@@ -89,7 +94,7 @@ func runCheck(c *command, args []string) error {
 		}
 	}
 	if n := len(res.Problems); n > 0 {
-		return fmt.Errorf("check: %d error(s) were found on %s: convert would refuse it", n, pos[0])
+		return fmt.Errorf("check: %d error(s) were found on %s: convert would refuse it", n, manifest.RedactURL(path))
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/convert"
-	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/manifest"
 )
 
@@ -41,19 +40,15 @@ func runConvert(c *command, args []string) error {
 	noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 	zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
 	workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
-	man := fs.String("manifest", "", "convert the image an EC2 import manifest's parts hold (a path or URL), without reassembling it")
 	pos, err := c.parse(fs, args, 1, 2)
 	if err != nil {
 		return err
 	}
-	if *man != "" {
-		if len(pos) != 1 {
-			return usageError("with --manifest, give only DST")
-		}
-		pos = []string{*man, pos[0]}
-	} else if len(pos) != 2 {
-		return usageError("give SRC and DST")
+	src, rest, err := img.split(pos, 1)
+	if err != nil {
+		return err
 	}
+	pos = []string{src, rest[0]}
 	if *exact && volGiB != 0 {
 		return usageError("--exact-size and --volume-size exclude each other")
 	}
@@ -64,15 +59,7 @@ func runConvert(c *command, args []string) error {
 	// output behind, or kill the run before it can keep its journal.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	var im disk.Image
-	if *man != "" {
-		if img.format != "" || len(img.parents) > 0 {
-			return usageError("with --manifest the format is the manifest's file-format, and there are no parents")
-		}
-		im, err = openManifestImage(ctx, *man, nil)
-	} else {
-		im, err = img.open(pos[0])
-	}
+	im, err := img.open(pos[0])
 	if err != nil {
 		return err
 	}
@@ -87,8 +74,8 @@ func runConvert(c *command, args []string) error {
 		Checksum:     *checksum != "",
 		Workers:      *workers,
 	}
-	if *man != "" {
-		opts.Verify = im.(*closeBoth).s.CheckFile // the manifest's whole-file SHA-256
+	if mi, ok := im.(*manifest.Image); ok {
+		opts.Verify = mi.CheckFile // the manifest's whole-file SHA-256
 	}
 	var rep *progressReporter
 	switch progress {
@@ -112,7 +99,7 @@ func runConvert(c *command, args []string) error {
 		}
 		return existsHint(err)
 	}
-	src := manifest.RedactURL(pos[0]) // a presigned URL's query is a credential
+	src = manifest.RedactURL(pos[0]) // a presigned URL's query is a credential
 	if progress == "json" {
 		return json.NewEncoder(stdout).Encode(map[string]any{
 			"done": true, "source": src, "destination": pos[1],

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +16,7 @@ import (
 	"github.com/diskport/diskport/manifest"
 )
 
-const manifestUsage = `manifest create [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] IMAGE OUTDIR
+const manifestUsage = `manifest create [--force] [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] IMAGE OUTDIR
        diskport manifest verify [--workers N] PATH_OR_URL
        diskport manifest show [--output human|json] PATH_OR_URL`
 
@@ -54,6 +55,7 @@ func manifestCreate(args []string) error {
 	var sf splitFlags
 	sf.register(fs)
 	progress := progressFlags(fs)
+	force := fs.Bool("force", false, "write into an OUTDIR that already holds files")
 	pos, err := c.parse(fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -62,6 +64,7 @@ func manifestCreate(args []string) error {
 	if err != nil {
 		return err
 	}
+	opts.Force = *force
 	st, err := os.Stat(pos[0])
 	if err != nil {
 		return err
@@ -72,6 +75,9 @@ func manifestCreate(args []string) error {
 	defer stop()
 	m, path, err := manifest.Create(ctx, pos[0], pos[1], opts)
 	bar.finish()
+	if errors.Is(err, manifest.ErrDirNotEmpty) {
+		return &hinted{err.Error() + "; give an empty or new directory, or --force", err}
+	}
 	if err != nil {
 		return mismatchHint(err)
 	}
