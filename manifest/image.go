@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/diskport/diskport"
@@ -16,6 +17,9 @@ type ImageOptions struct {
 	// Store, when set, is where the parts are read from instead of the
 	// one [Open] picks (an [S3Store] when the presigned URLs expired).
 	Store PartStore
+	// S3 is the endpoint and credentials an s3://bucket/key manifest is
+	// read with ([OpenS3]); nil refuses such a name.
+	S3 *S3Config
 	// Storage tunes the parts' cache and read-ahead.
 	Storage StorageOptions
 	// Image are the options the image is opened with. Format is the
@@ -31,13 +35,23 @@ type Image struct {
 }
 
 // OpenImage opens the image a manifest's parts hold, from a manifest path,
-// a directory holding one manifest, or an http(s) URL (an
-// ImportManifestUrl): one call for [Open], [OpenStorage] and
+// a directory holding one manifest, an http(s) URL (an ImportManifestUrl)
+// or, with opts.S3, s3://bucket/key: one call for [Open], [OpenStorage] and
 // diskport.OpenStorage, with the manifest's file-format checked against
 // the bytes (a *diskport.MismatchError when they contradict it). It lives
 // here rather than in package diskport, which this package imports.
 func OpenImage(ctx context.Context, pathOrURL string, opts ImageOptions) (*Image, error) {
-	m, store, err := Open(ctx, pathOrURL, opts.Client)
+	var m *Manifest
+	var store PartStore
+	var err error
+	switch {
+	case IsS3URL(pathOrURL) && opts.S3 != nil:
+		m, store, err = OpenS3(ctx, *opts.S3, pathOrURL)
+	case IsS3URL(pathOrURL):
+		err = fmt.Errorf("manifest: %s: an s3:// manifest is read with S3 credentials (ImageOptions.S3)", pathOrURL)
+	default:
+		m, store, err = Open(ctx, pathOrURL, opts.Client)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,7 @@ func runCheck(c *command, args []string) error {
 	fs := c.flags()
 	var f imageFlags
 	f.register(fs)
+	f.registerEndpoint(fs)
 	out := fs.String("output", "human", "output format: human or json")
 	workers := workersFlag(fs, 0, "segments read at once (default: one per CPU, at most 8)")
 	progress := progressFlags(fs)

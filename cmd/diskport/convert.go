@@ -27,6 +27,7 @@ func runConvert(c *command, args []string) error {
 	fs := c.flags()
 	var img imageFlags
 	img.register(fs)
+	img.registerEndpoint(fs)
 	var volGiB volumeGiB
 	fs.Var(&volGiB, "volume-size", "volume `size` in GiB: 12 or 12GiB (default: the virtual size rounded up to a whole GiB)")
 	exact := fs.Bool("exact-size", false, "make the volume exactly the virtual size")

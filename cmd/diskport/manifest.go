@@ -86,11 +86,11 @@ func manifestCreate(args []string) error {
 }
 
 func manifestVerify(args []string) error {
-	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--workers N] [--bucket B [--endpoint URL]] PATH_OR_URL"}
+	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--workers N] [--bucket B] [--endpoint URL] PATH_OR_URL"}
 	fs := c.flags()
 	par := workersFlag(fs, 4, "parts fetched at once", "parallel")
 	bucket := fs.String("bucket", "", "read the parts by key from this bucket with the S3 API (credentials from the AWS environment variables) instead of their URLs")
-	endpoint := fs.String("endpoint", "", "S3 endpoint URL for --bucket (default: https://s3.REGION.amazonaws.com)")
+	endpoint := fs.String("endpoint", "", "S3 endpoint URL for --bucket or an s3://BUCKET/KEY manifest (default: https://s3.REGION.amazonaws.com)")
 	progress := progressFlags(fs)
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
@@ -101,10 +101,10 @@ func manifestVerify(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *endpoint != "" && *bucket == "" {
-		return usageError("--endpoint needs --bucket")
+	if *endpoint != "" && *bucket == "" && !manifest.IsS3URL(pos[0]) {
+		return usageError("--endpoint needs --bucket or an s3:// manifest")
 	}
-	m, store, err := manifest.Open(ctx, pos[0], nil)
+	m, store, err := openManifest(ctx, pos[0], *endpoint)
 	if err != nil {
 		return err
 	}
@@ -131,6 +131,7 @@ func manifestShow(args []string) error {
 	c := &command{name: "manifest show", summary: "print a manifest readably", usage: "manifest show [--output human|json] PATH_OR_URL"}
 	fs := c.flags()
 	out := fs.String("output", "human", "output format: human or json")
+	endpoint := fs.String("endpoint", "", "S3 endpoint URL of an s3://BUCKET/KEY manifest (default: https://s3.REGION.amazonaws.com)")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -138,7 +139,7 @@ func manifestShow(args []string) error {
 	if *out != "human" && *out != "json" {
 		return usageError("--output must be human or json, not %q", *out)
 	}
-	m, store, err := manifest.Open(context.Background(), pos[0], nil)
+	m, store, err := openManifest(context.Background(), pos[0], *endpoint)
 	if err != nil {
 		return err
 	}

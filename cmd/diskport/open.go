@@ -19,6 +19,13 @@ type imageFlags struct {
 	parents  stringList
 	maxSize  byteSize
 	manifest string // --manifest: the image is the one a manifest's parts hold
+	endpoint string // --endpoint of an s3:// --manifest, for the verbs that register it
+}
+
+// registerEndpoint registers --endpoint, the S3 endpoint of an
+// s3://bucket/key --manifest (verbs whose --endpoint means nothing else).
+func (f *imageFlags) registerEndpoint(fs *flag.FlagSet) {
+	fs.StringVar(&f.endpoint, "endpoint", "", "S3 endpoint of an s3://BUCKET/KEY --manifest, read with the AWS environment's credentials (default: https://s3.REGION.amazonaws.com)")
 }
 
 func (f *imageFlags) register(fs *flag.FlagSet) {
@@ -26,7 +33,7 @@ func (f *imageFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.format, "f", "", "short for --format")
 	fs.BoolVar(&f.trust, "trust-format", false, "read the image as --format even when its bytes look like another format")
 	fs.Var(&f.parents, "parent", "a parent image of a delta image, nearest first (repeatable)")
-	fs.StringVar(&f.manifest, "manifest", "", "read the image an EC2 import manifest's parts hold (a manifest path, a directory holding one, or a URL), without reassembling it")
+	fs.StringVar(&f.manifest, "manifest", "", "read the image an EC2 import manifest's parts hold (a manifest path, a directory holding one, a URL, or s3://BUCKET/KEY), without reassembling it")
 	fs.Var(&f.maxSize, "max-virtual-size", "refuse sparse images larger than this `size` (2048GiB, 500G, or bytes; 0: the readers' defaults)")
 }
 
@@ -53,7 +60,7 @@ func (f *imageFlags) split(pos []string, outs int) (string, []string, error) {
 // manifest's parts hold (path is then the manifest's).
 func (f *imageFlags) open(path string) (disk.Image, error) {
 	if f.manifest != "" {
-		img, err := openManifestImage(context.Background(), f.manifest, nil)
+		img, err := openManifestImageAt(context.Background(), f.manifest, f.endpoint, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -97,6 +104,7 @@ func (c *command) openWithOutput(args []string) (img disk.Image, path, output st
 	fs := c.flags()
 	var f imageFlags
 	f.register(fs)
+	f.registerEndpoint(fs)
 	out := fs.String("output", "human", "output format: human or json")
 	pos, err := c.parse(fs, args, 0, 1)
 	if err != nil {
