@@ -16,7 +16,7 @@ func init() {
 		name:    "bundle",
 		summary: "bundle a volume as an AMI bundle into S3 under a BundleInstance upload policy",
 		usage: "bundle [--format F] --endpoint URL --bucket B --prefix P --access-key-id K --upload-policy B64 " +
-			"--upload-policy-signature S --ec2-cert PEM [--user-cert PEM --user-key PEM] [--out DIR] VOLUME",
+			"--upload-policy-signature S --ec2-cert PEM [--user-cert PEM --user-key PEM] [--out DIR] [--part-size 10MiB] [--workers N] [-p] (VOLUME | --manifest MANIFEST)",
 		run: runBundle,
 	})
 

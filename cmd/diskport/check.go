@@ -16,7 +16,7 @@ func init() {
 	register(&command{
 		name:    "check",
 		summary: "read every table and block of an image (inflating every grain), writing nothing: the verdict convert would give",
-		usage:   "check [--format F] [--output human|json] [--workers N] [--progress] IMAGE",
+		usage:   "check [--format F] [--output human|json] [--workers N] [-p] (IMAGE | --manifest MANIFEST)",
 		run:     runCheck,
 	})
 }

@@ -12,8 +12,8 @@ import (
 func init() {
 	register(&command{
 		name:    "completion",
-		summary: "print a shell completion script: bash, zsh or fish",
-		usage:   "completion bash|zsh|fish   (e.g. source <(diskport completion bash))",
+		summary: "print a shell completion script: source <(diskport completion bash)",
+		usage:   "completion bash|zsh|fish",
 		run:     runCompletion,
 	})
 }

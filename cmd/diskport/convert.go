@@ -17,7 +17,7 @@ func init() {
 	register(&command{
 		name:    "convert",
 		summary: "convert an image to a raw, EBS-sized volume",
-		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [--progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] (SRC | --manifest PATH_OR_URL) DST",
+		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--workers N] (SRC | --manifest MANIFEST) DST",
 		run:     runConvert,
 	})
 }

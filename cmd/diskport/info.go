@@ -13,7 +13,7 @@ func init() {
 	register(&command{
 		name:    "info",
 		summary: "describe an image: format, virtual size, allocation",
-		usage:   "info [--format F] [--output human|json] IMAGE",
+		usage:   "info [--format F] [--output human|json] (IMAGE | --manifest MANIFEST)",
 		run:     runInfo,
 	})
 }

@@ -131,7 +131,7 @@ func redactURLs(s string) string {
 }
 
 func printHelp(w io.Writer) {
-	fmt.Fprintln(w, "diskport turns VMDK, VHD and RAW disk images into raw cloud volumes.")
+	fmt.Fprintln(w, "diskport turns VMDK, VHD, VHDX and RAW disk images into raw cloud volumes.")
 	fmt.Fprintln(w, "\nUsage: diskport <command> [flags] [args]\n\nCommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
@@ -142,7 +142,9 @@ func printHelp(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nImage formats: "+diskport.FormatNames()+".")
-	fmt.Fprintln(w, "\nRun 'diskport <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "A MANIFEST is a path, a directory holding one manifest, an http(s) URL or s3://BUCKET/KEY.")
+	fmt.Fprintln(w, "\nRun 'diskport help <command>' or 'diskport <command> --help' for a command's flags;")
+	fmt.Fprintln(w, "'diskport --version' for the version.")
 }
 
 // flags returns a FlagSet for c whose --help prints c's usage and flags to

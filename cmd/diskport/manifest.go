@@ -16,9 +16,12 @@ import (
 	"github.com/diskport/diskport/manifest"
 )
 
-const manifestUsage = `manifest create [--force] [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] IMAGE OUTDIR
-       diskport manifest verify [--workers N] PATH_OR_URL
-       diskport manifest show [--output human|json] PATH_OR_URL`
+// manifestUsage is the synopsis of the manifest verb. A MANIFEST is a
+// path, a directory holding one manifest, an http(s) URL or
+// s3://BUCKET/KEY.
+const manifestUsage = `manifest create [--force] [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] [-p] IMAGE OUTDIR
+       diskport manifest verify [--workers N] [--bucket B] [--endpoint URL] [-p] MANIFEST
+       diskport manifest show [--output human|json] [--endpoint URL] MANIFEST`
 
 func init() {
 	register(&command{
@@ -86,7 +89,7 @@ func manifestCreate(args []string) error {
 }
 
 func manifestVerify(args []string) error {
-	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--workers N] [--bucket B] [--endpoint URL] PATH_OR_URL"}
+	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--workers N] [--bucket B] [--endpoint URL] [-p] MANIFEST"}
 	fs := c.flags()
 	par := workersFlag(fs, 4, "parts fetched at once", "parallel")
 	bucket := fs.String("bucket", "", "read the parts by key from this bucket with the S3 API (credentials from the AWS environment variables) instead of their URLs")
@@ -128,7 +131,7 @@ func manifestVerify(args []string) error {
 }
 
 func manifestShow(args []string) error {
-	c := &command{name: "manifest show", summary: "print a manifest readably", usage: "manifest show [--output human|json] PATH_OR_URL"}
+	c := &command{name: "manifest show", summary: "print a manifest readably", usage: "manifest show [--output human|json] [--endpoint URL] MANIFEST"}
 	fs := c.flags()
 	out := fs.String("output", "human", "output format: human or json")
 	endpoint := fs.String("endpoint", "", "S3 endpoint URL of an s3://BUCKET/KEY manifest (default: https://s3.REGION.amazonaws.com)")

@@ -18,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "unbundle",
 		summary: "check and decrypt an AMI bundle and restore its volume",
-		usage:   "unbundle --private-key PEM (--dir DIR | --endpoint URL --bucket B) --manifest NAME [--user-cert PEM] [--allow-unsigned] [--force] DST",
+		usage:   "unbundle --private-key PEM (--dir DIR | --endpoint URL --bucket B) --manifest NAME [--user-cert PEM] [--allow-unsigned] [--force] [-p] DST",
 		run:     runUnbundle,
 	})
 }
