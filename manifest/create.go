@@ -79,9 +79,10 @@ type SplitOptions struct {
 	// KeyPrefix is put before every part key ("" for none; a "/" is added
 	// when missing).
 	KeyPrefix string
-	// Progress, when set, is called with the byte count of each part done
-	// (uploaded or found already stored, for Upload). Calls are serialised.
-	Progress func(n int64)
+	// Progress, when set, is called as parts are done (written; for
+	// Upload, sent or found already stored) with the bytes of the file
+	// done so far and the file's size. Calls are serialised.
+	Progress func(done, total int64)
 	// Force lets Create write into an output directory that already holds
 	// files (which parts and a manifest of the same names replace);
 	// without it such a directory is refused with ErrDirNotEmpty, so two
@@ -227,6 +228,7 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 		return nil, "", err
 	}
 	dir := DirStore{Dir: outDir}
+	progress := progressCounter(opts.Progress, m.FileSize())
 	b := make([]byte, opts.partSize())
 	err = hashParts(ctx, f, m, func() []byte { return b }, func(p *Part, data []byte) error {
 		path, err := dir.Path(p)
@@ -236,8 +238,8 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 		if err := writeFileAtomic(path, data); err != nil {
 			return err
 		}
-		if opts.Progress != nil {
-			opts.Progress(p.Length)
+		if progress != nil {
+			progress(p.Length)
 		}
 		return nil
 	})

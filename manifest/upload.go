@@ -124,6 +124,7 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	// Keep the part buffers within uploadMemory.
 	par = max(1, min(par, int(uploadMemory/opts.partSize())-1))
 	res := &UploadResult{Manifest: m}
+	progress := progressCounter(opts.Progress, m.FileSize())
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -166,8 +167,8 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 				} else {
 					res.Skipped++
 				}
-				if opts.Progress != nil {
-					opts.Progress(j.p.Length)
+				if progress != nil {
+					progress(j.p.Length)
 				}
 				mu.Unlock()
 			}

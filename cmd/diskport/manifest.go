@@ -73,7 +73,7 @@ func manifestCreate(args []string) error {
 		return err
 	}
 	bar := newBar(*progress, st.Size(), "splitting")
-	opts.Progress = bar.add
+	opts.Progress = bar.set
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, path, err := manifest.Create(ctx, pos[0], pos[1], opts)
@@ -117,7 +117,7 @@ func manifestVerify(args []string) error {
 		}
 	}
 	bar := newBar(*progress, m.FileSize(), "verifying")
-	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.add})
+	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.set})
 	bar.finish()
 	if err != nil {
 		return err

@@ -12,13 +12,13 @@ import (
 // openManifestImage opens the image a manifest's parts hold (convert, info
 // and map --manifest): the declared file-format is checked against the
 // bytes. Closing the returned image also drops the parts cache.
-func openManifestImage(ctx context.Context, pathOrURL string, progress func(int64)) (*manifest.Image, error) {
+func openManifestImage(ctx context.Context, pathOrURL string, progress func(done, total int64)) (*manifest.Image, error) {
 	return openManifestImageAt(ctx, pathOrURL, "", progress)
 }
 
 // openManifestImageAt is openManifestImage with the S3 endpoint an
 // s3://bucket/key manifest is read from ("": the region's).
-func openManifestImageAt(ctx context.Context, pathOrURL, endpoint string, progress func(int64)) (*manifest.Image, error) {
+func openManifestImageAt(ctx context.Context, pathOrURL, endpoint string, progress func(done, total int64)) (*manifest.Image, error) {
 	opts := manifest.ImageOptions{Storage: manifest.StorageOptions{Progress: progress}}
 	if manifest.IsS3URL(pathOrURL) {
 		cfg := s3Config(endpoint, "", false)

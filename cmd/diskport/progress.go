@@ -157,20 +157,8 @@ func newBar(asked bool, total int64, what string) *bar {
 	return &bar{line: newProgress("bar", stderr, total, what), total: total}
 }
 
-// add counts n more bytes done: the callback of the libraries that report
-// each piece done.
-func (b *bar) add(n int64) {
-	if b.line == nil {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.done += n
-	b.line.update(b.done, b.total)
-}
-
-// set shows done of total bytes: the callback of the libraries that report
-// the running count.
+// set shows done of total bytes: the progress callback of convert,
+// manifest and bundle.
 func (b *bar) set(done, total int64) {
 	if b.line == nil {
 		return

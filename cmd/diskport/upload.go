@@ -60,7 +60,7 @@ func runUpload(c *command, args []string) error {
 		return err
 	}
 	b := newBar(*progress, st.Size(), "uploading")
-	opts.Progress = b.add
+	opts.Progress = b.set
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := manifest.Upload(ctx, cfg, pos[0], manifest.UploadOptions{
