@@ -9,6 +9,7 @@ import (
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/convert"
+	"github.com/diskport/diskport/volume"
 )
 
 // ExampleConvert opens an image and writes it as a raw volume the size of
@@ -63,4 +64,45 @@ func ExampleCheck() {
 	}
 	fmt.Println(len(res.Problems), "problems in", res.VirtualSize, "bytes")
 	// Output: 0 problems in 1048576 bytes
+}
+
+// ExampleConvertInto converts into a volume the caller created and
+// commits: here a 2 GiB one for a 1 MiB image.
+func ExampleConvertInto() {
+	dir, err := os.MkdirTemp("", "convert-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(src, append([]byte("boot"), make([]byte, 1<<20-4)...), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	img, err := diskport.Open(src, diskport.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer img.Close()
+	dst := filepath.Join(dir, "volume.raw")
+	w, err := volume.Create(dst, 2*convert.GiB, volume.Options{NoSync: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := convert.ConvertInto(context.Background(), img, w, convert.Options{}); err != nil {
+		w.Abort()
+		log.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		log.Fatal(err)
+	}
+	f, err := os.Open(dst)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	b := make([]byte, 4)
+	f.ReadAt(b, 0)
+	fmt.Println(st.Size(), string(b))
+	// Output: 2147483648 boot
 }
