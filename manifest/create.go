@@ -68,7 +68,9 @@ type SplitOptions struct {
 	// TrustFormat takes the declared Format even when the bytes look like
 	// another format, as diskport.Options.TrustFormat does.
 	TrustFormat bool
-	// VolumeSize is the volume size in GiB; 0 means the virtual disk size
+	// VolumeSize is the volume size in bytes, as convert.Options.VolumeSize:
+	// a whole number of GiB (EC2's unit, that of the manifest's
+	// volume-size); 0 means the virtual disk size
 	// rounded up to a whole GiB (at least 1).
 	VolumeSize int64
 	// Naming is the part naming convention.
@@ -156,10 +158,13 @@ func describe(s disk.Storage, name string, o *SplitOptions) (*Manifest, error) {
 	gib := (virtual + 1<<30 - 1) >> 30
 	vol := max(gib, 1)
 	if o.VolumeSize > 0 {
-		if o.VolumeSize < gib {
-			return nil, errorf(disk.ErrTooLarge, "volume of %d GiB is smaller than the %d-byte virtual disk", o.VolumeSize, virtual)
+		if o.VolumeSize%(1<<30) != 0 {
+			return nil, fmt.Errorf("manifest: volume size %d bytes is not a whole number of GiB", o.VolumeSize)
 		}
-		vol = o.VolumeSize
+		if o.VolumeSize>>30 < gib {
+			return nil, errorf(disk.ErrTooLarge, "volume of %d GiB is smaller than the %d-byte virtual disk", o.VolumeSize>>30, virtual)
+		}
+		vol = o.VolumeSize >> 30
 	}
 	prefix := o.KeyPrefix
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {

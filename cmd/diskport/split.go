@@ -36,5 +36,5 @@ func (f *splitFlags) options() (manifest.SplitOptions, error) {
 	if f.partSize <= 0 || f.partSize > manifest.MaxPartSize {
 		return manifest.SplitOptions{}, usageError("--part-size must be between 1 byte and 1 GiB")
 	}
-	return manifest.SplitOptions{PartSize: int64(f.partSize), Format: f.format, TrustFormat: f.trust, VolumeSize: int64(f.volumeSize), Naming: naming, Name: f.name}, nil
+	return manifest.SplitOptions{PartSize: int64(f.partSize), Format: f.format, TrustFormat: f.trust, VolumeSize: int64(f.volumeSize) << 30, Naming: naming, Name: f.name}, nil
 }
