@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/manifest"
 )
 
@@ -63,4 +64,12 @@ func ExampleUpload() {
 		log.Fatal(err)
 	}
 	fmt.Println(res.ManifestURL)
+}
+
+// ExampleManifest_Format reads a manifest's file-format in the one
+// spelling of formats across packages, diskport.Format.
+func ExampleManifest_Format() {
+	m := &manifest.Manifest{FileFormat: "VHD"}
+	fmt.Println(m.Format() == diskport.VHD, m.Format(), m.Format().EC2Name())
+	// Output: true vhd VHD
 }
