@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/bundle"
+	"github.com/diskport/diskport/manifest"
 )
 
 func init() {
@@ -145,7 +146,7 @@ func runBundle(c *command, args []string) error {
 	}
 	if !*taskXML {
 		fmt.Fprintf(stdout, "bundled %s (%d bytes) into %s%s: %d parts, %d bytes, image digest %s\n",
-			pos[0], m.Image.Size, where, bundle.ManifestName(*prefix), len(m.Image.Parts.Part), m.Image.BundledSize, m.Image.Digest.Hex)
+			manifest.RedactURL(pos[0]), m.Image.Size, where, bundle.ManifestName(*prefix), len(m.Image.Parts.Part), m.Image.BundledSize, m.Image.Digest.Hex)
 	}
 	return nil
 }

@@ -62,6 +62,7 @@ func TestNoPresignedQueryPrinted(t *testing.T) {
 	l.Close()
 
 	dir := t.TempDir()
+	ec2Cert, _, _, _ := keyFiles(t, dir)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -76,6 +77,12 @@ func TestNoPresignedQueryPrinted(t *testing.T) {
 		{"part refused", []string{"convert", "--manifest", srv.URL + "/bad.manifest.xml?" + secretQuery, filepath.Join(dir, "d")}, false},
 		{"unreachable", []string{"convert", "--manifest", dead + "/m.xml?" + secretQuery, filepath.Join(dir, "e")}, false},
 		{"verify part refused", []string{"manifest", "verify", srv.URL + "/bad.manifest.xml?" + secretQuery}, false},
+		{"info", []string{"info", "--manifest", srv.URL + "/good.manifest.xml?" + secretQuery}, true},
+		{"info json", []string{"info", "--output=json", "--manifest", srv.URL + "/good.manifest.xml?" + secretQuery}, true},
+		{"map json", []string{"map", "--output=json", "--manifest", srv.URL + "/good.manifest.xml?" + secretQuery}, true},
+		{"check json", []string{"check", "--output=json", "--manifest", srv.URL + "/good.manifest.xml?" + secretQuery}, true},
+		{"check part refused", []string{"check", "--manifest", srv.URL + "/bad.manifest.xml?" + secretQuery}, false},
+		{"bundle", []string{"bundle", "--prefix", "img", "--ec2-cert", ec2Cert, "--out", filepath.Join(dir, "bundle"), "--manifest", srv.URL + "/good.manifest.xml?" + secretQuery}, true},
 	} {
 		out, err := exec.Command(bin, tc.args...).CombinedOutput()
 		if (err == nil) != tc.ok {
