@@ -63,12 +63,10 @@ const (
 
 // The file formats of import manifests, as the file-format element spells
 // them: EC2's names from diskport's format table. [Manifest.FileFormat]
-// holds one of these strings.
-//
-// Deprecated: the one spelling of a format across packages is
-// diskport.Format (diskport.Raw, diskport.VMDK, diskport.VHD,
-// diskport.VHDX); its EC2Name method gives the manifest's spelling, and
-// diskport.ParseFormat reads it back.
+// holds one of these strings. The one spelling of a format across
+// packages is diskport.Format (diskport.Raw, diskport.VMDK, diskport.VHD,
+// diskport.VHDX): [Manifest.Format] gives it, its EC2Name method these
+// strings, and diskport.ParseFormat reads them back.
 var (
 	FormatRAW  = diskport.Raw.EC2Name()
 	FormatVHD  = diskport.VHD.EC2Name()
@@ -110,7 +108,7 @@ func ec2Names() string {
 type Manifest struct {
 	// Version is the manifest version, "2010-11-15".
 	Version string
-	// FileFormat is the image format: "RAW", "VHD" or "VMDK".
+	// FileFormat is the image format, EC2's name from the format table: "RAW", "VHD", "VHDX" or "VMDK".
 	FileFormat string
 	// Importer names the software that wrote the manifest.
 	Importer Importer

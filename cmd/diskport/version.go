@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/diskport/diskport/vmdk"
+	"github.com/diskport/diskport"
 )
 
 // buildVersion, when set at build time with -ldflags "-X
@@ -27,7 +27,7 @@ func runVersion(c *command, args []string) error {
 	if _, err := c.parse(c.flags(), args, 0, 0); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "diskport %s (%s %s/%s), inflate: %s\n", moduleVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH, vmdk.Inflater())
+	fmt.Fprintf(stdout, "diskport %s (%s %s/%s), inflate: %s\n", moduleVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH, diskport.Inflater())
 	return nil
 }
 
