@@ -87,6 +87,15 @@ func TestCheckReports(t *testing.T) {
 	if code, out := exitCode(t, bin, "check", img); code != 0 || !strings.Contains(out, "No errors were found") {
 		t.Fatalf("check of a clean image: exit %d, %s", code, out)
 	}
+	// check --output=json has qemu-img check's keys.
+	var q, d map[string]any
+	qemuJSON(t, &q, "check", "--output=json", img)
+	diskportJSON(t, bin, &d, "check", "--output=json", img)
+	for k, v := range q {
+		if dv, ok := d[k]; !ok || (k != "filename" && dv != v) {
+			t.Errorf("check JSON %q = %v, qemu-img %v", k, dv, v)
+		}
+	}
 	b, _ := os.ReadFile(img)
 	for k := range 64 {
 		b[len(b)/2+k] ^= 0x5a
