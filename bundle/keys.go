@@ -153,12 +153,26 @@ func (m *Manifest) Sign(priv *rsa.PrivateKey) error {
 	return nil
 }
 
+// A SignatureError is a manifest signature refused by [Manifest.Verify]:
+// an UNSIGNED manifest (class disk.ErrUnsafe) or a signature that does
+// not verify with the key given (disk.ErrCorrupt).
+type SignatureError struct {
+	// Unsigned: the manifest's signature is UNSIGNED.
+	Unsigned bool
+	err      error
+}
+
+func (e *SignatureError) Error() string { return e.err.Error() }
+
+// Unwrap returns the *disk.Error, so errors.Is(err, disk.ErrUnsafe) works.
+func (e *SignatureError) Unwrap() error { return e.err }
+
 // Verify checks the manifest's signature with pub. An UNSIGNED manifest is
-// refused.
+// refused. The error is a *SignatureError.
 func (m *Manifest) Verify(pub *rsa.PublicKey) error {
 	s := strings.TrimSpace(m.Signature)
 	if s == Unsigned {
-		return disk.Errorf("bundle", disk.ErrUnsafe, "manifest is UNSIGNED")
+		return &SignatureError{Unsigned: true, err: disk.Errorf("bundle", disk.ErrUnsafe, "manifest is UNSIGNED")}
 	}
 	sig, err := hex.DecodeString(s)
 	if err != nil {
@@ -166,7 +180,7 @@ func (m *Manifest) Verify(pub *rsa.PublicKey) error {
 	}
 	h := sha1.Sum(m.SignedText())
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA1, h[:], sig); err != nil {
-		return disk.Errorf("bundle", disk.ErrCorrupt, "manifest signature does not verify with the signer's key (%d-bit)", pub.N.BitLen())
+		return &SignatureError{err: disk.Errorf("bundle", disk.ErrCorrupt, "manifest signature does not verify with the signer's key (%d-bit)", pub.N.BitLen())}
 	}
 	return nil
 }

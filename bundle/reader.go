@@ -51,6 +51,12 @@ type ReadOptions struct {
 // verified and its key decrypted.
 type Reader struct {
 	Manifest *Manifest
+	// Signed reports that the manifest's signature was verified; false
+	// for an UNSIGNED manifest accepted with ReadOptions.AllowUnsigned.
+	Signed bool
+	// Progress, if set, is called as ExtractVolume restores the volume,
+	// with the bytes restored so far and the volume's size.
+	Progress func(done, total int64)
 	src      Source
 	key, iv  []byte
 	opt      ReadOptions
@@ -77,7 +83,8 @@ func Open(ctx context.Context, src Source, name string, opt ReadOptions) (*Reade
 	if opt.MaxSize > 0 && m.Image.Size > opt.MaxSize {
 		return nil, disk.Errorf("bundle", disk.ErrTooLarge, "manifest image size %d over the limit %d", m.Image.Size, opt.MaxSize)
 	}
-	if !(opt.AllowUnsigned && strings.TrimSpace(m.Signature) == Unsigned) {
+	signed := !(opt.AllowUnsigned && strings.TrimSpace(m.Signature) == Unsigned)
+	if signed {
 		signer := opt.Signer
 		if signer == nil {
 			signer = &opt.Key.PublicKey
@@ -90,7 +97,7 @@ func Open(ctx context.Context, src Source, name string, opt ReadOptions) (*Reade
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{Manifest: m, src: src, key: key, iv: iv, opt: opt, dir: name[:strings.LastIndex(name, "/")+1]}, nil
+	return &Reader{Manifest: m, Signed: signed, src: src, key: key, iv: iv, opt: opt, dir: name[:strings.LastIndex(name, "/")+1]}, nil
 }
 
 // Key returns the decrypted AES-128 key and IV.
@@ -139,9 +146,12 @@ func (r *Reader) ExtractVolume(ctx context.Context, w *volume.Writer) error {
 		return fmt.Errorf("bundle: the volume is %d bytes, the bundle's image %d", w.Size(), r.Manifest.Image.Size)
 	}
 	var off int64
-	return r.extract(ctx, func(b []byte, at int64) error {
+	err := r.extract(ctx, func(b []byte, at int64) error {
 		if err := w.Fill(b, at); err != nil {
 			return err
+		}
+		if r.Progress != nil {
+			r.Progress(at+int64(len(b)), w.Size())
 		}
 		if at+int64(len(b))-off >= writebackChunk {
 			w.Writeback(off, at+int64(len(b))-off)
@@ -149,6 +159,10 @@ func (r *Reader) ExtractVolume(ctx context.Context, w *volume.Writer) error {
 		}
 		return nil
 	})
+	if err == nil && r.Progress != nil {
+		r.Progress(w.Size(), w.Size())
+	}
+	return err
 }
 
 // writebackChunk is how much of the restored volume is written before its

@@ -272,7 +272,7 @@ func (s *recorder) Put(ctx context.Context, name string, data []byte) error {
 	return err
 }
 
-// Run bundles img into sink with opt (opt.Progress is taken over). The
+// Run bundles img into sink with opt (the task's progress replaces opt.Progress). The
 // task is bundling while the volume is read and storing once it has been
 // read whole and the last parts and manifest are being stored; progress is
 // the share of the volume whose bundled bytes are stored. On failure or
@@ -297,7 +297,8 @@ func (r *Runner) Run(ctx context.Context, img disk.Image, sink Sink, opt Options
 		return true
 	})
 	size := img.Size()
-	opt.Progress = func(read, stored int64) {
+	opt.Progress = nil
+	opt.stages = func(read, stored int64) {
 		r.update(func(t *Task) bool {
 			if t.State != Bundling && t.State != Storing {
 				return false

@@ -57,9 +57,24 @@ type Options struct {
 	Uploads             int             // parts stored concurrently; 0 means 2
 	ModTime             time.Time       // of the tar member; zero means now
 	Rand                io.Reader       // of the AES key and IV; nil means crypto/rand
-	// Progress, if set, is called with the volume bytes read so far and
-	// those whose bundled bytes have been stored.
-	Progress func(read, stored int64)
+	// Progress, if set, is called with the volume bytes done so far (read,
+	// bundled and stored) and the volume's size: the one progress shape
+	// of convert, manifest and bundle.
+	Progress func(done, total int64)
+	// stages, if set, is called with the volume bytes read and those
+	// stored (the Runner's task states).
+	stages func(read, stored int64)
+}
+
+// report calls the progress callbacks of opt with read and stored of size
+// bytes.
+func (opt *Options) report(read, stored, size int64) {
+	if opt.Progress != nil {
+		opt.Progress(stored, size)
+	}
+	if opt.stages != nil {
+		opt.stages(read, stored)
+	}
 }
 
 // A StoreError is a Sink's failure to store one object of the bundle.
@@ -153,7 +168,7 @@ func Write(ctx context.Context, img disk.Image, sink Sink, opt Options) (*Manife
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	pw := newPartWriter(ctx, cancel, sink, opt)
+	pw := newPartWriter(ctx, cancel, sink, opt, img.Size())
 	enc, err := newCBCWriter(pw, key, iv)
 	if err != nil {
 		return nil, err
@@ -195,9 +210,7 @@ func Write(ctx context.Context, img disk.Image, sink Sink, opt Options) (*Manife
 	if err := sink.Put(ctx, ManifestName(opt.Prefix), m.Marshal()); err != nil {
 		return nil, &StoreError{Name: ManifestName(opt.Prefix), Err: err}
 	}
-	if opt.Progress != nil {
-		opt.Progress(im.Size, im.Size)
-	}
+	opt.report(im.Size, im.Size, im.Size)
 	return m, nil
 }
 
@@ -271,6 +284,7 @@ type partWriter struct {
 	count  int // parts cut
 	jobs   chan partJob
 	wg     sync.WaitGroup
+	size   int64        // of the volume, for progress
 	read   atomic.Int64 // volume bytes read, for progress
 	stored atomic.Int64
 
@@ -288,8 +302,8 @@ type partJob struct {
 	upTo  int64 // volume bytes read when the part was cut
 }
 
-func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, sink Sink, opt Options) *partWriter {
-	p := &partWriter{ctx: ctx, cancel: cancel, sink: sink, opt: opt, jobs: make(chan partJob)}
+func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, sink Sink, opt Options, size int64) *partWriter {
+	p := &partWriter{ctx: ctx, cancel: cancel, sink: sink, opt: opt, size: size, jobs: make(chan partJob)}
 	// Buffers: the one filling, one per storing goroutine, one handed over.
 	p.free = make(chan []byte, opt.Uploads+2)
 	p.made = 1
@@ -324,9 +338,9 @@ func (p *partWriter) store() {
 		p.sizes[j.index] = int64(len(j.data))
 		p.mu.Unlock()
 		p.free <- j.data[:cap(j.data)]
-		if err == nil && p.opt.Progress != nil {
+		if err == nil && (p.opt.Progress != nil || p.opt.stages != nil) {
 			p.stored.Store(max(p.stored.Load(), j.upTo))
-			p.opt.Progress(p.read.Load(), p.stored.Load())
+			p.opt.report(p.read.Load(), p.stored.Load(), p.size)
 		}
 	}
 }

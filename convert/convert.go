@@ -31,6 +31,8 @@ package convert
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime"
 
 	"github.com/diskport/diskport/disk"
@@ -143,7 +145,33 @@ func Convert(ctx context.Context, src disk.Image, dst string, opts Options) (*Re
 		}
 		return nil, err
 	}
+	if err := out.Commit(); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// ConvertInto writes src into out, a volume the caller created (with
+// volume.Create, of the size it wants, at least src's) and commits or
+// aborts itself: for a caller that owns the volume's life, such as a
+// server writing many. Options that shape the destination (VolumeSize,
+// ExactSize, Force, NoSync, DeviceZeroed, Resume) are out's own and are
+// ignored here; out must have no journal (resume is Convert's).
+func ConvertInto(ctx context.Context, src disk.Image, out *volume.Writer, opts Options) (*Result, error) {
+	virtual := src.Size()
+	if out.Size() < virtual {
+		return nil, fmt.Errorf("convert: the volume is %d bytes, smaller than the image (%d bytes)", out.Size(), virtual)
+	}
+	if out.Journal() != nil {
+		return nil, errors.New("convert: ConvertInto takes a volume without a journal (Convert resumes)")
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = min(runtime.GOMAXPROCS(0), 8)
+	}
+	c := &converter{src: src, out: out, opts: opts, total: virtual, workers: workers,
+		segments: int((virtual + segmentSize - 1) / segmentSize)}
+	return c.run(ctx, out.Size())
 }
 
 func (c *converter) run(ctx context.Context, size int64) (*Result, error) {
@@ -170,9 +198,6 @@ func (c *converter) run(ctx context.Context, size int64) (*Result, error) {
 			return nil, err
 		}
 		res.SHA256 = c.hash.h.Sum(nil)
-	}
-	if err := c.out.Commit(); err != nil {
-		return nil, err
 	}
 	return res, nil
 }

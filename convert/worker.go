@@ -191,24 +191,13 @@ func (c *converter) segment(ctx context.Context, i int, buf []byte) ([]piece, er
 			c.progress(e.Length)
 			continue
 		}
-		// Bytes stored verbatim are read straight from their storage (for
-		// a host file, pread from the page cache: measured cheaper than
-		// faulting in a mapping), not through the image.
-		var stored disk.Storage
-		if !e.Compressed {
-			stored = e.Stored
-		}
 		for off := e.Offset; off < e.End(); {
 			k := min(int64(len(buf)), e.End()-off)
 			b := buf[:k]
 			if keep {
 				b = c.hash.bufs.get()[:k]
 			}
-			if stored != nil {
-				if err := disk.ReadFull(stored, "convert", "stored data", b, e.StoredOffset+off-e.Offset); err != nil {
-					return nil, err
-				}
-			} else if _, err := c.src.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && off+k == c.total) {
+			if err := readData(c.src, e, off, b); err != nil {
 				return nil, err
 			}
 			if err := c.out.Fill(b, off); err != nil {
@@ -228,6 +217,21 @@ func (c *converter) segment(ctx context.Context, i int, buf []byte) ([]piece, er
 		return nil, nil
 	}
 	return ps, nil
+}
+
+// readData reads b at off, inside the data run e of src. Bytes stored
+// verbatim are read straight from their storage (for a host file, pread
+// from the page cache: measured cheaper than faulting in a mapping), not
+// through the image; compressed ones through the image, which inflates
+// them.
+func readData(src disk.Image, e disk.Extent, off int64, b []byte) error {
+	if e.Stored != nil && !e.Compressed {
+		return disk.ReadFull(e.Stored, "convert", "stored data", b, e.StoredOffset+off-e.Offset)
+	}
+	if _, err := src.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && off+int64(len(b)) == src.Size()) {
+		return err
+	}
+	return nil
 }
 
 func (c *converter) progress(n int64) {

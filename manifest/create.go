@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,7 +49,7 @@ func ParseNaming(s string) (Naming, error) {
 
 // ManifestName returns the manifest's file or object name for the file
 // named base: base + ".manifest.xml".
-func ManifestName(base string) string { return base + ".manifest.xml" }
+func ManifestName(base string) string { return base + manifestSuffix }
 
 // DefaultImporter is the importer element diskport writes.
 var DefaultImporter = Importer{Name: "diskport", Version: "1", Release: Version}
@@ -67,7 +68,9 @@ type SplitOptions struct {
 	// TrustFormat takes the declared Format even when the bytes look like
 	// another format, as diskport.Options.TrustFormat does.
 	TrustFormat bool
-	// VolumeSize is the volume size in GiB; 0 means the virtual disk size
+	// VolumeSize is the volume size in bytes, as convert.Options.VolumeSize:
+	// a whole number of GiB (EC2's unit, that of the manifest's
+	// volume-size); 0 means the virtual disk size
 	// rounded up to a whole GiB (at least 1).
 	VolumeSize int64
 	// Naming is the part naming convention.
@@ -78,10 +81,20 @@ type SplitOptions struct {
 	// KeyPrefix is put before every part key ("" for none; a "/" is added
 	// when missing).
 	KeyPrefix string
-	// Progress, when set, is called with the byte count of each part done
-	// (uploaded or found already stored, for Upload). Calls are serialised.
-	Progress func(n int64)
+	// Progress, when set, is called as parts are done (written; for
+	// Upload, sent or found already stored) with the bytes of the file
+	// done so far and the file's size. Calls are serialised.
+	Progress func(done, total int64)
+	// Force lets Create write into an output directory that already holds
+	// files (which parts and a manifest of the same names replace);
+	// without it such a directory is refused with ErrDirNotEmpty, so two
+	// images' parts are never mixed. Upload ignores it.
+	Force bool
 }
+
+// ErrDirNotEmpty is Create's error for an output directory that holds
+// files, without SplitOptions.Force.
+var ErrDirNotEmpty = errors.New("output directory is not empty")
 
 func (o *SplitOptions) partSize() int64 {
 	if o.PartSize <= 0 {
@@ -145,10 +158,13 @@ func describe(s disk.Storage, name string, o *SplitOptions) (*Manifest, error) {
 	gib := (virtual + 1<<30 - 1) >> 30
 	vol := max(gib, 1)
 	if o.VolumeSize > 0 {
-		if o.VolumeSize < gib {
-			return nil, errorf(disk.ErrTooLarge, "volume of %d GiB is smaller than the %d-byte virtual disk", o.VolumeSize, virtual)
+		if o.VolumeSize%(1<<30) != 0 {
+			return nil, fmt.Errorf("manifest: volume size %d bytes is not a whole number of GiB", o.VolumeSize)
 		}
-		vol = o.VolumeSize
+		if o.VolumeSize>>30 < gib {
+			return nil, errorf(disk.ErrTooLarge, "volume of %d GiB is smaller than the %d-byte virtual disk", o.VolumeSize>>30, virtual)
+		}
+		vol = o.VolumeSize >> 30
 	}
 	prefix := o.KeyPrefix
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
@@ -208,10 +224,16 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 	if err != nil {
 		return nil, "", err
 	}
+	if !opts.Force {
+		if ents, err := os.ReadDir(outDir); err == nil && len(ents) > 0 {
+			return nil, "", fmt.Errorf("manifest: %s: %w (it holds %s)", outDir, ErrDirNotEmpty, ents[0].Name())
+		}
+	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, "", err
 	}
 	dir := DirStore{Dir: outDir}
+	progress := progressCounter(opts.Progress, m.FileSize())
 	b := make([]byte, opts.partSize())
 	err = hashParts(ctx, f, m, func() []byte { return b }, func(p *Part, data []byte) error {
 		path, err := dir.Path(p)
@@ -221,8 +243,8 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 		if err := writeFileAtomic(path, data); err != nil {
 			return err
 		}
-		if opts.Progress != nil {
-			opts.Progress(p.Length)
+		if progress != nil {
+			progress(p.Length)
 		}
 		return nil
 	})

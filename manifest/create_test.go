@@ -75,7 +75,7 @@ func TestCreate(t *testing.T) {
 func TestCreateOptions(t *testing.T) {
 	img, _ := testFile(t, 3000, 2)
 	dir := t.TempDir()
-	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 1000, Naming: NamingEuca2ools, Name: "x.raw", KeyPrefix: "pre", VolumeSize: 9})
+	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 1000, Naming: NamingEuca2ools, Name: "x.raw", KeyPrefix: "pre", VolumeSize: 9 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestCreateFormats(t *testing.T) {
 	if m, _, err := describeFile(t, big, SplitOptions{PartSize: 1 << 30}); err != nil || m.VolumeSize != 4 || len(m.Parts) != 4 {
 		t.Errorf("3 GiB+1: %v %+v", err, m)
 	}
-	if _, _, err := describeFile(t, big, SplitOptions{VolumeSize: 3}); !errors.Is(err, disk.ErrTooLarge) {
+	if _, _, err := describeFile(t, big, SplitOptions{VolumeSize: 3 << 30}); !errors.Is(err, disk.ErrTooLarge) {
 		t.Errorf("volume too small: err = %v", err)
 	}
 	desc := filepath.Join(t.TempDir(), "d.vmdk")

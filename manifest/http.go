@@ -92,11 +92,11 @@ func (h *HTTPStore) URL(p *Part) (string, error) {
 	}
 	u, err := url.Parse(p.GetURL)
 	if err != nil {
-		return "", errorf(disk.ErrCorrupt, "part %d get-url: %v", p.Index, err)
+		return "", errorf(disk.ErrCorrupt, "part %d get-url %s does not parse", p.Index, RedactURL(p.GetURL))
 	}
 	if !u.IsAbs() {
 		if h.Base == nil {
-			return "", errorf(disk.ErrCorrupt, "part %d get-url %q is relative", p.Index, p.GetURL)
+			return "", errorf(disk.ErrCorrupt, "part %d get-url %q is relative", p.Index, redact(p.GetURL))
 		}
 		u = h.Base.ResolveReference(u)
 	}
@@ -116,13 +116,34 @@ func (h *HTTPStore) Where(p *Part) string {
 	return redact(s)
 }
 
-// redact drops a URL's query string, where presigned URLs keep their
-// credentials.
-func redact(s string) string {
+// RedactURL drops a URL's query string, where presigned URLs keep their
+// credentials (the signature, and for SigV4 the access key ID). Anything
+// that is not a URL with a query is returned unchanged. Every name,
+// summary and error this package makes from a URL goes through it.
+func RedactURL(s string) string {
+	if !IsURL(s) {
+		return s
+	}
 	if i := strings.IndexByte(s, '?'); i >= 0 {
 		return s[:i]
 	}
 	return s
+}
+
+// redact drops the query of a URL, relative ones too.
+func redact(s string) string {
+	base, _, _ := strings.Cut(s, "?")
+	return base
+}
+
+// redactErr drops the query from the URL net/http puts in its errors
+// ("Get \"https://…?X-Amz-Signature=…\": dial tcp …").
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = RedactURL(ue.URL)
+	}
+	return err
 }
 
 // OpenPart starts a GET of [off, off+n) of the part.
@@ -233,7 +254,7 @@ func (r *httpBody) try() error {
 func (r *httpBody) request(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("bad URL %s", RedactURL(r.url))
 	}
 	whole := r.off == 0 && r.n == r.part.Length
 	if !whole {
@@ -241,7 +262,7 @@ func (r *httpBody) request(ctx context.Context) error {
 	}
 	resp, err := r.h.client().Do(req)
 	if err != nil {
-		return err
+		return redactErr(err)
 	}
 	switch {
 	case whole && resp.StatusCode == http.StatusOK:

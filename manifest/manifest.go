@@ -62,7 +62,11 @@ const (
 )
 
 // The file formats of import manifests, as the file-format element spells
-// them: EC2's names from diskport's format table.
+// them: EC2's names from diskport's format table. [Manifest.FileFormat]
+// holds one of these strings. The one spelling of a format across
+// packages is diskport.Format (diskport.Raw, diskport.VMDK, diskport.VHD,
+// diskport.VHDX): [Manifest.Format] gives it, its EC2Name method these
+// strings, and diskport.ParseFormat reads them back.
 var (
 	FormatRAW  = diskport.Raw.EC2Name()
 	FormatVHD  = diskport.VHD.EC2Name()
@@ -78,6 +82,14 @@ func manifestFormat(name string) (diskport.Format, bool) {
 		}
 	}
 	return "", false
+}
+
+// Format returns the manifest's file-format as a diskport.Format, the one
+// spelling of a format across packages; "" when it names none diskport
+// reads (Validate refuses such a manifest).
+func (m *Manifest) Format() diskport.Format {
+	f, _ := manifestFormat(m.FileFormat)
+	return f
 }
 
 // ec2Names lists the file-format values manifests take: "RAW, VHD, VMDK".

@@ -25,12 +25,14 @@ func IsURL(s string) bool {
 //     resolved against the manifest's URL) with the given client (nil for
 //     the default);
 //   - for a path, a [DirStore] on the manifest's directory when the part
-//     files are there, else an HTTPStore when the parts have get-urls.
+//     files are there, else an HTTPStore when the parts have get-urls;
+//   - for a directory, the same for the one NAME.manifest.xml in it (more
+//     than one, or none, is an error naming them).
 func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest, PartStore, error) {
 	if IsURL(pathOrURL) {
 		u, err := url.Parse(pathOrURL)
 		if err != nil {
-			return nil, nil, fmt.Errorf("manifest: %v", err)
+			return nil, nil, fmt.Errorf("manifest: bad URL %s", RedactURL(pathOrURL)) // url.Parse's error quotes it whole
 		}
 		store := &HTTPStore{Client: client, Base: u}
 		b, err := store.get(ctx, pathOrURL)
@@ -42,6 +44,13 @@ func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest
 			return nil, nil, err
 		}
 		return m, store, nil
+	}
+	if st, err := os.Stat(pathOrURL); err == nil && st.IsDir() {
+		one, err := FindManifest(pathOrURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		pathOrURL = one
 	}
 	f, err := disk.OpenFile(pathOrURL, disk.FileOptions{})
 	if err != nil {
@@ -60,6 +69,35 @@ func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest
 	}
 	return m, dir, nil
 }
+
+// FindManifest returns the path of the one import manifest
+// (NAME.manifest.xml) in dir: what `manifest create` writes there.
+func FindManifest(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("manifest: %w", err)
+	}
+	var found []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), manifestSuffix) && !e.IsDir() {
+			found = append(found, filepath.Join(dir, e.Name()))
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return "", fmt.Errorf("manifest: no *%s in directory %s", manifestSuffix, dir)
+	}
+	names := make([]string, len(found))
+	for i, f := range found {
+		names[i] = filepath.Base(f)
+	}
+	return "", fmt.Errorf("manifest: directory %s holds %d manifests (%s): name one", dir, len(found), strings.Join(names, ", "))
+}
+
+// manifestSuffix ends the name of every manifest Create writes.
+const manifestSuffix = ".manifest.xml"
 
 func exists(path string) bool {
 	_, err := os.Stat(path)
@@ -88,11 +126,11 @@ func (h *HTTPStore) get(ctx context.Context, u string) ([]byte, error) {
 func (h *HTTPStore) getOnce(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bad URL %s", RedactURL(u)) // url.Parse's error quotes the whole URL
 	}
 	resp, err := h.client().Do(req)
 	if err != nil {
-		return nil, err
+		return nil, redactErr(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -3,7 +3,9 @@ package manifest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/s3"
@@ -75,4 +77,39 @@ func s3Error(err error) error {
 		return errorf(disk.ErrCorrupt, "missing: %s", er.Message)
 	}
 	return err
+}
+
+// IsS3URL reports whether s names an object as s3://bucket/key.
+func IsS3URL(s string) bool { return strings.HasPrefix(s, "s3://") }
+
+// OpenS3 reads the manifest at s3://bucket/key with the S3 API and
+// credentials (for a manifest whose presigned URLs have expired), and
+// returns it with an [S3Store] reading its parts by key from the same
+// bucket.
+func OpenS3(ctx context.Context, cfg S3Config, s3url string) (*Manifest, *S3Store, error) {
+	bucket, key, ok := strings.Cut(strings.TrimPrefix(s3url, "s3://"), "/")
+	if !IsS3URL(s3url) || !ok || bucket == "" || key == "" {
+		return nil, nil, fmt.Errorf("manifest: %q is not s3://BUCKET/KEY", s3url)
+	}
+	store, err := NewS3Store(cfg, bucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	obj, _, err := store.client.Get(ctx, bucket, key, 0, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest: fetching %s: %w", s3url, err)
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(io.LimitReader(obj, maxManifestSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest: fetching %s: %w", s3url, s3.Parse(err))
+	}
+	if int64(len(b)) > maxManifestSize {
+		return nil, nil, errorf(disk.ErrTooLarge, "%s: document larger than %d bytes", s3url, maxManifestSize)
+	}
+	m, err := ParseBytes(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, store, nil
 }

@@ -48,7 +48,7 @@ func TestS3RoundTrip(t *testing.T) {
 			}
 			var progress int64
 			res, err := Upload(ctx, cfg, img, UploadOptions{
-				SplitOptions: SplitOptions{PartSize: 256 << 10, Progress: func(n int64) { progress += n }},
+				SplitOptions: SplitOptions{PartSize: 256 << 10, Progress: func(done, _ int64) { progress = done }},
 				Bucket:       bucket, Prefix: "imports/x", Parallel: 3,
 			})
 			if err != nil {
@@ -103,8 +103,8 @@ func TestS3Resume(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var done int64
 	opts := UploadOptions{SplitOptions: SplitOptions{PartSize: 256 << 10}, Bucket: bucket, Parallel: 2}
-	opts.Progress = func(n int64) {
-		if done += n; done >= 6*256<<10 {
+	opts.Progress = func(d, _ int64) {
+		if done = d; done >= 6*256<<10 {
 			cancel()
 		}
 	}

@@ -21,9 +21,9 @@ type StorageOptions struct {
 	// Name is what Name returns, without the query of a URL (the
 	// signature of a presigned one); "" means "manifest".
 	Name string
-	// Progress, when set, is called with the number of bytes of each chunk
-	// fetched. Calls are serialised.
-	Progress func(n int64)
+	// Progress, when set, is called as chunks are fetched with the bytes
+	// fetched so far and the file's size. Calls are serialised.
+	Progress func(done, total int64)
 }
 
 // MaxChunk is the largest part a [Storage] fetches, caches and verifies
@@ -63,7 +63,8 @@ type Storage struct {
 
 	fh *fileHash // the whole file's SHA-256, nil without one to check
 
-	progressMu sync.Mutex
+	progressMu   sync.Mutex
+	fetchedBytes int64 // for Progress, under progressMu
 }
 
 type chunkRef struct {
@@ -375,7 +376,8 @@ func (s *Storage) fetchChunk(i int, c *chunk) {
 	}
 	if c.err == nil && s.opts.Progress != nil {
 		s.progressMu.Lock()
-		s.opts.Progress(ref.n)
+		s.fetchedBytes += ref.n
+		s.opts.Progress(s.fetchedBytes, s.size)
 		s.progressMu.Unlock()
 	}
 }

@@ -18,8 +18,11 @@ import (
 type UploadOptions struct {
 	SplitOptions
 	// Bucket receives the parts and the manifest; it is created when it
-	// does not exist.
+	// does not exist, unless RequireBucket.
 	Bucket string
+	// RequireBucket refuses a Bucket that does not exist (ErrNoBucket)
+	// instead of creating it: a mistyped name is not a new bucket.
+	RequireBucket bool
 	// Prefix goes before every object key (a "/" is added when missing).
 	Prefix string
 	// Parallel is how many parts are uploaded at once; 0 means 4. It is
@@ -45,6 +48,10 @@ type UploadResult struct {
 	// present with the right checksum (a resumed upload).
 	Uploaded, Skipped int
 }
+
+// ErrNoBucket is the error of an Upload with RequireBucket into a bucket
+// that does not exist.
+var ErrNoBucket = errors.New("bucket does not exist")
 
 // uploadMemory bounds the part buffers of an upload: fewer parts go at once
 // when parts are large.
@@ -98,7 +105,15 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if err != nil {
 		return nil, err
 	}
-	if err := client.EnsureBucket(ctx, opts.Bucket); err != nil {
+	if opts.RequireBucket {
+		ok, err := client.BucketExists(ctx, opts.Bucket)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: bucket %s: %w", opts.Bucket, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("manifest: bucket %s: %w", opts.Bucket, ErrNoBucket)
+		}
+	} else if err := client.EnsureBucket(ctx, opts.Bucket); err != nil {
 		return nil, fmt.Errorf("manifest: bucket %s: %w", opts.Bucket, err)
 	}
 
@@ -109,6 +124,7 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	// Keep the part buffers within uploadMemory.
 	par = max(1, min(par, int(uploadMemory/opts.partSize())-1))
 	res := &UploadResult{Manifest: m}
+	progress := progressCounter(opts.Progress, m.FileSize())
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -151,8 +167,8 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 				} else {
 					res.Skipped++
 				}
-				if opts.Progress != nil {
-					opts.Progress(j.p.Length)
+				if progress != nil {
+					progress(j.p.Length)
 				}
 				mu.Unlock()
 			}

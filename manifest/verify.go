@@ -17,9 +17,9 @@ import (
 type VerifyOptions struct {
 	// Parallel is how many parts are fetched at once; 0 means 4.
 	Parallel int
-	// Progress, when set, is called with each part's byte count as it is
-	// checked.
-	Progress func(n int64)
+	// Progress, when set, is called as parts are checked with the bytes
+	// checked so far and the file's size.
+	Progress func(done, total int64)
 }
 
 // A Report is what [Verify] found.
@@ -97,9 +97,9 @@ func Verify(ctx context.Context, m *Manifest, store PartStore, opts VerifyOption
 	whole := sha256.New()
 	var err error
 	if big {
-		err = verifyStreaming(ctx, m, store, rep, whole, opts.Progress)
+		err = verifyStreaming(ctx, m, store, rep, whole, progressCounter(opts.Progress, m.FileSize()))
 	} else {
-		err = verifyBuffered(ctx, m, store, par, rep, whole, opts.Progress)
+		err = verifyBuffered(ctx, m, store, par, rep, whole, progressCounter(opts.Progress, m.FileSize()))
 	}
 	if err != nil {
 		return rep, err

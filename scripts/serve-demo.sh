@@ -57,7 +57,7 @@ bytes=$(stat -c %s "$work/example.vmdk")
 
 echo "== diskport upload (parts and the import manifest into s3://imports/)"
 url=$(AWS_ACCESS_KEY_ID=$MINIO_ROOT_USER AWS_SECRET_ACCESS_KEY=$MINIO_ROOT_PASSWORD \
-	bin/diskport upload --endpoint "$s3" --bucket imports --prefix demo/ "$work/example.vmdk")
+	bin/diskport upload --create-bucket --endpoint "$s3" --bucket imports --prefix demo/ "$work/example.vmdk")
 echo "ImportManifestUrl: ${url%%\?*}?…"
 
 export AWS_ACCESS_KEY_ID=AKIDDISKPORTDEMO AWS_SECRET_ACCESS_KEY=diskport-demo-secret AWS_DEFAULT_REGION=us-east-1

@@ -59,6 +59,19 @@ func PartialName(dst string) string {
 	return filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".diskport-partial")
 }
 
+// An ExistsError is a destination that exists, refused without
+// Options.Force. errors.Is(err, fs.ErrExist) matches it.
+type ExistsError struct {
+	Path string
+}
+
+func (e *ExistsError) Error() string {
+	return "volume: destination " + e.Path + " exists (Options.Force overwrites it)"
+}
+
+// Is reports whether target is fs.ErrExist.
+func (e *ExistsError) Is(target error) bool { return target == fs.ErrExist }
+
 // Remove removes the file volume dst and whatever an unfinished run left
 // beside it (the temporary file, the resume journal and its unfinished
 // replacement). Names that do not exist are not an error.
@@ -95,7 +108,7 @@ func Create(dst string, size int64, opts Options) (*Writer, error) {
 	case err == nil && !st.Mode().IsRegular():
 		return nil, fmt.Errorf("volume: destination %s is not a regular file or block device (%s)", dst, st.Mode().Type())
 	case err == nil && !opts.Force:
-		return nil, fmt.Errorf("volume: destination %s exists (use --force to overwrite it)", dst)
+		return nil, &ExistsError{Path: dst}
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("volume: %w", err)
 	}

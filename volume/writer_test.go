@@ -99,6 +99,11 @@ func TestCreateRefuses(t *testing.T) {
 	if _, err := Create(dst, 1<<20, Options{}); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("existing file: %v", err)
 	}
+	// Issue 15: callers test for it as for any existing file, and the
+	// library's advice names its own option, not a CLI flag.
+	if _, err := Create(dst, 1<<20, Options{}); !errors.Is(err, fs.ErrExist) || strings.Contains(err.Error(), "--force") {
+		t.Errorf("existing file: %v, want errors.Is fs.ErrExist and no CLI flag", err)
+	}
 	if _, err := Create(dir, 1<<20, Options{}); err == nil || !strings.Contains(err.Error(), "directory") {
 		t.Errorf("directory: %v", err)
 	}

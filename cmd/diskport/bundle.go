@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/bundle"
+	"github.com/diskport/diskport/manifest"
 )
 
 func init() {
@@ -16,7 +17,7 @@ func init() {
 		name:    "bundle",
 		summary: "bundle a volume as an AMI bundle into S3 under a BundleInstance upload policy",
 		usage: "bundle [--format F] --endpoint URL --bucket B --prefix P --access-key-id K --upload-policy B64 " +
-			"--upload-policy-signature S --ec2-cert PEM [--user-cert PEM --user-key PEM] [--out DIR] VOLUME",
+			"--upload-policy-signature S --ec2-cert PEM [--user-cert PEM --user-key PEM] [--out DIR] [--part-size 10MiB] [--workers N] [-p] (VOLUME | --manifest MANIFEST)",
 		run: runBundle,
 	})
 
@@ -40,15 +41,21 @@ func runBundle(c *command, args []string) error {
 	user := fs.String("user", "", "account ID recorded in the manifest")
 	arch := fs.String("arch", "x86_64", "architecture recorded in the manifest")
 	instance := fs.String("instance-id", "", "instance ID recorded in the task")
-	partMiB := fs.Int64("part-size", bundle.DefaultPartSize>>20, "part size in MiB")
+	partSize := byteSize(bundle.DefaultPartSize)
+	fs.Var(&partSize, "part-size", "part `size`: 10MiB, 10M or bytes, 1 MiB to 1 GiB")
 	level := fs.Int("level", 6, "gzip level 1..9")
-	uploads := fs.Int("uploads", 4, "parts stored at once (each holds a part in memory)")
+	uploads := workersFlag(fs, 4, "parts stored at once (each holds a part in memory)", "uploads")
 	taskXML := fs.Bool("task-xml", false, "print the final task as a BundleInstance response")
-	progress := fs.Bool("progress", false, "show a progress bar on stderr (default: when stderr is a terminal)")
-	pos, err := c.parse(fs, args, 1, 1)
+	progress := progressFlags(fs)
+	pos, err := c.parse(fs, args, 0, 1)
 	if err != nil {
 		return err
 	}
+	src, _, err := img.split(pos, 0)
+	if err != nil {
+		return err
+	}
+	pos = []string{src}
 	if *prefix == "" || path.Base(*prefix) == "." || path.Base(*prefix) == "/" {
 		return usageError("--prefix is required and must end in a name")
 	}
@@ -58,17 +65,16 @@ func runBundle(c *command, args []string) error {
 	if (*userCert == "") != (*userKey == "") {
 		return usageError("--user-cert and --user-key go together")
 	}
-	if *partMiB <= 0 || *partMiB > 1024 {
-		return usageError("--part-size must be 1..1024 MiB")
+	if partSize < 1<<20 || partSize > 1<<30 {
+		return usageError("--part-size must be 1 MiB to 1 GiB, not %d bytes", partSize)
 	}
 	if *level < 1 || *level > 9 {
 		return usageError("--level must be 1..9")
 	}
 	if *uploads < 1 || *uploads > 32 {
-		return usageError("--uploads must be 1..32")
+		return usageError("--workers must be 1..32")
 	}
-	partSize := *partMiB << 20
-	opt := bundle.Options{Prefix: *prefix, User: *user, Architecture: *arch, PartSize: partSize, Level: *level, Uploads: *uploads}
+	opt := bundle.Options{Prefix: *prefix, User: *user, Architecture: *arch, PartSize: int64(partSize), Level: *level, Uploads: *uploads}
 	if opt.EC2Key, err = readPublicKey(*ec2Cert); err != nil {
 		return err
 	}
@@ -91,14 +97,16 @@ func runBundle(c *command, args []string) error {
 		}
 		sink, where = bundle.Dir(*out), *out+"/"
 	} else {
-		for name, v := range map[string]string{"--endpoint": *endpoint, "--bucket": *bucket, "--access-key-id": *keyID, "--upload-policy": *policy, "--upload-policy-signature": *sig} {
-			if v == "" {
-				return usageError("%s is required without --out", name)
+		// The first missing flag in the usage line's order.
+		for _, f := range []struct{ name, v string }{{"--endpoint", *endpoint}, {"--bucket", *bucket}, {"--access-key-id", *keyID},
+			{"--upload-policy", *policy}, {"--upload-policy-signature", *sig}} {
+			if f.v == "" {
+				return usageError("%s is required without --out", f.name)
 			}
 		}
 		// Refuse before any byte is sent what the policy does not grant.
 		secret := os.Getenv(secretEnv)
-		if _, err := bundle.CheckPolicy(*policy, bundle.Grant{Bucket: *bucket, Prefix: *prefix, Signature: *sig, Secret: secret, MaxObjectSize: partSize}); err != nil {
+		if _, err := bundle.CheckPolicy(*policy, bundle.Grant{Bucket: *bucket, Prefix: *prefix, Signature: *sig, Secret: secret, MaxObjectSize: int64(partSize)}); err != nil {
 			return err
 		}
 		ps := &bundle.PostSink{Endpoint: *endpoint, Bucket: *bucket, AccessKeyID: *keyID, Policy: *policy, Signature: *sig}
@@ -117,11 +125,8 @@ func runBundle(c *command, args []string) error {
 	}
 	defer im.Close()
 	r := bundle.NewRunner(*instance, bundle.S3Storage{Bucket: *bucket, Prefix: *prefix, AWSAccessKeyID: *keyID, UploadPolicy: *policy, UploadPolicySignature: *sig})
-	var bar *progressReporter
-	if *progress || stderrIsTerminal() {
-		bar = newProgress("bar", stderr, im.Size(), "bundling")
-		r.OnUpdate = func(t bundle.Task) { bar.update(im.Size()*int64(t.Progress)/100, im.Size()) }
-	}
+	bar := newBar(*progress, im.Size(), "bundling")
+	r.OnUpdate = func(t bundle.Task) { bar.set(im.Size()*int64(t.Progress)/100, im.Size()) }
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := r.Run(ctx, im, sink, opt)
@@ -141,7 +146,7 @@ func runBundle(c *command, args []string) error {
 	}
 	if !*taskXML {
 		fmt.Fprintf(stdout, "bundled %s (%d bytes) into %s%s: %d parts, %d bytes, image digest %s\n",
-			pos[0], m.Image.Size, where, bundle.ManifestName(*prefix), len(m.Image.Parts.Part), m.Image.BundledSize, m.Image.Digest.Hex)
+			manifest.RedactURL(pos[0]), m.Image.Size, where, bundle.ManifestName(*prefix), len(m.Image.Parts.Part), m.Image.BundledSize, m.Image.Digest.Hex)
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func TestBundleVerbsDir(t *testing.T) {
 	vmdk := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
 	out := filepath.Join(work, "out")
 	code, stdoutText, errOut := call(t, "bundle", "--format", "vmdk", "--prefix", "img", "--ec2-cert", ec2Cert,
-		"--user-cert", userCert, "--user-key", userKey, "--out", out, "--part-size", "1", "--task-xml", vmdk)
+		"--user-cert", userCert, "--user-key", userKey, "--out", out, "--part-size", "1MiB", "--task-xml", vmdk)
 	if code != 0 {
 		t.Fatalf("bundle: exit %d: %s", code, errOut)
 	}

@@ -10,14 +10,14 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/convert"
-	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest"
 )
 
 func init() {
 	register(&command{
 		name:    "convert",
 		summary: "convert an image to a raw, EBS-sized volume",
-		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [--progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] (SRC | --manifest PATH_OR_URL) DST",
+		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--workers N] (SRC | --manifest MANIFEST) DST",
 		run:     runConvert,
 	})
 }
@@ -27,35 +27,31 @@ func runConvert(c *command, args []string) error {
 	fs := c.flags()
 	var img imageFlags
 	img.register(fs)
-	volGiB := fs.Int64("volume-size", 0, "volume size in GiB (default: the virtual size rounded up to a whole GiB)")
+	img.registerEndpoint(fs)
+	var volGiB volumeGiB
+	fs.Var(&volGiB, "volume-size", "volume `size` in GiB: 12 or 12GiB (default: the virtual size rounded up to a whole GiB)")
 	exact := fs.Bool("exact-size", false, "make the volume exactly the virtual size")
 	force := fs.Bool("force", false, "overwrite an existing destination file")
 	var progress progressMode
 	fs.Var(&progress, "progress", "show progress: a bar on stderr, or --progress=json for JSON lines on stdout")
+	fs.Var(&progress, "p", "short for --progress")
 	checksum := fs.String("checksum", "", "print a checksum of the volume: sha256")
 	resume := fs.Bool("resume", false, "continue an interrupted (even killed) conversion into the same destination, or start over when it left nothing usable; "+
 		"with --resume, a run stopped by SIGINT, SIGTERM or SIGHUP keeps its partial output for the next --resume (without it, the partial output is removed)")
 	noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 	zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
 	workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
-	man := fs.String("manifest", "", "convert the image an EC2 import manifest's parts hold (a path or URL), without reassembling it")
 	pos, err := c.parse(fs, args, 1, 2)
 	if err != nil {
 		return err
 	}
-	if *man != "" {
-		if len(pos) != 1 {
-			return usageError("with --manifest, give only DST")
-		}
-		pos = []string{*man, pos[0]}
-	} else if len(pos) != 2 {
-		return usageError("give SRC and DST")
+	src, rest, err := img.split(pos, 1)
+	if err != nil {
+		return err
 	}
-	if *exact && *volGiB != 0 {
+	pos = []string{src, rest[0]}
+	if *exact && volGiB != 0 {
 		return usageError("--exact-size and --volume-size exclude each other")
-	}
-	if *volGiB < 0 {
-		return usageError("--volume-size must be positive")
 	}
 	if *checksum != "" && *checksum != "sha256" {
 		return usageError("--checksum supports sha256, not %q", *checksum)
@@ -64,21 +60,13 @@ func runConvert(c *command, args []string) error {
 	// output behind, or kill the run before it can keep its journal.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	var im disk.Image
-	if *man != "" {
-		if img.format != "" || len(img.parents) > 0 {
-			return usageError("with --manifest the format is the manifest's file-format, and there are no parents")
-		}
-		im, err = openManifestImage(ctx, *man, nil)
-	} else {
-		im, err = img.open(pos[0])
-	}
+	im, err := img.open(pos[0])
 	if err != nil {
 		return err
 	}
 	defer im.Close()
 	opts := convert.Options{
-		VolumeSize:   *volGiB * convert.GiB,
+		VolumeSize:   int64(volGiB) * convert.GiB,
 		ExactSize:    *exact,
 		Force:        *force,
 		NoSync:       *noSync,
@@ -87,8 +75,8 @@ func runConvert(c *command, args []string) error {
 		Checksum:     *checksum != "",
 		Workers:      *workers,
 	}
-	if *man != "" {
-		opts.Verify = im.(*closeBoth).s.CheckFile // the manifest's whole-file SHA-256
+	if mi, ok := im.(*manifest.Image); ok {
+		opts.Verify = mi.CheckFile // the manifest's whole-file SHA-256
 	}
 	var rep *progressReporter
 	switch progress {
@@ -110,11 +98,12 @@ func runConvert(c *command, args []string) error {
 			}
 			return fmt.Errorf("convert stopped: %v; %s", context.Cause(ctx), kept)
 		}
-		return err
+		return existsHint(err)
 	}
+	src = manifest.RedactURL(pos[0]) // a presigned URL's query is a credential
 	if progress == "json" {
 		return json.NewEncoder(stdout).Encode(map[string]any{
-			"done": true, "source": pos[0], "destination": pos[1],
+			"done": true, "source": src, "destination": pos[1],
 			"virtual_size": res.VirtualSize, "volume_size": res.VolumeSize,
 			"written_bytes": res.WrittenBytes, "resumed_bytes": res.ResumedBytes, "started_over": res.StartedOver,
 			"sha256": hexOrEmpty(res.SHA256), "virtual_sha256": hexOrEmpty(res.VirtualSHA256),
@@ -124,7 +113,7 @@ func runConvert(c *command, args []string) error {
 		fmt.Fprintf(stdout, "resume: %s\n", res.StartedOver)
 	}
 	fmt.Fprintf(stdout, "converted %s (%d bytes) to %s: volume %d bytes (%d GiB)\n",
-		pos[0], res.VirtualSize, pos[1], res.VolumeSize, convert.GiBs(res.VolumeSize))
+		src, res.VirtualSize, pos[1], res.VolumeSize, convert.GiBs(res.VolumeSize))
 	if res.ResumedBytes > 0 {
 		fmt.Fprintf(stdout, "resumed: %d bytes were already converted by the interrupted run\n", res.ResumedBytes)
 	}

@@ -13,7 +13,7 @@ func init() {
 	register(&command{
 		name:    "info",
 		summary: "describe an image: format, virtual size, allocation",
-		usage:   "info [--format F] [--output human|json] IMAGE",
+		usage:   "info [--format F] [--output human|json] (IMAGE | --manifest MANIFEST)",
 		run:     runInfo,
 	})
 }
@@ -29,27 +29,10 @@ func runInfo(c *command, args []string) error {
 	if output == "json" {
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "    ")
-		return e.Encode(jsonInfo(info))
+		return e.Encode(info.Qemu(path))
 	}
 	printInfo(stdout, path, info)
 	return nil
-}
-
-// jsonInfo gives the JSON shape of `info --output json`: every key present.
-func jsonInfo(i disk.Info) map[string]any {
-	spec := i.Specific
-	if spec == nil {
-		spec = map[string]any{}
-	}
-	return map[string]any{
-		"format":          i.Format,
-		"subformat":       i.Subformat,
-		"virtual_size":    i.VirtualSize,
-		"file_size":       i.FileSize,
-		"allocated_bytes": i.AllocatedBytes,
-		"cluster_size":    i.ClusterSize,
-		"format_specific": spec,
-	}
 }
 
 func printInfo(w io.Writer, name string, i disk.Info) {
@@ -79,4 +62,5 @@ func printInfo(w io.Writer, name string, i disk.Info) {
 			fmt.Fprintf(w, "    %s: %s\n", k, v)
 		}
 	}
+	fmt.Fprintln(w, "blocks: not read (info reads the tables only; 'diskport check' reads every block)")
 }

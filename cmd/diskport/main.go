@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -32,6 +33,7 @@ type command struct {
 	summary string                                // one line for `diskport help`
 	usage   string                                // the synopsis after "diskport ", e.g. "info [--format F] IMAGE"
 	run     func(c *command, args []string) error // the verb: runX in X.go
+	subs    []string                              // the verb's subcommands, if it has them (manifest create, ...)
 }
 
 var commands = map[string]*command{}
@@ -81,12 +83,17 @@ func run(args []string) int {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				return run([]string{c.name, "--help"})
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "diskport help: unknown command %q (run 'diskport help')\n", args[1])
+				return 2
 			}
+			return run(append([]string{c.name}, append(args[2:], "--help")...))
 		}
 		printHelp(stdout)
 		return 0
+	case "-version", "--version", "-V":
+		name = "version"
 	}
 	c, ok := commands[name]
 	if !ok {
@@ -104,13 +111,23 @@ func run(args []string) int {
 		fmt.Fprintf(stderr, "diskport %s: %s\nusage: diskport %s\n", c.name, ue.msg, c.usage)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "diskport: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(stderr, "diskport: %s\n", redactURLs(oneLine(err.Error())))
 		return 1
 	}
 }
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// queryURL matches an http(s) URL with a query string.
+var queryURL = regexp.MustCompile(`(https?://[^\s"'?]*)\?[^\s"']*`)
+
+// redactURLs drops the query string of every URL in s: a presigned URL's
+// query is a credential, and no error may print it. The library redacts
+// the URLs it names; this is the CLI's last line of defence.
+func redactURLs(s string) string {
+	return queryURL.ReplaceAllString(s, "$1")
 }
 
 func printHelp(w io.Writer) {
@@ -125,7 +142,9 @@ func printHelp(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nImage formats: "+diskport.FormatNames()+".")
-	fmt.Fprintln(w, "\nRun 'diskport <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "A MANIFEST is a path, a directory holding one manifest, an http(s) URL or s3://BUCKET/KEY.")
+	fmt.Fprintln(w, "\nRun 'diskport help <command>' or 'diskport <command> --help' for a command's flags;")
+	fmt.Fprintln(w, "'diskport --version' for the version.")
 }
 
 // flags returns a FlagSet for c whose --help prints c's usage and flags to
@@ -147,7 +166,7 @@ func (c *command) parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) (
 			if errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(stdout, "usage: diskport %s\n\n%s\n\nFlags:\n", c.usage, c.summary)
 				fs.SetOutput(stdout)
-				fs.PrintDefaults()
+				printFlags(fs)
 				return nil, flag.ErrHelp
 			}
 			return nil, usageError("%v", err)

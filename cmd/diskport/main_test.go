@@ -66,12 +66,19 @@ func TestInfoJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"format", "subformat", "virtual_size", "file_size", "allocated_bytes", "cluster_size", "format_specific"} {
+	// qemu-img's keys (issue 15), diskport's own under "diskport".
+	for _, k := range []string{"filename", "format", "virtual-size", "actual-size", "dirty-flag", "diskport"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("info JSON lacks %q: %s", k, out)
 		}
 	}
-	if m["format"] != "raw" || m["virtual_size"] != float64(3<<20+512) || m["file_size"] != float64(3<<20+100) {
+	ext, _ := m["diskport"].(map[string]any)
+	for _, k := range []string{"file-size", "allocated-bytes", "blocks-checked"} {
+		if _, ok := ext[k]; !ok {
+			t.Errorf("info JSON lacks diskport.%q: %s", k, out)
+		}
+	}
+	if m["format"] != "raw" || m["virtual-size"] != float64(3<<20+512) || ext["file-size"] != float64(3<<20+100) {
 		t.Errorf("info JSON: %s", out)
 	}
 	if code, out, _ := call(t, "info", g); code != 0 || !strings.Contains(out, "file format: raw") {

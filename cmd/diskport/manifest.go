@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,9 +16,12 @@ import (
 	"github.com/diskport/diskport/manifest"
 )
 
-const manifestUsage = `manifest create [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] IMAGE OUTDIR
-       diskport manifest verify [--parallel N] PATH_OR_URL
-       diskport manifest show PATH_OR_URL`
+// manifestUsage is the synopsis of the manifest verb. A MANIFEST is a
+// path, a directory holding one manifest, an http(s) URL or
+// s3://BUCKET/KEY.
+const manifestUsage = `manifest create [--force] [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] [-p] IMAGE OUTDIR
+       diskport manifest verify [--workers N] [--bucket B] [--endpoint URL] [-p] MANIFEST
+       diskport manifest show [--output human|json] [--endpoint URL] MANIFEST`
 
 func init() {
 	register(&command{
@@ -24,6 +29,7 @@ func init() {
 		summary: "create, verify or show an EC2 import manifest and its parts",
 		usage:   manifestUsage,
 		run:     runManifest,
+		subs:    []string{"create", "verify", "show"},
 	})
 }
 
@@ -51,7 +57,8 @@ func manifestCreate(args []string) error {
 	fs := c.flags()
 	var sf splitFlags
 	sf.register(fs)
-	progress := fs.Bool("progress", false, "show progress on stderr (default: when stderr is a terminal)")
+	progress := progressFlags(fs)
+	force := fs.Bool("force", false, "write into an OUTDIR that already holds files")
 	pos, err := c.parse(fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -60,16 +67,20 @@ func manifestCreate(args []string) error {
 	if err != nil {
 		return err
 	}
+	opts.Force = *force
 	st, err := os.Stat(pos[0])
 	if err != nil {
 		return err
 	}
-	bar := newBar(*progress, st.Size())
-	opts.Progress = bar.add
+	bar := newBar(*progress, st.Size(), "splitting")
+	opts.Progress = bar.set
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, path, err := manifest.Create(ctx, pos[0], pos[1], opts)
 	bar.finish()
+	if errors.Is(err, manifest.ErrDirNotEmpty) {
+		return &hinted{err.Error() + "; give an empty or new directory, or --force", err}
+	}
 	if err != nil {
 		return mismatchHint(err)
 	}
@@ -78,25 +89,25 @@ func manifestCreate(args []string) error {
 }
 
 func manifestVerify(args []string) error {
-	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--parallel N] [--bucket B [--endpoint URL]] PATH_OR_URL"}
+	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--workers N] [--bucket B] [--endpoint URL] [-p] MANIFEST"}
 	fs := c.flags()
-	par := fs.Int("parallel", 4, "parts fetched at once")
+	par := workersFlag(fs, 4, "parts fetched at once", "parallel")
 	bucket := fs.String("bucket", "", "read the parts by key from this bucket with the S3 API (credentials from the AWS environment variables) instead of their URLs")
-	endpoint := fs.String("endpoint", "", "S3 endpoint URL for --bucket (default: https://s3.REGION.amazonaws.com)")
-	progress := fs.Bool("progress", false, "show progress on stderr (default: when stderr is a terminal)")
+	endpoint := fs.String("endpoint", "", "S3 endpoint URL for --bucket or an s3://BUCKET/KEY manifest (default: https://s3.REGION.amazonaws.com)")
+	progress := progressFlags(fs)
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
 	if *par < 1 {
-		return usageError("--parallel must be at least 1")
+		return usageError("--workers must be at least 1")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *endpoint != "" && *bucket == "" {
-		return usageError("--endpoint needs --bucket")
+	if *endpoint != "" && *bucket == "" && !manifest.IsS3URL(pos[0]) {
+		return usageError("--endpoint needs --bucket or an s3:// manifest")
 	}
-	m, store, err := manifest.Open(ctx, pos[0], nil)
+	m, store, err := openManifest(ctx, pos[0], *endpoint)
 	if err != nil {
 		return err
 	}
@@ -105,8 +116,8 @@ func manifestVerify(args []string) error {
 			return err
 		}
 	}
-	bar := newBar(*progress, m.FileSize())
-	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.add})
+	bar := newBar(*progress, m.FileSize(), "verifying")
+	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.set})
 	bar.finish()
 	if err != nil {
 		return err
@@ -120,15 +131,25 @@ func manifestVerify(args []string) error {
 }
 
 func manifestShow(args []string) error {
-	c := &command{name: "manifest show", summary: "print a manifest readably", usage: "manifest show PATH_OR_URL"}
+	c := &command{name: "manifest show", summary: "print a manifest readably", usage: "manifest show [--output human|json] [--endpoint URL] MANIFEST"}
 	fs := c.flags()
+	out := fs.String("output", "human", "output format: human or json")
+	endpoint := fs.String("endpoint", "", "S3 endpoint URL of an s3://BUCKET/KEY manifest (default: https://s3.REGION.amazonaws.com)")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
-	m, store, err := manifest.Open(context.Background(), pos[0], nil)
+	if *out != "human" && *out != "json" {
+		return usageError("--output must be human or json, not %q", *out)
+	}
+	m, store, err := openManifest(context.Background(), pos[0], *endpoint)
 	if err != nil {
 		return err
+	}
+	if *out == "json" {
+		e := json.NewEncoder(stdout)
+		e.SetIndent("", "    ")
+		return e.Encode(m.Summarize(store))
 	}
 	showManifest(stdout, m, store)
 	return nil

@@ -84,7 +84,7 @@ func TestUploadCommand(t *testing.T) {
 	vhd := testimg.Make(t, g, "vpc", "subformat=dynamic")
 	for _, v2 := range []bool{false, true} {
 		bucket := s.Bucket(t)
-		args := []string{"upload", "--endpoint", s.Endpoint, "--bucket", bucket, "--prefix", "p", "--part-size", "256KiB", vhd}
+		args := []string{"upload", "--create-bucket", "--endpoint", s.Endpoint, "--bucket", bucket, "--prefix", "p", "--part-size", "256KiB", vhd}
 		if v2 {
 			args = append(args[:1], append([]string{"--sigv2"}, args[1:]...)...)
 		}
@@ -157,7 +157,7 @@ func TestUploadResumeAfterKill(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	g := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 5})
 	bucket := s.Bucket(t)
-	args := []string{"upload", "--endpoint", s.Endpoint, "--bucket", bucket, "--part-size", "16KiB", "--parallel", "1", g}
+	args := []string{"upload", "--create-bucket", "--endpoint", s.Endpoint, "--bucket", bucket, "--part-size", "16KiB", "--parallel", "1", g}
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
 	cmd.Env = append(os.Environ(), "DISKPORT_HELPER_PROCESS=1")
 	if err := cmd.Start(); err != nil {

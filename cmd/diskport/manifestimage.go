@@ -6,43 +6,38 @@ import (
 	"fmt"
 
 	"github.com/diskport/diskport"
-	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/manifest"
 )
 
-// openManifestImage opens the image a manifest's parts hold, for `convert
-// --manifest`: the declared file-format is checked against the bytes.
-// Closing the returned image also drops the parts cache.
-func openManifestImage(ctx context.Context, pathOrURL string, progress func(int64)) (disk.Image, error) {
-	m, store, err := manifest.Open(ctx, pathOrURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	s, err := manifest.OpenStorage(ctx, m, store, manifest.StorageOptions{Name: pathOrURL, Progress: progress})
-	if err != nil {
-		return nil, err
-	}
-	img, err := diskport.OpenStorage(s, diskport.Options{Format: m.FileFormat})
-	if err != nil {
-		s.Close()
-		var me *diskport.MismatchError
-		if errors.As(err, &me) {
-			return nil, &hinted{fmt.Sprintf("%s (the manifest's file-format is wrong: EC2 would import these bytes as %s; write the manifest again with the right --format)", me.Reason(), me.Declared.EC2Name()), err}
-		}
-		return nil, err
-	}
-	return &closeBoth{img, s}, nil
+// openManifestImage opens the image a manifest's parts hold (convert, info
+// and map --manifest): the declared file-format is checked against the
+// bytes. Closing the returned image also drops the parts cache.
+func openManifestImage(ctx context.Context, pathOrURL string, progress func(done, total int64)) (*manifest.Image, error) {
+	return openManifestImageAt(ctx, pathOrURL, "", progress)
 }
 
-type closeBoth struct {
-	disk.Image
-	s *manifest.Storage
+// openManifestImageAt is openManifestImage with the S3 endpoint an
+// s3://bucket/key manifest is read from ("": the region's).
+func openManifestImageAt(ctx context.Context, pathOrURL, endpoint string, progress func(done, total int64)) (*manifest.Image, error) {
+	opts := manifest.ImageOptions{Storage: manifest.StorageOptions{Progress: progress}}
+	if manifest.IsS3URL(pathOrURL) {
+		cfg := s3Config(endpoint, "", false)
+		opts.S3 = &cfg
+	}
+	img, err := manifest.OpenImage(ctx, pathOrURL, opts)
+	var me *diskport.MismatchError
+	if errors.As(err, &me) {
+		return nil, &hinted{fmt.Sprintf("%s (the manifest's file-format is wrong: EC2 would import these bytes as %s; write the manifest again with the right --format)", me.Reason(), me.Declared.EC2Name()), err}
+	}
+	return img, err
 }
 
-func (c *closeBoth) Close() error {
-	err := c.Image.Close()
-	if err2 := c.s.Close(); err == nil {
-		err = err2
+// openManifest reads a manifest from a path, a directory holding one, a
+// URL, or s3://bucket/key with the AWS environment's credentials at
+// endpoint ("": the region's), and the store its parts are read from.
+func openManifest(ctx context.Context, pathOrURL, endpoint string) (*manifest.Manifest, manifest.PartStore, error) {
+	if manifest.IsS3URL(pathOrURL) {
+		return manifest.OpenS3(ctx, s3Config(endpoint, "", false), pathOrURL)
 	}
-	return err
+	return manifest.Open(ctx, pathOrURL, nil)
 }

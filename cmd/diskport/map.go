@@ -4,26 +4,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-
-	"github.com/diskport/diskport/disk"
 )
-
-// mapEntry is one line of `map --output json`, shaped like
-// `qemu-img map --output=json`.
-type mapEntry struct {
-	Start      int64  `json:"start"`
-	Length     int64  `json:"length"`
-	Data       bool   `json:"data"`
-	Zero       bool   `json:"zero"`
-	Compressed bool   `json:"compressed,omitempty"`
-	Offset     *int64 `json:"offset,omitempty"`
-}
 
 func init() {
 	register(&command{
 		name:    "map",
 		summary: "print the extent map: which ranges hold data and which read as zeros",
-		usage:   "map [--format F] [--output human|json] IMAGE",
+		usage:   "map [--format F] [--output human|json] (IMAGE | --manifest MANIFEST)",
 		run:     runMap,
 	})
 }
@@ -42,7 +29,7 @@ func runMap(c *command, args []string) error {
 	} else {
 		fmt.Fprint(w, "[")
 	}
-	first := true
+	first, format := true, im.Info().Format
 	for e, err := range im.Extents(0, im.Size()) {
 		if err != nil {
 			return err
@@ -57,20 +44,15 @@ func runMap(c *command, args []string) error {
 			fmt.Fprintf(w, "%#-20x%#-20x%-6s%s\n", e.Offset, e.Length, e.Kind, where)
 			continue
 		}
-		m := mapEntry{Start: e.Offset, Length: e.Length, Data: e.Kind == disk.Data, Zero: e.Kind == disk.Zero, Compressed: e.Compressed}
-		if e.Stored != nil {
-			o := e.StoredOffset
-			m.Offset = &o
-		}
-		b, _ := json.Marshal(m)
+		b, _ := json.Marshal(e.Qemu(format))
 		if !first {
-			fmt.Fprint(w, ",")
+			fmt.Fprint(w, ",\n")
 		}
 		first = false
-		fmt.Fprintf(w, "\n%s", b)
+		w.Write(b)
 	}
 	if output == "json" {
-		fmt.Fprintln(w, "\n]")
+		fmt.Fprintln(w, "]")
 	}
 	return nil
 }

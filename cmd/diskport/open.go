@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,14 +9,23 @@ import (
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest"
 )
 
 // imageFlags are the flags every verb that opens an image takes.
 type imageFlags struct {
-	format  string
-	trust   bool
-	parents stringList
-	maxSize int64
+	format   string
+	trust    bool
+	parents  stringList
+	maxSize  byteSize
+	manifest string // --manifest: the image is the one a manifest's parts hold
+	endpoint string // --endpoint of an s3:// --manifest, for the verbs that register it
+}
+
+// registerEndpoint registers --endpoint, the S3 endpoint of an
+// s3://bucket/key --manifest (verbs whose --endpoint means nothing else).
+func (f *imageFlags) registerEndpoint(fs *flag.FlagSet) {
+	fs.StringVar(&f.endpoint, "endpoint", "", "S3 endpoint of an s3://BUCKET/KEY --manifest, read with the AWS environment's credentials (default: https://s3.REGION.amazonaws.com)")
 }
 
 func (f *imageFlags) register(fs *flag.FlagSet) {
@@ -23,15 +33,44 @@ func (f *imageFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.format, "f", "", "short for --format")
 	fs.BoolVar(&f.trust, "trust-format", false, "read the image as --format even when its bytes look like another format")
 	fs.Var(&f.parents, "parent", "a parent image of a delta image, nearest first (repeatable)")
-	fs.Int64Var(&f.maxSize, "max-virtual-size", 0, "refuse sparse images larger than this many bytes (0: the readers' defaults)")
+	fs.StringVar(&f.manifest, "manifest", "", "read the image an EC2 import manifest's parts hold (a manifest path, a directory holding one, a URL, or s3://BUCKET/KEY), without reassembling it")
+	fs.Var(&f.maxSize, "max-virtual-size", "refuse sparse images larger than this `size` (2048GiB, 500G, or bytes; 0: the readers' defaults)")
 }
 
+// split checks a verb's positional arguments, IMAGE and then outs more
+// (DST), or with --manifest the outs alone, and returns the image's
+// name and the rest.
+func (f *imageFlags) split(pos []string, outs int) (string, []string, error) {
+	if f.manifest == "" {
+		if len(pos) != outs+1 {
+			return "", nil, usageError("wrong number of arguments (%d)", len(pos))
+		}
+		return pos[0], pos[1:], nil
+	}
+	if len(pos) != outs {
+		return "", nil, usageError("with --manifest, the image is the manifest's: give %d more argument(s), not %d", outs, len(pos))
+	}
+	if f.format != "" || len(f.parents) > 0 {
+		return "", nil, usageError("with --manifest the format is the manifest's file-format, and there are no parents")
+	}
+	return f.manifest, pos, nil
+}
+
+// open opens the image at path, or with --manifest the image the
+// manifest's parts hold (path is then the manifest's).
 func (f *imageFlags) open(path string) (disk.Image, error) {
+	if f.manifest != "" {
+		img, err := openManifestImageAt(context.Background(), f.manifest, f.endpoint, nil)
+		if err != nil {
+			return nil, err
+		}
+		return img, nil
+	}
 	img, err := diskport.Open(path, diskport.Options{
 		Format:         f.format,
 		TrustFormat:    f.trust,
 		Parents:        f.parents,
-		MaxVirtualSize: f.maxSize,
+		MaxVirtualSize: int64(f.maxSize),
 	})
 	return img, mismatchHint(err)
 }
@@ -65,19 +104,22 @@ func (c *command) openWithOutput(args []string) (img disk.Image, path, output st
 	fs := c.flags()
 	var f imageFlags
 	f.register(fs)
+	f.registerEndpoint(fs)
 	out := fs.String("output", "human", "output format: human or json")
-	pos, err := c.parse(fs, args, 1, 1)
+	pos, err := c.parse(fs, args, 0, 1)
 	if err != nil {
 		return nil, "", "", err
 	}
 	if *out != "human" && *out != "json" {
 		return nil, "", "", usageError("--output must be human or json, not %q", *out)
 	}
-	img, err = f.open(pos[0])
-	if err != nil {
+	if path, _, err = f.split(pos, 0); err != nil {
 		return nil, "", "", err
 	}
-	return img, pos[0], *out, nil
+	if img, err = f.open(path); err != nil {
+		return nil, "", "", err
+	}
+	return img, manifest.RedactURL(path), *out, nil
 }
 
 // stringList is a repeatable string flag.

@@ -14,10 +14,11 @@ func init() {
 	register(&command{
 		name:    "policy",
 		summary: "create, sign or check a BundleInstance S3 upload policy",
-		usage: "policy create --bucket B --prefix P [--expires 24h]\n" +
+		usage: "policy create --bucket B --prefix P [--expires 24h] [--unsigned]\n" +
 			"       diskport policy sign POLICY_B64\n" +
-			"       diskport policy check --bucket B --prefix P [--signature S] POLICY_B64",
-		run: runPolicy,
+			"       diskport policy check --bucket B --prefix P --signature S POLICY_B64",
+		run:  runPolicy,
+		subs: []string{"create", "sign", "check"},
 	})
 }
 
@@ -44,22 +45,28 @@ func policyCreate(c *command, args []string) error {
 	fs := c.flags()
 	bucket := fs.String("bucket", "", "the bucket the policy grants (Storage.S3.Bucket)")
 	prefix := fs.String("prefix", "", "the key prefix it grants (Storage.S3.Prefix)")
-	expires := fs.Duration("expires", 24*time.Hour, "how long the policy lasts")
+	expires := duration(24 * time.Hour)
+	fs.Var(&expires, "expires", "how long the policy lasts: a `duration` such as 24h or 7d")
+	unsigned := fs.Bool("unsigned", false, "print the policy without a signature (when "+secretEnv+" is not set)")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	if *bucket == "" {
 		return usageError("--bucket is required")
 	}
-	if *expires <= 0 {
+	secret := os.Getenv(secretEnv)
+	if secret == "" && !*unsigned {
+		return errors.New("policy create: " + secretEnv + " is not set: set it to sign the policy, or give --unsigned")
+	}
+	if expires <= 0 {
 		return usageError("--expires must be positive")
 	}
-	p := bundle.NewPolicy(*bucket, *prefix, time.Now().Add(*expires))
+	p := bundle.NewPolicy(*bucket, *prefix, time.Now().Add(time.Duration(expires)))
 	out := struct {
 		Policy    string `json:"upload_policy"`
 		Signature string `json:"upload_policy_signature,omitempty"`
 	}{Policy: p.Encode()}
-	if secret := os.Getenv(secretEnv); secret != "" {
+	if secret != "" && !*unsigned {
 		out.Signature = bundle.SignPolicy(secret, out.Policy)
 	}
 	enc := json.NewEncoder(stdout)
@@ -71,6 +78,9 @@ func policySign(c *command, args []string) error {
 	pos, err := c.parse(c.flags(), args, 1, 1)
 	if err != nil {
 		return err
+	}
+	if _, err := bundle.ParsePolicy(pos[0]); err != nil {
+		return fmt.Errorf("policy sign: %w", err)
 	}
 	secret := os.Getenv(secretEnv)
 	if secret == "" {
@@ -92,8 +102,11 @@ func policyCheck(c *command, args []string) error {
 	if *bucket == "" {
 		return usageError("--bucket is required")
 	}
+	if *sig == "" {
+		return usageError("--signature is required")
+	}
 	secret := os.Getenv(secretEnv)
-	if secret == "" && *sig != "" {
+	if secret == "" {
 		fmt.Fprintf(stderr, "diskport: %s is not set: the signature is not checked\n", secretEnv)
 	}
 	p, err := bundle.CheckPolicy(pos[0], bundle.Grant{Bucket: *bucket, Prefix: *prefix, Signature: *sig, Secret: secret})

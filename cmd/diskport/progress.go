@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"io"
 	"os"
 	"sync"
@@ -56,7 +57,11 @@ type progressJSON struct {
 func newProgress(mode progressMode, w io.Writer, total int64, what string) *progressReporter {
 	p := &progressReporter{mode: mode, w: w, start: time.Now(), tot: total}
 	if mode == "bar" {
-		p.bar = progressbar.NewOptions64(total,
+		max := total
+		if max <= 0 {
+			max = -1 // not known yet: the bar takes a max of 0 as one that never moves
+		}
+		p.bar = progressbar.NewOptions64(max,
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription(what),
 			progressbar.OptionShowBytes(true),
@@ -118,49 +123,50 @@ func (p *progressReporter) finish() {
 	}
 }
 
-// progressLine is a terminal progress bar whose total is given with each
-// update (the manifest and upload verbs use it).
-type progressLine = progressReporter
-
-// newProgressLine returns a progress bar drawn on w.
-func newProgressLine(w io.Writer) *progressLine {
-	return newProgress("bar", w, 0, "")
-}
-
 // stderrIsTerminal reports whether the progress bar has a terminal to
 // draw on.
 func stderrIsTerminal() bool {
 	if stderr != os.Stderr {
 		return false
 	}
-	st, err := os.Stderr.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return isTerminal(os.Stderr)
 }
 
-// bar is a progress line shown on stderr when asked for or when stderr is
-// a terminal; its methods do nothing otherwise.
+// progressFlags registers --progress and qemu-img's short form -p as
+// booleans, for the verbs whose progress is only a bar on stderr.
+func progressFlags(fs *flag.FlagSet) *bool {
+	p := fs.Bool("progress", false, "show a progress bar on stderr (default: when stderr is a terminal)")
+	fs.BoolVar(p, "p", false, "short for --progress")
+	return p
+}
+
+// bar is a progress bar on stderr, shown when asked for or when stderr is
+// a terminal; its methods do nothing otherwise, or on a nil bar.
 type bar struct {
 	mu    sync.Mutex
-	line  *progressLine
+	line  *progressReporter
 	total int64
 	done  int64
 }
 
-func newBar(asked bool, total int64) *bar {
-	if !asked && !isTerminal(os.Stderr) {
+// newBar returns the bar of a task of total bytes, described by what.
+func newBar(asked bool, total int64, what string) *bar {
+	if !asked && !stderrIsTerminal() {
 		return &bar{}
 	}
-	return &bar{line: newProgressLine(stderr), total: total}
+	return &bar{line: newProgress("bar", stderr, total, what), total: total}
 }
 
-func (b *bar) add(n int64) {
+// set shows done of total bytes: the progress callback of convert,
+// manifest and bundle.
+func (b *bar) set(done, total int64) {
 	if b.line == nil {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.done += n
-	b.line.update(b.done, b.total)
+	b.done, b.total = done, total
+	b.line.update(done, total)
 }
 
 func (b *bar) finish() {

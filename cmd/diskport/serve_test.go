@@ -110,7 +110,7 @@ func TestServeBinaryKill9(t *testing.T) {
 	defer proxy.Close()
 	g := testimg.Golden(t, testimg.Spec{Size: 64 << 20, Seed: 21, ZeroPercent: 5})
 	image := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
-	up := exec.Command(bin, "upload", "--endpoint", proxy.URL, "--bucket", s3.Bucket(t), "--part-size", "1MiB", image)
+	up := exec.Command(bin, "upload", "--create-bucket", "--endpoint", proxy.URL, "--bucket", s3.Bucket(t), "--part-size", "1MiB", image)
 	up.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3.SecretKey, "AWS_REGION="+s3.Region)
 	murl, err := up.Output()
 	if err != nil {
@@ -300,7 +300,7 @@ func TestServeBinaryBundleKill9(t *testing.T) {
 	s3 := s3test.Start(t)
 	ctx := context.Background()
 	g := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 22})
-	up := exec.Command(bin, "upload", "--endpoint", s3.Endpoint, "--bucket", s3.Bucket(t), g)
+	up := exec.Command(bin, "upload", "--create-bucket", "--endpoint", s3.Endpoint, "--bucket", s3.Bucket(t), g)
 	up.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3.SecretKey, "AWS_REGION="+s3.Region)
 	murl, err := up.Output()
 	if err != nil {

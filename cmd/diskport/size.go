@@ -4,13 +4,27 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // byteSize is a flag holding a byte count written as 10485760, 10MiB, 10M,
 // 512KiB, 1GiB.
 type byteSize int64
 
-func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+// String writes the size with the largest binary unit that divides it
+// (10MiB), as --help shows defaults.
+func (b *byteSize) String() string {
+	n := int64(*b)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
 
 func (b *byteSize) Set(s string) error {
 	n, err := parseByteSize(s)
@@ -38,4 +52,58 @@ func parseByteSize(s string) (int64, error) {
 		return 0, errors.New("not a byte size: " + s)
 	}
 	return n * mult, nil
+}
+
+// volumeGiB is the --volume-size flag: a volume size whose unit is the GiB,
+// as EC2's: 12 and 12GiB (or 12G) are 12 GiB; a size with another unit
+// must be a whole number of GiB (12288MiB).
+type volumeGiB int64
+
+func (v *volumeGiB) String() string { return strconv.FormatInt(int64(*v), 10) }
+
+func (v *volumeGiB) Set(s string) error {
+	t := strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		if n < 0 || n > 1<<32 {
+			return errors.New("not a volume size in GiB: " + s)
+		}
+		*v = volumeGiB(n)
+		return nil
+	}
+	n, err := parseByteSize(t)
+	if err != nil {
+		return errors.New("not a volume size (12, 12GiB): " + s)
+	}
+	if n%(1<<30) != 0 {
+		return errors.New("a volume size is a whole number of GiB, not " + s)
+	}
+	*v = volumeGiB(n >> 30)
+	return nil
+}
+
+// duration is a flag holding a time.Duration that also takes days: 72h,
+// 90m, 7d, 1d12h.
+type duration time.Duration
+
+func (d *duration) String() string { return time.Duration(*d).String() }
+
+func (d *duration) Set(s string) error {
+	t := strings.TrimSpace(s)
+	var days int64
+	if i := strings.IndexByte(t, 'd'); i > 0 {
+		n, err := strconv.ParseInt(t[:i], 10, 64)
+		if err != nil || n < 0 || n > 3650 {
+			return errors.New("not a duration (72h, 7d): " + s)
+		}
+		days, t = n, t[i+1:]
+	}
+	var rest time.Duration
+	if t != "" {
+		var err error
+		if rest, err = time.ParseDuration(t); err != nil {
+			return errors.New("not a duration (72h, 7d): " + s)
+		}
+	}
+	*d = duration(time.Duration(days)*24*time.Hour + rest)
+	return nil
 }

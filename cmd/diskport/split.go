@@ -13,17 +13,17 @@ type splitFlags struct {
 	partSize   byteSize
 	format     string
 	trust      bool
-	volumeSize int64
+	volumeSize volumeGiB
 	naming     string
 	name       string
 }
 
 func (f *splitFlags) register(fs *flag.FlagSet) {
 	f.partSize = manifest.DefaultPartSize
-	fs.Var(&f.partSize, "part-size", "size of each part (bytes, or with a KiB, MiB or GiB suffix)")
+	fs.Var(&f.partSize, "part-size", "`size` of each part: 10MiB, 10M, 512K, or bytes")
 	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+" (default: from the bytes)")
 	fs.BoolVar(&f.trust, "trust-format", false, "take --format even when the image's bytes look like another format")
-	fs.Int64Var(&f.volumeSize, "volume-size", 0, "volume size in GiB (default: the virtual size rounded up)")
+	fs.Var(&f.volumeSize, "volume-size", "volume `size` in GiB: 12 or 12GiB (default: the virtual size rounded up)")
 	fs.StringVar(&f.naming, "naming", "aws", "part names: aws (NAME.partN) or euca2ools (NAME.part.N)")
 	fs.StringVar(&f.name, "name", "", "base name of the parts and manifest (default: the image's file name)")
 }
@@ -36,8 +36,5 @@ func (f *splitFlags) options() (manifest.SplitOptions, error) {
 	if f.partSize <= 0 || f.partSize > manifest.MaxPartSize {
 		return manifest.SplitOptions{}, usageError("--part-size must be between 1 byte and 1 GiB")
 	}
-	if f.volumeSize < 0 {
-		return manifest.SplitOptions{}, usageError("--volume-size must be positive")
-	}
-	return manifest.SplitOptions{PartSize: int64(f.partSize), Format: f.format, TrustFormat: f.trust, VolumeSize: f.volumeSize, Naming: naming, Name: f.name}, nil
+	return manifest.SplitOptions{PartSize: int64(f.partSize), Format: f.format, TrustFormat: f.trust, VolumeSize: int64(f.volumeSize) << 30, Naming: naming, Name: f.name}, nil
 }

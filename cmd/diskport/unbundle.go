@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/diskport/diskport/bundle"
@@ -16,13 +18,23 @@ func init() {
 	register(&command{
 		name:    "unbundle",
 		summary: "check and decrypt an AMI bundle and restore its volume",
-		usage:   "unbundle --private-key PEM (--dir DIR | --endpoint URL --bucket B) --manifest NAME [--user-cert PEM] [--allow-unsigned] [--force] DST",
+		usage:   "unbundle --private-key PEM (--dir DIR | --endpoint URL --bucket B) --manifest NAME [--user-cert PEM] [--allow-unsigned] [--force] [-p] DST",
 		run:     runUnbundle,
 	})
 }
 
-// runUnbundle runs `diskport unbundle`.
+// runUnbundle runs `diskport unbundle`: its errors say "unbundle: ", and
+// name the flags that change the outcome.
 func runUnbundle(u *command, args []string) error {
+	err := unbundle(u, args)
+	var ue *usageErr
+	if err == nil || errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &hinted{"unbundle: " + strings.TrimPrefix(err.Error(), "bundle: "), err}
+}
+
+func unbundle(u *command, args []string) error {
 	fs := u.flags()
 	keyPath := fs.String("private-key", "", "PEM private key decrypting the bundle key (yours or the EC2 key)")
 	dir := fs.String("dir", "", "read the bundle from this directory")
@@ -32,6 +44,7 @@ func runUnbundle(u *command, args []string) error {
 	signer := fs.String("user-cert", "", "PEM certificate verifying the manifest signature (default: the private key's public half)")
 	unsigned := fs.Bool("allow-unsigned", false, "accept an UNSIGNED manifest")
 	force := fs.Bool("force", false, "overwrite an existing DST")
+	progress := progressFlags(fs)
 	pos, err := u.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -67,7 +80,15 @@ func runUnbundle(u *command, args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	r, err := bundle.Open(ctx, src, *manifest, opt)
-	if err != nil {
+	var se *bundle.SignatureError
+	switch {
+	case errors.As(err, &se) && se.Unsigned:
+		return fmt.Errorf("%w: give --allow-unsigned to accept a bundle no one signed", err)
+	case errors.As(err, &se) && *signer == "":
+		return fmt.Errorf("%w: it was checked against the public half of --private-key %s; give the bundler's certificate with --user-cert", err, *keyPath)
+	case errors.As(err, &se):
+		return fmt.Errorf("%w: it was checked against --user-cert %s", err, *signer)
+	case err != nil:
 		return err
 	}
 	// Written under a temporary name, flushed and renamed into place
@@ -75,9 +96,13 @@ func runUnbundle(u *command, args []string) error {
 	// leaves a partial volume under the final name.
 	w, err := volume.Create(pos[0], r.Manifest.Image.Size, volume.Options{Force: *force})
 	if err != nil {
-		return err
+		return existsHint(err)
 	}
-	if err := r.ExtractVolume(ctx, w); err != nil {
+	bar := newBar(*progress, r.Manifest.Image.Size, "restoring")
+	r.Progress = bar.set
+	err = r.ExtractVolume(ctx, w)
+	bar.finish()
+	if err != nil {
 		w.Abort()
 		return err
 	}
@@ -85,7 +110,11 @@ func runUnbundle(u *command, args []string) error {
 		return err
 	}
 	m := r.Manifest
-	fmt.Fprintf(stdout, "restored %s (%d bytes) from %d parts: parts, manifest signature and image digest %s verified\n",
-		pos[0], m.Image.Size, len(m.Image.Parts.Part), m.Image.Digest.Hex)
+	what := "parts, manifest signature and image digest verified"
+	if !r.Signed {
+		what = "parts and image digest verified; the manifest is UNSIGNED (accepted with --allow-unsigned)"
+	}
+	fmt.Fprintf(stdout, "restored %s (%d bytes) from %d parts: %s; image digest %s\n",
+		pos[0], m.Image.Size, len(m.Image.Parts.Part), what, m.Image.Digest.Hex)
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,7 +17,7 @@ func init() {
 	register(&command{
 		name:    "upload",
 		summary: "upload an image to S3 as import-manifest parts and print the ImportManifestUrl",
-		usage:   "upload --endpoint URL --bucket B [--prefix P] [--sigv2] [--expires 7d] [--part-size 10MiB] IMAGE",
+		usage:   "upload --endpoint URL --bucket B [--create-bucket] [--prefix P] [--sigv2] [--expires 7d] [--part-size 10MiB] [--workers N] [-p] IMAGE",
 		run:     runUpload,
 	})
 }
@@ -25,13 +26,15 @@ func init() {
 func runUpload(c *command, args []string) error {
 	fs := c.flags()
 	endpoint := fs.String("endpoint", "", "S3 endpoint URL (default: https://s3.REGION.amazonaws.com)")
-	bucket := fs.String("bucket", "", "bucket for the parts and the manifest (created if missing)")
+	bucket := fs.String("bucket", "", "bucket for the parts and the manifest: it must exist, unless --create-bucket")
+	create := fs.Bool("create-bucket", false, "create --bucket when it does not exist")
 	prefix := fs.String("prefix", "", "key prefix for the parts and the manifest")
 	region := fs.String("region", "", "bucket region (default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1)")
 	sigv2 := fs.Bool("sigv2", false, "sign requests and presigned URLs with signature version 2, for old endpoints")
-	expires := fs.Duration("expires", 0, "lifetime of the presigned URLs, e.g. 72h (default: 168h with SigV4, the maximum; 720h with SigV2)")
-	par := fs.Int("parallel", 4, "parts uploaded at once")
-	progress := fs.Bool("progress", false, "show progress on stderr (default: when stderr is a terminal)")
+	var expires duration
+	fs.Var(&expires, "expires", "lifetime of the presigned URLs: a `duration` such as 72h or 7d (default: 7d with SigV4, the maximum; 30d with SigV2)")
+	par := workersFlag(fs, 4, "parts uploaded at once", "parallel")
+	progress := progressFlags(fs)
 	var sf splitFlags
 	sf.register(fs)
 	pos, err := c.parse(fs, args, 1, 1)
@@ -42,10 +45,10 @@ func runUpload(c *command, args []string) error {
 		return usageError("--bucket is required")
 	}
 	if *par < 1 {
-		return usageError("--parallel must be at least 1")
+		return usageError("--workers must be at least 1")
 	}
-	if *expires < 0 || (!*sigv2 && *expires > 7*24*time.Hour) {
-		return usageError("--expires must be positive and, with SigV4, at most 168h")
+	if expires < 0 || (!*sigv2 && time.Duration(expires) > 7*24*time.Hour) {
+		return usageError("--expires must be positive and, with SigV4, at most 7d")
 	}
 	opts, err := sf.options()
 	if err != nil {
@@ -56,21 +59,25 @@ func runUpload(c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	b := newBar(*progress, st.Size())
-	opts.Progress = b.add
+	b := newBar(*progress, st.Size(), "uploading")
+	opts.Progress = b.set
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := manifest.Upload(ctx, cfg, pos[0], manifest.UploadOptions{
-		SplitOptions: opts,
-		Bucket:       *bucket,
-		Prefix:       strings.Trim(*prefix, "/"),
-		Parallel:     *par,
-		Expires:      *expires,
+		SplitOptions:  opts,
+		Bucket:        *bucket,
+		RequireBucket: !*create,
+		Prefix:        strings.Trim(*prefix, "/"),
+		Parallel:      *par,
+		Expires:       time.Duration(expires),
 	})
 	b.finish()
 	if err != nil {
 		if res != nil && res.Uploaded+res.Skipped > 0 {
 			return fmt.Errorf("%w (%d parts stored; run the same command again to resume)", err, res.Uploaded+res.Skipped)
+		}
+		if errors.Is(err, manifest.ErrNoBucket) {
+			return &hinted{err.Error() + " (check the name, or give --create-bucket to create it)", err}
 		}
 		return mismatchHint(err)
 	}

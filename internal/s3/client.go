@@ -114,6 +114,13 @@ func New(cfg Config) (*Client, error) {
 // Config returns the client's configuration.
 func (c *Client) Config() Config { return c.cfg }
 
+// BucketExists reports whether bucket exists (and the credentials may
+// see it).
+func (c *Client) BucketExists(ctx context.Context, bucket string) (bool, error) {
+	ok, err := c.mc.BucketExists(ctx, bucket)
+	return ok, Parse(err)
+}
+
 // EnsureBucket creates bucket in the client's region unless it exists.
 func (c *Client) EnsureBucket(ctx context.Context, bucket string) error {
 	ok, err := c.mc.BucketExists(ctx, bucket)
