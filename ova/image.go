@@ -1,0 +1,85 @@
+package ova
+
+import (
+	"fmt"
+
+	"github.com/diskport/diskport"
+	"github.com/diskport/diskport/disk"
+)
+
+// An Image is a disk of the appliance, open: a disk.Image read in place
+// from its member. Closing it does not close the appliance.
+type Image struct {
+	disk.Image
+	// Disk is the appliance's disk the image reads.
+	Disk Disk
+	hs   *hashedStorage // nil when the .mf lists no checksum for it
+}
+
+// OpenDisk opens disk i of [Appliance.Disks] through diskport's format
+// table, as the format the descriptor declares (the bytes must agree),
+// and checks the image's virtual size against the declared capacity. The
+// member's .mf checksum is computed as the image is read; call
+// [Image.Verify] when done.
+func (a *Appliance) OpenDisk(i int) (*Image, error) {
+	if i < 0 || i >= len(a.Disks) {
+		return nil, disk.Errorf("ova", disk.ErrUnsupported, "%s: no disk %d: the appliance has %d", a.s.Name(), i, len(a.Disks))
+	}
+	d := a.Disks[i]
+	switch {
+	case d.File == "":
+		return nil, disk.Errorf("ova", disk.ErrUnsupported, "%s: disk %q has no file: it is an empty disk the importer creates", a.s.Name(), d.ID)
+	case d.Compression == "gzip":
+		return nil, disk.Errorf("ova", disk.ErrUnsupported, "%s: disk %q is stored gzip-compressed (ovf:compression=\"gzip\"), which diskport does not read in place yet; unpack the OVA and gunzip %q first", a.s.Name(), d.ID, d.File)
+	case d.Format == "":
+		return nil, disk.Errorf("ova", disk.ErrUnsupported, "%s: disk %q has format %q, which names no format diskport reads", a.s.Name(), d.ID, d.FormatURI)
+	}
+	var s disk.Storage = newSection(a.s, d.member)
+	var hs *hashedStorage
+	if d.Digest.Algorithm != "" {
+		hs = newHashedStorage(s, d.File, d.Digest)
+		s = hs
+	}
+	img, err := diskport.OpenStorage(s, diskport.Options{Format: string(d.Format), SingleFile: true, MaxVirtualSize: a.opts.MaxVirtualSize})
+	if err != nil {
+		return nil, fmt.Errorf("ova: disk %q (member %q): %w", d.ID, d.File, err)
+	}
+	if sz := img.Size(); sz != d.Capacity && sz != (d.Capacity+disk.SectorSize-1)/disk.SectorSize*disk.SectorSize {
+		img.Close()
+		return nil, disk.Errorf("ova", disk.ErrCorrupt, "%s: disk %q: the descriptor says a capacity of %d bytes, but the image in %q is %d bytes", a.s.Name(), d.ID, d.Capacity, d.File, sz)
+	}
+	return &Image{Image: img, Disk: d, hs: hs}, nil
+}
+
+// Verify checks the member's .mf checksum, reading only the bytes the
+// reads so far skipped: a mismatch is a disk.ErrCorrupt error naming the
+// member. With no checksum listed (Options.NoVerifyManifest) it does
+// nothing.
+func (m *Image) Verify() error {
+	if m.hs == nil {
+		return nil
+	}
+	return m.hs.Check()
+}
+
+// BytesRead is how many bytes of the member have been read, for the
+// record that a conversion reads each byte once.
+func (m *Image) BytesRead() int64 {
+	if m.hs == nil {
+		return 0
+	}
+	return m.hs.bytesRead()
+}
+
+// Info describes the disk as its reader does, with the appliance's view
+// under Specific["ova"].
+func (m *Image) Info() disk.Info {
+	info := m.Image.Info()
+	spec := map[string]any{}
+	for k, v := range info.Specific {
+		spec[k] = v
+	}
+	spec["ova"] = m.Disk
+	info.Specific = spec
+	return info
+}
