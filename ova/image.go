@@ -1,7 +1,10 @@
 package ova
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"iter"
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
@@ -82,4 +85,27 @@ func (m *Image) Info() disk.Info {
 	spec["ova"] = m.Disk
 	info.Specific = spec
 	return info
+}
+
+// ReadAt reads the disk; an error names the member.
+func (m *Image) ReadAt(p []byte, off int64) (int, error) {
+	n, err := m.Image.ReadAt(p, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("ova member %q: %w", m.Disk.File, err)
+	}
+	return n, err
+}
+
+// Extents yields the disk's extents; an error names the member.
+func (m *Image) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
+	return func(yield func(disk.Extent, error) bool) {
+		for e, err := range m.Image.Extents(off, n) {
+			if err != nil {
+				err = fmt.Errorf("ova member %q: %w", m.Disk.File, err)
+			}
+			if !yield(e, err) {
+				return
+			}
+		}
+	}
 }

@@ -1,0 +1,333 @@
+package ova_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/diskport/diskport"
+	"github.com/diskport/diskport/convert"
+	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/ova"
+)
+
+// countingStorage counts the bytes read from a file, and how many of them
+// were read before.
+type countingStorage struct {
+	disk.Storage
+	mu          sync.Mutex
+	seen        []bool
+	total, dups int64
+}
+
+func newCounting(s disk.Storage) *countingStorage {
+	return &countingStorage{Storage: s, seen: make([]bool, s.Size())}
+}
+
+func (c *countingStorage) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.Storage.ReadAt(p, off)
+	c.mu.Lock()
+	c.total += int64(n)
+	for i := off; i < off+int64(n); i++ {
+		if c.seen[i] {
+			c.dups++
+		}
+		c.seen[i] = true
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// distinct is how many bytes were read at least once.
+func (c *countingStorage) distinct() int64 { return c.total - c.dups }
+
+// bareDups converts the bare disk file and returns how many bytes its
+// reader reads more than once: what the reader itself costs, against
+// which the OVA's second reads are measured.
+func bareDups(t *testing.T, path string) int64 {
+	t.Helper()
+	h, err := disk.OpenHostFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	cs := newCounting(h)
+	img, err := diskport.OpenStorage(cs, diskport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if _, err := convert.Convert(context.Background(), img, filepath.Join(t.TempDir(), "bare.raw"), convert.Options{ExactSize: true, NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	return cs.dups
+}
+
+// fixtures makes the disk images of the test appliances with qemu-img:
+// a streamOptimized VMDK (ovftool's and VirtualBox's export format), a
+// second one, a dynamic VHD and a RAW disk.
+func fixtures(t *testing.T) map[string]string {
+	t.Helper()
+	g1 := testimg.Golden(t, testimg.Spec{Size: 24 << 20, Seed: 161})
+	g2 := testimg.Golden(t, testimg.Spec{Size: 6<<20 + 512, Seed: 162})
+	g3 := testimg.Golden(t, testimg.Spec{Size: 5 << 20, Seed: 163})
+	return map[string]string{
+		"disk1.vmdk": testimg.Make(t, g1, "vmdk", "subformat=streamOptimized"),
+		"disk2.vmdk": testimg.Make(t, g2, "vmdk", "subformat=streamOptimized"),
+		"disk3.vhd":  testimg.Make(t, g3, "vpc", ""),
+		"disk4.img":  g2,
+	}
+}
+
+// virtualSize is the disk's virtual size as diskport reads the bare file.
+func virtualSize(t *testing.T, path string) int64 {
+	t.Helper()
+	img, err := diskport.Open(path, diskport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	return img.Size()
+}
+
+// convertDisk converts disk i of a with the .mf check as the conversion's
+// Verify, and returns the volume's path.
+func convertDisk(t *testing.T, a *ova.Appliance, i int) (string, *ova.Image, error) {
+	t.Helper()
+	img, err := a.OpenDisk(i)
+	if err != nil {
+		return "", nil, err
+	}
+	dst := filepath.Join(t.TempDir(), fmt.Sprintf("disk%d.raw", i))
+	_, err = convert.Convert(context.Background(), img, dst, convert.Options{ExactSize: true, NoSync: true, Verify: img.Verify})
+	img.Close()
+	return dst, img, err
+}
+
+// sameAsQemu checks the volume equals qemu-img's raw conversion of the bare
+// disk file over the shorter of the two (VHD's CHS rounding), zeros after.
+func sameAsQemu(t *testing.T, vol, bare string) {
+	t.Helper()
+	got, err := os.ReadFile(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(testimg.QemuRaw(t, bare))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := min(len(got), len(want))
+	if !bytes.Equal(got[:n], want[:n]) {
+		t.Fatalf("%s differs from qemu-img's conversion of %s", vol, bare)
+	}
+	if len(got) > n && !bytes.Equal(got[n:], make([]byte, len(got)-n)) {
+		t.Fatalf("%s: the bytes past qemu-img's size are not zeros", vol)
+	}
+}
+
+// The appliances of the issue, laid out as ovftool (OVF 1.0, the .mf
+// second with SHA-256, a SCSI controller) and VirtualBox (OVF 2.0, the
+// .mf last with SHA-1, IDE and SATA controllers) write them, with two
+// disks, a VHD and a RAW disk, and members in any order (pax and GNU
+// headers): every disk converts bit-identically to qemu-img's conversion
+// of the disk file alone, in boot order, and the conversion reads the OVA
+// about once.
+func TestAppliancesMatchQemu(t *testing.T) {
+	f := fixtures(t)
+	cap1, cap2, cap3 := virtualSize(t, f["disk1.vmdk"]), virtualSize(t, f["disk2.vmdk"]), virtualSize(t, f["disk3.vhd"])
+	specs := map[string]applianceSpec{
+		"ovftool": {version: 1, alg: "SHA256", disks: []testDisk{
+			{id: "vmdisk2", file: "disk2.vmdk", format: uriStream, capacity: fmt.Sprint(cap2), units: "byte", ctl: 1, addr: 0},
+			{id: "vmdisk1", file: "disk1.vmdk", format: uriStream, capacity: fmt.Sprint(cap1 >> 20), units: "byte * 2^20", ctl: 0, addr: 0},
+		}},
+		"virtualbox": {version: 2, alg: "SHA1", mfLast: true, disks: []testDisk{
+			{id: "vmdisk1", file: "disk1.vmdk", format: uriStream, capacity: fmt.Sprint(cap1), ctl: 1, addr: 0},
+			{id: "vmdisk2", file: "disk3.vhd", format: uriVHD, capacity: fmt.Sprint(cap3), ctl: 1, addr: 1},
+			{id: "vmdisk3", file: "disk4.img", format: uriRaw, capacity: fmt.Sprint(6<<20 + 512), ctl: 0, addr: 1},
+		}},
+		"pax-any-order": {version: 1, alg: "SHA256", ovfLast: true, format: tar.FormatPAX, disks: []testDisk{
+			{id: "d1", file: "disk1.vmdk", format: uriStream, capacity: fmt.Sprint(cap1 >> 10), units: "byte*2^10"},
+		}},
+		"gnu": {version: 2, alg: "SHA256", format: tar.FormatGNU, disks: []testDisk{
+			{id: "d1", file: "disk3.vhd", format: uriVHD, capacity: fmt.Sprint(cap3)},
+		}},
+	}
+	wantOrder := map[string][]string{
+		"ovftool":       {"disk1.vmdk", "disk2.vmdk"},
+		"virtualbox":    {"disk4.img", "disk1.vmdk", "disk3.vhd"}, // IDE first, then SATA by port
+		"pax-any-order": {"disk1.vmdk"},
+		"gnu":           {"disk3.vhd"},
+	}
+	for name, spec := range specs {
+		t.Run(name, func(t *testing.T) {
+			spec.files = f
+			path := build(t, spec)
+			h, err := disk.OpenHostFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			cs := newCounting(h)
+			a, err := ova.Open(cs, ova.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var order []string
+			for _, d := range a.Disks {
+				order = append(order, d.File)
+			}
+			if fmt.Sprint(order) != fmt.Sprint(wantOrder[name]) {
+				t.Fatalf("boot order %v, want %v", order, wantOrder[name])
+			}
+			if a.System != "appliance-vm" {
+				t.Errorf("system %q", a.System)
+			}
+			var members, readerDups int64
+			for i, d := range a.Disks {
+				vol, _, err := convertDisk(t, a, i)
+				if err != nil {
+					t.Fatalf("disk %d (%s): %v", i, d.File, err)
+				}
+				sameAsQemu(t, vol, f[d.File])
+				for _, m := range a.Members {
+					if m.Name == d.File {
+						members += m.Size
+					}
+				}
+				readerDups += bareDups(t, f[d.File])
+			}
+			// Each byte of the OVA read once: every byte of every disk
+			// member (the .mf check needs them all), and nothing read
+			// twice but what the disk's reader reads twice in the bare
+			// file too (plus the probes' few KiB).
+			st, _ := os.Stat(path)
+			t.Logf("OVA %d bytes: read %d, %d distinct, %d twice (the bare files' readers: %d twice)", st.Size(), cs.total, cs.distinct(), cs.dups, readerDups)
+			if cs.distinct() < members {
+				t.Errorf("read %d distinct bytes, less than the disk members' %d: the .mf check missed some", cs.distinct(), members)
+			}
+			if cs.dups > readerDups+int64(len(a.Disks))*(64<<10) {
+				t.Errorf("read %d bytes twice; the bare files' readers read %d twice", cs.dups, readerDups)
+			}
+		})
+	}
+}
+
+// flip returns a copy of the OVA at path with byte at changed.
+func flip(t *testing.T, path string, at int64) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[at] ^= 0x40
+	p := filepath.Join(t.TempDir(), "flipped.ova")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A flipped byte in a disk member fails the conversion, naming the
+// member; the volume is not left behind.
+func TestFlippedByteNamesMember(t *testing.T) {
+	f := fixtures(t)
+	cap1, cap3 := virtualSize(t, f["disk1.vmdk"]), virtualSize(t, f["disk3.vhd"])
+	path := build(t, applianceSpec{version: 1, alg: "SHA256", files: f, disks: []testDisk{
+		{id: "a", file: "disk4.img", format: uriRaw, capacity: fmt.Sprint(6<<20 + 512)},
+		{id: "b", file: "disk3.vhd", format: uriVHD, capacity: fmt.Sprint(cap3)},
+		{id: "c", file: "disk1.vmdk", format: uriStream, capacity: fmt.Sprint(cap1)},
+	}})
+	a, err := ova.OpenFile(path, ova.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := map[string]ova.Member{}
+	for _, m := range a.Members {
+		ms[m.Name] = m
+	}
+	a.Close()
+	for _, c := range []struct {
+		member string
+		at     int64 // offset in the member
+	}{{"disk4.img", 3 << 20}, {"disk3.vhd", 2<<20 + 7}, {"disk1.vmdk", ms["disk1.vmdk"].Size / 2}, {"disk1.vmdk", ms["disk1.vmdk"].Size - 1}} {
+		t.Run(fmt.Sprintf("%s@%d", c.member, c.at), func(t *testing.T) {
+			p := flip(t, path, ms[c.member].Offset+c.at)
+			a, err := ova.OpenFile(p, ova.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			var idx = -1
+			for i, d := range a.Disks {
+				if d.File == c.member {
+					idx = i
+				}
+			}
+			vol, _, err := convertDisk(t, a, idx)
+			if err == nil || !strings.Contains(err.Error(), c.member) {
+				t.Fatalf("converting a flipped %s: %v; want an error naming it", c.member, err)
+			}
+			t.Log(err)
+			if _, serr := os.Stat(vol); serr == nil {
+				t.Errorf("%s left behind", vol)
+			}
+		})
+	}
+}
+
+// The .mf rules: a disk the .mf does not list, a file it lists that the
+// archive lacks, no .mf at all are errors unless NoVerifyManifest; the
+// descriptor's own checksum is checked on open.
+func TestManifestRules(t *testing.T) {
+	f := fixtures(t)
+	cap3 := virtualSize(t, f["disk3.vhd"])
+	disks := []testDisk{{id: "b", file: "disk3.vhd", format: uriVHD, capacity: fmt.Sprint(cap3)}}
+	cases := []struct {
+		name string
+		spec applianceSpec
+		want string
+	}{
+		{"unlisted disk", applianceSpec{alg: "SHA256", noListed: "disk3.vhd"}, `does not list disk file "disk3.vhd"`},
+		{"missing member", applianceSpec{alg: "SHA1", editMF: func(b []byte) []byte {
+			return append(b, "SHA1(disk9.vmdk)= 0123456789012345678901234567890123456789\n"...)
+		}}, `lists "disk9.vmdk", which the archive lacks`},
+		{"no mf", applianceSpec{}, "no .mf manifest"},
+		{"descriptor edited", applianceSpec{alg: "SHA256", editMF: func(b []byte) []byte {
+			return bytes.Replace(b, []byte("= "), []byte("= 00"), 1)[:len(b)]
+		}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.spec.version, c.spec.files, c.spec.disks = 1, f, disks
+			path := build(t, c.spec)
+			_, err := ova.OpenFile(path, ova.Options{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open: %v, want an error saying %q", err, c.want)
+			}
+			if c.name == "descriptor edited" {
+				if !errors.Is(err, disk.ErrCorrupt) || !strings.Contains(err.Error(), "appliance.ovf") {
+					t.Fatalf("Open: %v", err)
+				}
+				return
+			}
+			a, err := ova.OpenFile(path, ova.Options{NoVerifyManifest: true})
+			if err != nil {
+				t.Fatalf("with NoVerifyManifest: %v", err)
+			}
+			defer a.Close()
+			vol, _, err := convertDisk(t, a, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameAsQemu(t, vol, f["disk3.vhd"])
+		})
+	}
+}
