@@ -65,8 +65,8 @@ func (a *Appliance) disk(name string, de diskElem, files map[string]fileRef) (Di
 		return d, disk.Errorf("ova", disk.ErrUnsupported, "%s: disk %q is a delta of disk %q (ovf:parentRef); diskport does not read OVF disk chains", name, de.ID, de.ParentRef)
 	}
 	c, err := parseCapacity(de.Capacity, de.Units)
-	if err != nil {
-		return d, disk.Errorf("ova", errClass(err), "%s: disk %q: %v", name, de.ID, err)
+	if e, ok := err.(*disk.Error); ok {
+		return d, disk.Errorf("ova", e.Class, "%s: disk %q: %s", name, de.ID, e.Msg)
 	}
 	if c > a.opts.MaxVirtualSize {
 		return d, disk.Errorf("ova", disk.ErrTooLarge, "%s: disk %q has a capacity of %d bytes, more than the limit of %d", name, de.ID, c, a.opts.MaxVirtualSize)
@@ -104,14 +104,6 @@ func (a *Appliance) disk(name string, de diskElem, files map[string]fileRef) (Di
 		return d, disk.Errorf("ova", disk.ErrCorrupt, "%s: the .mf %q does not list disk file %q", a.s.Name(), a.Manifest, m.Name)
 	}
 	return d, nil
-}
-
-// errClass is err's disk.Err* class, or ErrCorrupt.
-func errClass(err error) error {
-	if e, ok := err.(*disk.Error); ok {
-		return e.Class
-	}
-	return disk.ErrCorrupt
 }
 
 // bootOrder sorts the disks as the system's hardware attaches them:
