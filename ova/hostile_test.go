@@ -104,7 +104,9 @@ func TestHostileAppliances(t *testing.T) {
 			})
 		}, disk.ErrTooLarge, "10001 disks", false},
 		{"capacity past the limit", func() []byte {
-			return with(func(s *applianceSpec) { s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "1", units: "byte * 2^60"}} })
+			return with(func(s *applianceSpec) {
+				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "1", units: "byte * 2^60"}}
+			})
 		}, disk.ErrTooLarge, "capacity", false},
 		{"capacity units overflow", func() []byte {
 			return with(func(s *applianceSpec) {
@@ -112,7 +114,9 @@ func TestHostileAppliances(t *testing.T) {
 			})
 		}, disk.ErrTooLarge, "overflow", false},
 		{"capacity disagrees with the disk", func() []byte {
-			return with(func(s *applianceSpec) { s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "131072"}} })
+			return with(func(s *applianceSpec) {
+				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "131072"}}
+			})
 		}, disk.ErrCorrupt, "capacity of 131072", true},
 		{"ovf:size disagrees with the member", func() []byte {
 			return with(func(s *applianceSpec) {
@@ -120,7 +124,9 @@ func TestHostileAppliances(t *testing.T) {
 			})
 		}, disk.ErrCorrupt, "ovf:size", false},
 		{"format declared VMDK, bytes RAW", func() []byte {
-			return with(func(s *applianceSpec) { s.disks = []testDisk{{id: "d", file: "disk.img", format: uriStream, capacity: "65536"}} })
+			return with(func(s *applianceSpec) {
+				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriStream, capacity: "65536"}}
+			})
 		}, disk.ErrFormatMismatch, "disk.img", true},
 		{"an .mf line of a megabyte", func() []byte {
 			return with(func(s *applianceSpec) {
@@ -138,7 +144,9 @@ func TestHostileAppliances(t *testing.T) {
 			return with(func(s *applianceSpec) { s.extra = []member{{"other.ovf", []byte("<Envelope/>")}} })
 		}, disk.ErrCorrupt, "two .ovf", false},
 		{"gzip member", func() []byte {
-			return with(func(s *applianceSpec) { s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "65536", gzip: true}} })
+			return with(func(s *applianceSpec) {
+				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "65536", gzip: true}}
+			})
 		}, disk.ErrUnsupported, "gzip", true},
 		{"deep XML", func() []byte {
 			return with(func(s *applianceSpec) {
