@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/ova"
 )
 
@@ -22,8 +23,8 @@ func FuzzOpen(f *testing.F) {
 	p := filepath.Join(dir, "disk.img")
 	os.WriteFile(p, raw, 0o644)
 	for _, v := range []int{1, 2} {
-		path := build(f, applianceSpec{version: v, alg: "SHA256", files: map[string]string{"disk.img": p},
-			disks: []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "4096", units: "byte * 2^0"}}})
+		path := testimg.OVA(f, testimg.OVASpec{Version: v, Alg: "SHA256", Files: map[string]string{"disk.img": p},
+			Disks: []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIRaw, Capacity: "4096", Units: "byte * 2^0"}}})
 		b, err := os.ReadFile(path)
 		if err != nil {
 			f.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/ova"
 )
 
@@ -56,17 +57,17 @@ func TestHostileAppliances(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]string{"disk.img": rawPath}
-	base := applianceSpec{version: 1, alg: "SHA256", files: files, disks: []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "65536"}}}
-	with := func(edit func(*applianceSpec)) []byte {
+	base := testimg.OVASpec{Version: 1, Alg: "SHA256", Files: files, Disks: []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIRaw, Capacity: "65536"}}}
+	with := func(edit func(*testimg.OVASpec)) []byte {
 		s := base
 		edit(&s)
-		b, err := os.ReadFile(build(t, s))
+		b, err := os.ReadFile(testimg.OVA(t, s))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	plain := with(func(*applianceSpec) {})
+	plain := with(func(*testimg.OVASpec) {})
 	cases := []struct {
 		name  string
 		ova   func() []byte
@@ -86,71 +87,73 @@ func TestHostileAppliances(t *testing.T) {
 		}, disk.ErrCorrupt, "tar header", false},
 		{"truncated", func() []byte { return plain[:len(plain)-2048-1000] }, disk.ErrCorrupt, "", false},
 		{"doctype with entities", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.editOVF = func(x string) string {
+			return with(func(s *testimg.OVASpec) {
+				s.EditOVF = func(x string) string {
 					return strings.Replace(x, "<Envelope", `<!DOCTYPE Envelope [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><Envelope`, 1)
 				}
 			})
 		}, disk.ErrUnsafe, "DOCTYPE", false},
 		{"ten thousand disks", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.editOVF = func(x string) string {
+			return with(func(s *testimg.OVASpec) {
+				s.EditOVF = func(x string) string {
 					var d strings.Builder
 					for i := range 10000 {
-						fmt.Fprintf(&d, `<Disk ovf:capacity="1" ovf:diskId="x%d" ovf:fileRef="file1" ovf:format="%s"/>`, i, uriRaw)
+						fmt.Fprintf(&d, `<Disk ovf:capacity="1" ovf:diskId="x%d" ovf:fileRef="file1" ovf:format="%s"/>`, i, testimg.URIRaw)
 					}
 					return strings.Replace(x, "</DiskSection>", d.String()+"</DiskSection>", 1)
 				}
 			})
 		}, disk.ErrTooLarge, "10001 disks", false},
 		{"capacity past the limit", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "1", units: "byte * 2^60"}}
+			return with(func(s *testimg.OVASpec) {
+				s.Disks = []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIRaw, Capacity: "1", Units: "byte * 2^60"}}
 			})
 		}, disk.ErrTooLarge, "capacity", false},
 		{"capacity units overflow", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "3", units: "byte * 2^999999999"}}
+			return with(func(s *testimg.OVASpec) {
+				s.Disks = []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIRaw, Capacity: "3", Units: "byte * 2^999999999"}}
 			})
 		}, disk.ErrTooLarge, "overflow", false},
 		{"capacity disagrees with the disk", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "131072"}}
+			return with(func(s *testimg.OVASpec) {
+				s.Disks = []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIRaw, Capacity: "131072"}}
 			})
 		}, disk.ErrCorrupt, "capacity of 131072", true},
 		{"ovf:size disagrees with the member", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.editOVF = func(x string) string { return strings.Replace(x, `ovf:size="65536"`, `ovf:size="65535"`, 1) }
+			return with(func(s *testimg.OVASpec) {
+				s.EditOVF = func(x string) string { return strings.Replace(x, `ovf:size="65536"`, `ovf:size="65535"`, 1) }
 			})
 		}, disk.ErrCorrupt, "ovf:size", false},
 		{"format declared VMDK, bytes RAW", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriStream, capacity: "65536"}}
+			return with(func(s *testimg.OVASpec) {
+				s.Disks = []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIStreamOptimized, Capacity: "65536"}}
 			})
 		}, disk.ErrFormatMismatch, "disk.img", true},
 		{"an .mf line of a megabyte", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.editMF = func(m []byte) []byte { return append(m, "SHA256("+strings.Repeat("x", 100<<10)+")= 00\n"...) }
+			return with(func(s *testimg.OVASpec) {
+				s.EditMF = func(m []byte) []byte { return append(m, "SHA256("+strings.Repeat("x", 100<<10)+")= 00\n"...) }
 			})
 		}, disk.ErrCorrupt, "longer than", false},
 		{"thousands of members", func() []byte {
-			return with(func(s *applianceSpec) {
+			return with(func(s *testimg.OVASpec) {
 				for i := range 2000 {
-					s.extra = append(s.extra, member{"f" + strconv.Itoa(i), nil})
+					s.Extra = append(s.Extra, testimg.OVAMember{Name: "f" + strconv.Itoa(i)})
 				}
 			})
 		}, disk.ErrTooLarge, "members", false},
 		{"two descriptors", func() []byte {
-			return with(func(s *applianceSpec) { s.extra = []member{{"other.ovf", []byte("<Envelope/>")}} })
+			return with(func(s *testimg.OVASpec) {
+				s.Extra = []testimg.OVAMember{{Name: "other.ovf", Data: []byte("<Envelope/>")}}
+			})
 		}, disk.ErrCorrupt, "two .ovf", false},
 		{"gzip member", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.disks = []testDisk{{id: "d", file: "disk.img", format: uriRaw, capacity: "65536", gzip: true}}
+			return with(func(s *testimg.OVASpec) {
+				s.Disks = []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIRaw, Capacity: "65536", Gzip: true}}
 			})
 		}, disk.ErrUnsupported, "gzip", true},
 		{"deep XML", func() []byte {
-			return with(func(s *applianceSpec) {
-				s.editOVF = func(x string) string {
+			return with(func(s *testimg.OVASpec) {
+				s.EditOVF = func(x string) string {
 					return strings.Replace(x, "</Envelope>", strings.Repeat("<a>", 100)+strings.Repeat("</a>", 100)+"</Envelope>", 1)
 				}
 			})
@@ -200,9 +203,9 @@ func TestMemberNamesAreNotPaths(t *testing.T) {
 	rawPath := filepath.Join(dir, "src.img")
 	os.WriteFile(rawPath, raw, 0o644)
 	for _, name := range []string{"../../escape.img", "/tmp/diskport-ova-absolute.img"} {
-		s := applianceSpec{version: 2, alg: "SHA256", files: map[string]string{name: rawPath},
-			disks: []testDisk{{id: "d", file: name, format: uriRaw, capacity: "65536"}}}
-		path := build(t, s)
+		s := testimg.OVASpec{Version: 2, Alg: "SHA256", Files: map[string]string{name: rawPath},
+			Disks: []testimg.OVADisk{{ID: "d", File: name, Format: testimg.URIRaw, Capacity: "65536"}}}
+		path := testimg.OVA(t, s)
 		a, err := ova.OpenFile(path, ova.Options{})
 		if err != nil {
 			t.Fatal(err)

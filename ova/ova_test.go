@@ -143,21 +143,21 @@ func sameAsQemu(t *testing.T, vol, bare string) {
 func TestAppliancesMatchQemu(t *testing.T) {
 	f := fixtures(t)
 	cap1, cap2, cap3 := virtualSize(t, f["disk1.vmdk"]), virtualSize(t, f["disk2.vmdk"]), virtualSize(t, f["disk3.vhd"])
-	specs := map[string]applianceSpec{
-		"ovftool": {version: 1, alg: "SHA256", disks: []testDisk{
-			{id: "vmdisk2", file: "disk2.vmdk", format: uriStream, capacity: fmt.Sprint(cap2), units: "byte", ctl: 1, addr: 0},
-			{id: "vmdisk1", file: "disk1.vmdk", format: uriStream, capacity: fmt.Sprint(cap1 >> 20), units: "byte * 2^20", ctl: 0, addr: 0},
+	specs := map[string]testimg.OVASpec{
+		"ovftool": {Version: 1, Alg: "SHA256", Disks: []testimg.OVADisk{
+			{ID: "vmdisk2", File: "disk2.vmdk", Format: testimg.URIStreamOptimized, Capacity: fmt.Sprint(cap2), Units: "byte", Ctl: 1, Addr: 0},
+			{ID: "vmdisk1", File: "disk1.vmdk", Format: testimg.URIStreamOptimized, Capacity: fmt.Sprint(cap1 >> 20), Units: "byte * 2^20", Ctl: 0, Addr: 0},
 		}},
-		"virtualbox": {version: 2, alg: "SHA1", mfLast: true, disks: []testDisk{
-			{id: "vmdisk1", file: "disk1.vmdk", format: uriStream, capacity: fmt.Sprint(cap1), ctl: 1, addr: 0},
-			{id: "vmdisk2", file: "disk3.vhd", format: uriVHD, capacity: fmt.Sprint(cap3), ctl: 1, addr: 1},
-			{id: "vmdisk3", file: "disk4.img", format: uriRaw, capacity: fmt.Sprint(6<<20 + 512), ctl: 0, addr: 1},
+		"virtualbox": {Version: 2, Alg: "SHA1", MFLast: true, Disks: []testimg.OVADisk{
+			{ID: "vmdisk1", File: "disk1.vmdk", Format: testimg.URIStreamOptimized, Capacity: fmt.Sprint(cap1), Ctl: 1, Addr: 0},
+			{ID: "vmdisk2", File: "disk3.vhd", Format: testimg.URIVHD, Capacity: fmt.Sprint(cap3), Ctl: 1, Addr: 1},
+			{ID: "vmdisk3", File: "disk4.img", Format: testimg.URIRaw, Capacity: fmt.Sprint(6<<20 + 512), Ctl: 0, Addr: 1},
 		}},
-		"pax-any-order": {version: 1, alg: "SHA256", ovfLast: true, format: tar.FormatPAX, disks: []testDisk{
-			{id: "d1", file: "disk1.vmdk", format: uriStream, capacity: fmt.Sprint(cap1 >> 10), units: "byte*2^10"},
+		"pax-any-order": {Version: 1, Alg: "SHA256", OVFLast: true, Format: tar.FormatPAX, Disks: []testimg.OVADisk{
+			{ID: "d1", File: "disk1.vmdk", Format: testimg.URIStreamOptimized, Capacity: fmt.Sprint(cap1 >> 10), Units: "byte*2^10"},
 		}},
-		"gnu": {version: 2, alg: "SHA256", format: tar.FormatGNU, disks: []testDisk{
-			{id: "d1", file: "disk3.vhd", format: uriVHD, capacity: fmt.Sprint(cap3)},
+		"gnu": {Version: 2, Alg: "SHA256", Format: tar.FormatGNU, Disks: []testimg.OVADisk{
+			{ID: "d1", File: "disk3.vhd", Format: testimg.URIVHD, Capacity: fmt.Sprint(cap3)},
 		}},
 	}
 	wantOrder := map[string][]string{
@@ -168,8 +168,8 @@ func TestAppliancesMatchQemu(t *testing.T) {
 	}
 	for name, spec := range specs {
 		t.Run(name, func(t *testing.T) {
-			spec.files = f
-			path := build(t, spec)
+			spec.Files = f
+			path := testimg.OVA(t, spec)
 			h, err := disk.OpenHostFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -240,10 +240,10 @@ func flip(t *testing.T, path string, at int64) string {
 func TestFlippedByteNamesMember(t *testing.T) {
 	f := fixtures(t)
 	cap1, cap3 := virtualSize(t, f["disk1.vmdk"]), virtualSize(t, f["disk3.vhd"])
-	path := build(t, applianceSpec{version: 1, alg: "SHA256", files: f, disks: []testDisk{
-		{id: "a", file: "disk4.img", format: uriRaw, capacity: fmt.Sprint(6<<20 + 512)},
-		{id: "b", file: "disk3.vhd", format: uriVHD, capacity: fmt.Sprint(cap3)},
-		{id: "c", file: "disk1.vmdk", format: uriStream, capacity: fmt.Sprint(cap1)},
+	path := testimg.OVA(t, testimg.OVASpec{Version: 1, Alg: "SHA256", Files: f, Disks: []testimg.OVADisk{
+		{ID: "a", File: "disk4.img", Format: testimg.URIRaw, Capacity: fmt.Sprint(6<<20 + 512)},
+		{ID: "b", File: "disk3.vhd", Format: testimg.URIVHD, Capacity: fmt.Sprint(cap3)},
+		{ID: "c", File: "disk1.vmdk", Format: testimg.URIStreamOptimized, Capacity: fmt.Sprint(cap1)},
 	}})
 	a, err := ova.OpenFile(path, ova.Options{})
 	if err != nil {
@@ -289,25 +289,25 @@ func TestFlippedByteNamesMember(t *testing.T) {
 func TestManifestRules(t *testing.T) {
 	f := fixtures(t)
 	cap3 := virtualSize(t, f["disk3.vhd"])
-	disks := []testDisk{{id: "b", file: "disk3.vhd", format: uriVHD, capacity: fmt.Sprint(cap3)}}
+	disks := []testimg.OVADisk{{ID: "b", File: "disk3.vhd", Format: testimg.URIVHD, Capacity: fmt.Sprint(cap3)}}
 	cases := []struct {
 		name string
-		spec applianceSpec
+		spec testimg.OVASpec
 		want string
 	}{
-		{"unlisted disk", applianceSpec{alg: "SHA256", noListed: "disk3.vhd"}, `does not list disk file "disk3.vhd"`},
-		{"missing member", applianceSpec{alg: "SHA1", editMF: func(b []byte) []byte {
+		{"unlisted disk", testimg.OVASpec{Alg: "SHA256", NoListed: "disk3.vhd"}, `does not list disk file "disk3.vhd"`},
+		{"missing member", testimg.OVASpec{Alg: "SHA1", EditMF: func(b []byte) []byte {
 			return append(b, "SHA1(disk9.vmdk)= 0123456789012345678901234567890123456789\n"...)
 		}}, `lists "disk9.vmdk", which the archive lacks`},
-		{"no mf", applianceSpec{}, "no .mf manifest"},
-		{"descriptor edited", applianceSpec{alg: "SHA256", editMF: func(b []byte) []byte {
+		{"no mf", testimg.OVASpec{}, "no .mf manifest"},
+		{"descriptor edited", testimg.OVASpec{Alg: "SHA256", EditMF: func(b []byte) []byte {
 			return bytes.Replace(b, []byte("= "), []byte("= 00"), 1)[:len(b)]
 		}}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.spec.version, c.spec.files, c.spec.disks = 1, f, disks
-			path := build(t, c.spec)
+			c.spec.Version, c.spec.Files, c.spec.Disks = 1, f, disks
+			path := testimg.OVA(t, c.spec)
 			_, err := ova.OpenFile(path, ova.Options{})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Open: %v, want an error saying %q", err, c.want)

@@ -1,4 +1,4 @@
-package ova_test
+package testimg
 
 import (
 	"archive/tar"
@@ -13,33 +13,34 @@ import (
 	"testing"
 )
 
-// A member is a file of a test OVA.
-type member struct {
-	name string
-	data []byte
+// An OVAMember is a file of a test OVA.
+type OVAMember struct {
+	Name string
+	Data []byte
 }
 
-// A testDisk is a disk of a test OVA's descriptor.
-type testDisk struct {
-	id, file, format string // format: the ovf:format URI
-	capacity         string
-	units            string // capacityAllocationUnits ("" for none)
-	gzip             bool
-	ctl, addr        int // hardware item: controller index, address
+// A OVADisk is a disk of a test OVA's descriptor.
+type OVADisk struct {
+	ID, File, Format string // Format: the ovf:format URI
+	Capacity         string
+	Units            string // capacityAllocationUnits ("" for none)
+	Gzip             bool
+	Ctl, Addr        int // hardware item: controller index, address
 }
 
-// The ovf:format URIs ovftool and VirtualBox write.
+// The ovf:format URIs ovftool and VirtualBox write (URIRaw is made up: no
+// standard URI names RAW).
 const (
-	uriStream = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
-	uriVHD    = "http://go.microsoft.com/fwlink/?LinkId=137171"
-	uriRaw    = "http://diskport.test/raw"
+	URIStreamOptimized = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
+	URIVHD             = "http://go.microsoft.com/fwlink/?LinkId=137171"
+	URIRaw             = "http://diskport.test/raw"
 )
 
 // ovfXML writes a descriptor as ovftool (version 1, OVF 1.0 namespace, a
 // SCSI controller) or VirtualBox (version 2, OVF 2.0, IDE then SATA
 // controllers) lay it out. Each disk has a file in References (sizes from
 // sizes) and a disk-drive item on controller ctl at address addr.
-func ovfXML(version int, disks []testDisk, sizes map[string]int) string {
+func ovfXML(version int, disks []OVADisk, sizes map[string]int) string {
 	ns := "http://schemas.dmtf.org/ovf/envelope/1"
 	ver := "1.0"
 	if version == 2 {
@@ -52,18 +53,18 @@ func ovfXML(version int, disks []testDisk, sizes map[string]int) string {
 `, ver, ns, ns)
 	for i, d := range disks {
 		comp := ""
-		if d.gzip {
+		if d.Gzip {
 			comp = ` ovf:compression="gzip"`
 		}
-		fmt.Fprintf(&b, "    <File ovf:id=\"file%d\" ovf:href=\"%s\" ovf:size=\"%d\"%s/>\n", i+1, d.file, sizes[d.file], comp)
+		fmt.Fprintf(&b, "    <File ovf:id=\"file%d\" ovf:href=\"%s\" ovf:size=\"%d\"%s/>\n", i+1, d.File, sizes[d.File], comp)
 	}
 	b.WriteString("  </References>\n  <DiskSection>\n    <Info>Virtual disk information</Info>\n")
 	for i, d := range disks {
 		units := ""
-		if d.units != "" {
-			units = fmt.Sprintf(` ovf:capacityAllocationUnits="%s"`, d.units)
+		if d.Units != "" {
+			units = fmt.Sprintf(` ovf:capacityAllocationUnits="%s"`, d.Units)
 		}
-		fmt.Fprintf(&b, "    <Disk ovf:capacity=\"%s\"%s ovf:diskId=\"%s\" ovf:fileRef=\"file%d\" ovf:format=\"%s\"/>\n", d.capacity, units, d.id, i+1, d.format)
+		fmt.Fprintf(&b, "    <Disk ovf:capacity=\"%s\"%s ovf:diskId=\"%s\" ovf:fileRef=\"file%d\" ovf:format=\"%s\"/>\n", d.Capacity, units, d.ID, i+1, d.Format)
 	}
 	b.WriteString(`  </DiskSection>
   <VirtualSystem ovf:id="appliance-vm">
@@ -87,40 +88,40 @@ func ovfXML(version int, disks []testDisk, sizes map[string]int) string {
 	for i := len(disks) - 1; i >= 0; i-- {
 		d := disks[i]
 		fmt.Fprintf(&b, "      <Item><rasd:AddressOnParent>%d</rasd:AddressOnParent><rasd:ElementName>disk%d</rasd:ElementName><rasd:HostResource>ovf:/disk/%s</rasd:HostResource><rasd:InstanceID>%d</rasd:InstanceID><rasd:Parent>%d</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>\n",
-			d.addr, i+1, d.id, 10+i, 3+d.ctl)
+			d.Addr, i+1, d.ID, 10+i, 3+d.Ctl)
 	}
 	b.WriteString("    </VirtualHardwareSection>\n  </VirtualSystem>\n</Envelope>\n")
 	return b.String()
 }
 
-// mf writes an .mf as ovftool (alg "SHA256") or older VirtualBox ("SHA1")
+// ovaManifest writes an .mf as ovftool (alg "SHA256") or older VirtualBox ("SHA1")
 // do: `SHA256(name)= hex` per member.
-func mf(alg string, ms []member) []byte {
+func ovaManifest(alg string, ms []OVAMember) []byte {
 	var b bytes.Buffer
 	for _, m := range ms {
 		var sum []byte
 		if alg == "SHA1" {
-			s := sha1.Sum(m.data)
+			s := sha1.Sum(m.Data)
 			sum = s[:]
 		} else {
-			s := sha256.Sum256(m.data)
+			s := sha256.Sum256(m.Data)
 			sum = s[:]
 		}
-		fmt.Fprintf(&b, "%s(%s)= %x\n", alg, m.name, sum)
+		fmt.Fprintf(&b, "%s(%s)= %x\n", alg, m.Name, sum)
 	}
 	return b.Bytes()
 }
 
 // tarOf lays the members out in a tar of the given format.
-func tarOf(t testing.TB, ms []member, format tar.Format) []byte {
+func tarOf(t testing.TB, ms []OVAMember, format tar.Format) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
 	for _, m := range ms {
-		if err := tw.WriteHeader(&tar.Header{Name: m.name, Mode: 0o644, Size: int64(len(m.data)), Format: format, Uname: "someone", Gname: "someone"}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: m.Name, Mode: 0o644, Size: int64(len(m.Data)), Format: format, Uname: "someone", Gname: "someone"}); err != nil {
 			t.Fatal(err)
 		}
-		tw.Write(m.data)
+		tw.Write(m.Data)
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -128,76 +129,77 @@ func tarOf(t testing.TB, ms []member, format tar.Format) []byte {
 	return b.Bytes()
 }
 
-// An applianceSpec says how to build a test OVA.
-type applianceSpec struct {
-	version  int    // OVF 1 (ovftool) or 2 (VirtualBox)
-	alg      string // .mf algorithm; "" for no .mf
-	mfLast   bool   // the .mf after the disks (VirtualBox) instead of second (ovftool)
-	ovfLast  bool   // the descriptor after the disks (members in any order)
-	format   tar.Format
-	disks    []testDisk
-	files    map[string]string // disk file name -> path of the disk image
-	editOVF  func(string) string
-	editMF   func([]byte) []byte
-	extra    []member
-	noListed string // a disk member the .mf leaves out
+// An OVASpec says how to build a test OVA.
+type OVASpec struct {
+	Version  int    // OVF 1 (ovftool) or 2 (VirtualBox)
+	Alg      string // .mf algorithm; "" for no .mf
+	MFLast   bool   // the .mf after the disks (VirtualBox) instead of second (ovftool)
+	OVFLast  bool   // the descriptor after the disks (members in any order)
+	Format   tar.Format
+	Disks    []OVADisk
+	Files    map[string]string // disk file name -> path of the disk image
+	EditOVF  func(string) string
+	EditMF   func([]byte) []byte
+	Extra    []OVAMember
+	NoListed string // a disk member the .mf leaves out
 }
 
-// build writes the OVA and returns its path.
-func build(t testing.TB, spec applianceSpec) string {
+// OVA writes the OVA an OVASpec describes, into a temporary directory,
+// and returns its path.
+func OVA(t testing.TB, spec OVASpec) string {
 	t.Helper()
-	var disks []member
+	var disks []OVAMember
 	sizes := map[string]int{}
-	for _, d := range spec.disks {
-		b, err := os.ReadFile(spec.files[d.file])
+	for _, d := range spec.Disks {
+		b, err := os.ReadFile(spec.Files[d.File])
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.gzip {
+		if d.Gzip {
 			var z bytes.Buffer
 			w := gzip.NewWriter(&z)
 			w.Write(b)
 			w.Close()
 			b = z.Bytes()
 		}
-		sizes[d.file] = len(b)
-		disks = append(disks, member{d.file, b})
+		sizes[d.File] = len(b)
+		disks = append(disks, OVAMember{d.File, b})
 	}
-	ovf := ovfXML(spec.version, spec.disks, sizes)
-	if spec.editOVF != nil {
-		ovf = spec.editOVF(ovf)
+	ovf := ovfXML(spec.Version, spec.Disks, sizes)
+	if spec.EditOVF != nil {
+		ovf = spec.EditOVF(ovf)
 	}
-	desc := member{"appliance.ovf", []byte(ovf)}
-	listed := []member{desc}
+	desc := OVAMember{"appliance.ovf", []byte(ovf)}
+	listed := []OVAMember{desc}
 	for _, d := range disks {
-		if d.name != spec.noListed {
+		if d.Name != spec.NoListed {
 			listed = append(listed, d)
 		}
 	}
-	var ms []member
-	if !spec.ovfLast {
+	var ms []OVAMember
+	if !spec.OVFLast {
 		ms = append(ms, desc)
 	}
-	var man []member
-	if spec.alg != "" {
-		m := mf(spec.alg, listed)
-		if spec.editMF != nil {
-			m = spec.editMF(m)
+	var man []OVAMember
+	if spec.Alg != "" {
+		m := ovaManifest(spec.Alg, listed)
+		if spec.EditMF != nil {
+			m = spec.EditMF(m)
 		}
-		man = []member{{"appliance.mf", m}}
+		man = []OVAMember{{"appliance.mf", m}}
 	}
-	if !spec.mfLast {
+	if !spec.MFLast {
 		ms = append(ms, man...)
 	}
 	ms = append(ms, disks...)
-	ms = append(ms, spec.extra...)
-	if spec.mfLast {
+	ms = append(ms, spec.Extra...)
+	if spec.MFLast {
 		ms = append(ms, man...)
 	}
-	if spec.ovfLast {
+	if spec.OVFLast {
 		ms = append(ms, desc)
 	}
-	format := spec.format
+	format := spec.Format
 	if format == tar.FormatUnknown {
 		format = tar.FormatUSTAR
 	}
