@@ -17,7 +17,7 @@ func init() {
 	register(&command{
 		name:    "convert",
 		summary: "convert an image to a raw, EBS-sized volume",
-		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [--progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] (SRC | --manifest PATH_OR_URL) DST",
+		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [--progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--disk N] (SRC | --manifest PATH_OR_URL) DST | --all DSTDIR OVA",
 		run:     runConvert,
 	})
 }
@@ -38,6 +38,7 @@ func runConvert(c *command, args []string) error {
 	noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 	zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
 	workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
+	all := fs.String("all", "", "for an OVA: convert every disk into this directory, as NAME-N.raw in boot order")
 	man := fs.String("manifest", "", "convert the image an EC2 import manifest's parts hold (a path or URL), without reassembling it")
 	pos, err := c.parse(fs, args, 1, 2)
 	if err != nil {
@@ -48,6 +49,11 @@ func runConvert(c *command, args []string) error {
 			return usageError("with --manifest, give only DST")
 		}
 		pos = []string{*man, pos[0]}
+	} else if *all != "" {
+		if len(pos) != 1 || *resume {
+			return usageError("with --all DSTDIR, give only the OVA (and no --resume)")
+		}
+		pos = append(pos, *all)
 	} else if len(pos) != 2 {
 		return usageError("give SRC and DST")
 	}
@@ -64,6 +70,19 @@ func runConvert(c *command, args []string) error {
 	// output behind, or kill the run before it can keep its journal.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	opts := convert.Options{
+		VolumeSize:   *volGiB * convert.GiB,
+		ExactSize:    *exact,
+		Force:        *force,
+		NoSync:       *noSync,
+		DeviceZeroed: *zeroed,
+		Resume:       *resume,
+		Checksum:     *checksum != "",
+		Workers:      *workers,
+	}
+	if *all != "" {
+		return convertAllOVA(ctx, pos[0], *all, img, opts)
+	}
 	var im disk.Image
 	if *man != "" {
 		if img.format != "" || len(img.parents) > 0 {
@@ -77,18 +96,11 @@ func runConvert(c *command, args []string) error {
 		return err
 	}
 	defer im.Close()
-	opts := convert.Options{
-		VolumeSize:   *volGiB * convert.GiB,
-		ExactSize:    *exact,
-		Force:        *force,
-		NoSync:       *noSync,
-		DeviceZeroed: *zeroed,
-		Resume:       *resume,
-		Checksum:     *checksum != "",
-		Workers:      *workers,
-	}
 	if *man != "" {
 		opts.Verify = im.(*closeBoth).s.CheckFile // the manifest's whole-file SHA-256
+	}
+	if o, ok := im.(*ovaDisk); ok {
+		opts.Verify = o.Verify // the disk member's .mf checksum
 	}
 	var rep *progressReporter
 	switch progress {

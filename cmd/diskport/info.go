@@ -26,12 +26,20 @@ func runInfo(c *command, args []string) error {
 	}
 	defer im.Close()
 	info := im.Info()
+	o, isOVA := im.(*ovaDisk)
 	if output == "json" {
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "    ")
-		return e.Encode(jsonInfo(info))
+		j := jsonInfo(info)
+		if isOVA {
+			j["appliance"] = applianceJSON(o)
+		}
+		return e.Encode(j)
 	}
 	printInfo(stdout, path, info)
+	if isOVA {
+		printAppliance(stdout, o)
+	}
 	return nil
 }
 

@@ -16,6 +16,7 @@ type imageFlags struct {
 	trust   bool
 	parents stringList
 	maxSize int64
+	ova     ovaFlags
 }
 
 func (f *imageFlags) register(fs *flag.FlagSet) {
@@ -24,9 +25,13 @@ func (f *imageFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.trust, "trust-format", false, "read the image as --format even when its bytes look like another format")
 	fs.Var(&f.parents, "parent", "a parent image of a delta image, nearest first (repeatable)")
 	fs.Int64Var(&f.maxSize, "max-virtual-size", 0, "refuse sparse images larger than this many bytes (0: the readers' defaults)")
+	f.ova.register(fs)
 }
 
 func (f *imageFlags) open(path string) (disk.Image, error) {
+	if f.format == "" && len(f.parents) == 0 && isOVA(path) {
+		return openOVADisk(path, f.ova, f.maxSize)
+	}
 	img, err := diskport.Open(path, diskport.Options{
 		Format:         f.format,
 		TrustFormat:    f.trust,

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/diskport/diskport"
+	"github.com/diskport/diskport/internal/testimg"
+)
+
+// testOVA builds a two-disk appliance the way ovftool lays it out (a
+// streamOptimized VMDK boot disk on SCSI 0, a VHD on SCSI 1) and returns
+// its path and the bare disk files in boot order.
+func testOVA(t *testing.T) (string, []string) {
+	t.Helper()
+	g1 := testimg.Golden(t, testimg.Spec{Size: 3 << 20, Seed: 1601})
+	g2 := testimg.Golden(t, testimg.Spec{Size: 2 << 20, Seed: 1602})
+	v := testimg.Make(t, g1, "vmdk", "subformat=streamOptimized")
+	h := testimg.Make(t, g2, "vpc", "")
+	img, err := diskport.Open(h, diskport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vhdSize := img.Size()
+	img.Close()
+	return testimg.OVA(t, testimg.OVASpec{Version: 1, Alg: "SHA256",
+		Files: map[string]string{"app-disk1.vmdk": v, "app-disk2.vhd": h},
+		Disks: []testimg.OVADisk{
+			{ID: "vmdisk2", File: "app-disk2.vhd", Format: testimg.URIVHD, Capacity: fmt.Sprint(vhdSize), Ctl: 1},
+			{ID: "vmdisk1", File: "app-disk1.vmdk", Format: testimg.URIStreamOptimized, Capacity: "3", Units: "byte * 2^20", Ctl: 0},
+		}}), []string{v, h}
+}
+
+// sameAsQemuRaw checks the volume begins with qemu-img's conversion of the
+// bare disk (over the shorter of the two: VHD's CHS rounding) and is zeros
+// after.
+func sameAsQemuRaw(t *testing.T, vol, bare string) {
+	t.Helper()
+	got, err := os.ReadFile(vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(testimg.QemuRaw(t, bare))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := min(len(got), len(want))
+	if !bytes.Equal(got[:n], want[:n]) || !bytes.Equal(got[n:], make([]byte, len(got)-n)) {
+		t.Fatalf("%s differs from qemu-img's conversion of %s", vol, bare)
+	}
+}
+
+// info lists an OVA's virtual system and disks; convert takes its boot
+// disk, --disk N another, --all every one, each checked against the .mf.
+func TestOVAVerbs(t *testing.T) {
+	path, bare := testOVA(t)
+	code, out, errOut := call(t, "info", path)
+	if code != 0 || !strings.Contains(out, "virtual system: appliance-vm") || !strings.Contains(out, "0: app-disk1.vmdk vmdk, capacity 3 MiB") ||
+		!strings.Contains(out, "1: app-disk2.vhd vhd") || !strings.Contains(out, "subformat: streamOptimized") {
+		t.Fatalf("info: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = call(t, "info", "--output", "json", "--disk", "1", path)
+	var j map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &j) != nil || j["format"] != "vhd" || j["appliance"].(map[string]any)["virtual_system"] != "appliance-vm" {
+		t.Fatalf("info --output json --disk 1: %d %q", code, out)
+	}
+	dir := t.TempDir()
+	boot := filepath.Join(dir, "boot.raw")
+	if code, out, errOut := call(t, "convert", "--exact-size", path, boot); code != 0 {
+		t.Fatalf("convert: %d %q %q", code, out, errOut)
+	}
+	sameAsQemuRaw(t, boot, bare[0])
+	second := filepath.Join(dir, "second.raw")
+	if code, out, errOut := call(t, "convert", "--exact-size", "--disk", "1", path, second); code != 0 {
+		t.Fatalf("convert --disk 1: %d %q %q", code, out, errOut)
+	}
+	sameAsQemuRaw(t, second, bare[1])
+	all := t.TempDir()
+	if code, out, errOut := call(t, "convert", "--exact-size", "--all", all, path); code != 0 || strings.Count(out, "converted") != 2 {
+		t.Fatalf("convert --all: %d %q %q", code, out, errOut)
+	}
+	sameAsQemuRaw(t, filepath.Join(all, "appliance-0.raw"), bare[0])
+	sameAsQemuRaw(t, filepath.Join(all, "appliance-1.raw"), bare[1])
+	if code, _, errOut := call(t, "convert", "--disk", "2", path, filepath.Join(dir, "x.raw")); code != 1 || !strings.Contains(errOut, "no disk 2") {
+		t.Errorf("convert --disk 2: %d %q", code, errOut)
+	}
+	// A flipped byte in the VHD member fails the conversion naming it.
+	b, _ := os.ReadFile(path)
+	i := bytes.Index(b, []byte("app-disk2.vhd\x00"))
+	j2 := i + 512 + 1<<20 + 5
+	b[j2] ^= 1
+	bad := filepath.Join(dir, "bad.ova")
+	os.WriteFile(bad, b, 0o644)
+	if code, _, errOut := call(t, "convert", "--disk", "1", bad, filepath.Join(dir, "bad.raw")); code != 1 || !strings.Contains(errOut, `"app-disk2.vhd"`) || !strings.Contains(errOut, "checksum mismatch") {
+		t.Errorf("convert of a flipped member: %d %q", code, errOut)
+	}
+	// Declared raw still reads the tar as RAW; undeclared through the
+	// library it is refused.
+	if code, out, _ := call(t, "info", "--format", "raw", path); code != 0 || !strings.Contains(out, "file format: raw") {
+		t.Errorf("info --format raw: %d %q", code, out)
+	}
+}
