@@ -169,10 +169,10 @@ func Open(s disk.Storage, opts Options) (*Appliance, error) {
 				return nil, disk.Errorf("ova", disk.ErrCorrupt, "member %q: %s checksum mismatch: the bytes hash to %s, the .mf says %s", a.Descriptor, d.Algorithm, got, d.Sum)
 			}
 		} else if !opts.NoVerifyManifest {
-			return nil, disk.Errorf("ova", disk.ErrCorrupt, "%s: the .mf %q does not list the descriptor %q", s.Name(), a.Manifest, a.Descriptor)
+			return nil, coverage(disk.ErrCorrupt, "%s: the .mf %q does not list the descriptor %q", s.Name(), a.Manifest, a.Descriptor)
 		}
 	} else if !opts.NoVerifyManifest {
-		return nil, disk.Errorf("ova", disk.ErrUnsafe, "%s: no .mf manifest, so the disks' checksums cannot be verified (set Options.NoVerifyManifest to read it anyway)", s.Name())
+		return nil, coverage(disk.ErrUnsafe, "%s: no .mf manifest, so the disks' checksums cannot be verified", s.Name())
 	}
 	env, err := parseDescriptor(a.Descriptor, desc)
 	if err != nil {
@@ -184,6 +184,25 @@ func Open(s disk.Storage, opts Options) (*Appliance, error) {
 	return a, nil
 }
 
+// A CoverageError is the error for an .mf that does not cover the
+// appliance (missing, lacking a disk or the descriptor, or listing a file
+// the archive lacks), which Options.NoVerifyManifest accepts. It matches
+// its class, disk.ErrCorrupt or disk.ErrUnsafe (no .mf at all).
+type CoverageError struct {
+	Class error
+	Msg   string
+}
+
+// Error returns "ova: " and the message.
+func (e *CoverageError) Error() string { return "ova: " + e.Msg }
+
+// Unwrap returns the class.
+func (e *CoverageError) Unwrap() error { return e.Class }
+
+func coverage(class error, msg string, args ...any) error {
+	return &CoverageError{Class: class, Msg: fmt.Sprintf(msg, args...)}
+}
+
 // checkListed refuses a .mf that lists a file the archive lacks.
 func (a *Appliance) checkListed() error {
 	if a.opts.NoVerifyManifest {
@@ -191,7 +210,7 @@ func (a *Appliance) checkListed() error {
 	}
 	for name := range a.Digests {
 		if _, ok := a.members[name]; !ok {
-			return disk.Errorf("ova", disk.ErrCorrupt, "%s: the .mf lists %q, which the archive lacks", a.s.Name(), name)
+			return coverage(disk.ErrCorrupt, "%s: the .mf lists %q, which the archive lacks", a.s.Name(), name)
 		}
 	}
 	return nil

@@ -101,7 +101,7 @@ func (a *Appliance) disk(name string, de diskElem, files map[string]fileRef) (Di
 	if dg, ok := a.Digests[m.Name]; ok {
 		d.Digest = dg
 	} else if !a.opts.NoVerifyManifest {
-		return d, disk.Errorf("ova", disk.ErrCorrupt, "%s: the .mf %q does not list disk file %q", a.s.Name(), a.Manifest, m.Name)
+		return d, coverage(disk.ErrCorrupt, "%s: the .mf %q does not list disk file %q", a.s.Name(), a.Manifest, m.Name)
 	}
 	return d, nil
 }

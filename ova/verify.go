@@ -2,6 +2,7 @@ package ova
 
 import (
 	"encoding/hex"
+	"hash"
 	"sync"
 
 	"github.com/diskport/diskport/disk"
@@ -29,8 +30,7 @@ type hashedStorage struct {
 	want   Digest
 
 	mu      sync.Mutex
-	h       interface{ Write([]byte) (int, error) }
-	sum     func() []byte
+	h       hash.Hash
 	next    int64            // bytes [0, next) are hashed
 	pending map[int64][]byte // copies of ranges read ahead, by offset
 	kept    int64            // bytes in pending
@@ -38,8 +38,7 @@ type hashedStorage struct {
 }
 
 func newHashedStorage(s disk.Storage, member string, want Digest) *hashedStorage {
-	h := want.newHash()
-	return &hashedStorage{Storage: s, member: member, want: want, h: h, sum: func() []byte { return h.Sum(nil) }, pending: map[int64][]byte{}}
+	return &hashedStorage{Storage: s, member: member, want: want, h: want.newHash(), pending: map[int64][]byte{}}
 }
 
 // ReadAt reads from the member and hashes what it can.
@@ -135,7 +134,7 @@ func (v *hashedStorage) Check() error {
 		}
 	}
 	v.mu.Lock()
-	got := hex.EncodeToString(v.sum())
+	got := hex.EncodeToString(v.h.Sum(nil))
 	v.mu.Unlock()
 	if got != v.want.Sum {
 		return disk.Errorf("ova", disk.ErrCorrupt, "member %q: %s checksum mismatch: the bytes hash to %s, the .mf says %s", v.member, v.want.Algorithm, got, v.want.Sum)
@@ -143,7 +142,7 @@ func (v *hashedStorage) Check() error {
 	return nil
 }
 
-// BytesRead is how many bytes were read from the member so far.
+// bytesRead is how many bytes were read from the member so far.
 func (v *hashedStorage) bytesRead() int64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()

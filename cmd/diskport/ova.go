@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -56,9 +57,20 @@ func (d *ovaDisk) Close() error {
 	return err
 }
 
+// openOVA opens the OVA at path, with the CLI's advice for an .mf that
+// does not cover it.
+func openOVA(path string, f ovaFlags, maxSize int64) (*ova.Appliance, error) {
+	a, err := ova.OpenFile(path, ova.Options{NoVerifyManifest: f.noVerify, MaxVirtualSize: maxSize})
+	var ce *ova.CoverageError
+	if errors.As(err, &ce) {
+		return nil, &hinted{err.Error() + " (--no-verify-manifest reads it anyway)", err}
+	}
+	return a, err
+}
+
 // openOVADisk opens disk n of the OVA at path.
 func openOVADisk(path string, f ovaFlags, maxSize int64) (*ovaDisk, error) {
-	a, err := ova.OpenFile(path, ova.Options{NoVerifyManifest: f.noVerify, MaxVirtualSize: maxSize})
+	a, err := openOVA(path, f, maxSize)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +122,7 @@ func applianceJSON(d *ovaDisk) map[string]any {
 // convertAllOVA converts every disk of the OVA at path into dir, as
 // NAME-N.raw in boot order, each checked against the .mf.
 func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts convert.Options) error {
-	a, err := ova.OpenFile(path, ova.Options{NoVerifyManifest: f.ova.noVerify, MaxVirtualSize: f.maxSize})
+	a, err := openOVA(path, f.ova, f.maxSize)
 	if err != nil {
 		return err
 	}

@@ -99,6 +99,16 @@ func TestOVAVerbs(t *testing.T) {
 	if code, _, errOut := call(t, "convert", "--disk", "1", bad, filepath.Join(dir, "bad.raw")); code != 1 || !strings.Contains(errOut, `"app-disk2.vhd"`) || !strings.Contains(errOut, "checksum mismatch") {
 		t.Errorf("convert of a flipped member: %d %q", code, errOut)
 	}
+	// An OVA without an .mf is refused with the flag that accepts it.
+	noMF := testimg.OVA(t, testimg.OVASpec{Version: 2, Files: map[string]string{"d.vmdk": bare[0]},
+		Disks: []testimg.OVADisk{{ID: "d", File: "d.vmdk", Format: testimg.URIStreamOptimized, Capacity: "3145728"}}})
+	if code, _, errOut := call(t, "convert", noMF, filepath.Join(dir, "nomf.raw")); code != 1 || !strings.Contains(errOut, "no .mf manifest") || !strings.Contains(errOut, "--no-verify-manifest") {
+		t.Errorf("convert of an OVA without .mf: %d %q", code, errOut)
+	}
+	if code, _, errOut := call(t, "convert", "--exact-size", "--no-verify-manifest", noMF, filepath.Join(dir, "nomf.raw")); code != 0 {
+		t.Errorf("convert --no-verify-manifest: %d %q", code, errOut)
+	}
+	sameAsQemuRaw(t, filepath.Join(dir, "nomf.raw"), bare[0])
 	// Declared raw still reads the tar as RAW; undeclared through the
 	// library it is refused.
 	if code, out, _ := call(t, "info", "--format", "raw", path); code != 0 || !strings.Contains(out, "file format: raw") {
