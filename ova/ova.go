@@ -71,6 +71,13 @@ type Appliance struct {
 	Disks []Disk
 	// Digests are the .mf's checksums by file name.
 	Digests map[string]Digest
+	// Signature is what the .cert says of the .mf; nil without a .cert
+	// (or without an .mf for it to sign).
+	Signature *Signature
+	// Unverified lists the files the .mf lists that are neither the
+	// descriptor nor a disk and too large to check on open (over 1 MiB):
+	// their checksums are not checked.
+	Unverified []string
 }
 
 // A Disk is one disk of the appliance.
@@ -156,6 +163,15 @@ func Open(s disk.Storage, opts Options) (*Appliance, error) {
 		if err != nil {
 			return nil, err
 		}
+		if a.Cert != "" {
+			cert, err := a.readMember(a.Cert, maxCert)
+			if err != nil {
+				return nil, err
+			}
+			if a.Signature, err = checkCert(a.Cert, cert, a.Manifest, mf); err != nil {
+				return nil, err
+			}
+		}
 		if a.Digests, err = parseManifest(a.Manifest, mf); err != nil {
 			return nil, err
 		}
@@ -163,10 +179,8 @@ func Open(s disk.Storage, opts Options) (*Appliance, error) {
 			return nil, err
 		}
 		if d, ok := a.Digests[a.Descriptor]; ok {
-			h := d.newHash()
-			h.Write(desc)
-			if got := fmt.Sprintf("%x", h.Sum(nil)); got != d.Sum {
-				return nil, disk.Errorf("ova", disk.ErrCorrupt, "member %q: %s checksum mismatch: the bytes hash to %s, the .mf says %s", a.Descriptor, d.Algorithm, got, d.Sum)
+			if err := checkSum(a.Descriptor, d, desc); err != nil {
+				return nil, err
 			}
 		} else if !opts.NoVerifyManifest {
 			return nil, coverage(disk.ErrCorrupt, "%s: the .mf %q does not list the descriptor %q", s.Name(), a.Manifest, a.Descriptor)
@@ -181,7 +195,52 @@ func Open(s disk.Storage, opts Options) (*Appliance, error) {
 	if err := a.describe(env); err != nil {
 		return nil, err
 	}
+	if err := a.checkOthers(); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// maxOther bounds the files other than disks that Open checks against
+// the .mf (NVRAM, small ISO and text files).
+const maxOther = 1 << 20
+
+// checkOthers checks the .mf checksums of the listed files that are
+// neither the descriptor nor a disk, when small; it lists the others in
+// Unverified.
+func (a *Appliance) checkOthers() error {
+	disks := map[string]bool{a.Descriptor: true}
+	for _, d := range a.Disks {
+		disks[d.File] = true
+	}
+	for _, m := range a.Members {
+		dg, ok := a.Digests[m.Name]
+		if !ok || disks[m.Name] {
+			continue
+		}
+		if m.Size > maxOther {
+			a.Unverified = append(a.Unverified, m.Name)
+			continue
+		}
+		b, err := a.readMember(m.Name, maxOther)
+		if err != nil {
+			return err
+		}
+		if err := checkSum(m.Name, dg, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSum checks b against the .mf's checksum of member name.
+func checkSum(name string, d Digest, b []byte) error {
+	h := d.newHash()
+	h.Write(b)
+	if got := fmt.Sprintf("%x", h.Sum(nil)); got != d.Sum {
+		return disk.Errorf("ova", disk.ErrCorrupt, "member %q: %s checksum mismatch: the bytes hash to %s, the .mf says %s", name, d.Algorithm, got, d.Sum)
+	}
+	return nil
 }
 
 // A CoverageError is the error for an .mf that does not cover the

@@ -89,10 +89,21 @@ func printAppliance(w io.Writer, d *ovaDisk) {
 	if a.Manifest != "" {
 		fmt.Fprintf(w, ", manifest %s", a.Manifest)
 	}
+	fmt.Fprintln(w, ")")
 	if a.Cert != "" {
-		fmt.Fprintf(w, ", certificate %s (not verified)", a.Cert)
+		switch sig := a.Signature; {
+		case sig == nil:
+			fmt.Fprintf(w, "certificate: %s (no .mf to sign: not checked)\n", a.Cert)
+		case sig.Verified:
+			fmt.Fprintf(w, "certificate: %s, signed by %s: %s\n", a.Cert, sig.Subject, sig.Note)
+		default:
+			fmt.Fprintf(w, "certificate: %s: not checked: %s\n", a.Cert, sig.Note)
+		}
 	}
-	fmt.Fprintf(w, ")\nvirtual system: %s\ndisks, in boot order:\n", a.System)
+	for _, u := range a.Unverified {
+		fmt.Fprintf(w, "not checked against the .mf (not a disk, over 1 MiB): %s\n", u)
+	}
+	fmt.Fprintf(w, "virtual system: %s\ndisks, in boot order:\n", a.System)
 	for i, k := range a.Disks {
 		mark := ""
 		if i == d.n {
@@ -115,7 +126,7 @@ func applianceJSON(d *ovaDisk) map[string]any {
 	a := d.app
 	return map[string]any{
 		"path": d.path, "ovf_version": a.Version, "descriptor": a.Descriptor, "manifest": a.Manifest,
-		"certificate": a.Cert, "virtual_system": a.System, "disks": a.Disks,
+		"certificate": a.Cert, "signature": a.Signature, "unverified": a.Unverified, "virtual_system": a.System, "disks": a.Disks,
 	}
 }
 

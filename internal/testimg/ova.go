@@ -142,6 +142,9 @@ type OVASpec struct {
 	EditMF   func([]byte) []byte
 	Extra    []OVAMember
 	NoListed string // a disk member the .mf leaves out
+	// Cert, when set, makes the .cert member (after the .mf) from the
+	// .mf's bytes, as ovftool signs an appliance.
+	Cert func(mf []byte) []byte
 }
 
 // OVA writes the OVA an OVASpec describes, into a temporary directory,
@@ -187,6 +190,9 @@ func OVA(t testing.TB, spec OVASpec) string {
 			m = spec.EditMF(m)
 		}
 		man = []OVAMember{{"appliance.mf", m}}
+		if spec.Cert != nil {
+			man = append(man, OVAMember{"appliance.cert", spec.Cert(m)})
+		}
 	}
 	if !spec.MFLast {
 		ms = append(ms, man...)
