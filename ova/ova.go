@@ -152,7 +152,7 @@ func Open(s disk.Storage, opts Options) (*Appliance, error) {
 		*slot = m.Name
 	}
 	if a.Descriptor == "" {
-		return nil, disk.Errorf("ova", disk.ErrCorrupt, "%s: no .ovf descriptor in the archive", s.Name())
+		return nil, disk.Errorf("ova", disk.ErrCorrupt, "%s: no .ovf descriptor in the archive: not an OVA (from another tar, extract the disk image first)", s.Name())
 	}
 	desc, err := a.readMember(a.Descriptor, maxDescriptor)
 	if err != nil {

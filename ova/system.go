@@ -36,6 +36,7 @@ func (a *Appliance) describe(env *envelope) error {
 	}
 	var disks []Disk
 	ids := map[string]int{}
+	used := map[string]string{} // member -> the disk it holds
 	for _, de := range env.Disks {
 		if _, dup := ids[de.ID]; dup || de.ID == "" {
 			return disk.Errorf("ova", disk.ErrCorrupt, "%s: disk id %q is empty or used twice in DiskSection", name, de.ID)
@@ -44,6 +45,10 @@ func (a *Appliance) describe(env *envelope) error {
 		if err != nil {
 			return err
 		}
+		if other, dup := used[d.File]; dup && d.File != "" {
+			return disk.Errorf("ova", disk.ErrCorrupt, "%s: disks %q and %q are both in %q", name, other, de.ID, d.File)
+		}
+		used[d.File] = de.ID
 		ids[de.ID] = len(disks)
 		disks = append(disks, d)
 	}
