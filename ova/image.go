@@ -15,8 +15,9 @@ import (
 type Image struct {
 	disk.Image
 	// Disk is the appliance's disk the image reads.
-	Disk Disk
-	hs   *hashedStorage // nil when the .mf lists no checksum for it
+	Disk   Disk
+	hs     *hashedStorage // nil when the .mf lists no checksum for it
+	stream *streamImage   // a gzip-compressed member, read as a stream
 }
 
 // OpenDisk opens disk i of [Appliance.Disks] through diskport's format
@@ -32,10 +33,15 @@ func (a *Appliance) OpenDisk(i int) (*Image, error) {
 	switch {
 	case d.File == "":
 		return nil, disk.Errorf("ova", disk.ErrUnsupported, "%s: disk %q has no file: it is an empty disk the importer creates", a.s.Name(), d.ID)
-	case d.Compression == "gzip":
-		return nil, disk.Errorf("ova", disk.ErrUnsupported, "%s: disk %q is stored gzip-compressed (ovf:compression=\"gzip\"), which diskport does not read in place yet; unpack the OVA and gunzip %q first", a.s.Name(), d.ID, d.File)
 	case d.Format == "":
 		return nil, disk.Errorf("ova", disk.ErrUnsupported, "%s: disk %q has format %q, which names no format diskport reads", a.s.Name(), d.ID, d.FormatURI)
+	}
+	if d.Compression == "gzip" {
+		img, err := a.openStream(d)
+		if err != nil {
+			return nil, err
+		}
+		return img, a.checkCapacity(img)
 	}
 	var s disk.Storage = newSection(a.s, d.member)
 	var hs *hashedStorage
@@ -47,18 +53,49 @@ func (a *Appliance) OpenDisk(i int) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ova: disk %q (member %q): %w", d.ID, d.File, err)
 	}
-	if sz := img.Size(); sz != d.Capacity && sz != (d.Capacity+disk.SectorSize-1)/disk.SectorSize*disk.SectorSize {
+	m := &Image{Image: img, Disk: d, hs: hs}
+	if err := a.checkCapacity(m); err != nil {
 		img.Close()
-		return nil, disk.Errorf("ova", disk.ErrCorrupt, "%s: disk %q: the descriptor says a capacity of %d bytes, but the image in %q is %d bytes", a.s.Name(), d.ID, d.Capacity, d.File, sz)
+		return nil, err
 	}
-	return &Image{Image: img, Disk: d, hs: hs}, nil
+	return m, nil
 }
+
+// checkCapacity checks the image's virtual size against the declared
+// capacity (rounded up to a sector, as RAW sizes are).
+func (a *Appliance) checkCapacity(m *Image) error {
+	d := m.Disk
+	if sz := m.Size(); sz != d.Capacity && sz != (d.Capacity+disk.SectorSize-1)/disk.SectorSize*disk.SectorSize {
+		return disk.Errorf("ova", disk.ErrCorrupt, "%s: disk %q: the descriptor says a capacity of %d bytes, but the image in %q is %d bytes", a.s.Name(), d.ID, d.Capacity, d.File, sz)
+	}
+	return nil
+}
+
+// Fingerprint identifies a streamed disk for a resume journal
+// (convert.Fingerprinter), without reading it: the member, its size and
+// .mf checksum, and the capacity. It is "" for a disk read in place, whose
+// bytes can be sampled.
+func (m *Image) Fingerprint() string {
+	if m.stream == nil {
+		return ""
+	}
+	d := m.Disk
+	return fmt.Sprintf("ova-stream|%s|%d|%s:%s|%d", d.File, d.member.Size, d.Digest.Algorithm, d.Digest.Sum, d.Capacity)
+}
+
+// Sequential reports that the disk is a gzip-compressed member read as a
+// stream: it must be read in ascending order (convert it with one
+// worker), and Verify then finishes the stream.
+func (m *Image) Sequential() bool { return m.stream != nil }
 
 // Verify checks the member's .mf checksum, reading only the bytes the
 // reads so far skipped: a mismatch is a disk.ErrCorrupt error naming the
 // member. With no checksum listed (Options.NoVerifyManifest) it does
 // nothing.
 func (m *Image) Verify() error {
+	if m.stream != nil {
+		return m.stream.check(m.Disk)
+	}
 	if m.hs == nil {
 		return nil
 	}
@@ -68,6 +105,11 @@ func (m *Image) Verify() error {
 // BytesRead is how many bytes of the member have been read, for the
 // record that a conversion reads each byte once.
 func (m *Image) BytesRead() int64 {
+	if m.stream != nil {
+		m.stream.mu.Lock()
+		defer m.stream.mu.Unlock()
+		return m.stream.cr.n
+	}
 	if m.hs == nil {
 		return 0
 	}

@@ -101,6 +101,9 @@ func runConvert(c *command, args []string) error {
 	}
 	if o, ok := im.(*ovaDisk); ok {
 		opts.Verify = o.Verify // the disk member's .mf checksum
+		if o.Sequential() {
+			opts.Workers = 1 // a gzip-compressed member is read as a stream
+		}
 	}
 	var rep *progressReporter
 	switch progress {

@@ -151,6 +151,9 @@ func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts con
 		dst := filepath.Join(dir, fmt.Sprintf("%s-%d.raw", base, i))
 		o := opts
 		o.Verify = img.Verify
+		if img.Sequential() {
+			o.Workers = 1 // a gzip-compressed member is read as a stream
+		}
 		res, err := convert.Convert(ctx, img, dst, o)
 		img.Close()
 		if err != nil {

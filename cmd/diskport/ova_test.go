@@ -109,6 +109,13 @@ func TestOVAVerbs(t *testing.T) {
 		t.Errorf("convert --no-verify-manifest: %d %q", code, errOut)
 	}
 	sameAsQemuRaw(t, filepath.Join(dir, "nomf.raw"), bare[0])
+	// A gzip-compressed member (ovftool --compress) converts as a stream.
+	gz := testimg.OVA(t, testimg.OVASpec{Version: 1, Alg: "SHA1", Files: map[string]string{"d.vmdk": bare[0]},
+		Disks: []testimg.OVADisk{{ID: "d", File: "d.vmdk", Format: testimg.URIStreamOptimized, Capacity: "3145728", Gzip: true}}})
+	if code, _, errOut := call(t, "convert", "--exact-size", gz, filepath.Join(dir, "gz.raw")); code != 0 {
+		t.Fatalf("convert of a gzip member: %d %q", code, errOut)
+	}
+	sameAsQemuRaw(t, filepath.Join(dir, "gz.raw"), bare[0])
 	// Declared raw still reads the tar as RAW; undeclared through the
 	// library it is refused.
 	if code, out, _ := call(t, "info", "--format", "raw", path); code != 0 || !strings.Contains(out, "file format: raw") {
