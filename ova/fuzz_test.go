@@ -24,7 +24,7 @@ func FuzzOpen(f *testing.F) {
 	os.WriteFile(p, raw, 0o644)
 	for _, v := range []int{1, 2} {
 		path := testimg.OVA(f, testimg.OVASpec{Version: v, Alg: "SHA256", Files: map[string]string{"disk.img": p},
-			Disks: []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIRaw, Capacity: "4096", Units: "byte * 2^0"}}})
+			Disks: []testimg.OVADisk{{ID: "d", File: "disk.img", Format: testimg.URIRaw, Capacity: "4096", Units: "byte * 2^0", Gzip: v == 2}}})
 		b, err := os.ReadFile(path)
 		if err != nil {
 			f.Fatal(err)

@@ -40,6 +40,9 @@ type streamImage struct {
 	cr   *countingReader
 }
 
+// maxTrailer bounds the inflated bytes after a VMDK stream's end.
+const maxTrailer = 1 << 20
+
 // countingReader counts and hashes the compressed bytes read.
 type countingReader struct {
 	r io.Reader
@@ -123,12 +126,18 @@ func (a *Appliance) openStream(d Disk) (*Image, error) {
 	m.rest = func() error {
 		// Inflate to the end, so gzip checks its CRC and length, and read
 		// what follows the gzip stream. A RAW disk ends at its capacity.
-		n, err := io.Copy(io.Discard, br)
-		if err != nil {
+		// What follows is bounded: a RAW disk has nothing after it, a
+		// VMDK stream no more than padding (not a gzip bomb).
+		limit := int64(maxTrailer)
+		if f == diskport.Raw {
+			limit = 0
+		}
+		n, err := io.CopyN(io.Discard, br, limit+1)
+		if err != nil && !errors.Is(err, io.EOF) {
 			return disk.Errorf("ova", disk.ErrCorrupt, "member %q: inflating: %v", d.File, err)
 		}
-		if f == diskport.Raw && n > 0 {
-			return disk.Errorf("ova", disk.ErrCorrupt, "member %q: the inflated disk is %d bytes longer than its capacity of %d bytes", d.File, n, d.Capacity)
+		if n > limit {
+			return disk.Errorf("ova", disk.ErrCorrupt, "member %q: the inflated disk goes on past its end (capacity %d bytes)", d.File, m.size)
 		}
 		_, err = io.Copy(io.Discard, cr)
 		return err
