@@ -32,6 +32,9 @@ func (f *imageFlags) open(path string) (disk.Image, error) {
 	if f.format == "" && len(f.parents) == 0 && isOVA(path) {
 		return openOVADisk(path, f.ova, f.maxSize)
 	}
+	if f.ova != (ovaFlags{}) {
+		return nil, usageError("--disk and --no-verify-manifest are for an OVA, and %s is not one", path)
+	}
 	img, err := diskport.Open(path, diskport.Options{
 		Format:         f.format,
 		TrustFormat:    f.trust,

@@ -116,6 +116,9 @@ func TestOVAVerbs(t *testing.T) {
 		t.Fatalf("convert of a gzip member: %d %q", code, errOut)
 	}
 	sameAsQemuRaw(t, filepath.Join(dir, "gz.raw"), bare[0])
+	if code, _, errOut := call(t, "info", "--disk", "1", bare[0]); code != 2 || !strings.Contains(errOut, "not one") {
+		t.Errorf("info --disk of a VMDK: %d %q", code, errOut)
+	}
 	// Declared raw still reads the tar as RAW; undeclared through the
 	// library it is refused.
 	if code, out, _ := call(t, "info", "--format", "raw", path); code != 0 || !strings.Contains(out, "file format: raw") {
