@@ -16,6 +16,7 @@ type Image struct {
 	disk.Image
 	// Disk is the appliance's disk the image reads.
 	Disk   Disk
+	app    *Appliance
 	hs     *hashedStorage // nil when the .mf lists no checksum for it
 	stream *streamImage   // a gzip-compressed member, read as a stream
 }
@@ -53,7 +54,7 @@ func (a *Appliance) OpenDisk(i int) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ova: disk %q (member %q): %w", d.ID, d.File, err)
 	}
-	m := &Image{Image: img, Disk: d, hs: hs}
+	m := &Image{Image: img, Disk: d, hs: hs, app: a}
 	if err := a.checkCapacity(m); err != nil {
 		img.Close()
 		return nil, err
@@ -81,6 +82,20 @@ func (m *Image) Fingerprint() string {
 	}
 	d := m.Disk
 	return fmt.Sprintf("ova-stream|%s|%d|%s:%s|%d", d.File, d.member.Size, d.Digest.Algorithm, d.Digest.Sum, d.Capacity)
+}
+
+// Storage returns the storage the disk's image reads: the member's bytes
+// in place, hashed for the .mf as they are read (so [Image.Verify] checks
+// whatever reads them, such as an import manifest's writer); nil for a
+// gzip-compressed member, which has no such storage.
+func (m *Image) Storage() disk.Storage {
+	if m.stream != nil {
+		return nil
+	}
+	if m.hs != nil {
+		return m.hs
+	}
+	return newSection(m.app.s, m.Disk.member)
 }
 
 // Sequential reports that the disk is a gzip-compressed member read as a

@@ -60,6 +60,11 @@ func manifestCreate(args []string) error {
 	if err != nil {
 		return err
 	}
+	done, err := sf.ovaSource(pos[0], &opts) // an OVA: one of its disks, in place
+	if err != nil {
+		return err
+	}
+	defer done()
 	st, err := os.Stat(pos[0])
 	if err != nil {
 		return err

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/convert"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest"
 	"github.com/diskport/diskport/ova"
 )
 
@@ -163,4 +165,32 @@ func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts con
 			path, i, img.Disk.File, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
 	}
 	return nil
+}
+
+// ovaSource points opts at disk f.ova.disk of the OVA at path, when path
+// is one and no format was declared: the parts are cut from the disk
+// member in place, named NAME-N.EXT after the OVA, and the member's .mf
+// checksum is checked once every byte has been read. It returns what
+// closes the OVA.
+func (f *splitFlags) ovaSource(path string, opts *manifest.SplitOptions) (func(), error) {
+	if f.format != "" || !isOVA(path) {
+		if f.ova != (ovaFlags{}) {
+			return nil, usageError("--disk and --no-verify-manifest are for an OVA, and %s is not one", path)
+		}
+		return func() {}, nil
+	}
+	d, err := openOVADisk(path, f.ova, 0)
+	if err != nil {
+		return nil, err
+	}
+	if d.Sequential() {
+		d.Close()
+		return nil, fmt.Errorf("ova: disk %d of %s is gzip-compressed, which EC2 does not import; unpack the OVA and gunzip %q first", f.ova.disk, path, d.Disk.File)
+	}
+	opts.Source, opts.Verify = d.Storage(), d.Verify
+	if opts.Name == "" {
+		base := filepath.Base(path)
+		opts.Name = fmt.Sprintf("%s-%d%s", base[:len(base)-len(filepath.Ext(base))], f.ova.disk, pathpkg.Ext(d.Disk.File))
+	}
+	return func() { d.Close() }, nil
 }
