@@ -116,27 +116,6 @@ func convertDisk(t *testing.T, a *ova.Appliance, i int) (string, *ova.Image, err
 	return dst, img, err
 }
 
-// sameAsQemu checks the volume equals qemu-img's raw conversion of the bare
-// disk file over the shorter of the two (VHD's CHS rounding), zeros after.
-func sameAsQemu(t *testing.T, vol, bare string) {
-	t.Helper()
-	got, err := os.ReadFile(vol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(testimg.QemuRaw(t, bare))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := min(len(got), len(want))
-	if !bytes.Equal(got[:n], want[:n]) {
-		t.Fatalf("%s differs from qemu-img's conversion of %s", vol, bare)
-	}
-	if len(got) > n && !bytes.Equal(got[n:], make([]byte, len(got)-n)) {
-		t.Fatalf("%s: the bytes past qemu-img's size are not zeros", vol)
-	}
-}
-
 // The appliances of the issue, laid out as ovftool (OVF 1.0, the .mf
 // second with SHA-256, a SCSI controller) and VirtualBox (OVF 2.0, the
 // .mf last with SHA-1, IDE and SATA controllers) write them, with two
@@ -200,7 +179,7 @@ func TestAppliancesMatchQemu(t *testing.T) {
 				if err != nil {
 					t.Fatalf("disk %d (%s): %v", i, d.File, err)
 				}
-				sameAsQemu(t, vol, f[d.File])
+				testimg.SameAsQemu(t, vol, f[d.File])
 				for _, m := range a.Members {
 					if m.Name == d.File {
 						members += m.Size
@@ -331,7 +310,7 @@ func TestManifestRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sameAsQemu(t, vol, f["disk3.vhd"])
+			testimg.SameAsQemu(t, vol, f["disk3.vhd"])
 		})
 	}
 }
@@ -367,7 +346,7 @@ func TestGzipMembers(t *testing.T) {
 		if _, err := convert.Convert(context.Background(), img, dst, convert.Options{ExactSize: true, NoSync: true, Workers: 1, Verify: img.Verify}); err != nil {
 			t.Fatalf("%s: %v", d.File, err)
 		}
-		sameAsQemu(t, dst, f[d.File])
+		testimg.SameAsQemu(t, dst, f[d.File])
 		var size int64
 		for _, m := range a.Members {
 			if m.Name == d.File {

@@ -37,25 +37,6 @@ func testOVA(t *testing.T) (string, []string) {
 		}}), []string{v, h}
 }
 
-// sameAsQemuRaw checks the volume begins with qemu-img's conversion of the
-// bare disk (over the shorter of the two: VHD's CHS rounding) and is zeros
-// after.
-func sameAsQemuRaw(t *testing.T, vol, bare string) {
-	t.Helper()
-	got, err := os.ReadFile(vol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(testimg.QemuRaw(t, bare))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := min(len(got), len(want))
-	if !bytes.Equal(got[:n], want[:n]) || !bytes.Equal(got[n:], make([]byte, len(got)-n)) {
-		t.Fatalf("%s differs from qemu-img's conversion of %s", vol, bare)
-	}
-}
-
 // info lists an OVA's virtual system and disks; convert takes its boot
 // disk, --disk N another, --all every one, each checked against the .mf.
 func TestOVAVerbs(t *testing.T) {
@@ -75,18 +56,18 @@ func TestOVAVerbs(t *testing.T) {
 	if code, out, errOut := call(t, "convert", "--exact-size", path, boot); code != 0 {
 		t.Fatalf("convert: %d %q %q", code, out, errOut)
 	}
-	sameAsQemuRaw(t, boot, bare[0])
+	testimg.SameAsQemu(t, boot, bare[0])
 	second := filepath.Join(dir, "second.raw")
 	if code, out, errOut := call(t, "convert", "--exact-size", "--disk", "1", path, second); code != 0 {
 		t.Fatalf("convert --disk 1: %d %q %q", code, out, errOut)
 	}
-	sameAsQemuRaw(t, second, bare[1])
+	testimg.SameAsQemu(t, second, bare[1])
 	all := t.TempDir()
 	if code, out, errOut := call(t, "convert", "--exact-size", "--all", all, path); code != 0 || strings.Count(out, "converted") != 2 {
 		t.Fatalf("convert --all: %d %q %q", code, out, errOut)
 	}
-	sameAsQemuRaw(t, filepath.Join(all, "appliance-0.raw"), bare[0])
-	sameAsQemuRaw(t, filepath.Join(all, "appliance-1.raw"), bare[1])
+	testimg.SameAsQemu(t, filepath.Join(all, "appliance-0.raw"), bare[0])
+	testimg.SameAsQemu(t, filepath.Join(all, "appliance-1.raw"), bare[1])
 	if code, _, errOut := call(t, "convert", "--disk", "2", path, filepath.Join(dir, "x.raw")); code != 1 || !strings.Contains(errOut, "no disk 2") {
 		t.Errorf("convert --disk 2: %d %q", code, errOut)
 	}
@@ -109,14 +90,14 @@ func TestOVAVerbs(t *testing.T) {
 	if code, _, errOut := call(t, "convert", "--exact-size", "--no-verify-manifest", noMF, filepath.Join(dir, "nomf.raw")); code != 0 {
 		t.Errorf("convert --no-verify-manifest: %d %q", code, errOut)
 	}
-	sameAsQemuRaw(t, filepath.Join(dir, "nomf.raw"), bare[0])
+	testimg.SameAsQemu(t, filepath.Join(dir, "nomf.raw"), bare[0])
 	// A gzip-compressed member (ovftool --compress) converts as a stream.
 	gz := testimg.OVA(t, testimg.OVASpec{Version: 1, Alg: "SHA1", Files: map[string]string{"d.vmdk": bare[0]},
 		Disks: []testimg.OVADisk{{ID: "d", File: "d.vmdk", Format: testimg.URIStreamOptimized, Capacity: "3145728", Gzip: true}}})
 	if code, _, errOut := call(t, "convert", "--exact-size", gz, filepath.Join(dir, "gz.raw")); code != 0 {
 		t.Fatalf("convert of a gzip member: %d %q", code, errOut)
 	}
-	sameAsQemuRaw(t, filepath.Join(dir, "gz.raw"), bare[0])
+	testimg.SameAsQemu(t, filepath.Join(dir, "gz.raw"), bare[0])
 	if code, _, errOut := call(t, "info", "--disk", "1", bare[0]); code != 2 || !strings.Contains(errOut, "not one") {
 		t.Errorf("info --disk of a VMDK: %d %q", code, errOut)
 	}
@@ -142,7 +123,7 @@ func TestOVAManifestCreate(t *testing.T) {
 	if code, out, errOut := call(t, "convert", "--exact-size", "--manifest", man, vol); code != 0 {
 		t.Fatalf("convert --manifest: %d %q %q", code, out, errOut)
 	}
-	sameAsQemuRaw(t, vol, bare[1])
+	testimg.SameAsQemu(t, vol, bare[1])
 	b, _ := os.ReadFile(path)
 	i := bytes.Index(b, []byte("app-disk2.vhd\x00"))
 	b[i+512+1<<20+5] ^= 1
@@ -169,5 +150,5 @@ func TestOVAUpload(t *testing.T) {
 	if code, _, errText := call(t, "convert", "--exact-size", "--no-sync", "--manifest", strings.TrimSpace(out), vol); code != 0 {
 		t.Fatalf("convert --manifest: %d %s", code, errText)
 	}
-	sameAsQemuRaw(t, vol, bare[0])
+	testimg.SameAsQemu(t, vol, bare[0])
 }
