@@ -38,6 +38,8 @@ type streamImage struct {
 	rest func() error                  // reads what follows the disk and checks the stream's end
 	sum  func() (string, int64, error) // the member's checksum and compressed bytes read
 	cr   *countingReader
+
+	fileSize int64 // the compressed member's size
 }
 
 // maxTrailer bounds the inflated bytes after a VMDK stream's end.
@@ -82,7 +84,7 @@ func (a *Appliance) openStream(d Disk) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ova: disk %q (member %q, inflated): %w", d.ID, d.File, err)
 	}
-	m := &streamImage{name: sec.Name(), format: string(f), cr: cr}
+	m := &streamImage{name: sec.Name(), format: string(f), cr: cr, fileSize: sec.Size()}
 	switch f {
 	case diskport.VMDK:
 		sr, err := vmdk.NewStreamReader(br)
@@ -228,7 +230,8 @@ func (m *streamImage) Info() disk.Info {
 	if m.format == "vmdk" {
 		sub = "streamOptimized"
 	}
-	return disk.Info{Format: m.format, Subformat: sub, VirtualSize: m.size, Specific: map[string]any{"compression": "gzip", "streamed": true}}
+	return disk.Info{Format: m.format, Subformat: sub, VirtualSize: m.size, FileSize: m.fileSize, AllocatedBytes: m.fileSize,
+		Specific: map[string]any{"compression": "gzip", "streamed": true}}
 }
 
 // Close does nothing: the appliance owns the file.
