@@ -9,8 +9,12 @@
 // the format the descriptor declares checked against the bytes
 // ([diskport.OpenStorage]). Member names are never used as paths. The .mf
 // checksum of a disk member is computed as a conversion reads the member
-// and checked by [Disk.Verify] at its end (which reads only the bytes the
-// conversion skipped), so each byte of the OVA is read once.
+// and checked by [Image.Verify] at its end (which reads only the bytes the
+// conversion skipped), so each byte of the OVA is read once. A
+// gzip-compressed member (ovf:compression="gzip") is inflated as a stream,
+// in one pass, and must be read in order ([Image.Sequential]): a
+// streamOptimized VMDK or a RAW disk. The .cert's signature over the .mf
+// is checked; its certificate's chain of trust is not.
 //
 // Hostile appliances are refused with disk.Err* errors in bounded time
 // and memory: truncated members and headers that lie about sizes, a
@@ -248,8 +252,8 @@ func checkSum(name string, d Digest, b []byte) error {
 // the archive lacks), which Options.NoVerifyManifest accepts. It matches
 // its class, disk.ErrCorrupt or disk.ErrUnsafe (no .mf at all).
 type CoverageError struct {
-	Class error
-	Msg   string
+	Class error  // disk.ErrCorrupt or disk.ErrUnsafe
+	Msg   string // what the .mf lacks or lists, naming the OVA
 }
 
 // Error returns "ova: " and the message.
