@@ -213,14 +213,67 @@ func (m *streamImage) ReadAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// Extents reports the whole range as data: what is zero is known only
-// when the stream gets there.
+// Extents looks one run ahead in the stream: the range up to the next
+// run (a grain, for a VMDK) reads as zeros, and is passed without being
+// read; from that run on, the range is data, as what is zero there is
+// known only when the stream gets there.
 func (m *streamImage) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
 	return func(yield func(disk.Extent, error) bool) {
 		s, e := disk.ClipRange(off, n, m.size)
-		if e > s {
-			yield(disk.Extent{Offset: s, Length: e - s, Kind: disk.Data}, nil)
+		if e <= s {
+			return
 		}
+		m.mu.Lock()
+		data, err := m.peek(s)
+		if err == nil && data >= e {
+			m.pos = max(m.pos, e) // passed as zeros
+		}
+		m.mu.Unlock()
+		switch {
+		case err != nil:
+			yield(disk.Extent{}, err)
+			return
+		case data > s:
+			if !yield(disk.Extent{Offset: s, Length: min(data, e) - s, Kind: disk.Zero}, nil) {
+				return
+			}
+		}
+		if data < e {
+			yield(disk.Extent{Offset: max(s, data), Length: e - max(s, data), Kind: disk.Data}, nil)
+		}
+	}
+}
+
+// peek returns where the stream's next data lies at or after off (the
+// disk's size when none does), fetching the next run when none is held.
+// Data before off that a reader skipped is dropped. m.mu is held.
+func (m *streamImage) peek(off int64) (int64, error) {
+	if off < m.pos {
+		return off, nil // already passed: ReadAt says so
+	}
+	for {
+		if len(m.run) == 0 && !m.done {
+			o, b, err := m.next()
+			switch {
+			case errors.Is(err, io.EOF):
+				m.done = true
+			case err != nil:
+				return 0, err
+			case o < m.pos:
+				return 0, disk.Errorf(m.format, disk.ErrCorrupt, "%s: data at byte %d after byte %d", m.name, o, m.pos)
+			default:
+				m.run, m.rOff = b, o
+			}
+		}
+		if m.done && len(m.run) == 0 {
+			return m.size, nil
+		}
+		if end := m.rOff + int64(len(m.run)); end <= off {
+			m.run = nil // a reader skipped it
+			m.pos = end
+			continue
+		}
+		return max(m.rOff, off), nil
 	}
 }
 
