@@ -1,4 +1,4 @@
-// Package diskport opens virtual-machine disk images — VMDK, VHD and RAW —
+// Package diskport opens virtual-machine disk images — VMDK, VHD, VHDX and RAW —
 // as [disk.Image]s, ready to convert into raw cloud volumes.
 //
 // [Open] and [OpenStorage] sniff the format from the image's bytes

@@ -227,3 +227,8 @@ func extentOpener(path string, opts Options) func(string) (disk.Storage, error) 
 	}
 	return nil
 }
+
+// Inflater names the zlib inflater the VMDK reader uses for
+// streamOptimized grains: libdeflate through cgo, or the pure-Go path of a
+// build without cgo or with the purego tag.
+func Inflater() string { return vmdk.Inflater() }

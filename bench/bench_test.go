@@ -34,6 +34,8 @@ var formats = []format{
 	{"monolithicFlat", "vmdk", "subformat=monolithicFlat", "vmdk"},
 	{"vhd-dynamic", "vpc", "subformat=dynamic", "vhd"},
 	{"vhd-fixed", "vpc", "subformat=fixed", "vhd"},
+	{"vhdx-dynamic", "vhdx", "subformat=dynamic", "vhdx"},
+	{"vhdx-fixed", "vhdx", "subformat=fixed", "vhdx"},
 }
 
 // image returns the path of f's image of the golden disk, building (or

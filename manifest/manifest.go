@@ -96,7 +96,7 @@ func ec2Names() string {
 type Manifest struct {
 	// Version is the manifest version, "2010-11-15".
 	Version string
-	// FileFormat is the image format: "RAW", "VHD" or "VMDK".
+	// FileFormat is the image format, EC2's name from the format table: "RAW", "VHD", "VHDX" or "VMDK".
 	FileFormat string
 	// Importer names the software that wrote the manifest.
 	Importer Importer

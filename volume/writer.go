@@ -59,6 +59,19 @@ func PartialName(dst string) string {
 	return filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".diskport-partial")
 }
 
+// Remove removes the file volume dst and whatever an unfinished run left
+// beside it (the temporary file, the resume journal and its unfinished
+// replacement). Names that do not exist are not an error.
+func Remove(dst string) error {
+	var errs []error
+	for _, p := range []string{dst, PartialName(dst), JournalName(dst), JournalName(dst) + ".new"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Create prepares dst for a volume of size bytes: a new file (an existing
 // one only with opts.Force; with opts.Resume the temporary file of an
 // interrupted run is continued), or an existing block device of at least

@@ -8,7 +8,10 @@
 // The disk is deterministic enough to compare runs: the files are taken in
 // sorted order up to a byte budget, copied into a staging directory with
 // fixed modes and times, and mke2fs runs with a fixed UUID, hash seed,
-// root owner and creation time (E2FSPROGS_FAKE_TIME). It is cached under a
+// root owner and creation time (E2FSPROGS_FAKE_TIME). Two builds hold the
+// same files in the same places; they may still differ in the inodes'
+// change times, which mke2fs copies from the staged files and nobody can
+// set (a build that crosses a second boundary differs there). It is cached under a
 // key of the file list (path, size, mtime of each), the sizes, the options
 // and mke2fs's version, so it is rebuilt only when one of them changes.
 package realdisk

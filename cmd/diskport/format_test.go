@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/disk/disktest"
 	"github.com/diskport/diskport/internal/testimg"
@@ -22,7 +23,7 @@ func TestFormatErrorsOnePrefix(t *testing.T) {
 		t.Errorf("info --format raw of a VMDK: %d %q", code, errOut)
 	}
 	code, _, errOut = call(t, "info", "--format", "qcow2", vmdk)
-	if code != 1 || strings.Count(errOut, "diskport:") != 1 || !strings.Contains(errOut, "vmdk, vhd (alias vpc) and raw") {
+	if code != 1 || strings.Count(errOut, "diskport:") != 1 || !strings.Contains(errOut, diskport.FormatNames()) {
 		t.Errorf("info --format qcow2: %d %q", code, errOut)
 	}
 	// A manifest declaring RAW for a VMDK can only be written on trust;
@@ -43,7 +44,7 @@ func TestFormatErrorsOnePrefix(t *testing.T) {
 	if code, out, errOut := call(t, "info", "--format", "vpc", vhd); code != 0 || !strings.Contains(out, "vhd") {
 		t.Errorf("info --format vpc: %d %q %q", code, out, errOut)
 	}
-	if code, out, _ := call(t, "help"); code != 0 || !strings.Contains(out, "vmdk, vhd (alias vpc) and raw") {
+	if code, out, _ := call(t, "help"); code != 0 || !strings.Contains(out, diskport.FormatNames()) {
 		t.Errorf("help: %q", out)
 	}
 }

@@ -114,7 +114,7 @@ func oneLine(s string) string {
 }
 
 func printHelp(w io.Writer) {
-	fmt.Fprintln(w, "diskport turns VMDK, VHD and RAW disk images into raw cloud volumes.")
+	fmt.Fprintln(w, "diskport turns virtual-machine disk images into raw cloud volumes.")
 	fmt.Fprintln(w, "\nUsage: diskport <command> [flags] [args]\n\nCommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {

@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/diskport/diskport/vmdk"
+	"github.com/diskport/diskport"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,6 +32,6 @@ func runVersion(c *command, args []string) error {
 			v = bi.Main.Version
 		}
 	}
-	fmt.Fprintf(stdout, "diskport %s %s/%s %s, inflate: %s\n", v, runtime.GOOS, runtime.GOARCH, runtime.Version(), vmdk.Inflater())
+	fmt.Fprintf(stdout, "diskport %s %s/%s %s, inflate: %s\n", v, runtime.GOOS, runtime.GOARCH, runtime.Version(), diskport.Inflater())
 	return nil
 }

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/diskport/diskport/server"
+	"github.com/diskport/diskport/server/store"
+	"golang.org/x/sys/unix"
+)
+
+const serveUsage = `serve --data DIR --s3-endpoint URL [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F]
+       diskport serve accounts add --data DIR NAME`
+
+func init() {
+	register(&command{
+		name:    "serve",
+		summary: "run the EC2 API server: VM import (ImportVolume, ImportInstance) and BundleInstance",
+		usage:   serveUsage,
+		run:     runServe,
+	})
+}
+
+// runServe runs `diskport serve` and `diskport serve accounts add`.
+func runServe(c *command, args []string) error {
+	if len(args) > 0 && args[0] == "accounts" {
+		return runServeAccounts(args[1:])
+	}
+	return serveAPI(c, args)
+}
+
+// serveAPI runs the server until a signal stops it.
+func serveAPI(c *command, args []string) error {
+	fs := c.flags()
+	listen := fs.String("listen", "127.0.0.1:8773", "address to listen on")
+	data := fs.String("data", "", "data directory: the database (diskport.db), the volumes (volumes/VOLUME-ID.raw) and the bundle key pair (bundle.key, bundle.crt)")
+	s3 := fs.String("s3-endpoint", "", "the S3 endpoint import manifests live on and BundleInstance stores bundles to (its host:port is the default fetch allow list)")
+	region := fs.String("region", "us-east-1", "region whose first zone is the default availability zone")
+	workers := fs.Int("workers", 2, "conversion and bundle tasks run at once")
+	allow := fs.String("allow-fetch", "", "comma-separated host:port list manifest and part URLs may name (default: the --s3-endpoint's)")
+	cert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
+	key := fs.String("tls-key", "", "the PEM private key of --tls-cert")
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if *data == "" {
+		return usageError("--data is required")
+	}
+	if *workers < 1 {
+		return usageError("--workers must be at least 1")
+	}
+	if (*cert == "") != (*key == "") {
+		return usageError("--tls-cert and --tls-key go together")
+	}
+	allowList, err := fetchAllowList(*allow, *s3)
+	if err != nil {
+		return err
+	}
+	st, unlock, err := openData(*data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	defer st.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	k, generated, err := server.FirstAccount(ctx, st, os.Getenv("DISKPORT_ACCESS_KEY_ID"), os.Getenv("DISKPORT_SECRET_ACCESS_KEY"))
+	if err != nil {
+		return err
+	}
+	if generated {
+		fmt.Fprintf(stdout, "created the first account, \"default\"; its key pair (shown only now):\n%s %s\n", k.ID, k.Secret)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	srv, err := server.New(server.Config{Store: st, DataDir: *data, Region: *region, Workers: *workers, AllowFetch: allowList,
+		S3Endpoint: *s3, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv.Start(ctx)
+	defer srv.Close()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	scheme := "http"
+	if *cert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "serving the EC2 API on %s://%s (data %s, fetching from %s)\n", scheme, ln.Addr(), *data, strings.Join(allowList, ","))
+	errc := make(chan error, 1)
+	go func() {
+		if *cert != "" {
+			errc <- hs.ServeTLS(ln, *cert, *key)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// fetchAllowList is --allow-fetch split, or the S3 endpoint's host:port.
+func fetchAllowList(allow, s3 string) ([]string, error) {
+	if allow != "" {
+		return strings.Split(allow, ","), nil
+	}
+	if s3 == "" {
+		return nil, usageError("give --s3-endpoint (or --allow-fetch): the server fetches manifests only from listed hosts")
+	}
+	u, err := url.Parse(s3)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError("--s3-endpoint must be an http(s) URL, not %q", s3)
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return []string{net.JoinHostPort(u.Hostname(), port)}, nil
+}
+
+// openData opens the store in dir (created if needed), holding an
+// exclusive lock on dir/lock so that two servers never share it.
+func openData(dir string) (*store.SQLite, func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("data directory %s is in use by another diskport serve", dir)
+	}
+	st, err := store.Open(dir)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return st, func() { f.Close() }, nil
+}
+
+func runServeAccounts(args []string) error {
+	c := &command{name: "serve accounts", summary: "add an account to a server's data directory and print its key pair", usage: "serve accounts add --data DIR NAME"}
+	if len(args) == 0 || args[0] != "add" {
+		return usageError("want: diskport serve accounts add --data DIR NAME")
+	}
+	fs := c.flags()
+	data := fs.String("data", "", "the server's data directory")
+	pos, err := c.parse(fs, args[1:], 1, 1)
+	if err != nil {
+		return err
+	}
+	if *data == "" {
+		return usageError("--data is required")
+	}
+	// The store is opened without the server's lock: SQLite's own locking
+	// lets a running server and this command share the database.
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return err
+	}
+	st, err := store.Open(*data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a, k, err := server.AddAccount(context.Background(), st, pos[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "added account %s (%s); its key pair:\n%s %s\n", a.Name, a.ID, k.ID, k.Secret)
+	return nil
+}

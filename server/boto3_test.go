@@ -1,0 +1,67 @@
+package server
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/diskport/diskport/internal/s3test"
+	"github.com/diskport/diskport/internal/testimg"
+)
+
+// python3WithBoto3 finds a python3 that imports boto3 (Debian's
+// python3-boto3 is /usr/bin/python3's), failing the test when none does.
+func python3WithBoto3(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if path, err := exec.LookPath(p); err == nil && exec.Command(path, "-c", "import boto3").Run() == nil {
+			return path
+		}
+	}
+	t.Fatal("no python3 with boto3: install Debian's python3-boto3 (scripts/install-deps.sh --test)")
+	return ""
+}
+
+// TestBoto3 drives ImportVolume and ImportInstance with boto3 against a
+// real server and a manifest in MinIO, and compares the volumes with
+// qemu-img's raw conversion.
+func TestBoto3(t *testing.T) {
+	py := python3WithBoto3(t)
+	s3 := s3test.Shared(t)
+	ts := startServer(t, "", s3.Host)
+	golden := testimg.Golden(t, testimg.Spec{Size: 4<<20 + 512, Seed: 77})
+	image := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
+	res, murl := upload(t, s3, image)
+	cmd := exec.Command(py, "testdata/boto3_import.py", ts.URL, testKey, testSecret, "VMDK", strconv.FormatInt(res.Manifest.Size, 10), murl)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	out, err := cmd.Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("boto3 script: %v\n%s%s", err, out, msg)
+	}
+	var got struct {
+		Volume         string            `json:"volume"`
+		InstanceVolume string            `json:"instance_volume"`
+		Boto3          string            `json:"boto3"`
+		Codes          map[string]string `json:"codes"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("boto3 script printed %q: %v", out, err)
+	}
+	t.Logf("boto3 %s: volumes %s, %s", got.Boto3, got.Volume, got.InstanceVolume)
+	want := testimg.QemuRaw(t, image)
+	for _, v := range []string{got.Volume, got.InstanceVolume} {
+		if !strings.HasPrefix(v, "vol-") {
+			t.Fatalf("volume id %q", v)
+		}
+		sameVolume(t, ts.VolumePath(v), want, 1<<30)
+	}
+	if got.Codes["unknown_task"] != "InvalidConversionTaskId.NotFound" || got.Codes["wrong_secret"] != "SignatureDoesNotMatch" {
+		t.Fatalf("boto3 saw the refusals as %v", got.Codes)
+	}
+}

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/diskport/diskport"
+	"github.com/diskport/diskport/convert"
+	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/server/store"
+)
+
+// convertVolume converts the i-th disk image of t into its volume file,
+// resuming from the journal an interrupted run left.
+func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *store.Volume) error {
+	dst := s.VolumePath(v.ID)
+	size := v.Size * GiB
+	// A volume renamed into place before a crash stopped the task from
+	// being marked completed is finished.
+	if st, err := os.Stat(dst); err == nil && st.Mode().IsRegular() && st.Size() == size {
+		return s.st.Progress(ctx, v.ID, v.BytesConverted, "completed", "")
+	}
+	s.status(ctx, t, v, 0, "Pending: fetching the manifest")
+	img, err := s.openImage(ctx, t, v)
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	if img.Size() > size {
+		return fmt.Errorf("the image's virtual size, %d bytes, does not fit the %d GiB of Volume.Size", img.Size(), v.Size)
+	}
+	var done atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(s.cfg.ProgressInterval)
+		defer tick.Stop()
+		last := int64(-1)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if d := done.Load(); d != last {
+					last = d
+					s.status(ctx, t, v, d, progressMessage(t, i, d, img.Size()))
+				}
+			}
+		}
+	}()
+	s.status(ctx, t, v, 0, progressMessage(t, i, 0, img.Size()))
+	res, err := convert.Convert(ctx, img, dst, convert.Options{
+		VolumeSize: size,
+		Resume:     true,
+		Progress:   func(d, _ int64) { done.Store(d) },
+	})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	s.log.Info("volume", "event", "converted", "task", t.ID, "volume", v.ID, "virtual_size", res.VirtualSize,
+		"written_bytes", res.WrittenBytes, "resumed_bytes", res.ResumedBytes)
+	v.BytesConverted, v.Status = res.VirtualSize, "completed"
+	return s.st.Progress(ctx, v.ID, res.VirtualSize, "completed", "")
+}
+
+// progressMessage is the status message of a running conversion.
+func progressMessage(t *store.Task, i int, done, total int64) string {
+	pct := int64(100)
+	if total > 0 {
+		pct = done * 100 / total
+	}
+	msg := fmt.Sprintf("Progress: %d%%", pct)
+	if len(t.Volumes) > 1 {
+		msg += fmt.Sprintf(" (disk %d of %d)", i+1, len(t.Volumes))
+	}
+	return msg
+}
+
+// status records a volume's progress and its task's status message.
+func (s *Server) status(ctx context.Context, t *store.Task, v *store.Volume, done int64, msg string) {
+	if err := s.st.Progress(ctx, v.ID, done, "active", msg); err != nil && ctx.Err() == nil {
+		s.log.Warn("recording progress", "task", t.ID, "error", err.Error())
+	}
+	if err := s.st.SetStatus(ctx, t.ID, msg); err != nil && ctx.Err() == nil {
+		s.log.Warn("recording progress", "task", t.ID, "error", err.Error())
+	}
+}
+
+// openImage fetches the manifest at the volume's ImportManifestUrl (once
+// it and its parts are uploaded) and opens the image its parts hold,
+// checking it against what the client declared: Image.Format against the
+// bytes and the manifest's file-format, Image.Bytes against the
+// manifest's size.
+func (s *Server) openImage(ctx context.Context, t *store.Task, v *store.Volume) (disk.Image, error) {
+	if err := s.fetch.checkURL(v.ManifestURL); err != nil {
+		return nil, err
+	}
+	m, ps, err := s.awaitUpload(ctx, t, v)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(m.FileFormat, v.Format) {
+		return nil, fmt.Errorf("Image.Format is %s but the manifest's file-format is %s", v.Format, m.FileFormat)
+	}
+	if m.Size != v.Bytes {
+		return nil, fmt.Errorf("Image.Bytes is %d but the manifest's image is %d bytes", v.Bytes, m.Size)
+	}
+	st, err := manifest.OpenStorage(ctx, m, ps, manifest.StorageOptions{Name: redact(v.ManifestURL)})
+	if err != nil {
+		return nil, err
+	}
+	img, err := diskport.OpenStorage(st, diskport.Options{Format: v.Format})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &imageWithStorage{img, st}, nil
+}
+
+// imageWithStorage closes the manifest's storage (its parts cache) with
+// the image.
+type imageWithStorage struct {
+	disk.Image
+	s io.Closer
+}
+
+func (c *imageWithStorage) Close() error {
+	err := c.Image.Close()
+	if err2 := c.s.Close(); err == nil {
+		err = err2
+	}
+	return err
+}

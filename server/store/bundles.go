@@ -1,0 +1,115 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// A BundleTask is BundleInstance's task: an instance's root volume
+// bundled as an AMI bundle and stored in S3 under the caller's upload
+// policy.
+type BundleTask struct {
+	ID, AccountID, InstanceID string
+	// State is BundleInstance's (pending, bundling, storing, cancelling,
+	// complete, failed); Progress a percentage.
+	State    string
+	Progress int
+	// Bucket, Prefix, UploadAccessKey, UploadPolicy (base64) and
+	// UploadPolicySignature are Storage.S3.*.
+	Bucket, Prefix                                       string
+	UploadAccessKey, UploadPolicy, UploadPolicySignature string
+	// ErrorCode and ErrorMessage are set when the task failed.
+	ErrorCode, ErrorMessage string
+	Started, Updated        time.Time
+}
+
+const bundleColumns = `id, account_id, instance_id, state, progress, bucket, prefix, upload_access_key, upload_policy,
+	upload_policy_signature, error_code, error_message, started, updated`
+
+// CreateBundle stores a new bundle task.
+func (s *SQLite) CreateBundle(ctx context.Context, b *BundleTask) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO bundle_tasks (`+bundleColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		b.ID, b.AccountID, b.InstanceID, b.State, b.Progress, b.Bucket, b.Prefix, b.UploadAccessKey, b.UploadPolicy,
+		b.UploadPolicySignature, b.ErrorCode, b.ErrorMessage, unix(b.Started), unix(b.Updated))
+	if isUnique(err) {
+		return fmt.Errorf("%w: bundle task %s", ErrExists, b.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+func (s *SQLite) queryBundles(ctx context.Context, q string, args ...any) ([]*BundleTask, error) {
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var out []*BundleTask
+	for rows.Next() {
+		b := &BundleTask{}
+		var started, updated int64
+		if err := rows.Scan(&b.ID, &b.AccountID, &b.InstanceID, &b.State, &b.Progress, &b.Bucket, &b.Prefix, &b.UploadAccessKey,
+			&b.UploadPolicy, &b.UploadPolicySignature, &b.ErrorCode, &b.ErrorMessage, &started, &updated); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		b.Started, b.Updated = fromUnix(started), fromUnix(updated)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return out, nil
+}
+
+// Bundles returns the account's bundle tasks with these ids (all when ids
+// is empty), oldest first. A missing id is ErrNotFound.
+func (s *SQLite) Bundles(ctx context.Context, account string, ids []string) ([]*BundleTask, error) {
+	q := `SELECT ` + bundleColumns + ` FROM bundle_tasks WHERE account_id = ?`
+	if len(ids) > 0 {
+		q += ` AND id IN (` + placeholders(len(ids)) + `)`
+	}
+	out, err := s.queryBundles(ctx, q+` ORDER BY started, id`, anys(account, ids)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := allFound(ids, len(out), func(i int) string { return out[i].ID }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UnfinishedBundles returns every account's bundle tasks that are not
+// complete or failed, oldest first.
+func (s *SQLite) UnfinishedBundles(ctx context.Context) ([]*BundleTask, error) {
+	return s.queryBundles(ctx, `SELECT `+bundleColumns+` FROM bundle_tasks WHERE state NOT IN ('complete', 'failed') ORDER BY started, id`)
+}
+
+// UpdateBundle records a bundle task's state, progress and error, when
+// its state is one of from; else ErrState.
+func (s *SQLite) UpdateBundle(ctx context.Context, b *BundleTask, from []string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var state string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM bundle_tasks WHERE id = ?`, b.ID).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: bundle task %s", ErrNotFound, b.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if !slices.Contains(from, state) {
+			return fmt.Errorf("%w: bundle task %s is %s", ErrState, b.ID, state)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE bundle_tasks SET state = ?, progress = ?, error_code = ?, error_message = ?, updated = ? WHERE id = ?`,
+			b.State, b.Progress, b.ErrorCode, b.ErrorMessage, unix(b.Updated), b.ID)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	})
+}

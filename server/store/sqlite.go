@@ -1,0 +1,268 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+)
+
+// FileName is the database's file name inside the data directory.
+const FileName = "diskport.db"
+
+// SQLite is the Store kept in one SQLite database file: one connection
+// writes, a few others read (WAL lets readers run beside the writer, so a
+// Describe call never waits for a progress update's fsync).
+type SQLite struct {
+	db  *sql.DB // the writer
+	rdb *sql.DB // readers
+}
+
+// readers is how many connections read at once.
+const readers = 4
+
+var _ Store = (*SQLite)(nil)
+
+// Open opens (creating it if needed) the database in dir and brings its
+// schema up to date. The database runs in WAL mode with full
+// synchronisation, so a committed change survives a crash of the machine.
+func Open(dir string) (*SQLite, error) {
+	path := filepath.Join(dir, FileName)
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// One writing connection: SQLite has one writer at a time anyway, and
+	// a single writer never sees SQLITE_BUSY from its own transactions.
+	db.SetMaxOpenConns(1)
+	s := &SQLite{db: db}
+	if err := s.migrate(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	q.Add("_pragma", "query_only(1)")
+	rdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	rdb.SetMaxOpenConns(readers)
+	s.rdb = rdb
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		s.Close()
+		return nil, fmt.Errorf("store: %s: journal mode is %q, not WAL (%v)", path, mode, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error {
+	err := s.rdb.Close()
+	if err2 := s.db.Close(); err == nil {
+		err = err2
+	}
+	return err
+}
+
+// migrations are the schema's versions: migrations[i] takes the schema
+// from version i to i+1. Append, never edit.
+var migrations = []string{
+	`CREATE TABLE accounts (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		created INTEGER NOT NULL
+	);
+	CREATE TABLE access_keys (
+		id TEXT PRIMARY KEY,
+		account_id TEXT NOT NULL REFERENCES accounts(id),
+		secret TEXT NOT NULL,
+		created INTEGER NOT NULL
+	);
+	CREATE TABLE tasks (
+		id TEXT PRIMARY KEY,
+		account_id TEXT NOT NULL REFERENCES accounts(id),
+		kind TEXT NOT NULL,
+		state TEXT NOT NULL,
+		status_message TEXT NOT NULL,
+		description TEXT NOT NULL,
+		availability_zone TEXT NOT NULL,
+		platform TEXT NOT NULL,
+		instance_id TEXT NOT NULL,
+		expiration INTEGER NOT NULL,
+		created INTEGER NOT NULL,
+		updated INTEGER NOT NULL,
+		seq INTEGER NOT NULL
+	);
+	CREATE INDEX tasks_account ON tasks(account_id, seq);
+	CREATE INDEX tasks_state ON tasks(state, seq);
+	CREATE TABLE volumes (
+		id TEXT PRIMARY KEY,
+		account_id TEXT NOT NULL REFERENCES accounts(id),
+		task_id TEXT NOT NULL REFERENCES tasks(id),
+		instance_id TEXT NOT NULL,
+		idx INTEGER NOT NULL,
+		size INTEGER NOT NULL,
+		availability_zone TEXT NOT NULL,
+		state TEXT NOT NULL,
+		created INTEGER NOT NULL,
+		description TEXT NOT NULL,
+		format TEXT NOT NULL,
+		bytes INTEGER NOT NULL,
+		manifest_url TEXT NOT NULL,
+		bytes_converted INTEGER NOT NULL,
+		status TEXT NOT NULL,
+		status_message TEXT NOT NULL
+	);
+	CREATE INDEX volumes_task ON volumes(task_id, idx);
+	CREATE INDEX volumes_account ON volumes(account_id);
+	CREATE TABLE instances (
+		id TEXT PRIMARY KEY,
+		account_id TEXT NOT NULL REFERENCES accounts(id),
+		task_id TEXT NOT NULL,
+		state TEXT NOT NULL,
+		instance_type TEXT NOT NULL,
+		platform TEXT NOT NULL,
+		architecture TEXT NOT NULL,
+		availability_zone TEXT NOT NULL,
+		monitoring INTEGER NOT NULL,
+		launched INTEGER NOT NULL
+	);
+	CREATE INDEX instances_account ON instances(account_id);
+	CREATE TABLE bundle_tasks (
+		id TEXT PRIMARY KEY,
+		account_id TEXT NOT NULL REFERENCES accounts(id),
+		instance_id TEXT NOT NULL,
+		state TEXT NOT NULL,
+		progress INTEGER NOT NULL,
+		bucket TEXT NOT NULL,
+		prefix TEXT NOT NULL,
+		upload_access_key TEXT NOT NULL,
+		upload_policy TEXT NOT NULL,
+		upload_policy_signature TEXT NOT NULL,
+		error_code TEXT NOT NULL,
+		error_message TEXT NOT NULL,
+		started INTEGER NOT NULL,
+		updated INTEGER NOT NULL
+	);
+	CREATE INDEX bundle_tasks_account ON bundle_tasks(account_id);`,
+}
+
+// SchemaVersion is the schema version this build writes.
+var SchemaVersion = len(migrations)
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var v int
+		err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version VALUES (0)`); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		if v > len(migrations) {
+			return fmt.Errorf("store: the database has schema version %d, newer than this diskport's %d", v, len(migrations))
+		}
+		for ; v < len(migrations); v++ {
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return fmt.Errorf("store: migrating the schema to version %d: %w", v+1, err)
+			}
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v)
+		return err
+	})
+}
+
+func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+func unix(t time.Time) int64 { return t.UnixMilli() }
+
+func fromUnix(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func isUnique(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// CreateAccount adds an account with its first key pair.
+func (s *SQLite) CreateAccount(ctx context.Context, a *Account, key *AccessKey) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts VALUES (?, ?, ?)`, a.ID, a.Name, unix(a.Created)); err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("%w: account %q", ErrExists, a.Name)
+			}
+			return fmt.Errorf("store: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO access_keys VALUES (?, ?, ?, ?)`, key.ID, a.ID, key.Secret, unix(key.Created)); err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("%w: access key %s", ErrExists, key.ID)
+			}
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	})
+}
+
+// AccountCount says how many accounts exist.
+func (s *SQLite) AccountCount(ctx context.Context) (int, error) {
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM accounts`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return n, nil
+}
+
+// AccessKey returns the key pair with this id.
+func (s *SQLite) AccessKey(ctx context.Context, id string) (*AccessKey, error) {
+	k := &AccessKey{ID: id}
+	var created int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT account_id, secret, created FROM access_keys WHERE id = ?`, id).Scan(&k.AccountID, &k.Secret, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	k.Created = fromUnix(created)
+	return k, nil
+}
+
+// placeholders returns "?, ?, ?" for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anys(account string, ids []string) []any {
+	args := []any{account}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return args
+}

@@ -1,0 +1,195 @@
+// Package store keeps the API server's durable state: accounts and their
+// key pairs, conversion tasks, the volumes and instances they create, and
+// bundle tasks.
+//
+// [Store] is the interface the server uses; [Open] returns the SQLite
+// implementation (one database file in the data directory, WAL mode). The
+// interface speaks in whole records and conditional state transitions, not
+// SQL, so a store on a shared database (PostgreSQL) can implement it for
+// several servers.
+//
+// Every read and write that a client's request causes names the account:
+// one account never sees or changes another's rows. The only calls that
+// cross accounts are those of the server itself: looking a key up by its
+// id, and listing the unfinished tasks the conversion workers run.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a record does not exist or belongs to
+// another account.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrExists is returned when a record with the same id or name exists.
+var ErrExists = errors.New("store: already exists")
+
+// ErrState is returned by a conditional transition whose record was not
+// in one of the expected states.
+var ErrState = errors.New("store: record not in the expected state")
+
+// An Account owns key pairs, tasks, volumes and instances.
+type Account struct {
+	// ID is the account's 12-digit number, as EC2's owner ids.
+	ID string
+	// Name is the operator's name for the account, unique.
+	Name    string
+	Created time.Time
+}
+
+// An AccessKey is one key pair of an account.
+type AccessKey struct {
+	// ID is the access key id (AKIA…); Secret the secret access key.
+	ID, Secret string
+	AccountID  string
+	Created    time.Time
+}
+
+// Conversion task states, as EC2 names them.
+const (
+	TaskActive     = "active"
+	TaskCancelling = "cancelling"
+	TaskCancelled  = "cancelled"
+	TaskCompleted  = "completed"
+)
+
+// Kinds of conversion task.
+const (
+	KindVolume   = "volume"   // ImportVolume
+	KindInstance = "instance" // ImportInstance
+)
+
+// Volume states, as EC2 names them.
+const (
+	VolumeCreating  = "creating"
+	VolumeAvailable = "available"
+	VolumeInUse     = "in-use"
+	VolumeDeleted   = "deleted"
+)
+
+// Instance states used here, as EC2 names them.
+const (
+	InstanceStopped    = "stopped"
+	InstanceTerminated = "terminated"
+)
+
+// A Task is a conversion task: ImportVolume's or ImportInstance's.
+type Task struct {
+	ID, AccountID string
+	// Kind is KindVolume or KindInstance.
+	Kind string
+	// State is one of the Task* constants; StatusMessage says more.
+	State, StatusMessage string
+	Description          string
+	AvailabilityZone     string
+	// Platform and InstanceID are set for an ImportInstance task.
+	Platform, InstanceID string
+	Expiration           time.Time
+	Created, Updated     time.Time
+	// Volumes are the task's disks in request order, each with the image
+	// it is converted from.
+	Volumes []*Volume
+}
+
+// A Volume is an imported volume together with the disk image it is
+// converted from.
+type Volume struct {
+	ID, AccountID, TaskID string
+	// InstanceID is the instance the volume belongs to ("" for
+	// ImportVolume's).
+	InstanceID string
+	// Index is the volume's place in its task (DiskImage.N - 1).
+	Index int
+	// Size is the volume's size in GiB.
+	Size             int64
+	AvailabilityZone string
+	// State is one of the Volume* constants.
+	State   string
+	Created time.Time
+	// Description is the disk image's description.
+	Description string
+	// Format (VMDK, RAW, VHD), Bytes and ManifestURL are the image the
+	// client declared.
+	Format      string
+	Bytes       int64
+	ManifestURL string
+	// BytesConverted, Status and StatusMessage are the conversion's
+	// progress for this disk (Status: active, completed, cancelled).
+	BytesConverted        int64
+	Status, StatusMessage string
+}
+
+// An Instance is an imported instance: stopped, owning its volumes.
+type Instance struct {
+	ID, AccountID, TaskID string
+	State                 string
+	InstanceType          string
+	Platform              string
+	Architecture          string
+	AvailabilityZone      string
+	Monitoring            bool
+	Launched              time.Time
+	// VolumeIDs are the instance's volumes, root volume first.
+	VolumeIDs []string
+}
+
+// Store is the server's durable state.
+type Store interface {
+	// CreateAccount adds an account with its first key pair.
+	CreateAccount(ctx context.Context, a *Account, key *AccessKey) error
+	// AccountCount says how many accounts exist.
+	AccountCount(ctx context.Context) (int, error)
+	// AccessKey returns the key pair with this id.
+	AccessKey(ctx context.Context, id string) (*AccessKey, error)
+
+	// CreateTask stores a new task with its volumes and, for
+	// ImportInstance, its instance, atomically.
+	CreateTask(ctx context.Context, t *Task, inst *Instance) error
+	// Task returns one of the account's tasks.
+	Task(ctx context.Context, account, id string) (*Task, error)
+	// Tasks returns the account's tasks with these ids (all of them when
+	// ids is empty), oldest first. A missing id is ErrNotFound.
+	Tasks(ctx context.Context, account string, ids []string) ([]*Task, error)
+	// Unfinished returns every account's tasks that are active or
+	// cancelling, oldest first: the conversion queue.
+	Unfinished(ctx context.Context) ([]*Task, error)
+	// Transition moves a task from one of the states in from to state to
+	// with the status message, or returns ErrState. Moving to
+	// TaskCompleted makes the task's volumes available (in-use for an
+	// instance's); moving to TaskCancelled deletes them and terminates the
+	// instance. The task and its records change together.
+	Transition(ctx context.Context, id string, from []string, to, message string) error
+	// SetStatus sets an active task's status message; a task in another
+	// state keeps its message.
+	SetStatus(ctx context.Context, id, message string) error
+	// Progress records one volume's conversion progress.
+	Progress(ctx context.Context, volumeID string, bytes int64, status, message string) error
+
+	// Volumes returns the account's volumes with these ids (all not
+	// deleted when ids is empty).
+	Volumes(ctx context.Context, account string, ids []string) ([]*Volume, error)
+	// SetVolumeState moves a volume from one of the states in from to
+	// state to, or returns ErrState.
+	SetVolumeState(ctx context.Context, id string, from []string, to string) error
+	// Instances returns the account's instances with these ids (all when
+	// ids is empty).
+	Instances(ctx context.Context, account string, ids []string) ([]*Instance, error)
+
+	// CreateBundle stores a new bundle task.
+	CreateBundle(ctx context.Context, b *BundleTask) error
+	// Bundles returns the account's bundle tasks with these ids (all when
+	// ids is empty), oldest first.
+	Bundles(ctx context.Context, account string, ids []string) ([]*BundleTask, error)
+	// UnfinishedBundles returns every account's bundle tasks that are not
+	// complete or failed: the bundle queue.
+	UnfinishedBundles(ctx context.Context) ([]*BundleTask, error)
+	// UpdateBundle records a bundle task's state, progress and error when
+	// its state is one of from, or returns ErrState.
+	UpdateBundle(ctx context.Context, b *BundleTask, from []string) error
+
+	// Close releases the store.
+	Close() error
+}

@@ -1,0 +1,331 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated`
+
+const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message`
+
+// CreateTask stores a new task with its volumes and, for ImportInstance,
+// its instance, atomically.
+func (s *SQLite) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`, seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM tasks))`,
+			t.ID, t.AccountID, t.Kind, t.State, t.StatusMessage, t.Description, t.AvailabilityZone,
+			t.Platform, t.InstanceID, unix(t.Expiration), unix(t.Created), unix(t.Updated))
+		if isUnique(err) {
+			return fmt.Errorf("%w: task %s", ErrExists, t.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		for _, v := range t.Volumes {
+			_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				v.ID, t.AccountID, t.ID, v.InstanceID, v.Index, v.Size, v.AvailabilityZone, v.State, unix(v.Created),
+				v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, v.Status, v.StatusMessage)
+			if isUnique(err) {
+				return fmt.Errorf("%w: volume %s", ErrExists, v.ID)
+			}
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+		}
+		if inst != nil {
+			_, err := tx.ExecContext(ctx, `INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				inst.ID, t.AccountID, t.ID, inst.State, inst.InstanceType, inst.Platform, inst.Architecture,
+				inst.AvailabilityZone, inst.Monitoring, unix(inst.Launched))
+			if isUnique(err) {
+				return fmt.Errorf("%w: instance %s", ErrExists, inst.ID)
+			}
+			if err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanTask(r scanner) (*Task, error) {
+	t := &Task{}
+	var exp, created, updated int64
+	if err := r.Scan(&t.ID, &t.AccountID, &t.Kind, &t.State, &t.StatusMessage, &t.Description, &t.AvailabilityZone,
+		&t.Platform, &t.InstanceID, &exp, &created, &updated); err != nil {
+		return nil, err
+	}
+	t.Expiration, t.Created, t.Updated = fromUnix(exp), fromUnix(created), fromUnix(updated)
+	return t, nil
+}
+
+func scanVolume(r scanner) (*Volume, error) {
+	v := &Volume{}
+	var created int64
+	if err := r.Scan(&v.ID, &v.AccountID, &v.TaskID, &v.InstanceID, &v.Index, &v.Size, &v.AvailabilityZone, &v.State, &created,
+		&v.Description, &v.Format, &v.Bytes, &v.ManifestURL, &v.BytesConverted, &v.Status, &v.StatusMessage); err != nil {
+		return nil, err
+	}
+	v.Created = fromUnix(created)
+	return v, nil
+}
+
+// queryTasks runs a task query and fills in each task's volumes.
+func (s *SQLite) queryTasks(ctx context.Context, query string, args ...any) ([]*Task, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var tasks []*Task
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		tasks = append(tasks, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	// The volumes of all the tasks in one query per 500 tasks.
+	byID := map[string]*Task{}
+	for _, t := range tasks {
+		byID[t.ID] = t
+	}
+	for i := 0; i < len(tasks); i += 500 {
+		chunk := tasks[i:min(i+500, len(tasks))]
+		ids := make([]any, len(chunk))
+		for j, t := range chunk {
+			ids[j] = t.ID
+		}
+		vols, err := s.queryVolumes(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE task_id IN (`+placeholders(len(ids))+`) ORDER BY task_id, idx`, ids...)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vols {
+			byID[v.TaskID].Volumes = append(byID[v.TaskID].Volumes, v)
+		}
+	}
+	return tasks, nil
+}
+
+func (s *SQLite) queryVolumes(ctx context.Context, query string, args ...any) ([]*Volume, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var vols []*Volume
+	for rows.Next() {
+		v, err := scanVolume(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		vols = append(vols, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return vols, nil
+}
+
+// Task returns one of the account's tasks.
+func (s *SQLite) Task(ctx context.Context, account, id string) (*Task, error) {
+	tasks, err := s.Tasks(ctx, account, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	return tasks[0], nil
+}
+
+// Tasks returns the account's tasks with these ids (all of them when ids
+// is empty), oldest first. A missing id is ErrNotFound.
+func (s *SQLite) Tasks(ctx context.Context, account string, ids []string) ([]*Task, error) {
+	q := `SELECT ` + taskColumns + ` FROM tasks WHERE account_id = ?`
+	if len(ids) > 0 {
+		q += ` AND id IN (` + placeholders(len(ids)) + `)`
+	}
+	tasks, err := s.queryTasks(ctx, q+` ORDER BY seq`, anys(account, ids)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := allFound(ids, len(tasks), func(i int) string { return tasks[i].ID }); err != nil {
+		return nil, err
+	}
+	return tasks, nil
+}
+
+// allFound checks that every id in ids is among the n records found.
+func allFound(ids []string, n int, id func(int) string) error {
+	for _, want := range ids {
+		found := false
+		for i := range n {
+			if id(i) == want {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("%w: %s", ErrNotFound, want)
+		}
+	}
+	return nil
+}
+
+// Unfinished returns every account's tasks that are active or cancelling,
+// oldest first.
+func (s *SQLite) Unfinished(ctx context.Context) ([]*Task, error) {
+	return s.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE state IN (?, ?) ORDER BY seq`, TaskActive, TaskCancelling)
+}
+
+// Transition moves a task from one of the states in from to state to with
+// the status message, or returns ErrState (ErrNotFound for no such task).
+// Moving to TaskCompleted makes the task's volumes available (in-use for
+// an instance's) and marks their conversion completed; moving to
+// TaskCancelled deletes them and terminates the task's instance. The task and its volumes change together.
+func (s *SQLite) Transition(ctx context.Context, id string, from []string, to, message string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var state string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM tasks WHERE id = ?`, id).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: task %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if !slices.Contains(from, state) {
+			return fmt.Errorf("%w: task %s is %s", ErrState, id, state)
+		}
+		now := unix(time.Now())
+		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET state = ?, status_message = ?, updated = ? WHERE id = ?`, to, message, now, id); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		switch to {
+		case TaskCompleted:
+			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = 'completed', status_message = '',
+				state = CASE WHEN instance_id = '' THEN ? ELSE ? END WHERE task_id = ?`, VolumeAvailable, VolumeInUse, id)
+		case TaskCancelled:
+			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = 'cancelled', status_message = ?, state = ? WHERE task_id = ?`,
+				message, VolumeDeleted, id)
+			if err == nil {
+				_, err = tx.ExecContext(ctx, `UPDATE instances SET state = ? WHERE task_id = ?`, InstanceTerminated, id)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	})
+}
+
+// SetStatus sets an active task's status message (a task in another
+// state keeps its message: a cancellation's reason stays).
+func (s *SQLite) SetStatus(ctx context.Context, id, message string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE tasks SET status_message = ?, updated = ? WHERE id = ? AND state = ?`,
+		message, unix(time.Now()), id, TaskActive)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// Progress records one volume's conversion progress.
+func (s *SQLite) Progress(ctx context.Context, volumeID string, bytes int64, status, message string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE volumes SET bytes_converted = ?, status = ?, status_message = ? WHERE id = ?`,
+		bytes, status, message, volumeID)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// Volumes returns the account's volumes with these ids (all not deleted
+// when ids is empty). A missing or deleted id is ErrNotFound.
+func (s *SQLite) Volumes(ctx context.Context, account string, ids []string) ([]*Volume, error) {
+	q := `SELECT ` + volumeColumns + ` FROM volumes WHERE account_id = ? AND state != '` + VolumeDeleted + `'`
+	if len(ids) > 0 {
+		q += ` AND id IN (` + placeholders(len(ids)) + `)`
+	}
+	vols, err := s.queryVolumes(ctx, q+` ORDER BY created, id`, anys(account, ids)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := allFound(ids, len(vols), func(i int) string { return vols[i].ID }); err != nil {
+		return nil, err
+	}
+	return vols, nil
+}
+
+// SetVolumeState moves a volume from one of the states in from to state
+// to, or returns ErrState.
+func (s *SQLite) SetVolumeState(ctx context.Context, id string, from []string, to string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var state string
+		err := tx.QueryRowContext(ctx, `SELECT state FROM volumes WHERE id = ?`, id).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: volume %s", ErrNotFound, id)
+		}
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if !slices.Contains(from, state) {
+			return fmt.Errorf("%w: volume %s is %s", ErrState, id, state)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE volumes SET state = ? WHERE id = ?`, to, id); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return nil
+	})
+}
+
+// Instances returns the account's instances with these ids (all when ids
+// is empty), with their volumes.
+func (s *SQLite) Instances(ctx context.Context, account string, ids []string) ([]*Instance, error) {
+	q := `SELECT id, account_id, task_id, state, instance_type, platform, architecture, availability_zone, monitoring, launched
+		FROM instances WHERE account_id = ?`
+	if len(ids) > 0 {
+		q += ` AND id IN (` + placeholders(len(ids)) + `)`
+	}
+	rows, err := s.rdb.QueryContext(ctx, q+` ORDER BY launched, id`, anys(account, ids)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var insts []*Instance
+	for rows.Next() {
+		in := &Instance{}
+		var launched int64
+		if err := rows.Scan(&in.ID, &in.AccountID, &in.TaskID, &in.State, &in.InstanceType, &in.Platform, &in.Architecture,
+			&in.AvailabilityZone, &in.Monitoring, &launched); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		in.Launched = fromUnix(launched)
+		insts = append(insts, in)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := allFound(ids, len(insts), func(i int) string { return insts[i].ID }); err != nil {
+		return nil, err
+	}
+	for _, in := range insts {
+		vols, err := s.queryVolumes(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE instance_id = ? AND state != ? ORDER BY idx`, in.ID, VolumeDeleted)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vols {
+			in.VolumeIDs = append(in.VolumeIDs, v.ID)
+		}
+	}
+	return insts, nil
+}
