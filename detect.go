@@ -12,7 +12,10 @@ import (
 // Detect tells the format of the image stored in s from its bytes, by
 // every format's probe in the table: VMDK (KDMV or COWD magic, a text
 // descriptor by qemu's rule), VHD (the "conectix" footer copy at offset 0,
-// or a valid footer at the end), VHDX, qcow2. Anything else is RAW.
+// or a valid footer at the end), VHDX, and the formats diskport recognises
+// only to refuse: qcow2, QED, VDI, and the containers (tar and so OVA,
+// zip, gzip, xz, bzip2, zstd), which count only when no disk format
+// matches. Anything else is RAW.
 //
 // One format matches or Detect refuses, as OpenStack's format inspector
 // rules: bytes that carry a format's signature but fail that format's
@@ -20,7 +23,7 @@ import (
 // descriptor) are that format's error, disk.ErrCorrupt, never RAW; bytes
 // that two formats claim are disk.ErrUnsafe.
 func Detect(s disk.Storage) (Format, error) {
-	var found []*formatEntry
+	var found, containers []*formatEntry
 	for i := range table {
 		e := &table[i]
 		if e.probe == nil {
@@ -30,9 +33,15 @@ func Detect(s disk.Storage) (Format, error) {
 		if err != nil {
 			return "", err
 		}
-		if ok {
+		switch {
+		case ok && e.container:
+			containers = append(containers, e)
+		case ok:
 			found = append(found, e)
 		}
+	}
+	if len(found) == 0 {
+		found = containers
 	}
 	switch len(found) {
 	case 0:
@@ -47,21 +56,45 @@ func Detect(s disk.Storage) (Format, error) {
 	return "", disk.Errorf("", disk.ErrUnsafe, "%s: the bytes carry the signatures of %s: refusing to guess which it is", s.Name(), strings.Join(what, " and of "))
 }
 
-// magic returns a probe for a signature at offset 0.
-func magic(sig string) func(disk.Storage) (bool, error) {
+// magic returns a probe for a signature at byte off.
+func magic(off int64, sig string) func(disk.Storage) (bool, error) {
 	return func(s disk.Storage) (bool, error) {
-		if s.Size() < int64(len(sig)) {
-			return false, nil
-		}
-		b := make([]byte, len(sig))
-		if n, err := s.ReadAt(b, 0); n < len(b) {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return false, fmt.Errorf("%s: reading the first %d bytes: %w", s.Name(), len(b), err)
-		}
-		return bytes.Equal(b, []byte(sig)), nil
+		b, err := peek(s, off, len(sig))
+		return b != nil && bytes.Equal(b, []byte(sig)), err
 	}
+}
+
+// peek reads n bytes at off, or returns nil when s is shorter.
+func peek(s disk.Storage, off int64, n int) ([]byte, error) {
+	if s.Size() < off+int64(n) {
+		return nil, nil
+	}
+	b := make([]byte, n)
+	if k, err := s.ReadAt(b, off); k < len(b) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%s: reading %d bytes at byte %d: %w", s.Name(), len(b), off, err)
+	}
+	return b, nil
+}
+
+// tarProbe recognises a tar header: the POSIX "ustar\x0000" or the GNU
+// "ustar  \x00" magic at byte 257 of the first 512-byte block.
+func tarProbe(s disk.Storage) (bool, error) {
+	b, err := peek(s, 257, 8)
+	return b != nil && (string(b) == "ustar\x0000" || string(b) == "ustar  \x00"), err
+}
+
+// bzip2Probe recognises "BZh", a block size digit, and the magic of the
+// first block (or of the end of an empty stream).
+func bzip2Probe(s disk.Storage) (bool, error) {
+	b, err := peek(s, 0, 10)
+	if b == nil {
+		return false, err
+	}
+	return string(b[:3]) == "BZh" && b[3] >= '1' && b[3] <= '9' &&
+		(string(b[4:]) == "1AY&SY" || string(b[4:]) == "\x17rE8P\x90"), nil
 }
 
 // describe names f in a phrase for messages: "a VHD image".
@@ -107,6 +140,14 @@ func (e *MismatchError) Unwrap() error { return disk.ErrFormatMismatch }
 // unsupported is the error for an image of a format that is recognised
 // but not read.
 func unsupported(f Format, name string) error {
-	return disk.Errorf(string(f), disk.ErrUnsupported, "%s is %s, which diskport does not read (it reads %s); convert it to one of those first",
-		name, describe(f), FormatNames())
+	e := entry(f)
+	if e == nil || e.advice == "" {
+		return disk.Errorf(string(f), disk.ErrUnsupported, "%s is %s, which diskport does not read (it reads %s); convert it to one of those first",
+			name, describe(f), FormatNames())
+	}
+	msg := fmt.Sprintf("%s is %s, which diskport does not read as a disk image (it reads %s): %s", name, describe(f), FormatNames(), e.advice)
+	if e.container {
+		msg += "; or declare the format RAW to read these bytes as a raw disk"
+	}
+	return disk.Errorf(string(f), disk.ErrUnsupported, "%s", msg)
 }

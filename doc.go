@@ -21,7 +21,10 @@
 // and JSON output; "vpc" is accepted for "vhd" everywhere a format is
 // declared. [Detect] finds one format or refuses: bytes that carry a
 // format's signature but fail its checks are that format's
-// disk.ErrCorrupt, never RAW.
+// disk.ErrCorrupt, never RAW; an archive or compressed file (tar, and so
+// an OVA, which package ova reads; zip, gzip, xz, bzip2, zstd) or a disk
+// format diskport does not read (qcow2, QED, VDI) is refused with what it
+// is and how to get at the disk, never read as RAW unless declared RAW.
 //
 // Errors name what is wrong in library terms ([Options] fields, the format
 // to declare), never a command-line flag. Errors about no one format (a

@@ -24,14 +24,25 @@ import (
 //     the one parser of a declared format, in the library and every verb.
 type Format string
 
-// The formats of the table. Raw, VMDK, VHD and VHDX are read; QCOW2 is
-// recognised so it is never mistaken for RAW, and refused.
+// The formats of the table. Raw, VMDK, VHD and VHDX are read. The others
+// are recognised so that they are never mistaken for RAW, and refused with
+// what they are and how to get at the disk: the disk formats QCOW2, QED
+// and VDI, the archives Tar (an OVA is one; package ova reads those) and
+// Zip, and the compressed streams Gzip, XZ, Bzip2 and Zstd.
 const (
 	Raw   Format = "raw"
 	VMDK  Format = "vmdk"
 	VHD   Format = "vhd"
 	VHDX  Format = "vhdx"
 	QCOW2 Format = "qcow2"
+	QED   Format = "qed"
+	VDI   Format = "vdi"
+	Tar   Format = "tar"
+	Zip   Format = "zip"
+	Gzip  Format = "gzip"
+	XZ    Format = "xz"
+	Bzip2 Format = "bzip2"
+	Zstd  Format = "zstd"
 )
 
 // A formatEntry is one row of the format table.
@@ -50,6 +61,14 @@ type formatEntry struct {
 	open func(s disk.Storage, path string, opts Options, parent disk.Image) (disk.Image, error)
 	// parents: an image of the format can be a delta of a parent image.
 	parents bool
+	// container marks an archive or a compressed stream, not a disk
+	// format: its signature is short, so it is claimed only when no disk
+	// format matches (it replaces the RAW fallback), and a declared RAW
+	// reads the bytes as RAW without Options.TrustFormat.
+	container bool
+	// advice says how to get at the disk inside a format that is
+	// recognised but not read; "" for the generic advice.
+	advice string
 }
 
 // table is the closed set of formats, in probe order. Everything that
@@ -59,7 +78,16 @@ var table = []formatEntry{
 	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, parents: true},
 	{format: VHD, ec2: "VHD", aliases: []string{"vpc"}, what: "a VHD image", probe: vhd.Probe, open: openVHD, parents: true},
 	{format: VHDX, ec2: "VHDX", what: "a VHDX image", probe: vhdx.Probe, open: openVHDX, parents: true},
-	{format: QCOW2, what: "a QCOW2 image", probe: magic("QFI\xfb")},
+	{format: QCOW2, what: "a QCOW2 image", probe: magic(0, "QFI\xfb")},
+	{format: QED, what: "a QED image", probe: magic(0, "QED\x00"), advice: "convert it with qemu-img convert -O raw first"},
+	{format: VDI, what: "a VirtualBox VDI image", probe: magic(64, "\x7f\x10\xda\xbe"), advice: "convert it first (qemu-img convert -O raw, or VBoxManage clonemedium to a VHD)"},
+	{format: Tar, what: "a tar archive (an OVA appliance is one)", probe: tarProbe, container: true,
+		advice: "an OVA is read by package ova (the diskport CLI's info and convert take an .ova directly); from any other tar, extract the disk image first"},
+	{format: Zip, what: "a zip archive", probe: magic(0, "PK\x03\x04"), container: true, advice: "unzip it and convert the disk image inside"},
+	{format: Gzip, what: "a gzip-compressed file", probe: magic(0, "\x1f\x8b\x08"), container: true, advice: "decompress it first (gzip -dk FILE)"},
+	{format: XZ, what: "an xz-compressed file", probe: magic(0, "\xfd7zXZ\x00"), container: true, advice: "decompress it first (xz -dk FILE)"},
+	{format: Bzip2, what: "a bzip2-compressed file", probe: bzip2Probe, container: true, advice: "decompress it first (bzip2 -dk FILE)"},
+	{format: Zstd, what: "a zstd-compressed file", probe: magic(0, "\x28\xb5\x2f\xfd"), container: true, advice: "decompress it first (zstd -dk FILE)"},
 	{format: Raw, ec2: "RAW", aliases: []string{"img"}, what: "a RAW disk", open: openRaw},
 }
 

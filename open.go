@@ -66,7 +66,9 @@ func OpenStorage(s disk.Storage, opts Options) (disk.Image, error) {
 // which is authoritative: bytes of another format are a [*MismatchError]
 // (disk.ErrFormatMismatch) unless opts.TrustFormat. A format that is
 // recognised but not read is disk.ErrUnsupported. Writers of manifests
-// apply the same rule through FormatOf.
+// apply the same rule through FormatOf. A declared RAW reads an archive or
+// a compressed stream (a tar, gzip, ...) as RAW: their signatures are too
+// short to contradict the caller.
 func FormatOf(s disk.Storage, opts Options) (Format, error) {
 	var declared Format
 	if opts.Format != "" {
@@ -88,6 +90,8 @@ func FormatOf(s disk.Storage, opts Options) (Format, error) {
 			return "", unsupported(found, s.Name())
 		}
 		return found, nil
+	case declared == Raw && entry(found).container:
+		return Raw, nil // an archive or compressed stream the caller says is a raw disk
 	case found != declared && !opts.TrustFormat:
 		return "", &MismatchError{Name: s.Name(), Declared: declared, Found: found}
 	}

@@ -11,9 +11,22 @@ import (
 	"github.com/diskport/diskport/volume"
 )
 
-// fingerprint identifies an image: its description and samples of its
-// first and last MiB.
+// A Fingerprinter is an image that identifies itself for the resume
+// journal, when sampling its bytes would not do: a stream that is read
+// once, in order (a gzip-compressed OVA member), returns its content's
+// checksum. An empty fingerprint means "sample me".
+type Fingerprinter interface {
+	Fingerprint() string
+}
+
+// fingerprint identifies an image: its own fingerprint, or its description
+// and samples of its first and last MiB.
 func fingerprint(src disk.Image) (string, error) {
+	if f, ok := src.(Fingerprinter); ok {
+		if fp := f.Fingerprint(); fp != "" {
+			return fp, nil
+		}
+	}
 	h := sha256.New()
 	info := src.Info()
 	fmt.Fprintf(h, "%s|%s|%d|%d|%d|", info.Format, info.Subformat, info.VirtualSize, info.FileSize, info.ClusterSize)

@@ -34,6 +34,9 @@ type InfoExtras struct {
 	// BlocksChecked is false: info reads the tables, not the blocks
 	// (`diskport check` reads every block).
 	BlocksChecked bool `json:"blocks-checked"`
+	// Appliance describes the OVA an image is a disk of (its virtual
+	// system and disks); nil for other images.
+	Appliance any `json:"appliance,omitempty"`
 }
 
 // Qemu returns i in the shape of `qemu-img info --output=json` for the

@@ -90,6 +90,30 @@ type SplitOptions struct {
 	// without it such a directory is refused with ErrDirNotEmpty, so two
 	// images' parts are never mixed. Upload ignores it.
 	Force bool
+	// Source, when set, holds the image's bytes instead of the file the
+	// image argument names (a disk member read in place inside an OVA);
+	// Name must then be set. The caller closes it.
+	Source disk.Storage
+	// Verify, when set, is called once every byte has been read, before
+	// the manifest is written: the source's own end-to-end check (an OVA
+	// member's .mf checksum). Its error fails the call.
+	Verify func() error
+}
+
+// source returns the storage the image is read from (Source, or the file
+// at image) and the function that closes what it opened.
+func (o *SplitOptions) source(image string) (disk.Storage, func(), error) {
+	if o.Source != nil {
+		if o.Name == "" {
+			return nil, nil, errors.New("manifest: SplitOptions.Source without a Name")
+		}
+		return o.Source, func() {}, nil
+	}
+	f, err := openImage(image)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
 }
 
 // ErrDirNotEmpty is Create's error for an output directory that holds
@@ -211,11 +235,11 @@ func hashParts(ctx context.Context, f io.ReaderAt, m *Manifest, buf func() []byt
 // are empty: the parts are read back with a [DirStore]. It returns the
 // manifest and the manifest file's path.
 func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Manifest, string, error) {
-	f, err := openImage(image)
+	f, done, err := opts.source(image)
 	if err != nil {
 		return nil, "", err
 	}
-	defer f.Close()
+	defer done()
 	name := opts.Name
 	if name == "" {
 		name = filepath.Base(image)
@@ -250,6 +274,11 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 	})
 	if err != nil {
 		return nil, "", err
+	}
+	if opts.Verify != nil {
+		if err := opts.Verify(); err != nil {
+			return nil, "", err
+		}
 	}
 	mpath := filepath.Join(outDir, ManifestName(name))
 	if err := writeFileAtomic(mpath, m.Marshal()); err != nil {

@@ -87,11 +87,11 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if !cfg.SigV2 && expires > 7*24*time.Hour {
 		return nil, fmt.Errorf("manifest: SigV4 presigned URLs live at most 7 days, not %v", expires)
 	}
-	f, err := openImage(image)
+	f, done, err := opts.source(image)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer done()
 	name := opts.Name
 	if name == "" {
 		name = filepath.Base(image)
@@ -199,6 +199,11 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	}
 	if err != nil {
 		return res, err
+	}
+	if opts.Verify != nil {
+		if err := opts.Verify(); err != nil {
+			return res, err
+		}
 	}
 
 	// Sign the URLs and store the manifest.

@@ -17,7 +17,7 @@ func init() {
 	register(&command{
 		name:    "convert",
 		summary: "convert an image to a raw, EBS-sized volume",
-		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--workers N] (SRC | --manifest MANIFEST) DST",
+		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--workers N] [--disk N] (SRC | --manifest MANIFEST) DST | --all DSTDIR OVA",
 		run:     runConvert,
 	})
 }
@@ -41,9 +41,16 @@ func runConvert(c *command, args []string) error {
 	noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 	zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
 	workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
+	all := fs.String("all", "", "for an OVA: convert every disk into this directory, as NAME-N.raw in boot order")
 	pos, err := c.parse(fs, args, 1, 2)
 	if err != nil {
 		return err
+	}
+	if *all != "" {
+		if len(pos) != 1 || *resume || img.manifest != "" {
+			return usageError("with --all DSTDIR, give only the OVA (and no --resume or --manifest)")
+		}
+		pos = append(pos, *all)
 	}
 	src, rest, err := img.split(pos, 1)
 	if err != nil {
@@ -60,11 +67,6 @@ func runConvert(c *command, args []string) error {
 	// output behind, or kill the run before it can keep its journal.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	im, err := img.open(pos[0])
-	if err != nil {
-		return err
-	}
-	defer im.Close()
 	opts := convert.Options{
 		VolumeSize:   int64(volGiB) * convert.GiB,
 		ExactSize:    *exact,
@@ -75,8 +77,22 @@ func runConvert(c *command, args []string) error {
 		Checksum:     *checksum != "",
 		Workers:      *workers,
 	}
+	if *all != "" {
+		return convertAllOVA(ctx, pos[0], *all, img, opts)
+	}
+	im, err := img.open(pos[0])
+	if err != nil {
+		return err
+	}
+	defer im.Close()
 	if mi, ok := im.(*manifest.Image); ok {
 		opts.Verify = mi.CheckFile // the manifest's whole-file SHA-256
+	}
+	if o, ok := im.(*ovaDisk); ok {
+		opts.Verify = o.Verify // the disk member's .mf checksum
+		if o.Sequential() {
+			opts.Workers = 1 // a gzip-compressed member is read as a stream
+		}
 	}
 	var rep *progressReporter
 	switch progress {

@@ -26,12 +26,20 @@ func runInfo(c *command, args []string) error {
 	}
 	defer im.Close()
 	info := im.Info()
+	o, isOVA := im.(*ovaDisk)
 	if output == "json" {
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "    ")
-		return e.Encode(info.Qemu(path))
+		q := info.Qemu(path)
+		if isOVA {
+			q.Diskport.Appliance = applianceJSON(o)
+		}
+		return e.Encode(q)
 	}
 	printInfo(stdout, path, info)
+	if isOVA {
+		printAppliance(stdout, o)
+	}
 	return nil
 }
 

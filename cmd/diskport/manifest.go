@@ -68,6 +68,11 @@ func manifestCreate(args []string) error {
 		return err
 	}
 	opts.Force = *force
+	done, err := sf.ovaSource(pos[0], &opts) // an OVA: one of its disks, in place
+	if err != nil {
+		return err
+	}
+	defer done()
 	st, err := os.Stat(pos[0])
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ type imageFlags struct {
 	maxSize  byteSize
 	manifest string // --manifest: the image is the one a manifest's parts hold
 	endpoint string // --endpoint of an s3:// --manifest, for the verbs that register it
+	ova      ovaFlags
 }
 
 // registerEndpoint registers --endpoint, the S3 endpoint of an
@@ -35,6 +36,7 @@ func (f *imageFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.parents, "parent", "a parent image of a delta image, nearest first (repeatable)")
 	fs.StringVar(&f.manifest, "manifest", "", "read the image an EC2 import manifest's parts hold (a manifest path, a directory holding one, a URL, or s3://BUCKET/KEY), without reassembling it")
 	fs.Var(&f.maxSize, "max-virtual-size", "refuse sparse images larger than this `size` (2048GiB, 500G, or bytes; 0: the readers' defaults)")
+	f.ova.register(fs)
 }
 
 // split checks a verb's positional arguments, IMAGE and then outs more
@@ -60,11 +62,24 @@ func (f *imageFlags) split(pos []string, outs int) (string, []string, error) {
 // manifest's parts hold (path is then the manifest's).
 func (f *imageFlags) open(path string) (disk.Image, error) {
 	if f.manifest != "" {
+		if f.ova != (ovaFlags{}) {
+			return nil, usageError("--disk and --no-verify-manifest are for an OVA, not a manifest")
+		}
 		img, err := openManifestImageAt(context.Background(), f.manifest, f.endpoint, nil)
 		if err != nil {
 			return nil, err
 		}
 		return img, nil
+	}
+	if f.format == "" && len(f.parents) == 0 && isOVA(path) {
+		img, err := openOVADisk(path, f.ova, int64(f.maxSize))
+		if err != nil {
+			return nil, err // not a typed nil *ovaDisk
+		}
+		return img, nil
+	}
+	if f.ova != (ovaFlags{}) {
+		return nil, usageError("--disk and --no-verify-manifest are for an OVA, and %s is not one", path)
 	}
 	img, err := diskport.Open(path, diskport.Options{
 		Format:         f.format,

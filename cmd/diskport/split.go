@@ -16,6 +16,7 @@ type splitFlags struct {
 	volumeSize volumeGiB
 	naming     string
 	name       string
+	ova        ovaFlags
 }
 
 func (f *splitFlags) register(fs *flag.FlagSet) {
@@ -26,6 +27,7 @@ func (f *splitFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.volumeSize, "volume-size", "volume `size` in GiB: 12 or 12GiB (default: the virtual size rounded up)")
 	fs.StringVar(&f.naming, "naming", "aws", "part names: aws (NAME.partN) or euca2ools (NAME.part.N)")
 	fs.StringVar(&f.name, "name", "", "base name of the parts and manifest (default: the image's file name)")
+	f.ova.register(fs)
 }
 
 func (f *splitFlags) options() (manifest.SplitOptions, error) {

@@ -54,6 +54,11 @@ func runUpload(c *command, args []string) error {
 	if err != nil {
 		return err
 	}
+	done, err := sf.ovaSource(pos[0], &opts) // an OVA: one of its disks, in place
+	if err != nil {
+		return err
+	}
+	defer done()
 	cfg := s3Config(*endpoint, *region, *sigv2)
 	st, err := os.Stat(pos[0])
 	if err != nil {

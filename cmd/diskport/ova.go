@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	pathpkg "path"
+	"path/filepath"
+
+	"github.com/diskport/diskport"
+	"github.com/diskport/diskport/convert"
+	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/ova"
+)
+
+// ovaFlags are the flags of the verbs that read an image, for an OVA: which
+// of its disks, and whether its .mf must cover them.
+type ovaFlags struct {
+	disk     int
+	noVerify bool
+}
+
+func (f *ovaFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.disk, "disk", 0, "for an OVA: the disk to read, by its number in boot order (`info` lists them; default 0, the boot disk)")
+	fs.BoolVar(&f.noVerify, "no-verify-manifest", false, "for an OVA: read it even when its .mf is missing, lacks a disk or lists a file the OVA lacks")
+}
+
+// isOVA reports whether the file at path is a tar archive, as an OVA is.
+// Any error is left to the open that follows.
+func isOVA(path string) bool {
+	h, err := disk.OpenHostFile(path)
+	if err != nil {
+		return false
+	}
+	defer h.Close()
+	f, err := diskport.Detect(h)
+	return err == nil && f == diskport.Tar
+}
+
+// ovaDisk is a disk of an OVA opened by the CLI; closing it closes the
+// appliance too.
+type ovaDisk struct {
+	*ova.Image
+	app  *ova.Appliance
+	path string
+	n    int // the disk's number in boot order
+}
+
+// Close closes the disk, then the appliance.
+func (d *ovaDisk) Close() error {
+	err := d.Image.Close()
+	if cerr := d.app.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// openOVA opens the OVA at path, with the CLI's advice for an .mf that
+// does not cover it.
+func openOVA(path string, f ovaFlags, maxSize int64) (*ova.Appliance, error) {
+	a, err := ova.OpenFile(path, ova.Options{NoVerifyManifest: f.noVerify, MaxVirtualSize: maxSize})
+	var ce *ova.CoverageError
+	if errors.As(err, &ce) {
+		return nil, &hinted{err.Error() + " (--no-verify-manifest reads it anyway)", err}
+	}
+	return a, err
+}
+
+// openOVADisk opens disk n of the OVA at path.
+func openOVADisk(path string, f ovaFlags, maxSize int64) (*ovaDisk, error) {
+	a, err := openOVA(path, f, maxSize)
+	if err != nil {
+		return nil, err
+	}
+	img, err := a.OpenDisk(f.disk)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return &ovaDisk{Image: img, app: a, path: path, n: f.disk}, nil
+}
+
+// printAppliance lists an OVA's virtual system and its disks.
+func printAppliance(w io.Writer, d *ovaDisk) {
+	a := d.app
+	fmt.Fprintf(w, "appliance: %s (OVF %s, descriptor %s", d.path, a.Version, a.Descriptor)
+	if a.Manifest != "" {
+		fmt.Fprintf(w, ", manifest %s", a.Manifest)
+	}
+	fmt.Fprintln(w, ")")
+	if a.Cert != "" {
+		switch sig := a.Signature; {
+		case sig == nil:
+			fmt.Fprintf(w, "certificate: %s (no .mf to sign: not checked)\n", a.Cert)
+		case sig.Verified:
+			fmt.Fprintf(w, "certificate: %s, signed by %s: %s\n", a.Cert, sig.Subject, sig.Note)
+		default:
+			fmt.Fprintf(w, "certificate: %s: not checked: %s\n", a.Cert, sig.Note)
+		}
+	}
+	for _, u := range a.Unverified {
+		fmt.Fprintf(w, "not checked against the .mf (not a disk, over 1 MiB): %s\n", u)
+	}
+	fmt.Fprintf(w, "virtual system: %s\ndisks, in boot order:\n", a.System)
+	for i, k := range a.Disks {
+		mark := ""
+		if i == d.n {
+			mark = "  <- described above"
+		}
+		at := ""
+		if k.Controller != "" {
+			at = fmt.Sprintf(" on %s:%s", k.Controller, k.Address)
+		}
+		comp := ""
+		if k.Compression != "" {
+			comp = ", " + k.Compression + "-compressed"
+		}
+		fmt.Fprintf(w, "  %d: %s %s, capacity %s (%d bytes)%s%s%s\n", i, k.File, k.Format, disk.FormatSize(k.Capacity), k.Capacity, comp, at, mark)
+	}
+}
+
+// applianceJSON is the appliance part of `info --output json` for an OVA.
+func applianceJSON(d *ovaDisk) map[string]any {
+	a := d.app
+	return map[string]any{
+		"path": d.path, "ovf_version": a.Version, "descriptor": a.Descriptor, "manifest": a.Manifest,
+		"certificate": a.Cert, "signature": a.Signature, "unverified": a.Unverified, "virtual_system": a.System, "disks": a.Disks,
+	}
+}
+
+// convertAllOVA converts every disk of the OVA at path into dir, as
+// NAME-N.raw in boot order, each checked against the .mf.
+func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts convert.Options) error {
+	a, err := openOVA(path, f.ova, int64(f.maxSize))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--all %s: not a directory", dir)
+	}
+	base := filepath.Base(path)
+	base = base[:len(base)-len(filepath.Ext(base))]
+	for i := range a.Disks {
+		img, err := a.OpenDisk(i)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, fmt.Sprintf("%s-%d.raw", base, i))
+		o := opts
+		o.Verify = img.Verify
+		if img.Sequential() {
+			o.Workers = 1 // a gzip-compressed member is read as a stream
+		}
+		res, err := convert.Convert(ctx, img, dst, o)
+		img.Close()
+		if err != nil {
+			return fmt.Errorf("disk %d (%s): %w", i, img.Disk.File, err)
+		}
+		fmt.Fprintf(stdout, "converted %s disk %d (%s, %d bytes) to %s: volume %d bytes (%d GiB)\n",
+			path, i, img.Disk.File, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
+	}
+	return nil
+}
+
+// ovaSource points opts at disk f.ova.disk of the OVA at path, when path
+// is one and no format was declared: the parts are cut from the disk
+// member in place, named NAME-N.EXT after the OVA, and the member's .mf
+// checksum is checked once every byte has been read. It returns what
+// closes the OVA.
+func (f *splitFlags) ovaSource(path string, opts *manifest.SplitOptions) (func(), error) {
+	if f.format != "" || !isOVA(path) {
+		if f.ova != (ovaFlags{}) {
+			return nil, usageError("--disk and --no-verify-manifest are for an OVA, and %s is not one", path)
+		}
+		return func() {}, nil
+	}
+	d, err := openOVADisk(path, f.ova, 0)
+	if err != nil {
+		return nil, err
+	}
+	if d.Sequential() {
+		d.Close()
+		return nil, fmt.Errorf("ova: disk %d of %s is gzip-compressed, which EC2 does not import; unpack the OVA and gunzip %q first", f.ova.disk, path, d.Disk.File)
+	}
+	opts.Source, opts.Verify = d.Storage(), d.Verify
+	if opts.Name == "" {
+		base := filepath.Base(path)
+		opts.Name = fmt.Sprintf("%s-%d%s", base[:len(base)-len(filepath.Ext(base))], f.ova.disk, pathpkg.Ext(d.Disk.File))
+	}
+	return func() { d.Close() }, nil
+}
