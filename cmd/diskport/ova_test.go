@@ -142,7 +142,7 @@ func TestOVAUpload(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)
-	code, out, errText := call(t, "upload", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--part-size", "256KiB", path)
+	code, out, errText := call(t, "upload", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--create-bucket", "--part-size", "256KiB", path)
 	if code != 0 {
 		t.Fatalf("upload: %d %s", code, errText)
 	}
