@@ -85,6 +85,16 @@ type Config struct {
 	// S3Endpoint is where BundleInstance stores bundles (S3 POST under
 	// the caller's upload policy); its host:port must be on AllowFetch.
 	S3Endpoint string
+	// ServerID names this server in the store: the holder of its task
+	// leases and of the volumes it converts. "" means HOSTNAME:DataDir.
+	ServerID string
+	// LeaseTimeout is how long a task's lease lasts without renewal
+	// before another server may take the task over; 0 means 30 s.
+	LeaseTimeout time.Duration
+	// VolumeDir holds the volumes; "" means DataDir/volumes. Servers that
+	// share it (one file system) resume each other's conversions from
+	// their journals.
+	VolumeDir string
 	// UploadPoll is the first wait before looking again for a manifest or
 	// parts not uploaded yet (doubling up to 30 s); 0 means 1 s.
 	UploadPoll time.Duration
@@ -127,7 +137,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Expiration <= 0 {
 		cfg.Expiration = 7 * 24 * time.Hour
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "volumes"), 0o755); err != nil {
+	if cfg.LeaseTimeout <= 0 {
+		cfg.LeaseTimeout = 30 * time.Second
+	}
+	if cfg.VolumeDir == "" {
+		cfg.VolumeDir = filepath.Join(cfg.DataDir, "volumes")
+	}
+	if cfg.ServerID == "" {
+		host, _ := os.Hostname()
+		abs, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		cfg.ServerID = host + ":" + abs
+	}
+	if err := os.MkdirAll(cfg.VolumeDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	fp, err := newFetchPolicy(cfg.AllowFetch)
@@ -166,7 +190,7 @@ func (s *Server) Close() { s.pool.stop() }
 
 // VolumePath is where a volume's raw file lives.
 func (s *Server) VolumePath(volumeID string) string {
-	return filepath.Join(s.cfg.DataDir, "volumes", volumeID+".raw")
+	return filepath.Join(s.cfg.VolumeDir, volumeID+".raw")
 }
 
 // An apiError is a refused request, with EC2's code and HTTP status.

@@ -142,7 +142,7 @@ func fetchAllowList(allow, s3 string) ([]string, error) {
 
 // openData opens the store in dir (created if needed), holding an
 // exclusive lock on dir/lock so that two servers never share it.
-func openData(dir string) (*store.SQLite, func(), error) {
+func openData(dir string) (*store.DB, func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
