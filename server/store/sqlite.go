@@ -37,10 +37,12 @@ var _ Store = (*DB)(nil)
 // Open opens (creating it if needed) the database in dir and brings its
 // schema up to date. The database runs in WAL mode with full
 // synchronisation, so a committed change survives a crash of the machine.
-func Open(dir string) (*DB, error) { return openSQLite(dir, migrations) }
+func Open(dir string) (*DB, error) { return openSQLite(filepath.Join(dir, FileName), migrations) }
 
-func openSQLite(dir string, ms []string) (*DB, error) {
-	path := filepath.Join(dir, FileName)
+// OpenFile is Open for a database file named path.
+func OpenFile(path string) (*DB, error) { return openSQLite(path, migrations) }
+
+func openSQLite(path string, ms []string) (*DB, error) {
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)

@@ -32,7 +32,7 @@ var (
 var backends = []backend{
 	{"sqlite", func(t *testing.T) func(*testing.T, int) (*DB, error) {
 		dir := t.TempDir()
-		return func(t *testing.T, n int) (*DB, error) { return openSQLite(dir, prefix(n)) }
+		return func(t *testing.T, n int) (*DB, error) { return openSQLite(filepath.Join(dir, FileName), prefix(n)) }
 	}},
 	{"postgres", func(t *testing.T) func(*testing.T, int) (*DB, error) {
 		pgMu.Lock()
