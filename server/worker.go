@@ -267,7 +267,9 @@ func (p *pool) renew(ctx context.Context, stop context.CancelCauseFunc, t *store
 		switch {
 		case err == nil:
 		case errors.Is(err, store.ErrState):
-			if now, err := s.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State != store.TaskActive {
+			// Cancelled under this worker's lease, or (completed,
+			// claimed again: whatever else) no longer this worker's.
+			if now, err := s.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State == store.TaskCancelling && now.LeaseGeneration == t.LeaseGeneration {
 				stop(errCancelled)
 			} else {
 				stop(errFenced)
