@@ -206,6 +206,8 @@ func errorf(code string, format string, args ...any) *apiError {
 	switch code {
 	case "InternalError":
 		status = http.StatusInternalServerError
+	case "ServiceUnavailable":
+		status = http.StatusServiceUnavailable
 	case "DryRunOperation":
 		status = http.StatusPreconditionFailed
 	}
@@ -256,6 +258,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &ae):
 		case errors.As(err, &aue):
 			ae = &apiError{Code: aue.Code, Message: aue.Message, Status: aue.Status()}
+		case store.Unavailable(err):
+			s.log.Error("store unavailable", "request_id", c.requestID, "action", c.action, "error", redact(err.Error()))
+			ae = errorf("ServiceUnavailable", "The service is unavailable: its database cannot be reached (request %s). Try again.", c.requestID)
 		default:
 			s.log.Error("internal error", "request_id", c.requestID, "action", c.action, "error", redact(err.Error()))
 			ae = errorf("InternalError", "An internal error has occurred (request %s).", c.requestID)

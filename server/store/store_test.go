@@ -23,10 +23,9 @@ type backend struct {
 }
 
 var (
-	pgOnce sync.Once
-	pgSrv  *pgtest.Server
-	pgN    int
-	pgMu   sync.Mutex
+	pgSrv *pgtest.Server
+	pgN   int
+	pgMu  sync.Mutex
 )
 
 var backends = []backend{
