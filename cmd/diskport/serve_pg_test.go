@@ -358,3 +358,31 @@ func TestServePostgresPausedWorker(t *testing.T) {
 	}
 	sameAsQemu(t, filepath.Join(c.volumeDir(0), vol+".raw"), image)
 }
+
+// TestServePostgresRestart: PostgreSQL stops (immediate: as a crash)
+// while two servers convert four volumes, and starts again a few seconds
+// later; a call made while it is down is ServiceUnavailable, and every
+// task still completes with a volume identical to qemu-img's.
+func TestServePostgresRestart(t *testing.T) {
+	c := newCluster(t, 8<<20)
+	c.start(2, true, "--lease-timeout", "2s")
+	var tasks, vols, images []string
+	for i := range 4 {
+		g := testimg.Golden(t, testimg.Spec{Size: 16 << 20, Seed: uint64(190 + i), ZeroPercent: 5})
+		image := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
+		task, vol := c.importVolume(i%2, image, "VMDK")
+		tasks, vols, images = append(tasks, task), append(vols, vol), append(images, image)
+	}
+	time.Sleep(time.Second)
+	c.pg.Stop()
+	_, err := c.client(0).DescribeConversionTasks(context.Background(), &ec2.DescribeConversionTasksInput{})
+	if err == nil || !strings.Contains(err.Error(), "ServiceUnavailable") {
+		t.Errorf("a call while PostgreSQL is down: %v, want ServiceUnavailable", err)
+	}
+	time.Sleep(3 * time.Second)
+	c.pg.Start()
+	c.await(1, tasks, 3*time.Minute)
+	for i := range tasks {
+		sameAsQemu(t, filepath.Join(c.volumeDir(0), vols[i]+".raw"), images[i])
+	}
+}
