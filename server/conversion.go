@@ -60,6 +60,7 @@ func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *sto
 		}
 	}()
 	s.status(ctx, t, v, 0, progressMessage(t, i, 0, img.Size())+note)
+	began := time.Now()
 	res, err := convert.Convert(ctx, img, dst, convert.Options{
 		VolumeSize: size,
 		Resume:     true,
@@ -73,6 +74,8 @@ func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *sto
 	if err != nil {
 		return err
 	}
+	s.metrics.bytes.Add(float64(res.VirtualSize - res.ResumedBytes))
+	s.metrics.seconds.Observe(time.Since(began).Seconds())
 	s.log.Info("volume", "event", "converted", "task", t.ID, "volume", v.ID, "virtual_size", res.VirtualSize,
 		"written_bytes", res.WrittenBytes, "resumed_bytes", res.ResumedBytes)
 	v.BytesConverted, v.Status = res.VirtualSize, "completed"

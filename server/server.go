@@ -108,6 +108,7 @@ type Server struct {
 	verifier *auth.Verifier
 	fetch    *fetchPolicy
 	pool     *pool
+	metrics  *metrics
 	// bundleKey signs bundle manifests and decrypts their keys: EC2's
 	// part in BundleInstance (DataDir/bundle.key, DataDir/bundle.crt).
 	bundleKey *rsa.PrivateKey
@@ -165,6 +166,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, fetch: fp, bundleKey: key}
 	s.verifier = &auth.Verifier{Lookup: s.lookupKey}
 	s.pool = newPool(s)
+	s.metrics = newMetrics()
 	return s, nil
 }
 
@@ -246,6 +248,9 @@ const supported = "ImportVolume, ImportInstance, DescribeConversionTasks, Cancel
 
 // ServeHTTP answers one EC2 Query API request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && s.operate(w, r) {
+		return
+	}
 	start := time.Now()
 	c := &call{requestID: newRequestID()}
 	body, err := s.serve(r, c)
@@ -279,6 +284,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, "code", code)
 	}
 	s.log.Info("request", attrs...)
+	action := c.action
+	if _, known := s.handlers()[action]; !known {
+		action = "other" // a client's arbitrary string is no label
+	}
+	s.metrics.request(action, code, status, time.Since(start))
 }
 
 // serve parses, authenticates and dispatches a request.

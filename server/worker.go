@@ -112,8 +112,10 @@ func (p *pool) startWork(ctx context.Context, id string, f func(ctx context.Cont
 	wctx, cancel := context.WithCancelCause(ctx)
 	p.running[id] = cancel
 	p.wg.Add(1)
+	p.s.metrics.running.Inc()
 	go func() {
 		defer p.wg.Done()
+		defer p.s.metrics.running.Dec()
 		f(wctx)
 		cancel(nil)
 		p.mu.Lock()
@@ -222,6 +224,10 @@ func (p *pool) schedule(ctx context.Context) {
 			return
 		}
 		s.log.Info("task", "event", "claimed", "task", t.ID, "generation", t.LeaseGeneration, "taken_over_from", t.TakenOverFrom)
+		s.metrics.claims.Inc()
+		if t.TakenOverFrom != "" {
+			s.metrics.takeovers.Inc()
+		}
 		if !p.startWork(ctx, t.ID, func(ctx context.Context) { p.run(ctx, t) }) {
 			return
 		}
@@ -323,6 +329,7 @@ func (s *Server) finish(t *store.Task, err error) {
 	if err == nil {
 		err2 := s.st.Transition(ctx, t.ID, []string{store.TaskActive}, store.TaskCompleted, "")
 		if err2 == nil {
+			s.metrics.tasks.WithLabelValues(store.TaskCompleted).Inc()
 			s.log.Info("task", "event", "completed", "task", t.ID, "account", t.AccountID)
 			return
 		}
@@ -356,6 +363,7 @@ func (s *Server) finish(t *store.Task, err error) {
 		}
 		return
 	}
+	s.metrics.tasks.WithLabelValues(store.TaskCancelled).Inc()
 	s.log.Info("task", "event", "cancelled", "task", t.ID, "account", t.AccountID, "status_message", msg)
 }
 
