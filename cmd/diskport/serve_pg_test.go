@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -312,6 +314,13 @@ func TestServePostgresKill9Takeover(t *testing.T) {
 		t.Error("the statusMessage never said the task was taken over and resumed from the journal")
 	}
 	sameAsQemu(t, filepath.Join(c.volumeDir(other), vol+".raw"), image)
+	m := httpGet(t, c.procs[other].url+"/metrics", 200)
+	for _, want := range []string{"diskport_lease_takeovers_total 1", `diskport_tasks_finished_total{state="completed"} 1`,
+		`diskport_api_request_duration_seconds_count{action="DescribeConversionTasks",code="OK"}`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics of the new owner has no %q", want)
+		}
+	}
 	for _, line := range strings.Split(c.procs[other].log(), "\n") {
 		if strings.Contains(line, `"event":"converted"`) {
 			t.Logf("the new owner: %s", line)
@@ -379,10 +388,28 @@ func TestServePostgresRestart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ServiceUnavailable") {
 		t.Errorf("a call while PostgreSQL is down: %v, want ServiceUnavailable", err)
 	}
+	httpGet(t, c.procs[1].url+"/readyz", 503)
+	httpGet(t, c.procs[1].url+"/healthz", 200)
 	time.Sleep(3 * time.Second)
 	c.pg.Start()
+	httpGet(t, c.procs[1].url+"/readyz", 200)
 	c.await(1, tasks, 3*time.Minute)
 	for i := range tasks {
 		sameAsQemu(t, filepath.Join(c.volumeDir(0), vols[i]+".raw"), images[i])
 	}
+}
+
+// httpGet GETs url, checks the status and returns the body.
+func httpGet(t *testing.T, url string, status int) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("GET %s: %s, want %d: %s", url, resp.Status, status, b)
+	}
+	return string(b)
 }
