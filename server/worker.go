@@ -171,6 +171,7 @@ func (p *pool) loop(ctx context.Context) {
 	for {
 		p.schedule(ctx)
 		p.scheduleBundles(ctx)
+		p.s.sweep(ctx)
 		select {
 		case <-ctx.Done():
 			return

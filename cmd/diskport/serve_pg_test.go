@@ -211,9 +211,26 @@ func TestServePostgresThreeServers(t *testing.T) {
 	if len(ran) < 2 {
 		t.Errorf("all the tasks ran on one server: %v", ran)
 	}
+	// DeleteVolume through a server that does not hold the volume: its
+	// holder removes the file.
+	var holder int
+	fmt.Sscanf(func() string { cl, _ := c.st.Claims(ctx, tasks[0]); return cl[0].Server }(), "s%d", &holder)
+	if _, err := c.client((holder+1)%3).DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(vols[0])}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(filepath.Join(c.volumeDir(holder), vols[0]+".raw")); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s%d never removed the volume deleted through s%d", holder, (holder+1)%3)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	vols = vols[1:]
 	for j := range 3 {
 		dv, err := c.client(j).DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: vols})
-		if err != nil || len(dv.Volumes) != n {
+		if err != nil || len(dv.Volumes) != n-1 {
 			t.Fatalf("DescribeVolumes on s%d: %v, %v", j, dv, err)
 		}
 		for _, v := range dv.Volumes {

@@ -104,3 +104,29 @@ func (s *DB) Claims(ctx context.Context, id string) ([]Claim, error) {
 	}
 	return out, rows.Err()
 }
+
+// OrphanedVolumes lists the deleted volumes whose files server holds.
+func (s *DB) OrphanedVolumes(ctx context.Context, server string) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM volumes WHERE server = ? AND state = ? ORDER BY id`, server, VolumeDeleted)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// ForgetVolume records that server removed a deleted volume's file.
+func (s *DB) ForgetVolume(ctx context.Context, id, server string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE volumes SET server = '' WHERE id = ? AND server = ? AND state = ?`, id, server, VolumeDeleted); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}

@@ -92,15 +92,31 @@ func testLeases(t *testing.T, open func(*testing.T) *DB) {
 	if err != nil || vs[0].BytesConverted != 512 || vs[0].Server != "server-new" {
 		t.Fatalf("volume: %+v, %v", vs[0], err)
 	}
+	if err := s.Transition(ctx, id, []string{TaskActive}, TaskCompleted, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetVolumeState(ctx, vol, []string{VolumeAvailable}, VolumeDeleted); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.OrphanedVolumes(ctx, "server-new"); err != nil || len(o) != 1 || o[0] != vol {
+		t.Fatalf("orphaned volumes: %v, %v", o, err)
+	}
+	if err := s.ForgetVolume(ctx, vol, "server-new"); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.OrphanedVolumes(ctx, "server-new"); err != nil || len(o) != 0 {
+		t.Fatalf("orphaned volumes after ForgetVolume: %v, %v", o, err)
+	}
 	cl, err := s.Claims(ctx, id)
 	if err != nil || len(cl) != 2 || cl[0].Server != owner || cl[1].Server != "server-new" || cl[1].Generation != 2 {
 		t.Fatalf("claims: %+v, %v", cl, err)
 	}
 	// Release frees a restarted server's leases at once.
-	if err := s.Release(ctx, "server-new"); err != nil {
+	const id1 = "import-vol-01"
+	if err := s.Release(ctx, got[id1]); err != nil {
 		t.Fatal(err)
 	}
-	if tk, err := s.Claim(ctx, "server-new", time.Minute); err != nil || tk == nil || tk.ID != id || tk.TakenOverFrom != "" {
+	if tk, err := s.Claim(ctx, got[id1], time.Minute); err != nil || tk == nil || tk.ID != id1 || tk.TakenOverFrom != "" {
 		t.Fatalf("claim after release: %+v, %v", tk, err)
 	}
 }

@@ -214,6 +214,11 @@ type Store interface {
 	// SetVolumeState moves a volume from one of the states in from to
 	// state to, or returns ErrState.
 	SetVolumeState(ctx context.Context, id string, from []string, to string) error
+	// OrphanedVolumes lists the deleted volumes whose files server still
+	// holds (DeleteVolume answered by another server).
+	OrphanedVolumes(ctx context.Context, server string) ([]string, error)
+	// ForgetVolume records that server removed a deleted volume's file.
+	ForgetVolume(ctx context.Context, id, server string) error
 	// Instances returns the account's instances with these ids (all when
 	// ids is empty).
 	Instances(ctx context.Context, account string, ids []string) ([]*Instance, error)
