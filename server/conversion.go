@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,15 +20,16 @@ import (
 
 // convertVolume converts the i-th disk image of t into its volume file,
 // resuming from the journal an interrupted run left.
-func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *store.Volume) error {
+// note, when set, is appended to its progress messages (a takeover's).
+func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *store.Volume, note string) error {
 	dst := s.VolumePath(v.ID)
 	size := v.Size * GiB
 	// A volume renamed into place before a crash stopped the task from
 	// being marked completed is finished.
 	if st, err := os.Stat(dst); err == nil && st.Mode().IsRegular() && st.Size() == size {
-		return s.st.Progress(ctx, v.ID, v.BytesConverted, "completed", "")
+		return s.st.Progress(ctx, v.ID, t.LeaseGeneration, s.cfg.ServerID, v.BytesConverted, "completed", "")
 	}
-	s.status(ctx, t, v, 0, "Pending: fetching the manifest")
+	s.status(ctx, t, v, 0, "Pending: fetching the manifest"+note)
 	img, err := s.openImage(ctx, t, v)
 	if err != nil {
 		return err
@@ -52,26 +54,52 @@ func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *sto
 			case <-tick.C:
 				if d := done.Load(); d != last {
 					last = d
-					s.status(ctx, t, v, d, progressMessage(t, i, d, img.Size()))
+					s.status(ctx, t, v, d, progressMessage(t, i, d, img.Size())+note)
 				}
 			}
 		}
 	}()
-	s.status(ctx, t, v, 0, progressMessage(t, i, 0, img.Size()))
+	s.status(ctx, t, v, 0, progressMessage(t, i, 0, img.Size())+note)
+	began := time.Now()
 	res, err := convert.Convert(ctx, img, dst, convert.Options{
 		VolumeSize: size,
 		Resume:     true,
 		Progress:   func(d, _ int64) { done.Store(d) },
+		// Fencing: the volume is renamed into place only under this
+		// worker's lease.
+		Verify: func() error { return s.checkLease(ctx, t) },
 	})
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		return err
 	}
+	s.metrics.bytes.Add(float64(res.VirtualSize - res.ResumedBytes))
+	s.metrics.seconds.Observe(time.Since(began).Seconds())
 	s.log.Info("volume", "event", "converted", "task", t.ID, "volume", v.ID, "virtual_size", res.VirtualSize,
 		"written_bytes", res.WrittenBytes, "resumed_bytes", res.ResumedBytes)
 	v.BytesConverted, v.Status = res.VirtualSize, "completed"
-	return s.st.Progress(ctx, v.ID, res.VirtualSize, "completed", "")
+	return s.st.Progress(ctx, v.ID, t.LeaseGeneration, s.cfg.ServerID, res.VirtualSize, "completed", "")
+}
+
+// checkLease returns errFenced unless t is still active under this
+// worker's lease; a store it cannot reach is asked again until the lease
+// would have expired.
+func (s *Server) checkLease(ctx context.Context, t *store.Task) error {
+	deadline := time.Now().Add(s.cfg.LeaseTimeout)
+	for {
+		err := s.st.CheckLease(ctx, t.ID, t.LeaseGeneration)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, store.ErrState) {
+			return errFenced
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("checking the task's lease before committing its volume: %w", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // progressMessage is the status message of a running conversion.
@@ -89,10 +117,10 @@ func progressMessage(t *store.Task, i int, done, total int64) string {
 
 // status records a volume's progress and its task's status message.
 func (s *Server) status(ctx context.Context, t *store.Task, v *store.Volume, done int64, msg string) {
-	if err := s.st.Progress(ctx, v.ID, done, "active", msg); err != nil && ctx.Err() == nil {
+	if err := s.st.Progress(ctx, v.ID, t.LeaseGeneration, s.cfg.ServerID, done, "active", msg); err != nil && ctx.Err() == nil {
 		s.log.Warn("recording progress", "task", t.ID, "error", err.Error())
 	}
-	if err := s.st.SetStatus(ctx, t.ID, msg); err != nil && ctx.Err() == nil {
+	if err := s.st.SetStatus(ctx, t.ID, t.LeaseGeneration, msg); err != nil && ctx.Err() == nil {
 		s.log.Warn("recording progress", "task", t.ID, "error", err.Error())
 	}
 }

@@ -100,8 +100,35 @@ func (s *Server) deleteVolume(ctx context.Context, c *call) (response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Remove(s.VolumePath(id)); err != nil && !os.IsNotExist(err) {
-		s.log.Warn("removing a deleted volume's file", "volume", id, "error", err.Error())
+	// The volume's file is its holder's to remove: this server's now, or
+	// another's on its next look at the store (Server.sweep).
+	if v := vols[0]; v.Server == "" || v.Server == s.cfg.ServerID {
+		s.removeVolume(ctx, id)
 	}
 	return &returnResponse{Return: true}, nil
+}
+
+// removeVolume removes a deleted volume's file and records that it is
+// gone.
+func (s *Server) removeVolume(ctx context.Context, id string) {
+	if err := os.Remove(s.VolumePath(id)); err != nil && !os.IsNotExist(err) {
+		s.log.Warn("removing a deleted volume's file", "volume", id, "error", err.Error())
+		return
+	}
+	if err := s.st.ForgetVolume(ctx, id, s.cfg.ServerID); err != nil {
+		s.log.Warn("removing a deleted volume's file", "volume", id, "error", err.Error())
+	}
+}
+
+// sweep removes the files of this server's volumes that DeleteVolume
+// deleted through another server.
+func (s *Server) sweep(ctx context.Context) {
+	ids, err := s.st.OrphanedVolumes(ctx, s.cfg.ServerID)
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		s.log.Info("volume", "event", "removed", "volume", id)
+		s.removeVolume(ctx, id)
+	}
 }

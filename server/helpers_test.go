@@ -33,7 +33,7 @@ type testServer struct {
 	*Server
 	URL  string
 	dir  string
-	st   *store.SQLite
+	st   *store.DB
 	logs *syncBuffer
 }
 

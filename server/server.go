@@ -85,6 +85,16 @@ type Config struct {
 	// S3Endpoint is where BundleInstance stores bundles (S3 POST under
 	// the caller's upload policy); its host:port must be on AllowFetch.
 	S3Endpoint string
+	// ServerID names this server in the store: the holder of its task
+	// leases and of the volumes it converts. "" means HOSTNAME:DataDir.
+	ServerID string
+	// LeaseTimeout is how long a task's lease lasts without renewal
+	// before another server may take the task over; 0 means 30 s.
+	LeaseTimeout time.Duration
+	// VolumeDir holds the volumes; "" means DataDir/volumes. Servers that
+	// share it (one file system) resume each other's conversions from
+	// their journals.
+	VolumeDir string
 	// UploadPoll is the first wait before looking again for a manifest or
 	// parts not uploaded yet (doubling up to 30 s); 0 means 1 s.
 	UploadPoll time.Duration
@@ -98,6 +108,7 @@ type Server struct {
 	verifier *auth.Verifier
 	fetch    *fetchPolicy
 	pool     *pool
+	metrics  *metrics
 	// bundleKey signs bundle manifests and decrypts their keys: EC2's
 	// part in BundleInstance (DataDir/bundle.key, DataDir/bundle.crt).
 	bundleKey *rsa.PrivateKey
@@ -127,7 +138,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Expiration <= 0 {
 		cfg.Expiration = 7 * 24 * time.Hour
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "volumes"), 0o755); err != nil {
+	if cfg.LeaseTimeout <= 0 {
+		cfg.LeaseTimeout = 30 * time.Second
+	}
+	if cfg.VolumeDir == "" {
+		cfg.VolumeDir = filepath.Join(cfg.DataDir, "volumes")
+	}
+	if cfg.ServerID == "" {
+		host, _ := os.Hostname()
+		abs, err := filepath.Abs(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+		cfg.ServerID = host + ":" + abs
+	}
+	if err := os.MkdirAll(cfg.VolumeDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	fp, err := newFetchPolicy(cfg.AllowFetch)
@@ -141,6 +166,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, fetch: fp, bundleKey: key}
 	s.verifier = &auth.Verifier{Lookup: s.lookupKey}
 	s.pool = newPool(s)
+	s.metrics = newMetrics()
 	return s, nil
 }
 
@@ -166,7 +192,7 @@ func (s *Server) Close() { s.pool.stop() }
 
 // VolumePath is where a volume's raw file lives.
 func (s *Server) VolumePath(volumeID string) string {
-	return filepath.Join(s.cfg.DataDir, "volumes", volumeID+".raw")
+	return filepath.Join(s.cfg.VolumeDir, volumeID+".raw")
 }
 
 // An apiError is a refused request, with EC2's code and HTTP status.
@@ -182,6 +208,8 @@ func errorf(code string, format string, args ...any) *apiError {
 	switch code {
 	case "InternalError":
 		status = http.StatusInternalServerError
+	case "ServiceUnavailable":
+		status = http.StatusServiceUnavailable
 	case "DryRunOperation":
 		status = http.StatusPreconditionFailed
 	}
@@ -220,6 +248,9 @@ const supported = "ImportVolume, ImportInstance, DescribeConversionTasks, Cancel
 
 // ServeHTTP answers one EC2 Query API request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && s.operate(w, r) {
+		return
+	}
 	start := time.Now()
 	c := &call{requestID: newRequestID()}
 	body, err := s.serve(r, c)
@@ -232,6 +263,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &ae):
 		case errors.As(err, &aue):
 			ae = &apiError{Code: aue.Code, Message: aue.Message, Status: aue.Status()}
+		case store.Unavailable(err):
+			s.log.Error("store unavailable", "request_id", c.requestID, "action", c.action, "error", redact(err.Error()))
+			ae = errorf("ServiceUnavailable", "The service is unavailable: its database cannot be reached (request %s). Try again.", c.requestID)
 		default:
 			s.log.Error("internal error", "request_id", c.requestID, "action", c.action, "error", redact(err.Error()))
 			ae = errorf("InternalError", "An internal error has occurred (request %s).", c.requestID)
@@ -250,6 +284,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		attrs = append(attrs, "code", code)
 	}
 	s.log.Info("request", attrs...)
+	action := c.action
+	if _, known := s.handlers()[action]; !known {
+		action = "other" // a client's arbitrary string is no label
+	}
+	s.metrics.request(action, code, status, time.Since(start))
 }
 
 // serve parses, authenticates and dispatches a request.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ var (
 	errCancelled = errors.New("cancelled by CancelConversionTask")
 	errShutdown  = errors.New("server stopping")
 	errExpired   = errors.New("import task expired")
+	errFenced    = errors.New("the task's lease was taken over by another server")
 )
 
 // pool runs up to Config.Workers conversion and bundle tasks at once,
@@ -41,6 +43,10 @@ func newPool(s *Server) *pool {
 func (p *pool) start(ctx context.Context) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	p.stopFn = cancel
+	// The tasks this server ran before it stopped are free to claim now.
+	if err := p.s.st.Release(ctx, p.s.cfg.ServerID); err != nil {
+		p.s.log.Warn("releasing the leases of a previous run", "error", err.Error())
+	}
 	p.wg.Add(1)
 	go p.loop(ctx)
 }
@@ -106,8 +112,10 @@ func (p *pool) startWork(ctx context.Context, id string, f func(ctx context.Cont
 	wctx, cancel := context.WithCancelCause(ctx)
 	p.running[id] = cancel
 	p.wg.Add(1)
+	p.s.metrics.running.Inc()
 	go func() {
 		defer p.wg.Done()
+		defer p.s.metrics.running.Dec()
 		f(wctx)
 		cancel(nil)
 		p.mu.Lock()
@@ -135,7 +143,7 @@ func (p *pool) scheduleBundles(ctx context.Context) {
 		_, busy := p.running[b.ID]
 		p.mu.Unlock()
 		switch {
-		case busy:
+		case busy || !s.holdsRoot(ctx, b):
 		case b.State == string(bundle.Cancelling):
 			s.finishBundleCancel(b)
 		default:
@@ -144,11 +152,26 @@ func (p *pool) scheduleBundles(ctx context.Context) {
 	}
 }
 
+// holdsRoot says whether this server holds the root volume of the bundle
+// task's instance: a bundle runs where its volume is.
+func (s *Server) holdsRoot(ctx context.Context, b *store.BundleTask) bool {
+	insts, err := s.st.Instances(ctx, b.AccountID, []string{b.InstanceID})
+	if err != nil || len(insts[0].VolumeIDs) == 0 {
+		return true // runBundle reports it
+	}
+	vs, err := s.st.Volumes(ctx, b.AccountID, insts[0].VolumeIDs[:1])
+	if err != nil {
+		return true
+	}
+	return vs[0].Server == "" || vs[0].Server == s.cfg.ServerID
+}
+
 func (p *pool) loop(ctx context.Context) {
 	defer p.wg.Done()
 	for {
 		p.schedule(ctx)
 		p.scheduleBundles(ctx)
+		p.s.sweep(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -158,8 +181,9 @@ func (p *pool) loop(ctx context.Context) {
 	}
 }
 
-// schedule finishes cancellations, expires old tasks and starts queued
-// conversions while workers are free.
+// schedule finishes cancellations and expires old tasks that no other
+// server holds a live lease on, and claims queued conversions while
+// workers are free.
 func (p *pool) schedule(ctx context.Context) {
 	s := p.s
 	tasks, err := s.st.Unfinished(ctx)
@@ -169,28 +193,109 @@ func (p *pool) schedule(ctx context.Context) {
 		}
 		return
 	}
+	now := time.Now()
 	for _, t := range tasks {
 		p.mu.Lock()
 		_, busy := p.running[t.ID]
 		p.mu.Unlock()
+		free := t.LeaseOwner == "" || t.LeaseOwner == s.cfg.ServerID || now.After(t.LeaseExpires)
 		switch {
-		case busy:
+		case busy || !free:
 		case t.State == store.TaskCancelling:
 			s.finish(t, errCancelled)
-		case time.Now().After(t.Expiration):
+		case now.After(t.Expiration):
 			s.finish(t, errExpired)
-		default:
-			p.startWork(ctx, t.ID, func(ctx context.Context) {
-				err := s.runTask(ctx, t)
-				if cause := context.Cause(ctx); err != nil && cause != nil {
-					err = cause
-				}
-				if !errors.Is(err, errShutdown) {
-					s.finish(t, err)
-				}
-			})
 		}
 	}
+	for {
+		p.mu.Lock()
+		full := len(p.running) >= s.cfg.Workers
+		p.mu.Unlock()
+		if full || ctx.Err() != nil {
+			return
+		}
+		t, err := s.st.Claim(ctx, s.cfg.ServerID, s.cfg.LeaseTimeout)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("claiming a task", "error", err.Error())
+			}
+			return
+		}
+		if t == nil {
+			return
+		}
+		s.log.Info("task", "event", "claimed", "task", t.ID, "generation", t.LeaseGeneration, "taken_over_from", t.TakenOverFrom)
+		s.metrics.claims.Inc()
+		if t.TakenOverFrom != "" {
+			s.metrics.takeovers.Inc()
+		}
+		if !p.startWork(ctx, t.ID, func(ctx context.Context) { p.run(ctx, t) }) {
+			return
+		}
+	}
+}
+
+// run runs a claimed task, renewing its lease, and ends it unless the
+// server is stopping or another server took it over.
+func (p *pool) run(ctx context.Context, t *store.Task) {
+	s := p.s
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go p.renew(ctx, cancel, t)
+	err := s.runTask(ctx, t)
+	if cause := context.Cause(ctx); err != nil && cause != nil {
+		err = cause
+	}
+	if err != nil && !errors.Is(err, errCancelled) && !errors.Is(err, errShutdown) && s.fenced(t) {
+		err = errFenced
+	}
+	switch {
+	case errors.Is(err, errShutdown):
+	case errors.Is(err, errFenced):
+		s.log.Warn("task", "event", "fenced", "task", t.ID, "generation", t.LeaseGeneration)
+	default:
+		s.finish(t, err)
+	}
+}
+
+// renew renews t's lease until ctx ends; it stops the work when the task
+// was cancelled or another server claimed it.
+func (p *pool) renew(ctx context.Context, stop context.CancelCauseFunc, t *store.Task) {
+	s := p.s
+	tick := time.NewTicker(min(s.cfg.LeaseTimeout/3, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		err := s.st.Renew(ctx, t.ID, t.LeaseGeneration, s.cfg.LeaseTimeout)
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrState):
+			// Cancelled under this worker's lease, or (completed,
+			// claimed again: whatever else) no longer this worker's.
+			if now, err := s.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State == store.TaskCancelling && now.LeaseGeneration == t.LeaseGeneration {
+				stop(errCancelled)
+			} else {
+				stop(errFenced)
+			}
+			return
+		case ctx.Err() == nil:
+			s.log.Warn("renewing a lease", "task", t.ID, "error", err.Error())
+		}
+	}
+}
+
+// fenced says whether t is still active under another server's lease.
+func (s *Server) fenced(t *store.Task) bool {
+	err := s.st.CheckLease(context.Background(), t.ID, t.LeaseGeneration)
+	if !errors.Is(err, store.ErrState) {
+		return false
+	}
+	now, err := s.st.Task(context.Background(), t.AccountID, t.ID)
+	return err == nil && now.State == store.TaskActive
 }
 
 // runTask converts the task's volumes that are not converted yet.
@@ -200,7 +305,17 @@ func (s *Server) runTask(ctx context.Context, t *store.Task) error {
 		if v.Status == "completed" {
 			continue
 		}
-		if err := s.convertVolume(ctx, t, i, v); err != nil {
+		note := ""
+		if t.TakenOverFrom != "" {
+			note = " (taken over from " + t.TakenOverFrom + ", whose lease expired: "
+			if _, err := os.Stat(volume.JournalName(s.VolumePath(v.ID))); err == nil {
+				note += "resuming from its journal)"
+			} else {
+				note += "its volume directory is not shared with this server, converting from zero)"
+			}
+			t.TakenOverFrom = "" // said once, for the disk it was converting
+		}
+		if err := s.convertVolume(ctx, t, i, v, note); err != nil {
 			return err
 		}
 	}
@@ -215,12 +330,16 @@ func (s *Server) finish(t *store.Task, err error) {
 	if err == nil {
 		err2 := s.st.Transition(ctx, t.ID, []string{store.TaskActive}, store.TaskCompleted, "")
 		if err2 == nil {
+			s.metrics.tasks.WithLabelValues(store.TaskCompleted).Inc()
 			s.log.Info("task", "event", "completed", "task", t.ID, "account", t.AccountID)
 			return
 		}
 		if !errors.Is(err2, store.ErrState) {
 			s.log.Error("completing a task", "task", t.ID, "error", err2.Error())
 			return
+		}
+		if now, err := s.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State == store.TaskCompleted {
+			return // completed by the server that took it over
 		}
 		err = errCancelled // cancelled while its last bytes were written
 	}
@@ -245,6 +364,7 @@ func (s *Server) finish(t *store.Task, err error) {
 		}
 		return
 	}
+	s.metrics.tasks.WithLabelValues(store.TaskCancelled).Inc()
 	s.log.Info("task", "event", "cancelled", "task", t.ID, "account", t.AccountID, "status_message", msg)
 }
 

@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const serveUsage = `serve --data DIR --s3-endpoint URL [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F]
-       diskport serve accounts add --data DIR NAME`
+const serveUsage = `serve --data DIR --s3-endpoint URL [--store postgres://…|sqlite:FILE] [--volumes DIR] [--lease-timeout 30s] [--server-id ID] [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F]
+       diskport serve accounts add --data DIR [--store postgres://…|sqlite:FILE] NAME`
 
 func init() {
 	register(&command{
@@ -51,6 +51,10 @@ func serveAPI(c *command, args []string) error {
 	allow := fs.String("allow-fetch", "", "comma-separated host:port list manifest and part URLs may name (default: the --s3-endpoint's)")
 	cert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
 	key := fs.String("tls-key", "", "the PEM private key of --tls-cert")
+	storeURL := fs.String("store", "", "where the state lives: postgres://… (a database several servers share) or sqlite:FILE (default: sqlite in --data)")
+	volumes := fs.String("volumes", "", "the volume directory (default DATA/volumes); servers sharing one resume each other's conversions from their journals")
+	lease := fs.Duration("lease-timeout", 30*time.Second, "how long a task's lease lasts unrenewed before another server may take the task over")
+	serverID := fs.String("server-id", "", "this server's name in the store (default HOSTNAME:DATA)")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -67,14 +71,17 @@ func serveAPI(c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, unlock, err := openData(*data)
+	if *lease < time.Second {
+		return usageError("--lease-timeout must be at least 1s")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	st, unlock, err := openData(ctx, *data, *storeURL)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	defer st.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
 	k, generated, err := server.FirstAccount(ctx, st, os.Getenv("DISKPORT_ACCESS_KEY_ID"), os.Getenv("DISKPORT_SECRET_ACCESS_KEY"))
 	if err != nil {
 		return err
@@ -84,7 +91,7 @@ func serveAPI(c *command, args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	srv, err := server.New(server.Config{Store: st, DataDir: *data, Region: *region, Workers: *workers, AllowFetch: allowList,
-		S3Endpoint: *s3, Logger: log})
+		S3Endpoint: *s3, Logger: log, LeaseTimeout: *lease, ServerID: *serverID, VolumeDir: *volumes})
 	if err != nil {
 		return err
 	}
@@ -140,9 +147,9 @@ func fetchAllowList(allow, s3 string) ([]string, error) {
 	return []string{net.JoinHostPort(u.Hostname(), port)}, nil
 }
 
-// openData opens the store in dir (created if needed), holding an
-// exclusive lock on dir/lock so that two servers never share it.
-func openData(dir string) (*store.SQLite, func(), error) {
+// openData holds an exclusive lock on dir/lock (created if needed) so
+// that two servers never share a data directory, and opens the store.
+func openData(ctx context.Context, dir, storeURL string) (*store.DB, func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -154,12 +161,41 @@ func openData(dir string) (*store.SQLite, func(), error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("data directory %s is in use by another diskport serve", dir)
 	}
-	st, err := store.Open(dir)
+	st, err := openStore(ctx, dir, storeURL)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
 	return st, func() { f.Close() }, nil
+}
+
+// openStore opens --store: postgres://… or postgresql://…, sqlite:FILE,
+// or "" for the SQLite database in dir.
+func openStore(ctx context.Context, dir, storeURL string) (*store.DB, error) {
+	switch {
+	case storeURL == "":
+		return store.Open(dir)
+	case strings.HasPrefix(storeURL, "postgres://"), strings.HasPrefix(storeURL, "postgresql://"):
+		return store.OpenPostgres(ctx, storeURL)
+	case strings.HasPrefix(storeURL, "sqlite:"):
+		path := strings.TrimPrefix(storeURL, "sqlite:")
+		if path == "" {
+			return nil, usageError("--store sqlite: needs a file name")
+		}
+		return store.OpenFile(path)
+	}
+	return nil, usageError("--store must be postgres://…, postgresql://… or sqlite:FILE, not %q", redactPassword(storeURL))
+}
+
+// redactPassword hides a connection string's password.
+func redactPassword(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return s
 }
 
 func runServeAccounts(args []string) error {
@@ -169,19 +205,22 @@ func runServeAccounts(args []string) error {
 	}
 	fs := c.flags()
 	data := fs.String("data", "", "the server's data directory")
+	storeURL := fs.String("store", "", "the server's --store")
 	pos, err := c.parse(fs, args[1:], 1, 1)
 	if err != nil {
 		return err
 	}
-	if *data == "" {
-		return usageError("--data is required")
+	if *data == "" && *storeURL == "" {
+		return usageError("--data or --store is required")
 	}
 	// The store is opened without the server's lock: SQLite's own locking
 	// lets a running server and this command share the database.
-	if err := os.MkdirAll(*data, 0o700); err != nil {
-		return err
+	if *storeURL == "" {
+		if err := os.MkdirAll(*data, 0o700); err != nil {
+			return err
+		}
 	}
-	st, err := store.Open(*data)
+	st, err := openStore(context.Background(), *data, *storeURL)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,14 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 // "serving" line.
 func startServe(t *testing.T, bin, data, s3 string, env ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{cmd: exec.Command(bin, "serve", "--data", data, "--s3-endpoint", s3, "--listen", "127.0.0.1:0", "--workers", "1")}
+	return startServeArgs(t, bin, []string{"--data", data, "--s3-endpoint", s3}, env...)
+}
+
+// startServeArgs runs the binary's serve with these arguments (and
+// --listen 127.0.0.1:0 --workers 1) and waits for its "serving" line.
+func startServeArgs(t *testing.T, bin string, args []string, env ...string) *serveProc {
+	t.Helper()
+	p := &serveProc{cmd: exec.Command(bin, append(append([]string{"serve"}, args...), "--listen", "127.0.0.1:0", "--workers", "1")...)}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stderr = lockedWriter{p}
 	out, err := p.cmd.StdoutPipe()

@@ -31,7 +31,7 @@ const bundleColumns = `id, account_id, instance_id, state, progress, bucket, pre
 	upload_policy_signature, error_code, error_message, started, updated`
 
 // CreateBundle stores a new bundle task.
-func (s *SQLite) CreateBundle(ctx context.Context, b *BundleTask) error {
+func (s *DB) CreateBundle(ctx context.Context, b *BundleTask) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO bundle_tasks (`+bundleColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		b.ID, b.AccountID, b.InstanceID, b.State, b.Progress, b.Bucket, b.Prefix, b.UploadAccessKey, b.UploadPolicy,
 		b.UploadPolicySignature, b.ErrorCode, b.ErrorMessage, unix(b.Started), unix(b.Updated))
@@ -44,7 +44,7 @@ func (s *SQLite) CreateBundle(ctx context.Context, b *BundleTask) error {
 	return nil
 }
 
-func (s *SQLite) queryBundles(ctx context.Context, q string, args ...any) ([]*BundleTask, error) {
+func (s *DB) queryBundles(ctx context.Context, q string, args ...any) ([]*BundleTask, error) {
 	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -69,7 +69,7 @@ func (s *SQLite) queryBundles(ctx context.Context, q string, args ...any) ([]*Bu
 
 // Bundles returns the account's bundle tasks with these ids (all when ids
 // is empty), oldest first. A missing id is ErrNotFound.
-func (s *SQLite) Bundles(ctx context.Context, account string, ids []string) ([]*BundleTask, error) {
+func (s *DB) Bundles(ctx context.Context, account string, ids []string) ([]*BundleTask, error) {
 	q := `SELECT ` + bundleColumns + ` FROM bundle_tasks WHERE account_id = ?`
 	if len(ids) > 0 {
 		q += ` AND id IN (` + placeholders(len(ids)) + `)`
@@ -86,14 +86,14 @@ func (s *SQLite) Bundles(ctx context.Context, account string, ids []string) ([]*
 
 // UnfinishedBundles returns every account's bundle tasks that are not
 // complete or failed, oldest first.
-func (s *SQLite) UnfinishedBundles(ctx context.Context) ([]*BundleTask, error) {
+func (s *DB) UnfinishedBundles(ctx context.Context) ([]*BundleTask, error) {
 	return s.queryBundles(ctx, `SELECT `+bundleColumns+` FROM bundle_tasks WHERE state NOT IN ('complete', 'failed') ORDER BY started, id`)
 }
 
 // UpdateBundle records a bundle task's state, progress and error, when
 // its state is one of from; else ErrState.
-func (s *SQLite) UpdateBundle(ctx context.Context, b *BundleTask, from []string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *DB) UpdateBundle(ctx context.Context, b *BundleTask, from []string) error {
+	return s.tx(ctx, func(tx *rtx) error {
 		var state string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM bundle_tasks WHERE id = ?`, b.ID).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
@@ -16,24 +15,34 @@ import (
 // FileName is the database's file name inside the data directory.
 const FileName = "diskport.db"
 
-// SQLite is the Store kept in one SQLite database file: one connection
-// writes, a few others read (WAL lets readers run beside the writer, so a
-// Describe call never waits for a progress update's fsync).
-type SQLite struct {
-	db  *sql.DB // the writer
-	rdb *sql.DB // readers
+// DB is the Store on a database/sql database: SQLite (one database file
+// in the data directory, WAL mode; [Open]) or PostgreSQL (one database
+// several servers share; [OpenPostgres]). The SQL is the same; queries
+// are written with ? placeholders, rewritten to $n for PostgreSQL.
+//
+// For SQLite one connection writes and a few others read (WAL lets
+// readers run beside the writer, so a Describe call never waits for a
+// progress update's fsync); for PostgreSQL both are one pool.
+type DB struct {
+	db  *rdb // the writer
+	rdb *rdb // readers
+	pg  bool
 }
 
 // readers is how many connections read at once.
 const readers = 4
 
-var _ Store = (*SQLite)(nil)
+var _ Store = (*DB)(nil)
 
 // Open opens (creating it if needed) the database in dir and brings its
 // schema up to date. The database runs in WAL mode with full
 // synchronisation, so a committed change survives a crash of the machine.
-func Open(dir string) (*SQLite, error) {
-	path := filepath.Join(dir, FileName)
+func Open(dir string) (*DB, error) { return openSQLite(filepath.Join(dir, FileName), migrations) }
+
+// OpenFile is Open for a database file named path.
+func OpenFile(path string) (*DB, error) { return openSQLite(path, migrations) }
+
+func openSQLite(path string, ms []string) (*DB, error) {
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
@@ -45,19 +54,19 @@ func Open(dir string) (*SQLite, error) {
 	// One writing connection: SQLite has one writer at a time anyway, and
 	// a single writer never sees SQLITE_BUSY from its own transactions.
 	db.SetMaxOpenConns(1)
-	s := &SQLite{db: db}
-	if err := s.migrate(context.Background()); err != nil {
+	s := &DB{db: &rdb{db: db}}
+	if err := s.migrateTo(context.Background(), ms); err != nil {
 		db.Close()
 		return nil, err
 	}
 	q.Add("_pragma", "query_only(1)")
-	rdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	r, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	rdb.SetMaxOpenConns(readers)
-	s.rdb = rdb
+	r.SetMaxOpenConns(readers)
+	s.rdb = &rdb{db: r}
 	var mode string
 	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
 		s.Close()
@@ -67,9 +76,12 @@ func Open(dir string) (*SQLite, error) {
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error {
-	err := s.rdb.Close()
-	if err2 := s.db.Close(); err == nil {
+func (s *DB) Close() error {
+	if s.rdb == s.db {
+		return s.db.db.Close()
+	}
+	err := s.rdb.db.Close()
+	if err2 := s.db.db.Close(); err == nil {
 		err = err2
 	}
 	return err
@@ -156,64 +168,24 @@ var migrations = []string{
 		updated INTEGER NOT NULL
 	);
 	CREATE INDEX bundle_tasks_account ON bundle_tasks(account_id);`,
-}
-
-// SchemaVersion is the schema version this build writes.
-var SchemaVersion = len(migrations)
-
-func (s *SQLite) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var v int
-		err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
-		if errors.Is(err, sql.ErrNoRows) {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version VALUES (0)`); err != nil {
-				return err
-			}
-		} else if err != nil {
-			return err
-		}
-		if v > len(migrations) {
-			return fmt.Errorf("store: the database has schema version %d, newer than this diskport's %d", v, len(migrations))
-		}
-		for ; v < len(migrations); v++ {
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-				return fmt.Errorf("store: migrating the schema to version %d: %w", v+1, err)
-			}
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, v)
-		return err
-	})
-}
-
-func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	return nil
-}
-
-func unix(t time.Time) int64 { return t.UnixMilli() }
-
-func fromUnix(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
-
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+	// 2: leases (which server runs a task, until when, under which
+	// generation), the claim history, and which server holds a volume.
+	`ALTER TABLE tasks ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN lease_generation INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE tasks ADD COLUMN lease_expires INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE volumes ADD COLUMN server TEXT NOT NULL DEFAULT '';
+	CREATE TABLE task_claims (
+		task_id TEXT NOT NULL REFERENCES tasks(id),
+		generation INTEGER NOT NULL,
+		server TEXT NOT NULL,
+		claimed INTEGER NOT NULL,
+		PRIMARY KEY (task_id, generation)
+	);`,
 }
 
 // CreateAccount adds an account with its first key pair.
-func (s *SQLite) CreateAccount(ctx context.Context, a *Account, key *AccessKey) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *DB) CreateAccount(ctx context.Context, a *Account, key *AccessKey) error {
+	return s.tx(ctx, func(tx *rtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts VALUES (?, ?, ?)`, a.ID, a.Name, unix(a.Created)); err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("%w: account %q", ErrExists, a.Name)
@@ -231,7 +203,7 @@ func (s *SQLite) CreateAccount(ctx context.Context, a *Account, key *AccessKey) 
 }
 
 // AccountCount says how many accounts exist.
-func (s *SQLite) AccountCount(ctx context.Context) (int, error) {
+func (s *DB) AccountCount(ctx context.Context) (int, error) {
 	var n int
 	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM accounts`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: %w", err)
@@ -240,7 +212,7 @@ func (s *SQLite) AccountCount(ctx context.Context) (int, error) {
 }
 
 // AccessKey returns the key pair with this id.
-func (s *SQLite) AccessKey(ctx context.Context, id string) (*AccessKey, error) {
+func (s *DB) AccessKey(ctx context.Context, id string) (*AccessKey, error) {
 	k := &AccessKey{ID: id}
 	var created int64
 	err := s.rdb.QueryRowContext(ctx, `SELECT account_id, secret, created FROM access_keys WHERE id = ?`, id).Scan(&k.AccountID, &k.Secret, &created)

@@ -89,6 +89,15 @@ type Task struct {
 	Platform, InstanceID string
 	Expiration           time.Time
 	Created, Updated     time.Time
+	// LeaseOwner is the server that claimed the task last, under
+	// LeaseGeneration (1 for the first claim), until LeaseExpires unless
+	// it renews the lease.
+	LeaseOwner      string
+	LeaseGeneration int64
+	LeaseExpires    time.Time
+	// TakenOverFrom is set by Claim when the task was claimed from
+	// another server whose lease expired.
+	TakenOverFrom string
 	// Volumes are the task's disks in request order, each with the image
 	// it is converted from.
 	Volumes []*Volume
@@ -120,6 +129,16 @@ type Volume struct {
 	// progress for this disk (Status: active, completed, cancelled).
 	BytesConverted        int64
 	Status, StatusMessage string
+	// Server is the server whose data directory holds the converted
+	// volume.
+	Server string
+}
+
+// A Claim is one entry of a task's claim history.
+type Claim struct {
+	Generation int64
+	Server     string
+	Claimed    time.Time
 }
 
 // An Instance is an imported instance: stopped, owning its volumes.
@@ -162,11 +181,32 @@ type Store interface {
 	// instance's); moving to TaskCancelled deletes them and terminates the
 	// instance. The task and its records change together.
 	Transition(ctx context.Context, id string, from []string, to, message string) error
-	// SetStatus sets an active task's status message; a task in another
-	// state keeps its message.
-	SetStatus(ctx context.Context, id, message string) error
-	// Progress records one volume's conversion progress.
-	Progress(ctx context.Context, volumeID string, bytes int64, status, message string) error
+	// SetStatus sets an active task's status message when its lease
+	// generation is gen (ErrState otherwise); a task in another state
+	// keeps its message.
+	SetStatus(ctx context.Context, id string, gen int64, message string) error
+	// Progress records one volume's conversion progress when its task's
+	// lease generation is gen, or returns ErrState: a worker whose lease
+	// another server took over writes nothing. A completed volume is
+	// recorded as held by server.
+	Progress(ctx context.Context, volumeID string, gen int64, server string, bytes int64, status, message string) error
+
+	// Claim gives server the oldest active task nobody holds a live lease
+	// on, leased for lease under a new generation, and records the claim
+	// in the task's history; nil when there is none. On PostgreSQL
+	// servers claim concurrently (FOR UPDATE SKIP LOCKED).
+	Claim(ctx context.Context, server string, lease time.Duration) (*Task, error)
+	// Renew extends the lease of generation gen on an active task, or
+	// returns ErrState (cancelled, or claimed by another server).
+	Renew(ctx context.Context, id string, gen int64, lease time.Duration) error
+	// CheckLease returns ErrState unless the task is active under
+	// generation gen: checked before a volume is renamed into place.
+	CheckLease(ctx context.Context, id string, gen int64) error
+	// Release ends every lease server holds (at its start: the tasks it
+	// ran before a restart are free to claim at once).
+	Release(ctx context.Context, server string) error
+	// Claims returns a task's claim history, oldest first.
+	Claims(ctx context.Context, id string) ([]Claim, error)
 
 	// Volumes returns the account's volumes with these ids (all not
 	// deleted when ids is empty).
@@ -174,6 +214,11 @@ type Store interface {
 	// SetVolumeState moves a volume from one of the states in from to
 	// state to, or returns ErrState.
 	SetVolumeState(ctx context.Context, id string, from []string, to string) error
+	// OrphanedVolumes lists the deleted volumes whose files server still
+	// holds (DeleteVolume answered by another server).
+	OrphanedVolumes(ctx context.Context, server string) ([]string, error)
+	// ForgetVolume records that server removed a deleted volume's file.
+	ForgetVolume(ctx context.Context, id, server string) error
 	// Instances returns the account's instances with these ids (all when
 	// ids is empty).
 	Instances(ctx context.Context, account string, ids []string) ([]*Instance, error)

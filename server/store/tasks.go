@@ -9,18 +9,18 @@ import (
 	"time"
 )
 
-const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated`
+const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated, lease_owner, lease_generation, lease_expires`
 
-const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message`
+const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message, server`
 
 // CreateTask stores a new task with its volumes and, for ImportInstance,
 // its instance, atomically.
-func (s *SQLite) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
+	return s.tx(ctx, func(tx *rtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`, seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM tasks))`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM tasks))`,
 			t.ID, t.AccountID, t.Kind, t.State, t.StatusMessage, t.Description, t.AvailabilityZone,
-			t.Platform, t.InstanceID, unix(t.Expiration), unix(t.Created), unix(t.Updated))
+			t.Platform, t.InstanceID, unix(t.Expiration), unix(t.Created), unix(t.Updated), t.LeaseOwner, t.LeaseGeneration, unix(t.LeaseExpires))
 		if isUnique(err) {
 			return fmt.Errorf("%w: task %s", ErrExists, t.ID)
 		}
@@ -28,9 +28,9 @@ func (s *SQLite) CreateTask(ctx context.Context, t *Task, inst *Instance) error 
 			return fmt.Errorf("store: %w", err)
 		}
 		for _, v := range t.Volumes {
-			_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				v.ID, t.AccountID, t.ID, v.InstanceID, v.Index, v.Size, v.AvailabilityZone, v.State, unix(v.Created),
-				v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, v.Status, v.StatusMessage)
+				v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, v.Status, v.StatusMessage, v.Server)
 			if isUnique(err) {
 				return fmt.Errorf("%w: volume %s", ErrExists, v.ID)
 			}
@@ -41,7 +41,7 @@ func (s *SQLite) CreateTask(ctx context.Context, t *Task, inst *Instance) error 
 		if inst != nil {
 			_, err := tx.ExecContext(ctx, `INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				inst.ID, t.AccountID, t.ID, inst.State, inst.InstanceType, inst.Platform, inst.Architecture,
-				inst.AvailabilityZone, inst.Monitoring, unix(inst.Launched))
+				inst.AvailabilityZone, b2i(inst.Monitoring), unix(inst.Launched))
 			if isUnique(err) {
 				return fmt.Errorf("%w: instance %s", ErrExists, inst.ID)
 			}
@@ -57,12 +57,12 @@ type scanner interface{ Scan(...any) error }
 
 func scanTask(r scanner) (*Task, error) {
 	t := &Task{}
-	var exp, created, updated int64
+	var exp, created, updated, lease int64
 	if err := r.Scan(&t.ID, &t.AccountID, &t.Kind, &t.State, &t.StatusMessage, &t.Description, &t.AvailabilityZone,
-		&t.Platform, &t.InstanceID, &exp, &created, &updated); err != nil {
+		&t.Platform, &t.InstanceID, &exp, &created, &updated, &t.LeaseOwner, &t.LeaseGeneration, &lease); err != nil {
 		return nil, err
 	}
-	t.Expiration, t.Created, t.Updated = fromUnix(exp), fromUnix(created), fromUnix(updated)
+	t.Expiration, t.Created, t.Updated, t.LeaseExpires = fromUnix(exp), fromUnix(created), fromUnix(updated), fromUnix(lease)
 	return t, nil
 }
 
@@ -70,7 +70,7 @@ func scanVolume(r scanner) (*Volume, error) {
 	v := &Volume{}
 	var created int64
 	if err := r.Scan(&v.ID, &v.AccountID, &v.TaskID, &v.InstanceID, &v.Index, &v.Size, &v.AvailabilityZone, &v.State, &created,
-		&v.Description, &v.Format, &v.Bytes, &v.ManifestURL, &v.BytesConverted, &v.Status, &v.StatusMessage); err != nil {
+		&v.Description, &v.Format, &v.Bytes, &v.ManifestURL, &v.BytesConverted, &v.Status, &v.StatusMessage, &v.Server); err != nil {
 		return nil, err
 	}
 	v.Created = fromUnix(created)
@@ -78,7 +78,7 @@ func scanVolume(r scanner) (*Volume, error) {
 }
 
 // queryTasks runs a task query and fills in each task's volumes.
-func (s *SQLite) queryTasks(ctx context.Context, query string, args ...any) ([]*Task, error) {
+func (s *DB) queryTasks(ctx context.Context, query string, args ...any) ([]*Task, error) {
 	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -118,7 +118,7 @@ func (s *SQLite) queryTasks(ctx context.Context, query string, args ...any) ([]*
 	return tasks, nil
 }
 
-func (s *SQLite) queryVolumes(ctx context.Context, query string, args ...any) ([]*Volume, error) {
+func (s *DB) queryVolumes(ctx context.Context, query string, args ...any) ([]*Volume, error) {
 	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -139,7 +139,7 @@ func (s *SQLite) queryVolumes(ctx context.Context, query string, args ...any) ([
 }
 
 // Task returns one of the account's tasks.
-func (s *SQLite) Task(ctx context.Context, account, id string) (*Task, error) {
+func (s *DB) Task(ctx context.Context, account, id string) (*Task, error) {
 	tasks, err := s.Tasks(ctx, account, []string{id})
 	if err != nil {
 		return nil, err
@@ -149,7 +149,7 @@ func (s *SQLite) Task(ctx context.Context, account, id string) (*Task, error) {
 
 // Tasks returns the account's tasks with these ids (all of them when ids
 // is empty), oldest first. A missing id is ErrNotFound.
-func (s *SQLite) Tasks(ctx context.Context, account string, ids []string) ([]*Task, error) {
+func (s *DB) Tasks(ctx context.Context, account string, ids []string) ([]*Task, error) {
 	q := `SELECT ` + taskColumns + ` FROM tasks WHERE account_id = ?`
 	if len(ids) > 0 {
 		q += ` AND id IN (` + placeholders(len(ids)) + `)`
@@ -183,7 +183,7 @@ func allFound(ids []string, n int, id func(int) string) error {
 
 // Unfinished returns every account's tasks that are active or cancelling,
 // oldest first.
-func (s *SQLite) Unfinished(ctx context.Context) ([]*Task, error) {
+func (s *DB) Unfinished(ctx context.Context) ([]*Task, error) {
 	return s.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE state IN (?, ?) ORDER BY seq`, TaskActive, TaskCancelling)
 }
 
@@ -192,8 +192,8 @@ func (s *SQLite) Unfinished(ctx context.Context) ([]*Task, error) {
 // Moving to TaskCompleted makes the task's volumes available (in-use for
 // an instance's) and marks their conversion completed; moving to
 // TaskCancelled deletes them and terminates the task's instance. The task and its volumes change together.
-func (s *SQLite) Transition(ctx context.Context, id string, from []string, to, message string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *DB) Transition(ctx context.Context, id string, from []string, to, message string) error {
+	return s.tx(ctx, func(tx *rtx) error {
 		var state string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM tasks WHERE id = ?`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -228,29 +228,41 @@ func (s *SQLite) Transition(ctx context.Context, id string, from []string, to, m
 }
 
 // SetStatus sets an active task's status message (a task in another
-// state keeps its message: a cancellation's reason stays).
-func (s *SQLite) SetStatus(ctx context.Context, id, message string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE tasks SET status_message = ?, updated = ? WHERE id = ? AND state = ?`,
-		message, unix(time.Now()), id, TaskActive)
+// state keeps its message: a cancellation's reason stays) when its lease
+// generation is gen; else ErrState (fenced: another server claimed it).
+func (s *DB) SetStatus(ctx context.Context, id string, gen int64, message string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE tasks SET status_message = ?, updated = ? WHERE id = ? AND state = ? AND lease_generation = ?`,
+		message, unix(time.Now()), id, TaskActive, gen)
+	return fenced(res, err, "task "+id)
+}
+
+// Progress records one volume's conversion progress, when its task's
+// lease generation is gen; else ErrState. A volume whose status becomes
+// completed is recorded as held by server.
+func (s *DB) Progress(ctx context.Context, volumeID string, gen int64, server string, bytes int64, status, message string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE volumes SET bytes_converted = ?, status = ?, status_message = ?,
+		server = CASE WHEN ? = 'completed' THEN ? ELSE server END
+		WHERE id = ? AND (SELECT lease_generation FROM tasks WHERE tasks.id = volumes.task_id) = ?`,
+		bytes, status, message, status, server, volumeID, gen)
+	return fenced(res, err, "volume "+volumeID)
+}
+
+// fenced turns an update that changed no row into ErrState.
+func fenced(res sql.Result, err error, what string) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	return nil
-}
-
-// Progress records one volume's conversion progress.
-func (s *SQLite) Progress(ctx context.Context, volumeID string, bytes int64, status, message string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE volumes SET bytes_converted = ?, status = ?, status_message = ? WHERE id = ?`,
-		bytes, status, message, volumeID)
-	if err != nil {
+	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("store: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("%w: %s is not active under this lease", ErrState, what)
 	}
 	return nil
 }
 
 // Volumes returns the account's volumes with these ids (all not deleted
 // when ids is empty). A missing or deleted id is ErrNotFound.
-func (s *SQLite) Volumes(ctx context.Context, account string, ids []string) ([]*Volume, error) {
+func (s *DB) Volumes(ctx context.Context, account string, ids []string) ([]*Volume, error) {
 	q := `SELECT ` + volumeColumns + ` FROM volumes WHERE account_id = ? AND state != '` + VolumeDeleted + `'`
 	if len(ids) > 0 {
 		q += ` AND id IN (` + placeholders(len(ids)) + `)`
@@ -267,8 +279,8 @@ func (s *SQLite) Volumes(ctx context.Context, account string, ids []string) ([]*
 
 // SetVolumeState moves a volume from one of the states in from to state
 // to, or returns ErrState.
-func (s *SQLite) SetVolumeState(ctx context.Context, id string, from []string, to string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *DB) SetVolumeState(ctx context.Context, id string, from []string, to string) error {
+	return s.tx(ctx, func(tx *rtx) error {
 		var state string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM volumes WHERE id = ?`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -289,7 +301,7 @@ func (s *SQLite) SetVolumeState(ctx context.Context, id string, from []string, t
 
 // Instances returns the account's instances with these ids (all when ids
 // is empty), with their volumes.
-func (s *SQLite) Instances(ctx context.Context, account string, ids []string) ([]*Instance, error) {
+func (s *DB) Instances(ctx context.Context, account string, ids []string) ([]*Instance, error) {
 	q := `SELECT id, account_id, task_id, state, instance_type, platform, architecture, availability_zone, monitoring, launched
 		FROM instances WHERE account_id = ?`
 	if len(ids) > 0 {
