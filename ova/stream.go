@@ -179,18 +179,8 @@ func (m *streamImage) ReadAt(p []byte, off int64) (int, error) {
 	clear(want)
 	end := off + int64(len(want))
 	for m.pos < end {
-		if len(m.run) == 0 && !m.done {
-			o, b, err := m.next()
-			switch {
-			case errors.Is(err, io.EOF):
-				m.done = true
-			case err != nil:
-				return 0, err
-			case o < m.pos:
-				return 0, disk.Errorf(m.format, disk.ErrCorrupt, "%s: data at byte %d after byte %d", m.name, o, m.pos)
-			default:
-				m.run, m.rOff = b, o
-			}
+		if err := m.fill(); err != nil {
+			return 0, err
 		}
 		if m.done || m.rOff >= end {
 			m.pos = end // zeros up to the next run
@@ -244,6 +234,26 @@ func (m *streamImage) Extents(off, n int64) iter.Seq2[disk.Extent, error] {
 	}
 }
 
+// fill takes the next run of the stream when the current one is used up,
+// and marks the end of the stream.
+func (m *streamImage) fill() error {
+	if len(m.run) != 0 || m.done {
+		return nil
+	}
+	o, b, err := m.next()
+	switch {
+	case errors.Is(err, io.EOF):
+		m.done = true
+	case err != nil:
+		return err
+	case o < m.pos:
+		return disk.Errorf(m.format, disk.ErrCorrupt, "%s: data at byte %d after byte %d", m.name, o, m.pos)
+	default:
+		m.run, m.rOff = b, o
+	}
+	return nil
+}
+
 // peek returns where the stream's next data lies at or after off (the
 // disk's size when none does), fetching the next run when none is held.
 // Data before off that a reader skipped is dropped. m.mu is held.
@@ -252,18 +262,8 @@ func (m *streamImage) peek(off int64) (int64, error) {
 		return off, nil // already passed: ReadAt says so
 	}
 	for {
-		if len(m.run) == 0 && !m.done {
-			o, b, err := m.next()
-			switch {
-			case errors.Is(err, io.EOF):
-				m.done = true
-			case err != nil:
-				return 0, err
-			case o < m.pos:
-				return 0, disk.Errorf(m.format, disk.ErrCorrupt, "%s: data at byte %d after byte %d", m.name, o, m.pos)
-			default:
-				m.run, m.rOff = b, o
-			}
+		if err := m.fill(); err != nil {
+			return 0, err
 		}
 		if m.done && len(m.run) == 0 {
 			return m.size, nil

@@ -70,18 +70,8 @@ func (s *DB) queryBundles(ctx context.Context, q string, args ...any) ([]*Bundle
 // Bundles returns the account's bundle tasks with these ids (all when ids
 // is empty), oldest first. A missing id is ErrNotFound.
 func (s *DB) Bundles(ctx context.Context, account string, ids []string) ([]*BundleTask, error) {
-	q := `SELECT ` + bundleColumns + ` FROM bundle_tasks WHERE account_id = ?`
-	if len(ids) > 0 {
-		q += ` AND id IN (` + placeholders(len(ids)) + `)`
-	}
-	out, err := s.queryBundles(ctx, q+` ORDER BY started, id`, anys(account, ids)...)
-	if err != nil {
-		return nil, err
-	}
-	if err := allFound(ids, len(out), func(i int) string { return out[i].ID }); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return byIDs(ctx, `SELECT `+bundleColumns+` FROM bundle_tasks WHERE account_id = ?`, "started, id", account, ids,
+		s.queryBundles, func(b *BundleTask) string { return b.ID })
 }
 
 // UnfinishedBundles returns every account's bundle tasks that are not

@@ -150,18 +150,27 @@ func (s *DB) Task(ctx context.Context, account, id string) (*Task, error) {
 // Tasks returns the account's tasks with these ids (all of them when ids
 // is empty), oldest first. A missing id is ErrNotFound.
 func (s *DB) Tasks(ctx context.Context, account string, ids []string) ([]*Task, error) {
-	q := `SELECT ` + taskColumns + ` FROM tasks WHERE account_id = ?`
+	return byIDs(ctx, `SELECT `+taskColumns+` FROM tasks WHERE account_id = ?`, "seq", account, ids,
+		s.queryTasks, func(t *Task) string { return t.ID })
+}
+
+// byIDs runs q, a selection of one table's rows of account ("WHERE
+// account_id = ?" and any other condition), narrowed to ids when ids is
+// not empty and ordered by order, through query; an id asked for and not
+// found is ErrNotFound.
+func byIDs[T any](ctx context.Context, q, order, account string, ids []string,
+	query func(context.Context, string, ...any) ([]*T, error), id func(*T) string) ([]*T, error) {
 	if len(ids) > 0 {
 		q += ` AND id IN (` + placeholders(len(ids)) + `)`
 	}
-	tasks, err := s.queryTasks(ctx, q+` ORDER BY seq`, anys(account, ids)...)
+	out, err := query(ctx, q+` ORDER BY `+order, anys(account, ids)...)
 	if err != nil {
 		return nil, err
 	}
-	if err := allFound(ids, len(tasks), func(i int) string { return tasks[i].ID }); err != nil {
+	if err := allFound(ids, len(out), func(i int) string { return id(out[i]) }); err != nil {
 		return nil, err
 	}
-	return tasks, nil
+	return out, nil
 }
 
 // allFound checks that every id in ids is among the n records found.
@@ -263,18 +272,8 @@ func fenced(res sql.Result, err error, what string) error {
 // Volumes returns the account's volumes with these ids (all not deleted
 // when ids is empty). A missing or deleted id is ErrNotFound.
 func (s *DB) Volumes(ctx context.Context, account string, ids []string) ([]*Volume, error) {
-	q := `SELECT ` + volumeColumns + ` FROM volumes WHERE account_id = ? AND state != '` + VolumeDeleted + `'`
-	if len(ids) > 0 {
-		q += ` AND id IN (` + placeholders(len(ids)) + `)`
-	}
-	vols, err := s.queryVolumes(ctx, q+` ORDER BY created, id`, anys(account, ids)...)
-	if err != nil {
-		return nil, err
-	}
-	if err := allFound(ids, len(vols), func(i int) string { return vols[i].ID }); err != nil {
-		return nil, err
-	}
-	return vols, nil
+	return byIDs(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE account_id = ? AND state != '`+VolumeDeleted+`'`, "created, id", account, ids,
+		s.queryVolumes, func(v *Volume) string { return v.ID })
 }
 
 // SetVolumeState moves a volume from one of the states in from to state
