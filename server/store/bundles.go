@@ -45,26 +45,19 @@ func (s *DB) CreateBundle(ctx context.Context, b *BundleTask) error {
 }
 
 func (s *DB) queryBundles(ctx context.Context, q string, args ...any) ([]*BundleTask, error) {
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+	return queryRows(ctx, s.rdb, q, scanBundle, args...)
+}
+
+// scanBundle reads one row of bundleColumns.
+func scanBundle(r scanner) (*BundleTask, error) {
+	b := &BundleTask{}
+	var started, updated int64
+	if err := r.Scan(&b.ID, &b.AccountID, &b.InstanceID, &b.State, &b.Progress, &b.Bucket, &b.Prefix, &b.UploadAccessKey,
+		&b.UploadPolicy, &b.UploadPolicySignature, &b.ErrorCode, &b.ErrorMessage, &started, &updated); err != nil {
+		return nil, err
 	}
-	defer rows.Close()
-	var out []*BundleTask
-	for rows.Next() {
-		b := &BundleTask{}
-		var started, updated int64
-		if err := rows.Scan(&b.ID, &b.AccountID, &b.InstanceID, &b.State, &b.Progress, &b.Bucket, &b.Prefix, &b.UploadAccessKey,
-			&b.UploadPolicy, &b.UploadPolicySignature, &b.ErrorCode, &b.ErrorMessage, &started, &updated); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		b.Started, b.Updated = fromUnix(started), fromUnix(updated)
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	return out, nil
+	b.Started, b.Updated = fromUnix(started), fromUnix(updated)
+	return b, nil
 }
 
 // Bundles returns the account's bundle tasks with these ids (all when ids

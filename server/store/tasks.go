@@ -119,23 +119,28 @@ func (s *DB) queryTasks(ctx context.Context, query string, args ...any) ([]*Task
 }
 
 func (s *DB) queryVolumes(ctx context.Context, query string, args ...any) ([]*Volume, error) {
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	return queryRows(ctx, s.rdb, query, scanVolume, args...)
+}
+
+// queryRows runs q on db and reads each row with scan.
+func queryRows[T any](ctx context.Context, db *rdb, q string, scan func(scanner) (*T, error), args ...any) ([]*T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	defer rows.Close()
-	var vols []*Volume
+	var out []*T
 	for rows.Next() {
-		v, err := scanVolume(rows)
+		x, err := scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		vols = append(vols, v)
+		out = append(out, x)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	return vols, nil
+	return out, nil
 }
 
 // Task returns one of the account's tasks.
