@@ -15,10 +15,11 @@ import (
 	"github.com/diskport/diskport/ova"
 )
 
-// sample returns a sample of /work/shared/samples, decompressed.
+// sample returns one of the real samples (shared/samples, copied into
+// vmdk/testdata so a clone holds them), decompressed.
 func sample(t *testing.T, name string) string {
 	t.Helper()
-	src := filepath.Join("/work/shared/samples", name)
+	src := filepath.Join("..", "vmdk", "testdata", name)
 	if filepath.Ext(name) != ".bz2" {
 		return src
 	}
