@@ -105,7 +105,7 @@ func (c *cluster) account() string {
 
 // upload uploads image with `diskport upload` and returns its manifest URL.
 func (c *cluster) upload(image string) string {
-	up := exec.Command(c.bin, "upload", "--endpoint", c.s3url, "--bucket", c.s3.Bucket(c.t), "--part-size", "1MiB", image)
+	up := exec.Command(c.bin, "upload", "--endpoint", c.s3url, "--bucket", c.s3.Bucket(c.t), "--create-bucket", "--part-size", "1MiB", image)
 	up.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+c.s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+c.s3.SecretKey, "AWS_REGION="+c.s3.Region)
 	out, err := up.Output()
 	if err != nil {
@@ -164,7 +164,7 @@ func (c *cluster) await(i int, tasks []string, timeout time.Duration) {
 	}
 }
 
-// TestServePostgresThreeServers: three servers on one database, ten
+// TestServePostgresThreeServers: three servers on one database, thirty
 // ImportVolume tasks submitted through the first and polled through the
 // second: all complete, each claimed once, each volume on the server the
 // store names and identical to qemu-img's conversion; DescribeVolumes
@@ -174,7 +174,7 @@ func TestServePostgresThreeServers(t *testing.T) {
 	// servers to claim the next tasks.
 	c := newCluster(t, 4<<20)
 	c.start(3, false)
-	const n = 10
+	const n = 30
 	var tasks, vols, images []string
 	for i := range n {
 		g := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: uint64(170 + i)})
