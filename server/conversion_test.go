@@ -215,7 +215,10 @@ func TestCancelMidConversion(t *testing.T) {
 		t.Fatal(err)
 	}
 	state, msg := waitTask(t, c, task, 10*time.Second)
-	if took := time.Since(start); took > time.Second+200*time.Millisecond {
+	// The worker stops within a second; the bound leaves room for the
+	// polling and for a race-enabled build on a busy 2-core machine (CI
+	// runs two packages' tests at once), where 1.9 s was seen.
+	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("cancelling took %v", took)
 	}
 	if state != "cancelled" || msg != "changed my mind" {
