@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -85,6 +86,7 @@ func (s *Server) bundleInstance(ctx context.Context, c *call) (response, error) 
 	now := time.Now().UTC()
 	b := &store.BundleTask{ID: bundle.NewBundleID(), AccountID: c.account, InstanceID: inst.ID, State: string(bundle.Pending),
 		Bucket: bucket, Prefix: prefix, UploadAccessKey: akid, UploadPolicy: policy, UploadPolicySignature: sig, Started: now, Updated: now}
+	newBundleSecret(b)
 	if err := s.st.CreateBundle(ctx, b); err != nil {
 		return nil, err
 	}
@@ -235,8 +237,24 @@ func (s *Server) runBundle(ctx context.Context, b *store.BundleTask) {
 		return
 	}
 	defer img.Close()
-	sink := &bundle.PostSink{Endpoint: s.cfg.S3Endpoint, Bucket: b.Bucket, AccessKeyID: b.UploadAccessKey,
-		Policy: b.UploadPolicy, Signature: b.UploadPolicySignature, Client: s.fetch.client}
+	secret := bundleSecret(b)
+	if secret == nil {
+		newBundleSecret(b)
+		b.Updated = time.Now().UTC()
+		if err := s.st.UpdateBundle(ctx, b, activeBundle); err != nil {
+			fail("InternalError", "recording the bundle's key: "+err.Error())
+			return
+		}
+		secret = bundleSecret(b)
+	}
+	stored, err := s.st.BundleParts(ctx, b.ID)
+	if err != nil {
+		fail("InternalError", err.Error())
+		return
+	}
+	sink := &partSink{sink: &bundle.PostSink{Endpoint: s.cfg.S3Endpoint, Bucket: b.Bucket, AccessKeyID: b.UploadAccessKey,
+		Policy: b.UploadPolicy, Signature: b.UploadPolicySignature, Client: s.fetch.client},
+		st: s.st, log: s.log, id: b.ID, prefix: b.Prefix, stored: stored}
 	r := bundle.NewRunner(b.InstanceID, bundle.S3Storage{Bucket: b.Bucket, Prefix: b.Prefix})
 	r.OnUpdate = func(t bundle.Task) {
 		if errors.Is(context.Cause(ctx), errShutdown) || t.State.Done() {
@@ -250,9 +268,9 @@ func (s *Server) runBundle(ctx context.Context, b *store.BundleTask) {
 	}
 	s.pool.setRunner(b.ID, r)
 	defer s.pool.setRunner(b.ID, nil)
-	s.log.Info("bundle", "event", "bundling", "bundle", b.ID, "account", b.AccountID)
+	s.log.Info("bundle", "event", "bundling", "bundle", b.ID, "account", b.AccountID, "parts_stored_before", len(stored))
 	_, err = r.Run(ctx, img, sink, bundle.Options{Prefix: b.Prefix, User: b.AccountID, Architecture: insts[0].Architecture,
-		EC2Key: &s.bundleKey.PublicKey, SignKey: s.bundleKey})
+		EC2Key: &s.bundleKey.PublicKey, SignKey: s.bundleKey, Rand: bytes.NewReader(secret), ModTime: b.ModTime})
 	if errors.Is(context.Cause(ctx), errShutdown) {
 		return // pending again on the next start
 	}
@@ -260,7 +278,8 @@ func (s *Server) runBundle(ctx context.Context, b *store.BundleTask) {
 	if err == nil && t.State == bundle.Complete {
 		b.State, b.Progress, b.Updated = string(bundle.Complete), 100, time.Now().UTC()
 		s.st.UpdateBundle(context.Background(), b, activeBundle)
-		s.log.Info("bundle", "event", "complete", "bundle", b.ID, "account", b.AccountID)
+		s.log.Info("bundle", "event", "complete", "bundle", b.ID, "account", b.AccountID,
+			"parts_skipped", sink.skipped.Load(), "parts_resent", sink.resent.Load())
 		return
 	}
 	code, msg := "InternalError", ""

@@ -15,6 +15,8 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -300,14 +303,20 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 }
 
 // TestServeBinaryBundleKill9 kills the serve binary with SIGKILL while it
-// bundles an imported instance; after a restart the bundle task runs again
-// to complete and the stored bundle unbundles to the volume's bytes.
+// stores the parts of an imported instance's bundle; after a restart the
+// bundle task runs again to complete, the parts stored before the kill are
+// not POSTed again (counted by a proxy in front of MinIO), and the stored
+// bundle unbundles to the volume's bytes.
 func TestServeBinaryBundleKill9(t *testing.T) {
 	bin := buildCLI(t)
 	s3 := s3test.Start(t)
+	target, _ := url.Parse(s3.Endpoint)
+	posts := &postCounter{h: httputil.NewSingleHostReverseProxy(target), delay: time.Second}
+	proxy := httptest.NewServer(posts)
+	defer proxy.Close()
 	ctx := context.Background()
-	g := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 22})
-	up := exec.Command(bin, "upload", "--create-bucket", "--endpoint", s3.Endpoint, "--bucket", s3.Bucket(t), g)
+	g := testimg.Golden(t, testimg.Spec{Size: 64 << 20, Seed: 22, ZeroPercent: 5})
+	up := exec.Command(bin, "upload", "--create-bucket", "--endpoint", proxy.URL, "--bucket", s3.Bucket(t), g)
 	up.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3.SecretKey, "AWS_REGION="+s3.Region)
 	murl, err := up.Output()
 	if err != nil {
@@ -315,7 +324,7 @@ func TestServeBinaryBundleKill9(t *testing.T) {
 	}
 	data := filepath.Join(t.TempDir(), "data")
 	env := []string{"DISKPORT_ACCESS_KEY_ID=AKIASERVETEST0000002", "DISKPORT_SECRET_ACCESS_KEY=serve-test-secret-2"}
-	p := startServe(t, bin, data, s3.Endpoint, env...)
+	p := startServe(t, bin, data, proxy.URL, env...)
 	client := func(url string) *ec2.Client {
 		return ec2.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(url), RetryMaxAttempts: 1,
 			Credentials: credentials.NewStaticCredentialsProvider("AKIASERVETEST0000002", "serve-test-secret-2", "")})
@@ -358,21 +367,33 @@ func TestServeBinaryBundleKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := aws.ToString(bi.BundleTask.BundleId)
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+	// Kill once two parts are stored, a while after (so that the server
+	// has recorded them): each POST is held a second.
+	var before []string
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		bt, err := c.DescribeBundleTasks(ctx, &ec2.DescribeBundleTasksInput{BundleIds: []string{id}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := bt.BundleTasks[0].State; st == types.BundleTaskStateBundling || st == types.BundleTaskStateStoring {
-			break
-		} else if st != types.BundleTaskStatePending || time.Now().After(deadline) {
+		if st := bt.BundleTasks[0].State; st != types.BundleTaskStatePending && st != types.BundleTaskStateBundling && st != types.BundleTaskStateStoring {
 			t.Fatalf("the bundle is %s before the kill", st)
 		}
+		if before = posts.stored(); len(before) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d parts stored before the deadline", len(before))
+		}
 	}
+	time.Sleep(300 * time.Millisecond)
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()
+	if slices.Contains(posts.stored(), bundle.ManifestName("kill/image")) {
+		t.Fatal("the bundle was complete before the kill")
+	}
+	posts.reset()
 
-	p = startServe(t, bin, data, s3.Endpoint, env...)
+	p = startServe(t, bin, data, proxy.URL, env...)
 	c = client(p.url)
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		bt, err := c.DescribeBundleTasks(ctx, &ec2.DescribeBundleTasksInput{BundleIds: []string{id}})
@@ -411,6 +432,92 @@ func TestServeBinaryBundleKill9(t *testing.T) {
 	if !bytes.Equal(mustRead(t, out), mustRead(t, filepath.Join(data, "volumes", vol+".raw"))) {
 		t.Fatal("the bundle does not unbundle to the volume")
 	}
+	after := posts.posted()
+	for _, name := range before {
+		if slices.Contains(after, name) {
+			t.Errorf("%s, stored before the kill, was POSTed again after the restart", name)
+		}
+	}
+	if len(after) >= len(r.Manifest.Image.Parts.Part)+1 {
+		t.Errorf("after the restart every object was POSTed again: %v", after)
+	}
+	t.Logf("stored before the kill: %v; POSTed after the restart: %v", before, after)
+}
+
+// postCounter passes requests to h, holding each POST for delay, and
+// remembers the object key of every POST (form field "key") and of those
+// answered 2xx.
+type postCounter struct {
+	h     http.Handler
+	delay time.Duration
+
+	mu      sync.Mutex
+	all, ok []string
+}
+
+func (c *postCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		c.h.ServeHTTP(w, r)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	key := ""
+	if _, params, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && params["boundary"] != "" {
+		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			if part.FormName() == "key" {
+				v, _ := io.ReadAll(part)
+				key = string(v)
+				break
+			}
+		}
+	}
+	c.mu.Lock()
+	c.all = append(c.all, key)
+	c.mu.Unlock()
+	time.Sleep(c.delay)
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	c.h.ServeHTTP(rec, r)
+	if rec.code/100 == 2 {
+		c.mu.Lock()
+		c.ok = append(c.ok, key)
+		c.mu.Unlock()
+	}
+}
+
+// stored returns the keys POSTed with a 2xx answer.
+func (c *postCounter) stored() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ok)
+}
+
+// posted returns the keys of every POST.
+func (c *postCounter) posted() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.all)
+}
+
+func (c *postCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.all, c.ok = nil, nil
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 func mustRead(t *testing.T, path string) []byte {

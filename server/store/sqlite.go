@@ -181,6 +181,16 @@ var migrations = []string{
 		claimed INTEGER NOT NULL,
 		PRIMARY KEY (task_id, generation)
 	);`,
+	// 3: a bundle's AES key and IV and its tar member's time (so that a
+	// restarted bundle regenerates the same bytes), and the parts stored.
+	`ALTER TABLE bundle_tasks ADD COLUMN secret TEXT NOT NULL DEFAULT '';
+	ALTER TABLE bundle_tasks ADD COLUMN mod_time INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE bundle_parts (
+		bundle_id TEXT NOT NULL REFERENCES bundle_tasks(id),
+		idx INTEGER NOT NULL,
+		digest TEXT NOT NULL,
+		PRIMARY KEY (bundle_id, idx)
+	);`,
 }
 
 // CreateAccount adds an account with its first key pair.

@@ -234,6 +234,16 @@ type Store interface {
 	// UpdateBundle records a bundle task's state, progress and error when
 	// its state is one of from, or returns ErrState.
 	UpdateBundle(ctx context.Context, b *BundleTask, from []string) error
+	// StoreBundlePart records that part index of a bundle task was
+	// stored with this SHA-1 digest (hex): a restarted task does not send
+	// it again.
+	StoreBundlePart(ctx context.Context, bundleID string, index int, digest string) error
+	// ForgetBundlePart removes the record of a stored part (its object
+	// was deleted).
+	ForgetBundlePart(ctx context.Context, bundleID string, index int) error
+	// BundleParts returns the digests of a bundle task's stored parts by
+	// index.
+	BundleParts(ctx context.Context, bundleID string) (map[int]string, error)
 
 	// Close releases the store.
 	Close() error
