@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diskport/diskport/bundle"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
 	"github.com/minio/minio-go/v7"
@@ -129,28 +128,7 @@ func TestAWSCLI(t *testing.T) {
 		bts.BundleTasks[0].Storage.S3.Prefix != "cli/image" {
 		t.Fatalf("describe-bundle-tasks: %+v", bts)
 	}
-	key, err := bundle.ParsePrivateKeyPEM(readFile(t, filepath.Join(ts.dir, BundleKeyFile)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := bundle.NewS3(s3.Endpoint, bucket, s3.AccessKey, s3.SecretKey, s3.Region)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := bundle.Open(ctx, src, bundle.ManifestName("cli/image"), bundle.ReadOptions{Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "unbundled.raw")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Extract(ctx, f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if !bytes.Equal(readFile(t, out), readFile(t, ts.VolumePath(vol))) {
+	if !bytes.Equal(unbundle(t, ctx, ts, s3, bucket, "cli/image"), readFile(t, ts.VolumePath(vol))) {
 		t.Fatal("the bundle the aws CLI asked for does not unbundle to the volume")
 	}
 

@@ -108,28 +108,7 @@ func TestBundleInstance(t *testing.T) {
 	if bt.State != types.BundleTaskStateComplete || aws.ToString(bt.Progress) != "100%" {
 		t.Fatalf("bundle ended %s %s: %+v", bt.State, aws.ToString(bt.Progress), bt.BundleTaskError)
 	}
-	key, err := bundle.ParsePrivateKeyPEM(readFile(t, filepath.Join(ts.dir, BundleKeyFile)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := bundle.NewS3(s3.Endpoint, bucket, s3.AccessKey, s3.SecretKey, s3.Region)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := bundle.Open(ctx, src, bundle.ManifestName("bundles/good"), bundle.ReadOptions{Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "unbundled.raw")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Extract(ctx, f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if !bytes.Equal(readFile(t, out), readFile(t, ts.VolumePath(vol))) {
+	if !bytes.Equal(unbundle(t, ctx, ts, s3, bucket, "bundles/good"), readFile(t, ts.VolumePath(vol))) {
 		t.Fatal("the unbundled volume differs from the imported one")
 	}
 
@@ -157,4 +136,32 @@ func TestBundleInstance(t *testing.T) {
 	for o := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "bundles/bad", Recursive: true}) {
 		t.Fatalf("a refused bundle left %s (%v)", o.Key, o.Err)
 	}
+}
+
+// unbundle restores the bundle stored under prefix in bucket with the
+// server's bundle key and returns the volume's bytes.
+func unbundle(t *testing.T, ctx context.Context, ts *testServer, s3 *s3test.Server, bucket, prefix string) []byte {
+	t.Helper()
+	key, err := bundle.ParsePrivateKeyPEM(readFile(t, filepath.Join(ts.dir, BundleKeyFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := bundle.NewS3(s3.Endpoint, bucket, s3.AccessKey, s3.SecretKey, s3.Region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := bundle.Open(ctx, src, bundle.ManifestName(prefix), bundle.ReadOptions{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "unbundled.raw")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Extract(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return readFile(t, out)
 }
