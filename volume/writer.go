@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -51,6 +52,11 @@ type Writer struct {
 	journal     *Journal
 	flush       *writeback // nil with NoSync
 	written     atomic.Int64
+	// writing serialises writes to a file: the filesystem holds the
+	// inode's lock through a buffered write's copy (ext4, XFS), and a
+	// second writer spins in the kernel on it, burning CPU.
+	writing sync.Mutex
+	noCopy  atomic.Bool // copy_file_range was refused: CopyFrom copies nothing
 }
 
 // PartialName returns the temporary name a file volume for dst is written
@@ -222,7 +228,13 @@ func (w *Writer) WriteAt(b []byte, off int64) (int, error) {
 	if off < 0 || off+int64(len(b)) > w.size {
 		return 0, fmt.Errorf("volume: writing %d bytes at %d past the end of %s (%d bytes)", len(b), off, w.dst, w.size)
 	}
+	if !w.device {
+		w.writing.Lock()
+	}
 	n, err := w.f.WriteAt(b, off)
+	if !w.device {
+		w.writing.Unlock()
+	}
 	w.written.Add(int64(n))
 	if err != nil {
 		return n, fmt.Errorf("volume: writing %s at %d: %w", w.dst, off, err)

@@ -1,0 +1,151 @@
+package volume
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/diskport/diskport/disk"
+)
+
+// source writes b to a new file and opens it as a host file.
+func source(t *testing.T, b []byte) *disk.HostFile {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := disk.OpenHostFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// TestCopyFrom copies stored bytes in the kernel, from a source offset that
+// is not block-aligned (a VHD block's data follows its 512-byte bitmap),
+// from two goroutines at once: the volume holds exactly the bytes, and the
+// zero blocks among them are holes, as Fill leaves them.
+func TestCopyFrom(t *testing.T) {
+	const size = 32 << 20
+	const skew = 512
+	src := make([]byte, size+skew)
+	copy(src[skew:], pattern(size, 7))
+	// Zero blocks inside the data: 1 MiB at 4 MiB, one 4 KiB block at 9 MiB.
+	clear(src[skew+4<<20 : skew+5<<20])
+	clear(src[skew+9<<20 : skew+9<<20+4096])
+	h := source(t, src)
+
+	dir := t.TempDir()
+	fill := filepath.Join(dir, "fill")
+	w, err := Create(fill, size, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Fill(src[skew:], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	dst := filepath.Join(dir, "copy")
+	w, err = Create(dst, size, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for half := range int64(2) {
+		wg.Go(func() {
+			off := half * size / 2
+			n, err := w.CopyFrom(h, skew+off, off, size/2)
+			if err != nil || n != size/2 {
+				t.Errorf("CopyFrom at %d: %d bytes, %v; want %d", off, n, err, size/2)
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, dst), src[skew:]) {
+		t.Fatal("the copied volume differs from its source")
+	}
+	if a, b := allocated(t, dst), allocated(t, fill); a != b {
+		t.Errorf("the copied volume allocates %d bytes, Fill's %d", a, b)
+	}
+	if a := allocated(t, dst); a > size-(1<<20) {
+		t.Errorf("the copied volume allocates %d bytes: its zero blocks were not skipped", a)
+	}
+}
+
+// TestCopyFromShrunkSource truncates the source after it was mapped: the
+// copy fails with an error naming the source, and the process survives
+// the fault.
+func TestCopyFromShrunkSource(t *testing.T) {
+	const size = 8 << 20
+	h := source(t, pattern(size, 3))
+	if _, ok := h.Bytes(0, size); !ok {
+		t.Fatal("the source cannot be mapped")
+	}
+	if err := os.Truncate(h.Name(), 4096); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Create(filepath.Join(t.TempDir(), "vol"), size, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	_, err = w.CopyFrom(h, 0, 0, size)
+	if err == nil || !strings.Contains(err.Error(), h.Name()) {
+		t.Fatalf("copying from a shrunk source: %v; want an error naming %s", err, h.Name())
+	}
+	t.Log(err)
+}
+
+// TestCopyFromRefused: the kernel refuses a copy from another file system
+// (tmpfs), and a block device is written with Fill: CopyFrom copies
+// nothing and says so, leaving the range to Fill.
+func TestCopyFromRefused(t *testing.T) {
+	const size = 4 << 20
+	shm, err := os.MkdirTemp("/dev/shm", "diskport-")
+	if err != nil {
+		t.Fatalf("a tmpfs at /dev/shm is needed: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	name := filepath.Join(shm, "src")
+	if err := os.WriteFile(name, pattern(size, 5), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := disk.OpenHostFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	dst := filepath.Join(t.TempDir(), "vol")
+	w, err := Create(dst, size, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.CopyFrom(h, 0, 0, size); err != nil || n != 0 {
+		t.Fatalf("CopyFrom across file systems: %d bytes, %v; want 0 and no error", n, err)
+	}
+	w.Abort()
+
+	dev := loopDevice(t, size)
+	w, err = Create(dev, size, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := source(t, pattern(size, 6))
+	if n, err := w.CopyFrom(h2, 0, 0, size); err != nil || n != 0 {
+		t.Fatalf("CopyFrom onto a block device: %d bytes, %v; want 0 and no error", n, err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
