@@ -81,6 +81,17 @@ func runParity(t *testing.T, rows []parityRow) {
 				t.Fatalf("volume size %d for virtual size %d: want whole GiB", res.VolumeSize, img.Size())
 			}
 			CompareVolume(t, dst, want, img.Size(), res.VolumeSize)
+			// With a checksum, bytes stored verbatim are read into the
+			// process instead of copied by the kernel: the same volume,
+			// as sparse, and never less sparse than qemu-img's.
+			sum := filepath.Join(t.TempDir(), "volume.raw")
+			if res, err = convert.Convert(context.Background(), img, sum, convert.Options{NoSync: true, Checksum: true}); err != nil {
+				t.Fatalf("Convert with a checksum: %v", err)
+			}
+			CompareVolume(t, sum, want, img.Size(), res.VolumeSize)
+			if a, b, q := allocated(t, dst), allocated(t, sum), allocated(t, want); a != b || a > q {
+				t.Errorf("allocated bytes: %d copied by the kernel, %d read with a checksum, %d by qemu-img; want the first two equal and no more than qemu-img's", a, b, q)
+			}
 		})
 	}
 }
@@ -137,6 +148,16 @@ func CompareVolume(t *testing.T, dst, want string, virtual, volumeSize int64) {
 	if gsys.Blocks*512 >= volumeSize {
 		t.Errorf("volume is not sparse: %d bytes allocated of %d", gsys.Blocks*512, volumeSize)
 	}
+}
+
+// allocated returns the bytes the file at path has on disk.
+func allocated(t *testing.T, path string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
 }
 
 // checkHoles checks that [from, to) of f is holes only (no data), which

@@ -176,45 +176,70 @@ func (c *converter) segment(ctx context.Context, i int, buf []byte) ([]piece, er
 	n := min(segmentSize, c.total-start)
 	keep := c.hash != nil
 	var ps []piece
-	for e, err := range c.src.Extents(start, n) {
+	for x, err := range c.src.Extents(start, n) {
 		if err != nil {
 			return nil, err
 		}
-		if err := context.Cause(ctx); err != nil {
-			return nil, err
-		}
-		if e.Kind == disk.Zero {
-			if err := c.out.FillZero(e.Offset, e.Length); err != nil {
+		for e, err := range storedRuns(x) {
+			if err != nil {
 				return nil, err
 			}
-			ps = append(ps, piece{n: e.Length})
-			c.progress(e.Length)
-			continue
-		}
-		for off := e.Offset; off < e.End(); {
-			k := min(int64(len(buf)), e.End()-off)
-			b := buf[:k]
-			if keep {
-				b = c.hash.bufs.get()[:k]
-			}
-			if err := readData(c.src, e, off, b); err != nil {
-				return nil, err
-			}
-			if err := c.out.Fill(b, off); err != nil {
-				return nil, err
-			}
-			if keep {
-				ps = append(ps, piece{n: k, data: b, pooled: true})
-			}
-			c.progress(k)
-			off += k
 			if err := context.Cause(ctx); err != nil {
+				return nil, err
+			}
+			if e.Kind == disk.Zero {
+				if err := c.out.FillZero(e.Offset, e.Length); err != nil {
+					return nil, err
+				}
+				ps = append(ps, piece{n: e.Length})
+				c.progress(e.Length)
+				continue
+			}
+			if ps, err = c.data(ctx, e, buf, ps); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if !keep {
 		return nil, nil
+	}
+	return ps, nil
+}
+
+// data converts the data run e, appending its pieces to ps when
+// checksumming.
+func (c *converter) data(ctx context.Context, e disk.Extent, buf []byte, ps []piece) ([]piece, error) {
+	keep := c.hash != nil
+	off := e.Offset
+	if hf, ok := e.Stored.(disk.OSStorage); ok && !keep && !e.Compressed {
+		// Stored verbatim in a host file: copied by the kernel.
+		k, err := c.out.CopyFrom(hf, e.StoredOffset, off, e.Length)
+		if err != nil {
+			return nil, err
+		}
+		c.progress(k)
+		off += k
+	}
+	for off < e.End() {
+		k := min(int64(len(buf)), e.End()-off)
+		b := buf[:k]
+		if keep {
+			b = c.hash.bufs.get()[:k]
+		}
+		if err := readData(c.src, e, off, b); err != nil {
+			return nil, err
+		}
+		if err := c.out.Fill(b, off); err != nil {
+			return nil, err
+		}
+		if keep {
+			ps = append(ps, piece{n: k, data: b, pooled: true})
+		}
+		c.progress(k)
+		off += k
+		if err := context.Cause(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return ps, nil
 }
