@@ -1,8 +1,10 @@
 package ova
 
 import (
+	"cmp"
 	"encoding/hex"
 	"hash"
+	"slices"
 	"sync"
 
 	"github.com/diskport/diskport/disk"
@@ -13,107 +15,192 @@ const (
 	// (by parallel workers, or a reader's metadata at the end of the
 	// member); bytes beyond it are read again by Check.
 	maxPending = 64 << 20
-	// gapFill is the longest stretch the hash reads itself when a reader
-	// skips it (markers, padding) so that the hash never stalls behind it.
-	gapFill = 64 << 10
+	// padFill is the longest gap the hash reads itself as soon as it
+	// reaches it: the padding a reader skips between sectors (a
+	// streamOptimized grain ends mid-sector) is never read otherwise.
+	padFill = 4 << 10
+	// stallBytes is how much the hash keeps before it reads a longer gap
+	// itself (the start of a streamOptimized VMDK: the header and
+	// descriptor are read, then nothing up to the first grain, 200 KB
+	// on); waiting first keeps it from reading what a slower worker is
+	// about to read anyway.
+	stallBytes = 8 << 20
+	// gapChunk is the most the hash reads of a gap at once.
+	gapChunk = 512 << 10
 )
 
 // A hashedStorage is a member's storage that hashes the member's bytes,
 // in order, as the reader reads them: a range read at the point the hash
-// has reached is hashed at once; a range read ahead of it is kept (up to
-// maxPending) and hashed when the hash reaches it; a short gap the reader
-// skips is read by the hash itself. [hashedStorage.Check] reads only what
-// was never hashed on the way, so a conversion reads each byte once.
+// has reached is hashed at once, from the reader's own buffer; a range
+// read ahead of it is copied (up to maxPending) and hashed when the hash
+// reaches it; a gap the reader skips is read by the hash itself (padding at
+// once, a longer gap once the hash has waited behind it for stallBytes of
+// copies). [hashedStorage.Check] reads only what was never hashed on the
+// way, so a conversion reads each byte about once.
+//
+// One goroutine at a time hashes (the one that finds the hash idle); the
+// others only queue their copies and go on, so parallel workers never
+// wait behind the hash.
 type hashedStorage struct {
 	disk.Storage
 	member string
 	want   Digest
+	h      hash.Hash // written only by the goroutine that set hashing
 
 	mu      sync.Mutex
-	h       hash.Hash
-	next    int64            // bytes [0, next) are hashed
-	pending map[int64][]byte // copies of ranges read ahead, by offset
-	kept    int64            // bytes in pending
-	read    int64            // bytes read from the underlying storage
+	hashing bool      // a goroutine is writing h
+	next    int64     // bytes [0, next) are hashed, or claimed by the hashing goroutine
+	pending []pending // copies of ranges read ahead, by offset
+	kept    int64     // bytes in pending
+	read    int64     // bytes read from the underlying storage
 }
 
+// pending is a copy of a range read ahead of the hash.
+type pending struct {
+	off int64
+	b   []byte // from bufPool
+}
+
+func (p pending) end() int64 { return p.off + int64(len(p.b)) }
+
 func newHashedStorage(s disk.Storage, member string, want Digest) *hashedStorage {
-	return &hashedStorage{Storage: s, member: member, want: want, h: want.newHash(), pending: map[int64][]byte{}}
+	return &hashedStorage{Storage: s, member: member, want: want, h: want.newHash()}
 }
 
 // ReadAt reads from the member and hashes what it can.
 func (v *hashedStorage) ReadAt(p []byte, off int64) (int, error) {
 	n, err := v.Storage.ReadAt(p, off)
 	if n > 0 {
-		v.mu.Lock()
-		v.read += int64(n)
 		v.feed(p[:n], off)
-		v.mu.Unlock()
 	}
 	return n, err
 }
 
-// feed hashes b, read at off, or keeps it for later. v.mu is held.
+// feed hashes b, read at off, or keeps a copy of it for later.
 func (v *hashedStorage) feed(b []byte, off int64) {
 	end := off + int64(len(b))
-	switch {
-	case end <= v.next:
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.read += int64(len(b))
+	if end <= v.next {
 		return
-	case off <= v.next:
-		v.h.Write(b[v.next-off:])
-		v.next = end
-		v.drain()
-	case v.kept+int64(len(b)) <= maxPending:
-		if old, ok := v.pending[off]; !ok || len(old) < len(b) {
-			v.kept += int64(len(b) - len(old))
-			v.pending[off] = append([]byte(nil), b...)
-		}
-		v.drain()
 	}
+	if v.hashing {
+		// Another goroutine hashes: leave it a copy.
+		v.keep(b, off)
+		return
+	}
+	v.hashing = true
+	defer v.drain() // before the unlock: defers run last first
+	if off > v.next && (off-v.next > padFill || !v.fillGap(off)) {
+		v.keep(b, off) // ahead of the hash
+		return
+	}
+	// b continues the hash (after padding the hash read itself): hash
+	// it in place.
+	skip := v.next - off
+	v.next = end
+	v.mu.Unlock()
+	v.h.Write(b[skip:])
+	v.mu.Lock()
+}
+
+// keep inserts a copy of b, read at off, into pending, unless maxPending
+// bytes are kept already. v.mu is held.
+func (v *hashedStorage) keep(b []byte, off int64) {
+	if v.kept+int64(len(b)) > maxPending {
+		return // read again by Check
+	}
+	c := getBuf(len(b))
+	copy(c, b)
+	i, _ := slices.BinarySearchFunc(v.pending, off, func(p pending, off int64) int { return cmp.Compare(p.off, off) })
+	v.pending = slices.Insert(v.pending, i, pending{off, c})
+	v.kept += int64(len(c))
 }
 
 // drain hashes the kept ranges the hash has reached, reading short gaps
-// before them itself. v.mu is held.
+// before them itself, then leaves the hash idle. v.mu is held, and this
+// goroutine set v.hashing; the lock is dropped while hashing.
 func (v *hashedStorage) drain() {
 	for len(v.pending) > 0 {
-		first := int64(-1)
-		for off, b := range v.pending {
-			if off+int64(len(b)) <= v.next {
-				delete(v.pending, off)
-				v.kept -= int64(len(b))
-				continue
-			}
-			if first < 0 || off < first {
-				first = off
-			}
+		p := v.pending[0]
+		if p.end() <= v.next {
+			v.pop()
+			continue
 		}
-		if first < 0 {
-			return
-		}
-		if first > v.next {
-			if first-v.next > gapFill || !v.fillGap(first) {
-				return
+		if gap := p.off - v.next; gap > 0 {
+			if gap > padFill && v.kept < stallBytes || !v.fillGap(min(p.off, v.next+gapChunk)) {
+				break
 			}
+			continue
 		}
-		b := v.pending[first]
-		delete(v.pending, first)
-		v.kept -= int64(len(b))
-		v.h.Write(b[v.next-first:])
-		v.next = first + int64(len(b))
+		v.pop()
+		skip := v.next - p.off
+		v.next = p.end()
+		v.mu.Unlock()
+		v.h.Write(p.b[skip:])
+		putBuf(p.b)
+		v.mu.Lock()
+	}
+	v.hashing = false
+}
+
+// pop drops the first pending range. v.mu is held.
+func (v *hashedStorage) pop() {
+	v.kept -= int64(len(v.pending[0].b))
+	v.pending[0] = pending{}
+	v.pending = v.pending[1:]
+	if len(v.pending) == 0 {
+		v.pending = v.pending[:0:0]
 	}
 }
 
-// fillGap reads and hashes [v.next, to). v.mu is held.
+// fillGap reads and hashes [v.next, to). v.mu is held, and this goroutine
+// set v.hashing; the lock is dropped while reading.
 func (v *hashedStorage) fillGap(to int64) bool {
-	b := make([]byte, to-v.next)
-	n, _ := v.Storage.ReadAt(b, v.next)
+	at := v.next
+	b := getBuf(int(to - at))
+	defer putBuf(b)
+	v.mu.Unlock()
+	n, _ := v.Storage.ReadAt(b, at)
+	v.mu.Lock()
 	v.read += int64(n)
-	if n < len(b) {
+	if n < len(b) || v.next != at {
 		return false
 	}
-	v.h.Write(b)
 	v.next = to
+	v.mu.Unlock()
+	v.h.Write(b)
+	v.mu.Lock()
 	return true
+}
+
+// bufPool recycles the copies of ranges read ahead, by size class: a
+// conversion keeps thousands of grain-sized copies on the way.
+var bufPool [8]sync.Pool // 4 KiB << i
+
+// getBuf returns a buffer of n bytes.
+func getBuf(n int) []byte {
+	for i := range bufPool {
+		if size := 4096 << i; n <= size {
+			if b, ok := bufPool[i].Get().(*[]byte); ok {
+				return (*b)[:n]
+			}
+			return make([]byte, n, size)
+		}
+	}
+	return make([]byte, n)
+}
+
+// putBuf returns a buffer from getBuf.
+func putBuf(b []byte) {
+	for i := range bufPool {
+		if cap(b) == 4096<<i {
+			b = b[:cap(b)]
+			bufPool[i].Put(&b)
+			return
+		}
+	}
 }
 
 // Check hashes what was never hashed on the way (reading it once), then
@@ -123,12 +210,15 @@ func (v *hashedStorage) Check() error {
 	buf := make([]byte, 1<<20)
 	for {
 		v.mu.Lock()
-		at := v.next
+		at, upTo := v.next, v.Size()
+		if len(v.pending) > 0 && v.pending[0].off > at {
+			upTo = v.pending[0].off // kept already: not read again
+		}
 		v.mu.Unlock()
 		if at >= v.Size() {
 			break
 		}
-		k := min(int64(len(buf)), v.Size()-at)
+		k := min(int64(len(buf)), upTo-at)
 		if err := disk.ReadFull(v, "ova", "member "+v.member, buf[:k], at); err != nil {
 			return err
 		}
