@@ -123,6 +123,7 @@ type corpus struct {
 	label         string // "real" or "golden"
 	describe      string // markdown: what the disk is
 	fast, durable []row
+	ova           []row // diskport on the OVA against diskport on the bare image
 }
 
 // programs are the paths of the commands compare runs.
@@ -183,7 +184,13 @@ func run() error {
 	if o.prepare {
 		for _, d := range disks {
 			for _, f := range rows {
-				if _, err := d.set.image(f); err != nil {
+				var err error
+				if f.OVA {
+					_, _, err = d.set.appliance()
+				} else {
+					_, err = d.set.image(f)
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -215,6 +222,14 @@ func run() error {
 	for _, d := range disks {
 		c := corpus{label: d.set.label, describe: d.describe}
 		for _, f := range rows {
+			if f.OVA {
+				r, err := compareOVA(o, p, d.set, f, work)
+				if err != nil {
+					return fmt.Errorf("%s %s: %v", d.set.label, f.Name, err)
+				}
+				c.ova = append(c.ova, r)
+				continue
+			}
 			fast, durable, err := compareImage(o, p, d.set, f, work)
 			if err != nil {
 				return fmt.Errorf("%s %s: %v", d.set.label, f.Name, err)

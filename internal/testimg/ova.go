@@ -94,6 +94,14 @@ func ovfXML(version int, disks []OVADisk, sizes map[string]int) string {
 	return b.String()
 }
 
+// OVFDescriptor is the descriptor ovfXML writes, for builders outside the
+// tests (bench/compare's OVA row) that stream their own tar: version 1
+// lays it out as ovftool does, 2 as VirtualBox does; sizes are the disk
+// members' sizes by file name.
+func OVFDescriptor(version int, disks []OVADisk, sizes map[string]int) string {
+	return ovfXML(version, disks, sizes)
+}
+
 // ovaManifest writes an .mf as ovftool (alg "SHA256") or older VirtualBox ("SHA1")
 // do: `SHA256(name)= hex` per member.
 func ovaManifest(alg string, ms []OVAMember) []byte {
