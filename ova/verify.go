@@ -30,26 +30,28 @@ const (
 )
 
 // A hashedStorage is a member's storage that hashes the member's bytes,
-// in order, as the reader reads them: a range read at the point the hash
-// has reached is hashed at once, from the reader's own buffer; a range
-// read ahead of it is copied (up to maxPending) and hashed when the hash
-// reaches it; a gap the reader skips is read by the hash itself (padding at
-// once, a longer gap once the hash has waited behind it for stallBytes of
-// copies). [hashedStorage.Check] reads only what was never hashed on the
-// way, so a conversion reads each byte about once.
+// in order, as the reader reads them, in a goroutine of its own: each
+// range read is copied (up to maxPending bytes waiting) and hashed when
+// the hash reaches it; a gap the reader skips is read by the hash itself
+// (padding at once, a longer gap once the hash has waited behind it for
+// stallBytes of copies). [hashedStorage.Check] reads only what was never
+// hashed on the way, so a conversion reads each byte about once.
 //
-// One goroutine at a time hashes (the one that finds the hash idle); the
-// others only queue their copies and go on, so parallel workers never
-// wait behind the hash.
+// The readers only copy and go on: the hash runs beside the conversion,
+// on what CPU time its workers leave (they wait for the volume's writes),
+// instead of in their way. The goroutine runs while it has something to
+// hash and exits when it has not, so nothing is left behind when a
+// conversion stops early.
 type hashedStorage struct {
 	disk.Storage
 	member string
 	want   Digest
-	h      hash.Hash // written only by the goroutine that set hashing
+	h      hash.Hash // written only by the running hash goroutine
 
 	mu      sync.Mutex
-	hashing bool      // a goroutine is writing h
-	next    int64     // bytes [0, next) are hashed, or claimed by the hashing goroutine
+	idle    sync.Cond // signalled when the hash goroutine exits
+	hashing bool      // the hash goroutine runs
+	next    int64     // bytes [0, next) are hashed, or being hashed
 	pending []pending // copies of ranges read ahead, by offset
 	kept    int64     // bytes in pending
 	read    int64     // bytes read from the underlying storage
@@ -64,10 +66,12 @@ type pending struct {
 func (p pending) end() int64 { return p.off + int64(len(p.b)) }
 
 func newHashedStorage(s disk.Storage, member string, want Digest) *hashedStorage {
-	return &hashedStorage{Storage: s, member: member, want: want, h: want.newHash()}
+	v := &hashedStorage{Storage: s, member: member, want: want, h: want.newHash()}
+	v.idle.L = &v.mu
+	return v
 }
 
-// ReadAt reads from the member and hashes what it can.
+// ReadAt reads from the member and hands what it read to the hash.
 func (v *hashedStorage) ReadAt(p []byte, off int64) (int, error) {
 	n, err := v.Storage.ReadAt(p, off)
 	if n > 0 {
@@ -76,33 +80,36 @@ func (v *hashedStorage) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// feed hashes b, read at off, or keeps a copy of it for later.
+// feed keeps a copy of b, read at off, for the hash, and starts the hash
+// goroutine when it is not running.
 func (v *hashedStorage) feed(b []byte, off int64) {
-	end := off + int64(len(b))
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.read += int64(len(b))
-	if end <= v.next {
+	if off+int64(len(b)) <= v.next {
 		return
 	}
-	if v.hashing {
-		// Another goroutine hashes: leave it a copy.
-		v.keep(b, off)
-		return
+	v.keep(b, off)
+	if !v.hashing {
+		v.hashing = true
+		go v.run()
 	}
-	v.hashing = true
-	defer v.drain() // before the unlock: defers run last first
-	if off > v.next && (off-v.next > padFill || !v.fillGap(off)) {
-		v.keep(b, off) // ahead of the hash
-		return
-	}
-	// b continues the hash (after padding the hash read itself): hash
-	// it in place.
-	skip := v.next - off
-	v.next = end
-	v.mu.Unlock()
-	v.h.Write(b[skip:])
+}
+
+// run is the hash goroutine: it hashes until it can go no further.
+func (v *hashedStorage) run() {
 	v.mu.Lock()
+	v.drain()
+	v.hashing = false
+	v.idle.Broadcast()
+	v.mu.Unlock()
+}
+
+// wait waits for the hash goroutine to exit. v.mu is held.
+func (v *hashedStorage) wait() {
+	for v.hashing {
+		v.idle.Wait()
+	}
 }
 
 // keep inserts a copy of b, read at off, into pending, unless maxPending
@@ -118,9 +125,9 @@ func (v *hashedStorage) keep(b []byte, off int64) {
 	v.kept += int64(len(c))
 }
 
-// drain hashes the kept ranges the hash has reached, reading short gaps
-// before them itself, then leaves the hash idle. v.mu is held, and this
-// goroutine set v.hashing; the lock is dropped while hashing.
+// drain hashes the kept ranges the hash has reached, reading gaps before
+// them itself. v.mu is held, by the hash goroutine; the lock is dropped
+// while hashing.
 func (v *hashedStorage) drain() {
 	for len(v.pending) > 0 {
 		p := v.pending[0]
@@ -142,7 +149,6 @@ func (v *hashedStorage) drain() {
 		putBuf(p.b)
 		v.mu.Lock()
 	}
-	v.hashing = false
 }
 
 // pop drops the first pending range. v.mu is held.
@@ -155,8 +161,8 @@ func (v *hashedStorage) pop() {
 	}
 }
 
-// fillGap reads and hashes [v.next, to). v.mu is held, and this goroutine
-// set v.hashing; the lock is dropped while reading.
+// fillGap reads and hashes [v.next, to). v.mu is held, by the hash
+// goroutine; the lock is dropped while reading.
 func (v *hashedStorage) fillGap(to int64) bool {
 	at := v.next
 	b := getBuf(int(to - at))
@@ -210,6 +216,7 @@ func (v *hashedStorage) Check() error {
 	buf := make([]byte, 1<<20)
 	for {
 		v.mu.Lock()
+		v.wait()
 		at, upTo := v.next, v.Size()
 		if len(v.pending) > 0 && v.pending[0].off > at {
 			upTo = v.pending[0].off // kept already: not read again
@@ -224,6 +231,7 @@ func (v *hashedStorage) Check() error {
 		}
 	}
 	v.mu.Lock()
+	v.wait()
 	got := hex.EncodeToString(v.h.Sum(nil))
 	v.mu.Unlock()
 	if got != v.want.Sum {
