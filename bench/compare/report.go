@@ -160,8 +160,8 @@ func table(b *strings.Builder, rows []row, target string) {
 	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		d, q := r.times[0], r.times[1]
-		dw, qw := median(d, wall).Seconds(), median(q, wall).Seconds()
-		geo := geomeanRatio(d, q, wall)
+		f := pairOf(r)
+		dw, qw, geo := f.wall[0], f.wall[1], f.geo
 		want := 1.0
 		switch target {
 		case "real":
@@ -169,11 +169,25 @@ func table(b *strings.Builder, rows []row, target string) {
 		case "golden":
 			want = r.format.Target
 		}
-		dc, qc := median(d, cpu).Seconds(), median(q, cpu).Seconds()
+		dc, qc := f.cpu[0], f.cpu[1]
 		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f× | %.2f× | ≥%.1f× %s | %.2f | %.2f | %.2f× | %.0f | %s | %s |\n",
 			r.format.Name, dw, qw, geo, qw/dw, want, met(geo, want), dc, qc, qc/dc,
 			float64(r.virtualSize)/(1<<20)/dw, mib(maxRSS(d)), mib(maxRSS(q)))
 	}
+}
+
+// pair is the figures of a row's first two tools: median wall and CPU
+// seconds, and the geometric mean of the pairwise wall ratios
+// second/first.
+type pair struct {
+	wall, cpu [2]float64
+	geo       float64
+}
+
+func pairOf(r row) pair {
+	d, q := r.times[0], r.times[1]
+	return pair{wall: [2]float64{median(d, wall).Seconds(), median(q, wall).Seconds()},
+		cpu: [2]float64{median(d, cpu).Seconds(), median(q, cpu).Seconds()}, geo: geomeanRatio(d, q, wall)}
 }
 
 // anchorTable writes the anchors of the fast rows against diskport (the
