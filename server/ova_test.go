@@ -32,10 +32,13 @@ type testAppliance struct {
 // streamOptimized VMDK boot disk on SCSI controller 0 and a dynamic VHD
 // on controller 1 (listed first in the descriptor: boot order is the
 // hardware's, not the DiskSection's).
-func twoDiskOVA(t *testing.T) testAppliance {
+func twoDiskOVA(t *testing.T) testAppliance { return twoDiskOVASized(t, 2<<20) }
+
+// twoDiskOVASized is twoDiskOVA with a VHD of vhdSize bytes.
+func twoDiskOVASized(t *testing.T, vhdSize int64) testAppliance {
 	t.Helper()
 	g1 := testimg.Golden(t, testimg.Spec{Size: 3<<20 + 65536, Seed: 1661})
-	g2 := testimg.Golden(t, testimg.Spec{Size: 2 << 20, Seed: 1662})
+	g2 := testimg.Golden(t, testimg.Spec{Size: vhdSize, Seed: 1662, ZeroPercent: 5})
 	vmdk := testimg.Make(t, g1, "vmdk", "subformat=streamOptimized")
 	vhd := testimg.Make(t, g2, "vpc", "subformat=dynamic")
 	return testAppliance{
@@ -233,6 +236,61 @@ func TestOVAImportVolume(t *testing.T) {
 		}
 		t.Log(msg)
 		noVolumeFiles(t, ts.dir, vol)
+	}
+}
+
+// A server stopped while it converts an OVA's second disk, and another
+// started on its data directory: the task completes with the appliance's
+// two volumes, not more (the restarted worker adds none), each identical
+// to qemu-img's conversion.
+func TestOVARestartMidTask(t *testing.T) {
+	app := twoDiskOVASized(t, 12<<20)
+	ps := newPartsServer(t, app.path, 8<<20, nil) // 8 MiB/s: some two seconds
+	dir := t.TempDir()
+	ts := startServer(t, dir, ps.Listener.Addr().String())
+	c := ts.sdk(testKey, testSecret)
+	ct := importOVAInstance(t, c, ps.m.Size, ps.manifestURL())
+	id := aws.ToString(ct.ConversionTaskId)
+	deadline := time.Now().Add(time.Minute)
+	var before []string
+	for {
+		task := describeTask(t, c, id)
+		if task.State != types.ConversionTaskStateActive {
+			t.Fatalf("task %s (%s) before its second disk was converting", task.State, aws.ToString(task.StatusMessage))
+		}
+		vols := task.ImportInstance.Volumes
+		if len(vols) == 2 && aws.ToInt64(vols[1].BytesConverted) > 0 {
+			if msg := aws.ToString(task.StatusMessage); !strings.HasSuffix(msg, "(disk 2 of 2)") {
+				t.Errorf("status message %q converting the second disk", msg)
+			}
+			before = []string{aws.ToString(vols[0].Volume.Id), aws.ToString(vols[1].Volume.Id)}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second disk never started converting")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Close() // the workers stop; the task stays active
+	sent := ps.sent.Load()
+	ts2 := startServer(t, dir, ps.Listener.Addr().String())
+	c2 := ts2.sdk(testKey, testSecret)
+	if state, msg := waitTask(t, c2, id, 2*time.Minute); state != "completed" {
+		t.Fatalf("resumed task ended %s: %s", state, msg)
+	}
+	t.Logf("OVA %d bytes: %d fetched before the restart, %d after", ps.m.Size, sent, ps.sent.Load()-sent)
+	vols := describeTask(t, c2, id).ImportInstance.Volumes
+	if len(vols) != 2 || aws.ToString(vols[0].Volume.Id) != before[0] || aws.ToString(vols[1].Volume.Id) != before[1] {
+		t.Fatalf("after the restart: %d volumes %+v, want %v", len(vols), vols, before)
+	}
+	if dv, err := c2.DescribeVolumes(context.Background(), &ec2.DescribeVolumesInput{}); err != nil || len(dv.Volumes) != 2 {
+		t.Fatalf("DescribeVolumes after the restart: %v, %v", dv, err)
+	}
+	if strings.Contains(ts2.logs.String(), `"event":"expanded"`) {
+		t.Error("the restarted server added volumes")
+	}
+	for i, v := range vols {
+		sameVolume(t, ts2.VolumePath(aws.ToString(v.Volume.Id)), testimg.QemuRaw(t, app.disks[i]), 1<<30)
 	}
 }
 
