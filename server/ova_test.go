@@ -239,6 +239,57 @@ func TestOVAImportVolume(t *testing.T) {
 	}
 }
 
+// waitSecondDisk waits until the task converts its OVA's second disk, and
+// returns its two volumes' ids.
+func waitSecondDisk(t *testing.T, c *ec2.Client, id string) []string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		task := describeTask(t, c, id)
+		if task.State != types.ConversionTaskStateActive {
+			t.Fatalf("task %s (%s) before its second disk was converting", task.State, aws.ToString(task.StatusMessage))
+		}
+		vols := task.ImportInstance.Volumes
+		if len(vols) == 2 && aws.ToInt64(vols[1].BytesConverted) > 0 {
+			if msg := aws.ToString(task.StatusMessage); !strings.HasSuffix(msg, "(disk 2 of 2)") {
+				t.Errorf("status message %q converting the second disk", msg)
+			}
+			if aws.ToString(vols[0].Status) != "completed" {
+				t.Errorf("the boot disk's volume is %s while the second converts", aws.ToString(vols[0].Status))
+			}
+			return []string{aws.ToString(vols[0].Volume.Id), aws.ToString(vols[1].Volume.Id)}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second disk never started converting")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// CancelConversionTask while an OVA's second disk converts removes both
+// volumes' files: the boot disk's, committed, and the partial one.
+func TestOVACancel(t *testing.T) {
+	app := twoDiskOVASized(t, 12<<20)
+	ps := newPartsServer(t, app.path, 8<<20, nil)
+	ts := startServer(t, "", ps.Listener.Addr().String())
+	c := ts.sdk(testKey, testSecret)
+	id := aws.ToString(importOVAInstance(t, c, ps.m.Size, ps.manifestURL()).ConversionTaskId)
+	vols := waitSecondDisk(t, c, id)
+	if _, err := os.Stat(ts.VolumePath(vols[0])); err != nil {
+		t.Fatalf("the boot disk's volume: %v", err)
+	}
+	if _, err := c.CancelConversionTask(context.Background(), &ec2.CancelConversionTaskInput{ConversionTaskId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
+	if state, msg := waitTask(t, c, id, 10*time.Second); state != "cancelled" || msg != "Cancelled by user" {
+		t.Fatalf("cancelled task: %s %q", state, msg)
+	}
+	time.Sleep(300 * time.Millisecond) // the worker lets go
+	for _, v := range vols {
+		noVolumeFiles(t, ts.dir, v)
+	}
+}
+
 // A server stopped while it converts an OVA's second disk, and another
 // started on its data directory: the task completes with the appliance's
 // two volumes, not more (the restarted worker adds none), each identical
@@ -251,26 +302,7 @@ func TestOVARestartMidTask(t *testing.T) {
 	c := ts.sdk(testKey, testSecret)
 	ct := importOVAInstance(t, c, ps.m.Size, ps.manifestURL())
 	id := aws.ToString(ct.ConversionTaskId)
-	deadline := time.Now().Add(time.Minute)
-	var before []string
-	for {
-		task := describeTask(t, c, id)
-		if task.State != types.ConversionTaskStateActive {
-			t.Fatalf("task %s (%s) before its second disk was converting", task.State, aws.ToString(task.StatusMessage))
-		}
-		vols := task.ImportInstance.Volumes
-		if len(vols) == 2 && aws.ToInt64(vols[1].BytesConverted) > 0 {
-			if msg := aws.ToString(task.StatusMessage); !strings.HasSuffix(msg, "(disk 2 of 2)") {
-				t.Errorf("status message %q converting the second disk", msg)
-			}
-			before = []string{aws.ToString(vols[0].Volume.Id), aws.ToString(vols[1].Volume.Id)}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second disk never started converting")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	before := waitSecondDisk(t, c, id)
 	ts.Close() // the workers stop; the task stays active
 	sent := ps.sent.Load()
 	ts2 := startServer(t, dir, ps.Listener.Addr().String())
