@@ -29,8 +29,8 @@ func isAppliance(v *store.Volume) bool {
 // first, once. Each disk's .mf checksum is verified before its volume is
 // committed. ImportVolume takes an appliance of one disk only.
 func (s *Server) convertAppliance(ctx context.Context, t *store.Task, v *store.Volume, note string) error {
-	if applianceDone(t, v) {
-		return nil
+	if nextDisk(t, v) == nil {
+		return nil // every disk converted
 	}
 	s.status(ctx, t, v, 0, "Pending: fetching the manifest"+note)
 	st, err := s.openUpload(ctx, t, v)
@@ -64,16 +64,21 @@ func (s *Server) convertAppliance(ctx context.Context, t *store.Task, v *store.V
 	return nil
 }
 
-// applianceDone says whether v's appliance is converted: v's volume and
-// every volume added for its other disks completed (they are added before
-// v's volume is converted).
-func applianceDone(t *store.Task, v *store.Volume) bool {
+// nextDisk returns the first of v's appliance's volumes, in boot order,
+// whose conversion is not completed (v's, then those added for the other
+// disks, which follow it in the task's order); nil when every one is. The
+// other disks' volumes are added before v's is converted, so a completed
+// v with none added is a one-disk appliance.
+func nextDisk(t *store.Task, v *store.Volume) *store.Volume {
+	if v.Status != "completed" {
+		return v
+	}
 	for _, w := range t.Volumes {
-		if (w.ID == v.ID || w.Origin == v.ID) && w.Status != "completed" {
-			return false
+		if w.Origin == v.ID && w.Status != "completed" {
+			return w
 		}
 	}
-	return v.Status == "completed"
+	return nil
 }
 
 // convertApplianceDisk converts disk k of the appliance into volume dv,

@@ -305,13 +305,17 @@ func (s *Server) fenced(t *store.Task) bool {
 func (s *Server) runTask(ctx context.Context, t *store.Task) error {
 	s.log.Info("task", "event", "converting", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
 	for _, v := range slices.Clone(t.Volumes) {
-		if v.Origin != "" || (v.Status == "completed" && !isAppliance(v)) {
-			continue // an OVA's added disk is converted with its appliance
+		next := v // the volume to convert next
+		if isAppliance(v) {
+			next = nextDisk(t, v)
+		}
+		if v.Origin != "" || next == nil || next.Status == "completed" {
+			continue // done, or an OVA's added disk, converted with its appliance
 		}
 		note := ""
 		if t.TakenOverFrom != "" {
 			note = " (taken over from " + t.TakenOverFrom + ", whose lease expired: "
-			if _, err := os.Stat(volume.JournalName(s.VolumePath(v.ID))); err == nil {
+			if _, err := os.Stat(volume.JournalName(s.VolumePath(next.ID))); err == nil {
 				note += "resuming from its journal)"
 			} else {
 				note += "its volume directory is not shared with this server, converting from zero)"
