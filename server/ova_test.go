@@ -53,14 +53,15 @@ func twoDiskOVASized(t *testing.T, vhdSize int64) testAppliance {
 	}
 }
 
-// oneDiskOVA builds an appliance of one streamOptimized VMDK.
-func oneDiskOVA(t *testing.T) testAppliance {
+// oneDiskOVA builds an appliance of one streamOptimized VMDK, its member
+// gzip-compressed (ovftool --compress) when gz.
+func oneDiskOVA(t *testing.T, gz bool) testAppliance {
 	t.Helper()
 	g := testimg.Golden(t, testimg.Spec{Size: 2<<20 + 4096, Seed: 1663})
 	vmdk := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
 	return testAppliance{
 		path: testimg.OVA(t, testimg.OVASpec{Version: 1, Alg: "SHA256", Files: map[string]string{"only.vmdk": vmdk},
-			Disks: []testimg.OVADisk{{ID: "d", File: "only.vmdk", Format: testimg.URIStreamOptimized, Capacity: fmt.Sprint(virtualSize(t, vmdk))}}}),
+			Disks: []testimg.OVADisk{{ID: "d", File: "only.vmdk", Format: testimg.URIStreamOptimized, Capacity: fmt.Sprint(virtualSize(t, vmdk)), Gzip: gz}}}),
 		disks: []string{vmdk},
 		files: []string{"only.vmdk"},
 	}
@@ -206,13 +207,14 @@ func TestOVAFlippedMember(t *testing.T) {
 	}
 }
 
-// ImportVolume takes an OVA of one disk, which becomes the volume; one
-// of two disks fails the task saying to use ImportInstance.
+// ImportVolume takes an OVA of one disk, which becomes the volume (a
+// gzip-compressed member too, read as a stream); one of two disks fails
+// the task saying to use ImportInstance.
 func TestOVAImportVolume(t *testing.T) {
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)
 	c := ts.sdk(testKey, testSecret)
-	for _, app := range []testAppliance{oneDiskOVA(t), twoDiskOVA(t)} {
+	for _, app := range []testAppliance{oneDiskOVA(t, false), oneDiskOVA(t, true), twoDiskOVA(t)} {
 		size, murl := uploadOVA(t, s3, app.path)
 		out, err := c.ImportVolume(context.Background(), &ec2.ImportVolumeInput{
 			AvailabilityZone: aws.String("eu-west-3a"),
