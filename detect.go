@@ -131,6 +131,9 @@ func (e *MismatchError) Reason() string {
 // Error returns the reason with the library's advice: declare the format
 // the bytes are, or set Options.TrustFormat.
 func (e *MismatchError) Error() string {
+	if !e.Found.Readable() {
+		return fmt.Sprintf("%s (set Options.TrustFormat to read them as %s anyway)", e.Reason(), upper(e.Declared))
+	}
 	return fmt.Sprintf("%s (declare %s, or set Options.TrustFormat to read them as %s anyway)", e.Reason(), upper(e.Found), upper(e.Declared))
 }
 

@@ -18,7 +18,8 @@ import (
 //     ("raw", "vmdk", "vhd"): what human and JSON output print;
 //   - [Format.EC2Name] is EC2's spelling ("RAW", "VMDK", "VHD"): what goes
 //     on the wire (DiskImage.N.Image.Format) and in import manifests
-//     (file-format);
+//     (file-format). Tar's is "OVA": EC2 imports a whole OVA appliance,
+//     which package ova reads (a disk image reader does not);
 //   - [ParseFormat] reads any of those, in any case, and the aliases
 //     [Format.Aliases] lists (qemu's "vpc" for VHD, "img" for RAW). It is
 //     the one parser of a declared format, in the library and every verb.
@@ -81,7 +82,7 @@ var table = []formatEntry{
 	{format: QCOW2, what: "a QCOW2 image", probe: magic(0, "QFI\xfb")},
 	{format: QED, what: "a QED image", probe: magic(0, "QED\x00"), advice: "convert it with qemu-img convert -O raw first"},
 	{format: VDI, what: "a VirtualBox VDI image", probe: magic(64, "\x7f\x10\xda\xbe"), advice: "convert it first (qemu-img convert -O raw, or VBoxManage clonemedium to a VHD)"},
-	{format: Tar, what: "a tar archive (an OVA appliance is one)", probe: tarProbe, container: true,
+	{format: Tar, ec2: "OVA", what: "a tar archive (an OVA appliance is one)", probe: tarProbe, container: true,
 		advice: "an OVA is read by package ova (the diskport CLI's info and convert take an .ova directly); from any other tar, extract the disk image first"},
 	{format: Zip, what: "a zip archive", probe: magic(0, "PK\x03\x04"), container: true, advice: "unzip it and convert the disk image inside"},
 	{format: Gzip, what: "a gzip-compressed file", probe: magic(0, "\x1f\x8b\x08"), container: true, advice: "decompress it first (gzip -dk FILE)"},
@@ -107,6 +108,20 @@ func Formats() []Format {
 	var fs []Format
 	for _, e := range table {
 		if e.open != nil {
+			fs = append(fs, e.format)
+		}
+	}
+	return fs
+}
+
+// ImportFormats returns the formats EC2 imports, those with an
+// [Format.EC2Name], in the table's order: VMDK, VHD, VHDX, Tar (as "OVA")
+// and RAW. Import manifests and the API server take these; all but Tar
+// are [Format.Readable], and an OVA is read by package ova.
+func ImportFormats() []Format {
+	var fs []Format
+	for _, e := range table {
+		if e.ec2 != "" {
 			fs = append(fs, e.format)
 		}
 	}

@@ -44,10 +44,16 @@ func TestFormatTable(t *testing.T) {
 			t.Errorf("ParseFormat(%q): %q", name, err)
 		}
 	}
-	for f, want := range map[diskport.Format]string{diskport.VMDK: "VMDK", diskport.VHD: "VHD", diskport.VHDX: "VHDX", diskport.Raw: "RAW", diskport.QCOW2: ""} {
+	for f, want := range map[diskport.Format]string{diskport.VMDK: "VMDK", diskport.VHD: "VHD", diskport.VHDX: "VHDX", diskport.Raw: "RAW", diskport.QCOW2: "", diskport.Tar: "OVA"} {
 		if f.EC2Name() != want {
 			t.Errorf("%s.EC2Name() = %q, want %q", f, f.EC2Name(), want)
 		}
+	}
+	if got := diskport.ImportFormats(); !slices.Equal(got, []diskport.Format{diskport.VMDK, diskport.VHD, diskport.VHDX, diskport.Tar, diskport.Raw}) {
+		t.Errorf("ImportFormats() = %v", got)
+	}
+	if _, err := diskport.ParseFormat("ova"); !errors.Is(err, disk.ErrUnsupported) || !strings.Contains(err.Error(), "recognised but not read") {
+		t.Errorf(`ParseFormat("ova"): %v; want "recognised but not read" (package ova reads an OVA)`, err)
 	}
 	if !diskport.VMDK.HasParents() || !diskport.VHD.HasParents() || !diskport.VHDX.HasParents() || diskport.Raw.HasParents() {
 		t.Error("HasParents")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/ova"
 )
 
 // Naming is a convention for naming part objects.
@@ -60,10 +61,13 @@ type SplitOptions struct {
 	// DefaultPartSize (10 MiB).
 	PartSize int64
 	// Format is the declared file-format, any name diskport.ParseFormat
-	// takes ("RAW", "vhd", "vpc", ...); "" means detected from the bytes.
-	// A declared format the bytes contradict is an error
-	// (disk.ErrFormatMismatch), as in diskport.Open: a VMDK declared RAW
-	// too.
+	// takes ("RAW", "vhd", "vpc", ...), or "OVA" for a whole appliance;
+	// "" means detected from the bytes (an OVA is never taken for one
+	// without being declared). A declared format the bytes contradict is
+	// an error (disk.ErrFormatMismatch), as in diskport.Open: a VMDK
+	// declared RAW too. A declared OVA must be one package ova opens (a
+	// tar with an .ovf descriptor and an .mf covering its disks); its
+	// manifest's volume-size is its boot disk's.
 	Format string
 	// TrustFormat takes the declared Format even when the bytes look like
 	// another format, as diskport.Options.TrustFormat does.
@@ -140,6 +144,9 @@ const MaxPartSize = 1 << 30
 // read its virtual size; a VMDK descriptor, which keeps its data in other
 // files, is refused (diskport.Options.SingleFile).
 func imageFormat(s disk.Storage, o *SplitOptions) (format string, virtual int64, err error) {
+	if strings.EqualFold(strings.TrimSpace(o.Format), FormatOVA) {
+		return applianceFormat(s)
+	}
 	// The readers' default size limits, as convert applies them.
 	opts := diskport.Options{Format: o.Format, TrustFormat: o.TrustFormat, SingleFile: true}
 	f, err := diskport.FormatOf(s, opts)
@@ -156,6 +163,29 @@ func imageFormat(s disk.Storage, o *SplitOptions) (format string, virtual int64,
 	}
 	defer img.Close()
 	return f.EC2Name(), img.Size(), nil
+}
+
+// applianceFormat checks that s, declared OVA, is an appliance package
+// ova opens, with its default limits and its .mf required (as the API
+// server opens it), and returns its boot disk's capacity as the virtual
+// size.
+func applianceFormat(s disk.Storage) (string, int64, error) {
+	f, err := diskport.Detect(s)
+	if err != nil {
+		return "", 0, err
+	}
+	if f != diskport.Tar {
+		return "", 0, &diskport.MismatchError{Name: s.Name(), Declared: diskport.Tar, Found: f}
+	}
+	a, err := ova.Open(s, ova.Options{})
+	if err != nil {
+		return "", 0, fmt.Errorf("manifest: declared OVA: %w", err)
+	}
+	defer a.Close()
+	if len(a.Disks) == 0 {
+		return "", 0, errorf(disk.ErrUnsupported, "%s: declared OVA, but the appliance has no disks", s.Name())
+	}
+	return FormatOVA, a.Disks[0].Capacity, nil
 }
 
 // describe checks the image and builds the manifest skeleton: format,

@@ -55,6 +55,9 @@ func OpenImage(ctx context.Context, pathOrURL string, opts ImageOptions) (*Image
 	if err != nil {
 		return nil, err
 	}
+	if m.Format() == diskport.Tar {
+		return nil, errorf(disk.ErrUnsupported, "%s is the manifest of a whole OVA appliance, not of a disk image: read its bytes with OpenStorage and package ova", pathOrURL)
+	}
 	if opts.Store != nil {
 		store = opts.Store
 	}

@@ -65,18 +65,24 @@ const (
 // them: EC2's names from diskport's format table. [Manifest.FileFormat]
 // holds one of these strings. The one spelling of a format across
 // packages is diskport.Format (diskport.Raw, diskport.VMDK, diskport.VHD,
-// diskport.VHDX): [Manifest.Format] gives it, its EC2Name method these
-// strings, and diskport.ParseFormat reads them back.
+// diskport.VHDX, and diskport.Tar for an OVA): [Manifest.Format] gives
+// it, its EC2Name method these strings, and diskport.ParseFormat reads
+// back those of the disk formats.
+//
+// FormatOVA is a whole OVA appliance (the API server's ImportInstance
+// makes a volume of each of its disks): its parts hold the archive's
+// bytes, which package ova reads, not diskport.OpenStorage.
 var (
 	FormatRAW  = diskport.Raw.EC2Name()
 	FormatVHD  = diskport.VHD.EC2Name()
 	FormatVMDK = diskport.VMDK.EC2Name()
+	FormatOVA  = diskport.Tar.EC2Name()
 )
 
 // manifestFormat returns the format a file-format value names: EC2's name,
-// exactly, of a format diskport reads.
+// exactly, of a format EC2 imports.
 func manifestFormat(name string) (diskport.Format, bool) {
-	for _, f := range diskport.Formats() {
+	for _, f := range diskport.ImportFormats() {
 		if f.EC2Name() != "" && f.EC2Name() == name {
 			return f, true
 		}
@@ -92,10 +98,11 @@ func (m *Manifest) Format() diskport.Format {
 	return f
 }
 
-// ec2Names lists the file-format values manifests take: "RAW, VHD, VMDK".
+// ec2Names lists the file-format values manifests take: "OVA, RAW, VHD,
+// VHDX, VMDK".
 func ec2Names() string {
 	var names []string
-	for _, f := range diskport.Formats() {
+	for _, f := range diskport.ImportFormats() {
 		if n := f.EC2Name(); n != "" {
 			names = append(names, n)
 		}
@@ -108,7 +115,7 @@ func ec2Names() string {
 type Manifest struct {
 	// Version is the manifest version, "2010-11-15".
 	Version string
-	// FileFormat is the image format, EC2's name from the format table: "RAW", "VHD", "VHDX" or "VMDK".
+	// FileFormat is the image format, EC2's name from the format table: "RAW", "VHD", "VHDX", "VMDK" or "OVA".
 	FileFormat string
 	// Importer names the software that wrote the manifest.
 	Importer Importer

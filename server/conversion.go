@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,15 +19,11 @@ import (
 	"github.com/diskport/diskport/server/store"
 )
 
-// convertVolume converts the i-th disk image of t into its volume file,
-// resuming from the journal an interrupted run left.
+// convertVolume converts the disk image of t's volume v into its volume
+// file, resuming from the journal an interrupted run left.
 // note, when set, is appended to its progress messages (a takeover's).
-func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *store.Volume, note string) error {
-	dst := s.VolumePath(v.ID)
-	size := v.Size * GiB
-	// A volume renamed into place before a crash stopped the task from
-	// being marked completed is finished.
-	if st, err := os.Stat(dst); err == nil && st.Mode().IsRegular() && st.Size() == size {
+func (s *Server) convertVolume(ctx context.Context, t *store.Task, v *store.Volume, note string) error {
+	if s.inPlace(v) {
 		return s.st.Progress(ctx, v.ID, t.LeaseGeneration, s.cfg.ServerID, v.BytesConverted, "completed", "")
 	}
 	s.status(ctx, t, v, 0, "Pending: fetching the manifest"+note)
@@ -35,6 +32,23 @@ func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *sto
 		return err
 	}
 	defer img.Close()
+	return s.convertImage(ctx, t, v, img, note, convert.Options{})
+}
+
+// inPlace says whether v's volume file is in place, whole: renamed into
+// place before a crash stopped its conversion from being recorded
+// completed, it is finished.
+func (s *Server) inPlace(v *store.Volume) bool {
+	st, err := os.Stat(s.VolumePath(v.ID))
+	return err == nil && st.Mode().IsRegular() && st.Size() == v.Size*GiB
+}
+
+// convertImage converts img into v's volume file, recording its progress,
+// with opts' Workers and Verify (the source's own check, run before the
+// lease check that fences the rename).
+func (s *Server) convertImage(ctx context.Context, t *store.Task, v *store.Volume, img disk.Image, note string, opts convert.Options) error {
+	dst := s.VolumePath(v.ID)
+	size := v.Size * GiB
 	if img.Size() > size {
 		return fmt.Errorf("the image's virtual size, %d bytes, does not fit the %d GiB of Volume.Size", img.Size(), v.Size)
 	}
@@ -54,20 +68,29 @@ func (s *Server) convertVolume(ctx context.Context, t *store.Task, i int, v *sto
 			case <-tick.C:
 				if d := done.Load(); d != last {
 					last = d
-					s.status(ctx, t, v, d, progressMessage(t, i, d, img.Size())+note)
+					s.status(ctx, t, v, d, progressMessage(t, v, d, img.Size())+note)
 				}
 			}
 		}
 	}()
-	s.status(ctx, t, v, 0, progressMessage(t, i, 0, img.Size())+note)
+	s.status(ctx, t, v, 0, progressMessage(t, v, 0, img.Size())+note)
 	began := time.Now()
+	check := opts.Verify
 	res, err := convert.Convert(ctx, img, dst, convert.Options{
 		VolumeSize: size,
 		Resume:     true,
+		Workers:    opts.Workers,
 		Progress:   func(d, _ int64) { done.Store(d) },
 		// Fencing: the volume is renamed into place only under this
-		// worker's lease.
-		Verify: func() error { return s.checkLease(ctx, t) },
+		// worker's lease, after the source's own check.
+		Verify: func() error {
+			if check != nil {
+				if err := check(); err != nil {
+					return err
+				}
+			}
+			return s.checkLease(ctx, t)
+		},
 	})
 	close(stop)
 	wg.Wait()
@@ -102,14 +125,17 @@ func (s *Server) checkLease(ctx context.Context, t *store.Task) error {
 	}
 }
 
-// progressMessage is the status message of a running conversion.
-func progressMessage(t *store.Task, i int, done, total int64) string {
+// progressMessage is the status message of a running conversion of v,
+// one of t's volumes: "(disk i of n)" counts the task's volumes as they
+// are now, with those an OVA added.
+func progressMessage(t *store.Task, v *store.Volume, done, total int64) string {
 	pct := int64(100)
 	if total > 0 {
 		pct = done * 100 / total
 	}
 	msg := fmt.Sprintf("Progress: %d%%", pct)
 	if len(t.Volumes) > 1 {
+		i := slices.IndexFunc(t.Volumes, func(w *store.Volume) bool { return w.ID == v.ID })
 		msg += fmt.Sprintf(" (disk %d of %d)", i+1, len(t.Volumes))
 	}
 	return msg
@@ -131,6 +157,23 @@ func (s *Server) status(ctx context.Context, t *store.Task, v *store.Volume, don
 // bytes and the manifest's file-format, Image.Bytes against the
 // manifest's size.
 func (s *Server) openImage(ctx context.Context, t *store.Task, v *store.Volume) (disk.Image, error) {
+	st, err := s.openUpload(ctx, t, v)
+	if err != nil {
+		return nil, err
+	}
+	img, err := diskport.OpenStorage(st, diskport.Options{Format: v.Format})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &imageWithStorage{img, st}, nil
+}
+
+// openUpload fetches the manifest at the volume's ImportManifestUrl (once
+// it and its parts are uploaded) and returns the file its parts hold,
+// checking the manifest against what the client declared: Image.Format
+// against its file-format, Image.Bytes against its size.
+func (s *Server) openUpload(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Storage, error) {
 	if err := s.fetch.checkURL(v.ManifestURL); err != nil {
 		return nil, err
 	}
@@ -144,16 +187,7 @@ func (s *Server) openImage(ctx context.Context, t *store.Task, v *store.Volume) 
 	if m.Size != v.Bytes {
 		return nil, fmt.Errorf("Image.Bytes is %d but the manifest's image is %d bytes", v.Bytes, m.Size)
 	}
-	st, err := manifest.OpenStorage(ctx, m, ps, manifest.StorageOptions{Name: redact(v.ManifestURL)})
-	if err != nil {
-		return nil, err
-	}
-	img, err := diskport.OpenStorage(st, diskport.Options{Format: v.Format})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	return &imageWithStorage{img, st}, nil
+	return manifest.OpenStorage(ctx, m, ps, manifest.StorageOptions{Name: redact(v.ManifestURL)})
 }
 
 // imageWithStorage closes the manifest's storage (its parts cache) with

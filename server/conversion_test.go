@@ -57,7 +57,11 @@ func newPartsServerSized(t *testing.T, image string, partSize int64, single bool
 func newPartsServerOpts(t testing.TB, image string, partSize, rate int64, edit func(m *manifest.Manifest, dir string)) *partsServer {
 	t.Helper()
 	dir := t.TempDir()
-	m, _, err := manifest.Create(context.Background(), image, dir, manifest.SplitOptions{PartSize: partSize})
+	format := ""
+	if strings.HasSuffix(image, ".ova") {
+		format = manifest.FormatOVA // the whole appliance, for ImportInstance
+	}
+	m, _, err := manifest.Create(context.Background(), image, dir, manifest.SplitOptions{PartSize: partSize, Format: format})
 	if err != nil {
 		t.Fatal(err)
 	}

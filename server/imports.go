@@ -27,7 +27,7 @@ func (s *Server) diskImage(c *call, prefix string, now time.Time) (*store.Volume
 	if err != nil {
 		return nil, err
 	}
-	format, err := oneOf(prefix+"Image.Format", f, manifest.FormatVMDK, manifest.FormatRAW, manifest.FormatVHD)
+	format, err := oneOf(prefix+"Image.Format", f, manifest.FormatVMDK, manifest.FormatRAW, manifest.FormatVHD, manifest.FormatOVA)
 	if err != nil {
 		return nil, err
 	}

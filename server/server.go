@@ -19,6 +19,20 @@
 // DIR/volumes/<volume-id>.raw, which a user attaches with a loop device
 // (losetup) or hands to qemu.
 //
+// As an extension of ImportInstance (AWS's ImportImage takes OVAs; its
+// ImportInstance does not), a disk image may be a whole OVA appliance:
+// Image.Format OVA, its manifest's file-format OVA (diskport upload
+// --format ova), Image.Bytes the .ova's size. The worker reads the
+// appliance in place from the parts (package ova) and converts every disk,
+// in boot order, into its own volume: the disk image's volume holds the
+// boot disk and must hold it (Volume.Size), and a volume is added to the
+// task and the instance for each other disk, its disk's capacity rounded
+// up to a whole GiB (at least 1), once, whatever restarts or takeovers
+// the task sees. Each disk's .mf checksum is verified before its volume
+// is committed; a mismatch fails the task naming the member. The instance
+// keeps EC2's limit of 26 volumes, the added ones counted. ImportVolume
+// takes an OVA of one disk only.
+//
 // The server fetches the manifest URLs its clients give it, so it fetches
 // only http(s) URLs whose host:port is on its allow list, never follows a
 // redirect off it, and never connects to a link-local or metadata address.

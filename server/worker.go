@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -298,24 +299,34 @@ func (s *Server) fenced(t *store.Task) bool {
 	return err == nil && now.State == store.TaskActive
 }
 
-// runTask converts the task's volumes that are not converted yet.
+// runTask converts the task's volumes that are not converted yet. An
+// OVA disk image converts its appliance's every disk, into its own volume
+// and those it adds to the task.
 func (s *Server) runTask(ctx context.Context, t *store.Task) error {
 	s.log.Info("task", "event", "converting", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
-	for i, v := range t.Volumes {
-		if v.Status == "completed" {
-			continue
+	for _, v := range slices.Clone(t.Volumes) {
+		next := v // the volume to convert next
+		if isAppliance(v) {
+			next = nextDisk(t, v)
+		}
+		if v.Origin != "" || next == nil || next.Status == "completed" {
+			continue // done, or an OVA's added disk, converted with its appliance
 		}
 		note := ""
 		if t.TakenOverFrom != "" {
 			note = " (taken over from " + t.TakenOverFrom + ", whose lease expired: "
-			if _, err := os.Stat(volume.JournalName(s.VolumePath(v.ID))); err == nil {
+			if _, err := os.Stat(volume.JournalName(s.VolumePath(next.ID))); err == nil {
 				note += "resuming from its journal)"
 			} else {
 				note += "its volume directory is not shared with this server, converting from zero)"
 			}
 			t.TakenOverFrom = "" // said once, for the disk it was converting
 		}
-		if err := s.convertVolume(ctx, t, i, v, note); err != nil {
+		conv := s.convertVolume
+		if isAppliance(v) {
+			conv = s.convertAppliance
+		}
+		if err := conv(ctx, t, v, note); err != nil {
 			return err
 		}
 	}
@@ -377,9 +388,14 @@ func (s *Server) cancelReason(ctx context.Context, t *store.Task) string {
 }
 
 // removeFiles removes a task's volumes, finished or partial, with their
-// resume journals.
+// resume journals: those the store lists now too (an OVA's disks added
+// since t was read).
 func (s *Server) removeFiles(t *store.Task) {
-	for _, v := range t.Volumes {
+	vols := t.Volumes
+	if now, err := s.st.Task(context.Background(), t.AccountID, t.ID); err == nil {
+		vols = append(slices.Clone(vols), now.Volumes...)
+	}
+	for _, v := range vols {
 		volume.Remove(s.VolumePath(v.ID))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	pathpkg "path"
 	"path/filepath"
+	"strings"
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/convert"
@@ -170,9 +171,16 @@ func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts con
 // ovaSource points opts at disk f.ova.disk of the OVA at path, when path
 // is one and no format was declared: the parts are cut from the disk
 // member in place, named NAME-N.EXT after the OVA, and the member's .mf
-// checksum is checked once every byte has been read. It returns what
-// closes the OVA.
+// checksum is checked once every byte has been read. A declared --format
+// ova cuts the whole appliance instead (for ImportInstance, which makes a
+// volume of each disk). It returns what closes the OVA.
 func (f *splitFlags) ovaSource(path string, opts *manifest.SplitOptions) (func(), error) {
+	if strings.EqualFold(strings.TrimSpace(f.format), manifest.FormatOVA) {
+		if f.ova != (ovaFlags{}) {
+			return nil, usageError("--format ova cuts the whole appliance into parts; --disk and --no-verify-manifest pick and read one of its disks, without --format")
+		}
+		return func() {}, nil
+	}
 	if f.format != "" || !isOVA(path) {
 		if f.ova != (ovaFlags{}) {
 			return nil, usageError("--disk and --no-verify-manifest are for an OVA, and %s is not one", path)

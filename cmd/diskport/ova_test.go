@@ -134,6 +134,30 @@ func TestOVAManifestCreate(t *testing.T) {
 	}
 }
 
+// manifest create --format ova cuts the whole appliance: the parts join
+// to the OVA's bytes and the manifest says OVA. A declared OVA must be
+// one; --disk does not go with it.
+func TestOVAManifestCreateWhole(t *testing.T) {
+	path, _ := testOVA(t)
+	dir := t.TempDir()
+	code, out, errOut := call(t, "manifest", "create", "--part-size", "256KiB", "--format", "ova", path, dir)
+	if code != 0 || !strings.Contains(out, ": OVA, ") {
+		t.Fatalf("manifest create --format ova: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = call(t, "manifest", "show", "--output", "json", filepath.Join(dir, "appliance.ova.manifest.xml"))
+	st, _ := os.Stat(path)
+	if code != 0 || !strings.Contains(out, `"file-format": "OVA"`) || !strings.Contains(out, fmt.Sprintf(`"size": %d`, st.Size())) {
+		t.Fatalf("manifest show: %d %q", code, out)
+	}
+	if code, _, errOut := call(t, "manifest", "create", "--format", "ova", "--disk", "1", path, t.TempDir()); code != 2 || !strings.Contains(errOut, "whole appliance") {
+		t.Errorf("--format ova --disk 1: %d %q", code, errOut)
+	}
+	_, bare := testOVA(t)
+	if code, _, errOut := call(t, "manifest", "create", "--format", "ova", bare[0], t.TempDir()); code != 1 || !strings.Contains(errOut, "declared OVA but the bytes are a VMDK") {
+		t.Errorf("--format ova of a VMDK: %d %q", code, errOut)
+	}
+}
+
 // upload takes an OVA's boot disk in place, against a real MinIO: the
 // manifest's parts convert like the bare disk.
 func TestOVAUpload(t *testing.T) {
@@ -151,4 +175,14 @@ func TestOVAUpload(t *testing.T) {
 		t.Fatalf("convert --manifest: %d %s", code, errText)
 	}
 	testimg.SameAsQemu(t, vol, bare[0])
+	// --format ova uploads the whole appliance, for ImportInstance.
+	code, out, errText = call(t, "upload", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--create-bucket", "--part-size", "256KiB", "--format", "OVA", path)
+	if code != 0 || !strings.Contains(errText, "(OVA, ") {
+		t.Fatalf("upload --format OVA: %d %s", code, errText)
+	}
+	st, _ := os.Stat(path)
+	code, shown, _ := call(t, "manifest", "show", "--output", "json", strings.TrimSpace(out))
+	if code != 0 || !strings.Contains(shown, `"file-format": "OVA"`) || !strings.Contains(shown, fmt.Sprintf(`"size": %d`, st.Size())) {
+		t.Fatalf("manifest show of the uploaded OVA: %d %q", code, shown)
+	}
 }

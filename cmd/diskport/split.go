@@ -22,7 +22,7 @@ type splitFlags struct {
 func (f *splitFlags) register(fs *flag.FlagSet) {
 	f.partSize = manifest.DefaultPartSize
 	fs.Var(&f.partSize, "part-size", "`size` of each part: 10MiB, 10M, 512K, or bytes")
-	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+" (default: from the bytes)")
+	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+", or ova to cut a whole OVA appliance for ImportInstance (default: from the bytes; an .ova without --format gives the disk --disk picks)")
 	fs.BoolVar(&f.trust, "trust-format", false, "take --format even when the image's bytes look like another format")
 	fs.Var(&f.volumeSize, "volume-size", "volume `size` in GiB: 12 or 12GiB (default: the virtual size rounded up)")
 	fs.StringVar(&f.naming, "naming", "aws", "part names: aws (NAME.partN) or euca2ools (NAME.part.N)")

@@ -191,6 +191,12 @@ var migrations = []string{
 		digest TEXT NOT NULL,
 		PRIMARY KEY (bundle_id, idx)
 	);`,
+	// 4: which disk of an OVA a volume holds: ImportInstance with
+	// Image.Format OVA adds a volume for each disk past the boot disk,
+	// once (the unique index fences a second worker's attempt).
+	`ALTER TABLE volumes ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+	ALTER TABLE volumes ADD COLUMN appliance_disk INTEGER NOT NULL DEFAULT 0;
+	CREATE UNIQUE INDEX volumes_appliance_disk ON volumes(origin, appliance_disk) WHERE origin != '';`,
 }
 
 // CreateAccount adds an account with its first key pair.

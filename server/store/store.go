@@ -132,6 +132,14 @@ type Volume struct {
 	// Server is the server whose data directory holds the converted
 	// volume.
 	Server string
+	// Origin and ApplianceDisk say which disk of an OVA (Format OVA) the
+	// volume holds. A volume of the request's own has Origin "": an OVA
+	// disk image's holds the appliance's boot disk (ApplianceDisk 0). The
+	// volumes [Store.AddVolumes] adds for the appliance's other disks
+	// have Origin set to that volume's ID and ApplianceDisk to the disk's
+	// number in boot order.
+	Origin        string
+	ApplianceDisk int
 }
 
 // A Claim is one entry of a task's claim history.
@@ -185,6 +193,14 @@ type Store interface {
 	// generation is gen (ErrState otherwise); a task in another state
 	// keeps its message.
 	SetStatus(ctx context.Context, id string, gen int64, message string) error
+	// AddVolumes adds vols (the disks of an OVA past its boot disk, each
+	// with Origin set) to an active task and its instance, atomically,
+	// when the task's lease generation is gen (ErrState otherwise). A
+	// volume whose Origin and ApplianceDisk the task has already is not
+	// added again, so that a worker that resumes the task or takes it
+	// over adds nothing twice. Each added volume takes the task's next
+	// Index. It returns the task's volumes after, in Index order.
+	AddVolumes(ctx context.Context, id string, gen int64, vols []*Volume) ([]*Volume, error)
 	// Progress records one volume's conversion progress when its task's
 	// lease generation is gen, or returns ErrState: a worker whose lease
 	// another server took over writes nothing. A completed volume is

@@ -11,7 +11,7 @@ import (
 
 const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated, lease_owner, lease_generation, lease_expires`
 
-const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message, server`
+const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message, server, origin, appliance_disk`
 
 // CreateTask stores a new task with its volumes and, for ImportInstance,
 // its instance, atomically.
@@ -28,14 +28,8 @@ func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 			return fmt.Errorf("store: %w", err)
 		}
 		for _, v := range t.Volumes {
-			_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				v.ID, t.AccountID, t.ID, v.InstanceID, v.Index, v.Size, v.AvailabilityZone, v.State, unix(v.Created),
-				v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, v.Status, v.StatusMessage, v.Server)
-			if isUnique(err) {
-				return fmt.Errorf("%w: volume %s", ErrExists, v.ID)
-			}
-			if err != nil {
-				return fmt.Errorf("store: %w", err)
+			if err := insertVolume(ctx, tx, t.AccountID, t.ID, v); err != nil {
+				return err
 			}
 		}
 		if inst != nil {
@@ -51,6 +45,20 @@ func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 		}
 		return nil
 	})
+}
+
+// insertVolume adds v to task of account.
+func insertVolume(ctx context.Context, tx *rtx, account, task string, v *Volume) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.ID, account, task, v.InstanceID, v.Index, v.Size, v.AvailabilityZone, v.State, unix(v.Created),
+		v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, v.Status, v.StatusMessage, v.Server, v.Origin, v.ApplianceDisk)
+	if isUnique(err) {
+		return fmt.Errorf("%w: volume %s", ErrExists, v.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
 }
 
 type scanner interface{ Scan(...any) error }
@@ -70,7 +78,8 @@ func scanVolume(r scanner) (*Volume, error) {
 	v := &Volume{}
 	var created int64
 	if err := r.Scan(&v.ID, &v.AccountID, &v.TaskID, &v.InstanceID, &v.Index, &v.Size, &v.AvailabilityZone, &v.State, &created,
-		&v.Description, &v.Format, &v.Bytes, &v.ManifestURL, &v.BytesConverted, &v.Status, &v.StatusMessage, &v.Server); err != nil {
+		&v.Description, &v.Format, &v.Bytes, &v.ManifestURL, &v.BytesConverted, &v.Status, &v.StatusMessage, &v.Server,
+		&v.Origin, &v.ApplianceDisk); err != nil {
 		return nil, err
 	}
 	v.Created = fromUnix(created)
@@ -122,8 +131,13 @@ func (s *DB) queryVolumes(ctx context.Context, query string, args ...any) ([]*Vo
 	return queryRows(ctx, s.rdb, query, scanVolume, args...)
 }
 
+// querier is a database (*rdb) or a transaction (*rtx).
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
 // queryRows runs q on db and reads each row with scan.
-func queryRows[T any](ctx context.Context, db *rdb, q string, scan func(scanner) (*T, error), args ...any) ([]*T, error) {
+func queryRows[T any](ctx context.Context, db querier, q string, scan func(scanner) (*T, error), args ...any) ([]*T, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
