@@ -8,11 +8,18 @@
 // writes in any order. Zero runs of the extent map are never read: in a
 // file they stay holes, on a device they are zeroed unless the caller says
 // the device already reads as zeros. Data stored verbatim in a host file
-// (raw, flat extents, uncompressed grains, VHD blocks) is read straight from
-// its storage at the extent map's stored offset, bypassing the format
-// reader, and blocks of zeros inside data runs are skipped too. (Reading
-// with pread into a reused buffer measured several times faster than
-// writing from a memory mapping, whose first-touch page faults dominated.)
+// (raw, flat extents, uncompressed grains, VHD and VHDX blocks) bypasses the
+// format reader: a long run is first split by its storage's own holes
+// (SEEK_DATA: a flat extent or fixed VHD made from a sparse disk is sparse
+// itself, and its holes are never read), then copied inside the kernel
+// with copy_file_range after a scan of the source's mapping for zero
+// blocks, which are skipped (volume.Writer.CopyFrom); the bytes never pass
+// through the process. On a 3 GiB real-content RAW image that took the
+// system time from 1.1-2.6 s to 0.5 s. Where the kernel cannot copy
+// (another file system, a block device) or a checksum needs the bytes,
+// they are read with pread into a reused buffer, zero blocks skipped the
+// same way. (Writing from a memory mapping measured several times slower:
+// its first-touch page faults dominated.)
 //
 // The volume is written through package volume: a file under a temporary
 // name beside the destination with a small journal of the finished

@@ -11,8 +11,12 @@
 // Writers that produce a volume once, each byte in any order, use Fill and
 // FillZero: whole 4 KiB blocks of zeros are then skipped where the volume
 // already reads as zeros (a file keeps them as holes), and written where it
-// does not (a device that is not known to be zeroed). WriteAt and Zero
-// write unconditionally. Writeback starts the kernel writing a finished
+// does not (a device that is not known to be zeroed). CopyFrom fills a
+// range the same way from bytes stored verbatim in another host file,
+// copied inside the kernel (copy_file_range). WriteAt and Zero write
+// unconditionally. Writes into a file are made one at a time: the file
+// system holds the inode's lock through a buffered write's copy, and a
+// second writer would spin in the kernel for it. Writeback starts the kernel writing a finished
 // range while later ones are still being produced, so the final flush has
 // little left to do.
 //
@@ -30,5 +34,5 @@
 // of the process only.
 //
 // The API's users: package convert (image to volume), bundle's
-// Reader.ExtractVolume (unbundle), and the future API server's volumes.
+// Reader.ExtractVolume (unbundle), and the API server's volumes.
 package volume
