@@ -172,10 +172,7 @@ func addedDescription(v *store.Volume, k int, file string) string {
 	if v.Description != "" {
 		d = v.Description + ": " + d
 	}
-	if len(d) > 255 {
-		d = d[:255]
-	}
-	return d
+	return cut(d, 255)
 }
 
 // leaseLost is the error of a worker whose fenced write was refused: the

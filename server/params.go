@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // get returns a parameter's value ("" when absent).
@@ -112,7 +113,19 @@ func indexes(params url.Values, prefix string) ([]int, error) {
 // clip shortens a client's value for an error message.
 func clip(s string) string {
 	if len(s) > 64 {
-		return s[:64] + "…"
+		return cut(s, 64) + "…"
 	}
 	return s
+}
+
+// cut returns the longest prefix of s of at most n bytes that does not
+// split a UTF-8 sequence (a name a client sent may be cut anywhere).
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -405,7 +405,7 @@ func (s *Server) removeFiles(t *store.Task) {
 func clipMessage(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 400 {
-		s = s[:400] + "…"
+		s = cut(s, 400) + "…"
 	}
 	return s
 }
