@@ -113,10 +113,11 @@ func (v *hashedStorage) wait() {
 }
 
 // keep inserts a copy of b, read at off, into pending, unless maxPending
-// bytes are kept already. v.mu is held.
+// bytes are kept already and b does not continue the hash (which would
+// then stall for good). v.mu is held.
 func (v *hashedStorage) keep(b []byte, off int64) {
-	if v.kept+int64(len(b)) > maxPending {
-		return // read again by Check
+	if v.kept+int64(len(b)) > maxPending && off > v.next {
+		return // read again by Check (what continues the hash is always kept)
 	}
 	c := getBuf(len(b))
 	copy(c, b)

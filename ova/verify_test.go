@@ -84,3 +84,4 @@ func TestHashedStorageParallel(t *testing.T) {
 		}
 	}
 }
+
