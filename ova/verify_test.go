@@ -84,4 +84,3 @@ func TestHashedStorageParallel(t *testing.T) {
 		}
 	}
 }
-
