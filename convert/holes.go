@@ -29,7 +29,11 @@ func storedRuns(e disk.Extent) iter.Seq2[disk.Extent, error] {
 				yield(e, err)
 				return
 			}
-			ds, de = min(max(ds, at), end), min(de, end)
+			ds = min(max(ds, at), end)
+			if de <= ds && ds < end {
+				de = end // a storage that reports an empty run: read the rest
+			}
+			de = min(de, end)
 			if ds > at && !yield(disk.Extent{Offset: e.Offset + at - e.StoredOffset, Length: ds - at, Kind: disk.Zero}, nil) {
 				return
 			}
@@ -40,10 +44,7 @@ func storedRuns(e disk.Extent) iter.Seq2[disk.Extent, error] {
 					return
 				}
 			}
-			if de <= at && ds < end {
-				return // NextData made no progress: a storage that lies
-			}
-			at = max(de, ds)
+			at = max(ds, de)
 		}
 	}
 }
