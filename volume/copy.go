@@ -31,7 +31,7 @@ func (w *Writer) CopyFrom(src disk.OSStorage, srcOff, off, n int64) (done int64,
 	if off < 0 || n < 0 || off+n > w.size {
 		return 0, fmt.Errorf("volume: copying %d bytes at %d past the end of %s (%d bytes)", n, off, w.dst, w.size)
 	}
-	if w.noCopy.Load() || w.device {
+	if w.noCopy.Load() || w.device || !w.fresh {
 		return 0, nil
 	}
 	b, ok := src.Bytes(srcOff, n)
@@ -50,11 +50,8 @@ func (w *Writer) CopyFrom(src disk.OSStorage, srcOff, off, n int64) (done int64,
 		}
 	}()
 	for done < n {
-		d := n - done
-		if w.fresh {
-			done += int64(zeroPrefix(b[done:], off+done, true))
-			d = int64(zeroPrefix(b[done:], off+done, false))
-		}
+		done += int64(zeroPrefix(b[done:], off+done, true))
+		d := int64(zeroPrefix(b[done:], off+done, false))
 		for d > 0 {
 			k, err := w.copyRange(src, srcOff+done, off+done, min(d, copyChunk))
 			done, d = done+k, d-k
