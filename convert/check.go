@@ -48,7 +48,8 @@ type CheckResult struct {
 
 // Check reads all of src as [Convert] does — every table, every stored
 // block, every compressed grain inflated — without writing anything, and
-// reports the ranges that fail. An image Check passes is one Convert
+// reports the ranges that fail; then, as Convert does, the checksums its
+// source carries (an image that is a disk.Verifier). An image Check passes is one Convert
 // converts, and an image Check faults is one Convert refuses. The error is
 // for what stops the check itself (ctx cancelled); the image's own
 // defects are in the result's Problems.
@@ -110,6 +111,13 @@ func Check(ctx context.Context, src disk.Image, opts CheckOptions) (*CheckResult
 	}
 	sort.Slice(res.Problems, func(a, b int) bool { return res.Problems[a].Offset < res.Problems[b].Offset })
 	res.DataBytes, res.ZeroBytes = data.Load(), zero.Load()
+	// The checksums the source carries, as Convert checks them before it
+	// commits: a problem of the whole image.
+	if v, ok := src.(disk.Verifier); ok && len(res.Problems) == 0 {
+		if err := v.Verify(); err != nil {
+			res.Problems = append(res.Problems, Problem{Offset: 0, Length: total, Err: err})
+		}
+	}
 	return res, nil
 }
 

@@ -81,10 +81,9 @@ type Options struct {
 	// converted so far and the total. Calls are serialised.
 	Progress func(done, total int64)
 	// Verify, when set, is called once the whole image has been converted
-	// and before the volume is committed: the source's own end-to-end
-	// check, known only when every byte has passed (a manifest's
-	// whole-file SHA-256: manifest.Storage.CheckFile). Its error fails
-	// the conversion.
+	// and before the volume is committed, after the source's own checks
+	// (an image that is a disk.Verifier is verified first, always). Its
+	// error fails the conversion: a server checks its lease here.
 	Verify func() error
 }
 
@@ -187,6 +186,11 @@ func (c *converter) run(ctx context.Context, size int64) (*Result, error) {
 	}
 	if err := c.convert(ctx); err != nil {
 		return nil, err
+	}
+	if v, ok := c.src.(disk.Verifier); ok {
+		if err := v.Verify(); err != nil {
+			return nil, err
+		}
 	}
 	if c.opts.Verify != nil {
 		if err := c.opts.Verify(); err != nil {

@@ -47,6 +47,17 @@ type Image interface {
 	io.Closer
 }
 
+// A Verifier is an Image whose source carries checksums that hold only
+// once every byte has been read: an import manifest's part and whole-file
+// SHA-256s, an OVA member's .mf entry. Verify checks them, reading what
+// the reads so far skipped, and fails with an error that names the
+// checksum (matching [ErrCorrupt] on a mismatch). A converter calls it
+// after its last read and before it commits its output: a wrong disk is
+// never handed back.
+type Verifier interface {
+	Verify() error
+}
+
 // Info describes an image: what `diskport info` prints.
 type Info struct {
 	// Format is the container format: "raw", "vmdk", "vhd".

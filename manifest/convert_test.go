@@ -92,7 +92,7 @@ func TestConvertFromManifestURL(t *testing.T) {
 				t.Fatalf("conversion from the manifest differs from the local one (%d vs %d bytes)", len(got), len(want))
 			}
 			// The whole file's SHA-256, hashed on the way, checks.
-			if err := s.CheckFile(); err != nil {
+			if err := s.Verify(); err != nil {
 				t.Fatal(err)
 			}
 			// One pass over the parts: no part fetched more than twice (the
@@ -163,7 +163,7 @@ func TestConvertStreamOnePass(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "vol.raw")
 	// Checking the whole file's SHA-256 (hashed in order as the parts
 	// pass) fetches nothing more.
-	if _, err := convert.Convert(context.Background(), remote, dst, convert.Options{ExactSize: true, NoSync: true, Workers: 2, Verify: s.CheckFile}); err != nil {
+	if _, err := convert.Convert(context.Background(), remote, dst, convert.Options{ExactSize: true, NoSync: true, Workers: 2, Verify: s.Verify}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(dst)

@@ -34,7 +34,7 @@ func ExampleOpenImage() {
 	}
 	fmt.Println(filepath.Base(path), m.FileFormat, len(m.Parts), "parts")
 
-	img, err := manifest.OpenImage(ctx, path, manifest.ImageOptions{})
+	img, err := manifest.OpenImage(ctx, manifest.Source{Manifest: path}, manifest.ImageOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -13,16 +13,16 @@ import (
 	"github.com/diskport/diskport/disk"
 )
 
-// TestCheckFileSequential: a sequential reader has every chunk hashed on
-// the way, so CheckFile fetches nothing again.
-func TestCheckFileSequential(t *testing.T) {
+// TestVerifySequential: a sequential reader has every chunk hashed on
+// the way, so Verify fetches nothing again.
+func TestVerifySequential(t *testing.T) {
 	m, dir, data := created(t, 4<<20, 256<<10)
 	m, srv := served(t, m, dir)
 	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")
 	}
-	if err := s.CheckFile(); err != nil {
+	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range m.Parts {
@@ -32,10 +32,10 @@ func TestCheckFileSequential(t *testing.T) {
 	}
 }
 
-// TestCheckFileOutOfOrder reads a file's chunks in random orders through a
+// TestVerifyOutOfOrder reads a file's chunks in random orders through a
 // tiny cache, so that chunks are fetched ahead of their turn, evicted and
 // fetched again: each is hashed once, in order, and the file checks.
-func TestCheckFileOutOfOrder(t *testing.T) {
+func TestVerifyOutOfOrder(t *testing.T) {
 	m, dir, data := created(t, 4<<20+1000, 256<<10)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := 0; round < 5; round++ {
@@ -47,18 +47,18 @@ func TestCheckFileOutOfOrder(t *testing.T) {
 				t.Fatalf("read at %d: %v", off, err)
 			}
 		}
-		if err := s.CheckFile(); err != nil {
+		if err := s.Verify(); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		if err := s.CheckFile(); err != nil {
-			t.Fatalf("round %d, second CheckFile: %v", round, err)
+		if err := s.Verify(); err != nil {
+			t.Fatalf("round %d, second Verify: %v", round, err)
 		}
 	}
 }
 
-// TestCheckFileSwappedParts swaps two parts' files and their checksum
+// TestVerifySwappedParts swaps two parts' files and their checksum
 // entries: every part verifies on its own, the file does not.
-func TestCheckFileSwappedParts(t *testing.T) {
+func TestVerifySwappedParts(t *testing.T) {
 	m, dir, data := created(t, 2<<20, 256<<10)
 	a, b := filepath.Join(dir, "disk.img.part1"), filepath.Join(dir, "disk.img.part5")
 	if bytes.Equal(data[256<<10:512<<10], data[5*256<<10:6*256<<10]) {
@@ -70,27 +70,27 @@ func TestCheckFileSwappedParts(t *testing.T) {
 	m.Parts[1].SHA256, m.Parts[5].SHA256 = m.Parts[5].SHA256, m.Parts[1].SHA256
 	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{Name: "swapped.manifest.xml"})
 	readAll(t, s) // every part matches its checksum
-	err := s.CheckFile()
+	err := s.Verify()
 	if !errors.Is(err, disk.ErrCorrupt) || !strings.Contains(err.Error(), "swapped.manifest.xml: file checksum mismatch") || !strings.Contains(err.Error(), m.SHA256) {
-		t.Fatalf("CheckFile = %v", err)
+		t.Fatalf("Verify = %v", err)
 	}
-	// Without reading first, CheckFile fetches the parts itself.
+	// Without reading first, Verify fetches the parts itself.
 	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
-	if err := s.CheckFile(); !errors.Is(err, disk.ErrCorrupt) {
-		t.Fatalf("CheckFile without reads = %v", err)
+	if err := s.Verify(); !errors.Is(err, disk.ErrCorrupt) {
+		t.Fatalf("Verify without reads = %v", err)
 	}
 	// A manifest without a file checksum has nothing to check.
 	m.SHA256 = ""
 	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
-	if err := s.CheckFile(); err != nil {
+	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestCheckFileZeroAndBigParts covers the chunks that are not fetched
+// TestVerifyZeroAndBigParts covers the chunks that are not fetched
 // (parts known to hold zeros) and the chunks of parts too big to verify
-// on their own: a byte changed in a big part is caught by CheckFile only.
-func TestCheckFileZeroAndBigParts(t *testing.T) {
+// on their own: a byte changed in a big part is caught by Verify only.
+func TestVerifyZeroAndBigParts(t *testing.T) {
 	img, data := testFile(t, 3<<20, 9)
 	clear(data[1<<20 : 2<<20]) // parts 4-7 of 256 KiB hold zeros
 	os.WriteFile(img, data, 0o644)
@@ -106,7 +106,7 @@ func TestCheckFileZeroAndBigParts(t *testing.T) {
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")
 	}
-	if err := s.CheckFile(); err != nil {
+	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -117,7 +117,7 @@ func TestCheckFileZeroAndBigParts(t *testing.T) {
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")
 	}
-	if err := s.CheckFile(); err != nil {
+	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
 	part := filepath.Join(dir, "disk.img.part1")
@@ -125,8 +125,22 @@ func TestCheckFileZeroAndBigParts(t *testing.T) {
 	b[5] ^= 1
 	os.WriteFile(part, b, 0o644)
 	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
-	readAll(t, s) // big parts are read in ranges, unverified
-	if err := s.CheckFile(); !errors.Is(err, disk.ErrCorrupt) {
-		t.Fatalf("CheckFile of a changed big part = %v", err)
+	readAll(t, s) // big parts are read in ranges, hashed as they pass
+	var pe *PartError
+	if err := s.Verify(); !errors.Is(err, disk.ErrCorrupt) || !errors.As(err, &pe) || pe.Part.Index != 1 {
+		t.Fatalf("Verify of a changed big part = %v", err)
+	}
+
+	// Without a whole-file sum, a big part's own sum still holds, read
+	// or not.
+	m.SHA256 = ""
+	for _, read := range []bool{true, false} {
+		s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+		if read {
+			readAll(t, s)
+		}
+		if err := s.Verify(); !errors.As(err, &pe) || pe.Part.Index != 1 || !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Fatalf("Verify of a changed big part, no file sum, read %v = %v", read, err)
+		}
 	}
 }

@@ -28,8 +28,8 @@ type StorageOptions struct {
 
 // MaxChunk is the largest part a [Storage] fetches, caches and verifies
 // whole. Larger parts (single-part manifests of whole images) are read in
-// ranges of MaxChunk bytes; their checksums are not checked on the way (use
-// [Verify]).
+// ranges of MaxChunk bytes, hashed in order as they pass, and their
+// checksums checked by [Storage.Verify].
 const MaxChunk = 32 << 20
 
 // chunkLimit is MaxChunk; tests lower it.
@@ -39,8 +39,9 @@ var chunkLimit int64 = MaxChunk
 // [disk.Storage] with random access, safe for concurrent use. Parts are
 // fetched whole (and their length and checksum verified before any byte is
 // used), kept in a small cache, and fetched ahead of a sequential reader
-// with a bounded number of requests in flight. The whole file's SHA-256 is
-// computed as the parts pass, for [Storage.CheckFile]. A part whose checksum is
+// with a bounded number of requests in flight. Parts larger than MaxChunk
+// are fetched in chunks; their SHA-256s and the whole file's are computed
+// as the chunks pass, for [Storage.Verify]. A part whose checksum is
 // that of zeros is not fetched at all: its bytes are known. It is a
 // [disk.SparseStorage]: its zero blocks are reported as holes.
 type Storage struct {
@@ -61,7 +62,7 @@ type Storage struct {
 	fetched []bool
 	free    [][]byte // buffers of evicted chunks, for reuse
 
-	fh *fileHash // the whole file's SHA-256, nil without one to check
+	oh *orderedHash // the sums checked at the end, nil without any
 
 	progressMu   sync.Mutex
 	fetchedBytes int64 // for Progress, under progressMu
@@ -135,7 +136,8 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 	}
 	opts.Name = redact(opts.Name) // a presigned URL's query is a credential
 	s := &Storage{m: m, store: store, ctx: ctx, opts: opts, size: m.FileSize(),
-		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1, fh: newFileHash(m)}
+		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1}
+	s.oh = newOrderedHash(m, func(p *Part) bool { return p.Length > chunkLimit })
 	for i := range m.Parts {
 		p := &m.Parts[i]
 		if p.Length <= chunkLimit {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/diskport/diskport/convert"
 	"github.com/diskport/diskport/manifest"
 	"github.com/diskport/diskport/ova"
 	"github.com/diskport/diskport/server/store"
@@ -33,16 +32,12 @@ func (s *Server) convertAppliance(ctx context.Context, t *store.Task, v *store.V
 		return nil // every disk converted
 	}
 	s.status(ctx, t, v, 0, "Pending: fetching the manifest"+note)
-	st, err := s.openUpload(ctx, t, v)
+	boot, err := s.openImage(ctx, t, v)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	a, err := ova.Open(st, ova.Options{MaxVirtualSize: maxVolumeGiB * GiB})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+	defer boot.Close()
+	a, _ := boot.Appliance()
 	switch n := len(a.Disks); {
 	case n == 0:
 		return fmt.Errorf("the OVA has no disks to import")
@@ -57,7 +52,7 @@ func (s *Server) convertAppliance(ctx context.Context, t *store.Task, v *store.V
 		if dv.Status == "completed" {
 			continue
 		}
-		if err := s.convertApplianceDisk(ctx, t, a, k, dv, note); err != nil {
+		if err := s.convertApplianceDisk(ctx, t, boot, k, dv, note); err != nil {
 			return err
 		}
 	}
@@ -81,24 +76,29 @@ func nextDisk(t *store.Task, v *store.Volume) *store.Volume {
 	return nil
 }
 
-// convertApplianceDisk converts disk k of the appliance into volume dv,
-// checking the member's .mf checksum before the volume is committed; a
-// gzip-compressed member is read as a stream, by one worker.
-func (s *Server) convertApplianceDisk(ctx context.Context, t *store.Task, a *ova.Appliance, k int, dv *store.Volume, note string) error {
+// convertApplianceDisk converts disk k of the appliance whose boot disk
+// is boot into volume dv, checking the member's .mf checksum (and the
+// manifest's sums) before the volume is committed; a gzip-compressed
+// member is read as a stream, by one worker.
+func (s *Server) convertApplianceDisk(ctx context.Context, t *store.Task, boot *manifest.Image, k int, dv *store.Volume, note string) error {
 	if s.inPlace(dv) {
 		return s.st.Progress(ctx, dv.ID, t.LeaseGeneration, s.cfg.ServerID, dv.BytesConverted, "completed", "")
 	}
-	img, err := a.OpenDisk(k)
-	if err != nil {
-		return fmt.Errorf("disk %d of the OVA: %w", k, err)
+	img := boot
+	if k > 0 {
+		var err error
+		if img, err = boot.Disk(k); err != nil {
+			return fmt.Errorf("disk %d of the OVA: %w", k, err)
+		}
+		defer img.Close()
 	}
-	defer img.Close()
-	opts := convert.Options{Verify: img.Verify}
+	workers := 0
 	if img.Sequential() {
-		opts.Workers = 1
+		workers = 1
 	}
-	if err := s.convertImage(ctx, t, dv, img, note, opts); err != nil {
-		return fmt.Errorf("disk %d of the OVA (member %q): %w", k, img.Disk.File, err)
+	if err := s.convertImage(ctx, t, dv, img, note, workers); err != nil {
+		a, _ := boot.Appliance()
+		return fmt.Errorf("disk %d of the OVA (member %q): %w", k, a.Disks[k].File, err)
 	}
 	return nil
 }

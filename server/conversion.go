@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -12,9 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/convert"
-	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/manifest"
 	"github.com/diskport/diskport/server/store"
 )
@@ -32,7 +29,7 @@ func (s *Server) convertVolume(ctx context.Context, t *store.Task, v *store.Volu
 		return err
 	}
 	defer img.Close()
-	return s.convertImage(ctx, t, v, img, note, convert.Options{})
+	return s.convertImage(ctx, t, v, img, note, 0)
 }
 
 // inPlace says whether v's volume file is in place, whole: renamed into
@@ -43,10 +40,11 @@ func (s *Server) inPlace(v *store.Volume) bool {
 	return err == nil && st.Mode().IsRegular() && st.Size() == v.Size*GiB
 }
 
-// convertImage converts img into v's volume file, recording its progress,
-// with opts' Workers and Verify (the source's own check, run before the
-// lease check that fences the rename).
-func (s *Server) convertImage(ctx context.Context, t *store.Task, v *store.Volume, img disk.Image, note string, opts convert.Options) error {
+// convertImage converts img into v's volume file with workers workers (0:
+// the default), recording its progress. The image's own checks (the
+// sums its source carries) run before the lease check that fences the
+// rename.
+func (s *Server) convertImage(ctx context.Context, t *store.Task, v *store.Volume, img *manifest.Image, note string, workers int) error {
 	dst := s.VolumePath(v.ID)
 	size := v.Size * GiB
 	if img.Size() > size {
@@ -75,22 +73,14 @@ func (s *Server) convertImage(ctx context.Context, t *store.Task, v *store.Volum
 	}()
 	s.status(ctx, t, v, 0, progressMessage(t, v, 0, img.Size())+note)
 	began := time.Now()
-	check := opts.Verify
 	res, err := convert.Convert(ctx, img, dst, convert.Options{
 		VolumeSize: size,
 		Resume:     true,
-		Workers:    opts.Workers,
+		Workers:    workers,
 		Progress:   func(d, _ int64) { done.Store(d) },
 		// Fencing: the volume is renamed into place only under this
-		// worker's lease, after the source's own check.
-		Verify: func() error {
-			if check != nil {
-				if err := check(); err != nil {
-					return err
-				}
-			}
-			return s.checkLease(ctx, t)
-		},
+		// worker's lease, after the source's own checks.
+		Verify: func() error { return s.checkLease(ctx, t) },
 	})
 	close(stop)
 	wg.Wait()
@@ -152,28 +142,12 @@ func (s *Server) status(ctx context.Context, t *store.Task, v *store.Volume, don
 }
 
 // openImage fetches the manifest at the volume's ImportManifestUrl (once
-// it and its parts are uploaded) and opens the image its parts hold,
-// checking it against what the client declared: Image.Format against the
-// bytes and the manifest's file-format, Image.Bytes against the
-// manifest's size.
-func (s *Server) openImage(ctx context.Context, t *store.Task, v *store.Volume) (disk.Image, error) {
-	st, err := s.openUpload(ctx, t, v)
-	if err != nil {
-		return nil, err
-	}
-	img, err := diskport.OpenStorage(st, diskport.Options{Format: v.Format})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	return &imageWithStorage{img, st}, nil
-}
-
-// openUpload fetches the manifest at the volume's ImportManifestUrl (once
-// it and its parts are uploaded) and returns the file its parts hold,
-// checking the manifest against what the client declared: Image.Format
-// against its file-format, Image.Bytes against its size.
-func (s *Server) openUpload(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Storage, error) {
+// it and its parts are uploaded), checks it against what the client
+// declared (Image.Format against its file-format, Image.Bytes against its
+// size), and opens the image its parts hold through the one import path,
+// which checks every sum the manifest carries (and an OVA's .mf) before
+// a volume is committed. For an OVA, the image is its boot disk.
+func (s *Server) openImage(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Image, error) {
 	if err := s.fetch.checkURL(v.ManifestURL); err != nil {
 		return nil, err
 	}
@@ -187,20 +161,9 @@ func (s *Server) openUpload(ctx context.Context, t *store.Task, v *store.Volume)
 	if m.Size != v.Bytes {
 		return nil, fmt.Errorf("Image.Bytes is %d but the manifest's image is %d bytes", v.Bytes, m.Size)
 	}
-	return manifest.OpenStorage(ctx, m, ps, manifest.StorageOptions{Name: redact(v.ManifestURL)})
-}
-
-// imageWithStorage closes the manifest's storage (its parts cache) with
-// the image.
-type imageWithStorage struct {
-	disk.Image
-	s io.Closer
-}
-
-func (c *imageWithStorage) Close() error {
-	err := c.Image.Close()
-	if err2 := c.s.Close(); err == nil {
-		err = err2
+	opts := manifest.ImageOptions{Storage: manifest.StorageOptions{Name: redact(v.ManifestURL)}}
+	if isAppliance(v) {
+		opts.Image.MaxVirtualSize = maxVolumeGiB * GiB
 	}
-	return err
+	return manifest.OpenImage(ctx, manifest.Source{Parts: m, Store: ps}, opts)
 }

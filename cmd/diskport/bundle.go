@@ -144,10 +144,9 @@ func runBundle(c *command, args []string) error {
 		}
 		return err
 	}
-	if o, ok := im.(*ovaDisk); ok {
-		if err := o.Verify(); err != nil { // the member's .mf checksum, known once every byte has passed
-			return fmt.Errorf("%w: the bundle stored in %s holds these bytes; delete it", err, where)
-		}
+	// The checksums the source carries, known once every byte has passed.
+	if err := im.Verify(); err != nil {
+		return fmt.Errorf("%w: the bundle stored in %s holds these bytes; delete it", err, where)
 	}
 	if !*taskXML {
 		fmt.Fprintf(stdout, "bundled %s (%d bytes) into %s%s: %d parts, %d bytes, image digest %s\n",

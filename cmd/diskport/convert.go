@@ -85,14 +85,8 @@ func runConvert(c *command, args []string) error {
 		return err
 	}
 	defer im.Close()
-	if mi, ok := im.(*manifest.Image); ok {
-		opts.Verify = mi.CheckFile // the manifest's whole-file SHA-256
-	}
-	if o, ok := im.(*ovaDisk); ok {
-		opts.Verify = o.Verify // the disk member's .mf checksum
-		if o.Sequential() {
-			opts.Workers = 1 // a gzip-compressed member is read as a stream
-		}
+	if im.Sequential() {
+		opts.Workers = 1 // a gzip-compressed member is read as a stream
 	}
 	var rep *progressReporter
 	switch progress {

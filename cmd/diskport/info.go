@@ -26,19 +26,20 @@ func runInfo(c *command, args []string) error {
 	}
 	defer im.Close()
 	info := im.Info()
-	o, isOVA := im.(*ovaDisk)
+	app, _ := im.Appliance()
+	isOVA := app != nil
 	if output == "json" {
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "    ")
 		q := info.Qemu(path)
 		if isOVA {
-			q.Diskport.Appliance = applianceJSON(o)
+			q.Diskport.Appliance = applianceJSON(path, im)
 		}
 		return e.Encode(q)
 	}
 	printInfo(stdout, path, info)
 	if isOVA {
-		printAppliance(stdout, o)
+		printAppliance(stdout, path, im)
 	}
 	return nil
 }

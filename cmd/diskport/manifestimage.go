@@ -24,7 +24,7 @@ func openManifestImageAt(ctx context.Context, pathOrURL, endpoint string, progre
 		cfg := s3Config(endpoint, "", false)
 		opts.S3 = &cfg
 	}
-	img, err := manifest.OpenImage(ctx, pathOrURL, opts)
+	img, err := manifest.OpenImage(ctx, manifest.Source{Manifest: pathOrURL}, opts)
 	var me *diskport.MismatchError
 	if errors.As(err, &me) {
 		return nil, &hinted{fmt.Sprintf("%s (the manifest's file-format is wrong: EC2 would import these bytes as %s; write the manifest again with the right --format)", me.Reason(), me.Declared.EC2Name()), err}

@@ -10,6 +10,7 @@ import (
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/ova"
 )
 
 // imageFlags are the flags every verb that opens an image takes.
@@ -59,34 +60,34 @@ func (f *imageFlags) split(pos []string, outs int) (string, []string, error) {
 }
 
 // open opens the image at path, or with --manifest the image the
-// manifest's parts hold (path is then the manifest's).
-func (f *imageFlags) open(path string) (disk.Image, error) {
+// manifest's parts hold (path is then the manifest's), through the one
+// import path: every checksum the source carries (a manifest's part and
+// whole-file SHA-256s, an OVA disk's .mf entry) is checked by its
+// Verify, which convert and check call before they finish.
+func (f *imageFlags) open(path string) (*manifest.Image, error) {
+	ctx := context.Background()
 	if f.manifest != "" {
-		if f.ova != (ovaFlags{}) {
+		if f.ova.disk != 0 || f.ova.noVerify {
 			return nil, usageError("--disk and --no-verify-manifest are for an OVA, not a manifest")
 		}
-		img, err := openManifestImageAt(context.Background(), f.manifest, f.endpoint, nil)
-		if err != nil {
-			return nil, err
-		}
-		return img, nil
+		return openManifestImageAt(ctx, f.manifest, f.endpoint, nil)
 	}
-	if f.format == "" && len(f.parents) == 0 && isOVA(path) {
-		img, err := openOVADisk(path, f.ova, int64(f.maxSize))
-		if err != nil {
-			return nil, err // not a typed nil *ovaDisk
-		}
-		return img, nil
+	img, err := manifest.OpenImage(ctx, manifest.Source{Path: path, Disk: f.ova.disk}, manifest.ImageOptions{
+		Image: diskport.Options{
+			Format:         f.format,
+			TrustFormat:    f.trust,
+			Parents:        f.parents,
+			MaxVirtualSize: int64(f.maxSize),
+		},
+		NoVerifyManifest: f.ova.noVerify,
+	})
+	var ce *ova.CoverageError
+	if errors.As(err, &ce) {
+		return nil, &hinted{err.Error() + " (--no-verify-manifest reads it anyway)", err}
 	}
-	if f.ova != (ovaFlags{}) {
+	if errors.Is(err, disk.ErrUnsupported) && (f.ova.disk != 0 || f.ova.noVerify) && !isOVA(path) {
 		return nil, usageError("--disk and --no-verify-manifest are for an OVA, and %s is not one", path)
 	}
-	img, err := diskport.Open(path, diskport.Options{
-		Format:         f.format,
-		TrustFormat:    f.trust,
-		Parents:        f.parents,
-		MaxVirtualSize: int64(f.maxSize),
-	})
 	return img, mismatchHint(err)
 }
 
@@ -115,7 +116,7 @@ func (h *hinted) Unwrap() error { return h.err }
 
 // openWithOutput parses the flags of a verb that reads one image and prints
 // it as human text or JSON (info, map), and opens the image.
-func (c *command) openWithOutput(args []string) (img disk.Image, path, output string, err error) {
+func (c *command) openWithOutput(args []string) (img *manifest.Image, path, output string, err error) {
 	fs := c.flags()
 	var f imageFlags
 	f.register(fs)

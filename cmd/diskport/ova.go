@@ -42,24 +42,6 @@ func isOVA(path string) bool {
 	return err == nil && f == diskport.Tar
 }
 
-// ovaDisk is a disk of an OVA opened by the CLI; closing it closes the
-// appliance too.
-type ovaDisk struct {
-	*ova.Image
-	app  *ova.Appliance
-	path string
-	n    int // the disk's number in boot order
-}
-
-// Close closes the disk, then the appliance.
-func (d *ovaDisk) Close() error {
-	err := d.Image.Close()
-	if cerr := d.app.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // openOVA opens the OVA at path, with the CLI's advice for an .mf that
 // does not cover it.
 func openOVA(path string, f ovaFlags, maxSize int64) (*ova.Appliance, error) {
@@ -71,24 +53,11 @@ func openOVA(path string, f ovaFlags, maxSize int64) (*ova.Appliance, error) {
 	return a, err
 }
 
-// openOVADisk opens disk n of the OVA at path.
-func openOVADisk(path string, f ovaFlags, maxSize int64) (*ovaDisk, error) {
-	a, err := openOVA(path, f, maxSize)
-	if err != nil {
-		return nil, err
-	}
-	img, err := a.OpenDisk(f.disk)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	return &ovaDisk{Image: img, app: a, path: path, n: f.disk}, nil
-}
-
-// printAppliance lists an OVA's virtual system and its disks.
-func printAppliance(w io.Writer, d *ovaDisk) {
-	a := d.app
-	fmt.Fprintf(w, "appliance: %s (OVF %s, descriptor %s", d.path, a.Version, a.Descriptor)
+// printAppliance lists the virtual system and disks of a, the OVA at path
+// whose disk n img is.
+func printAppliance(w io.Writer, path string, img *manifest.Image) {
+	a, n := img.Appliance()
+	fmt.Fprintf(w, "appliance: %s (OVF %s, descriptor %s", path, a.Version, a.Descriptor)
 	if a.Manifest != "" {
 		fmt.Fprintf(w, ", manifest %s", a.Manifest)
 	}
@@ -109,7 +78,7 @@ func printAppliance(w io.Writer, d *ovaDisk) {
 	fmt.Fprintf(w, "virtual system: %s\ndisks, in boot order:\n", a.System)
 	for i, k := range a.Disks {
 		mark := ""
-		if i == d.n {
+		if i == n {
 			mark = "  <- described above"
 		}
 		at := ""
@@ -125,10 +94,10 @@ func printAppliance(w io.Writer, d *ovaDisk) {
 }
 
 // applianceJSON is the appliance part of `info --output json` for an OVA.
-func applianceJSON(d *ovaDisk) map[string]any {
-	a := d.app
+func applianceJSON(path string, img *manifest.Image) map[string]any {
+	a, _ := img.Appliance()
 	return map[string]any{
-		"path": d.path, "ovf_version": a.Version, "descriptor": a.Descriptor, "manifest": a.Manifest,
+		"path": path, "ovf_version": a.Version, "descriptor": a.Descriptor, "manifest": a.Manifest,
 		"certificate": a.Cert, "signature": a.Signature, "unverified": a.Unverified, "virtual_system": a.System, "disks": a.Disks,
 	}
 }
@@ -136,34 +105,41 @@ func applianceJSON(d *ovaDisk) map[string]any {
 // convertAllOVA converts every disk of the OVA at path into dir, as
 // NAME-N.raw in boot order, each checked against the .mf.
 func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts convert.Options) error {
-	a, err := openOVA(path, f.ova, int64(f.maxSize))
+	boot, err := f.open(path)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer boot.Close()
+	a, _ := boot.Appliance()
+	if a == nil {
+		return usageError("--all is for an OVA, and %s is not one", path)
+	}
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("--all %s: not a directory", dir)
 	}
 	base := filepath.Base(path)
 	base = base[:len(base)-len(filepath.Ext(base))]
-	for i := range a.Disks {
-		img, err := a.OpenDisk(i)
-		if err != nil {
-			return err
+	for i, d := range a.Disks {
+		img := boot
+		if i > 0 {
+			if img, err = boot.Disk(i); err != nil {
+				return err
+			}
 		}
 		dst := filepath.Join(dir, fmt.Sprintf("%s-%d.raw", base, i))
 		o := opts
-		o.Verify = img.Verify
 		if img.Sequential() {
 			o.Workers = 1 // a gzip-compressed member is read as a stream
 		}
 		res, err := convert.Convert(ctx, img, dst, o)
-		img.Close()
+		if i > 0 {
+			img.Close()
+		}
 		if err != nil {
-			return fmt.Errorf("disk %d (%s): %w", i, img.Disk.File, err)
+			return fmt.Errorf("disk %d (%s): %w", i, d.File, err)
 		}
 		fmt.Fprintf(stdout, "converted %s disk %d (%s, %d bytes) to %s: volume %d bytes (%d GiB)\n",
-			path, i, img.Disk.File, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
+			path, i, d.File, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
 	}
 	return nil
 }
@@ -187,12 +163,18 @@ func (f *splitFlags) ovaSource(path string, opts *manifest.SplitOptions) (func()
 		}
 		return func() {}, nil
 	}
-	d, err := openOVADisk(path, f.ova, 0)
+	a, err := openOVA(path, f.ova, 0)
 	if err != nil {
 		return nil, err
 	}
+	d, err := a.OpenDisk(f.ova.disk)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	done := func() { d.Close(); a.Close() }
 	if d.Sequential() {
-		d.Close()
+		done()
 		return nil, fmt.Errorf("ova: disk %d of %s is gzip-compressed, which EC2 does not import; unpack the OVA and gunzip %q first", f.ova.disk, path, d.Disk.File)
 	}
 	opts.Source, opts.Verify = d.Storage(), d.Verify
@@ -200,5 +182,5 @@ func (f *splitFlags) ovaSource(path string, opts *manifest.SplitOptions) (func()
 		base := filepath.Base(path)
 		opts.Name = fmt.Sprintf("%s-%d%s", base[:len(base)-len(filepath.Ext(base))], f.ova.disk, pathpkg.Ext(d.Disk.File))
 	}
-	return func() { d.Close() }, nil
+	return done, nil
 }
