@@ -93,7 +93,7 @@ func checkSparseLayout(t *testing.T, b []byte, src *writeSource) {
 			e := uint64(le.Uint32(gt[4*i:]))
 			off := int64(gi) * writeGrainBytes
 			n := min(writeGrainBytes, int64(capacity*512)-off)
-			data := !isZeroBytes(src.bytesAt(off, n))
+			data := src.hasData(off, n)
 			switch {
 			case data && e != next:
 				t.Fatalf("grain %d at sector %d, want %d", gi, e, next)

@@ -97,6 +97,18 @@ func (s *writeSource) bytesAt(off, n int64) []byte {
 	return b
 }
 
+// hasData reports whether any byte of [off, off+n) is not zero, looking
+// only at the chunks.
+func (s *writeSource) hasData(off, n int64) bool {
+	for _, c := range s.chunks {
+		lo, hi := max(c.off, off), min(c.off+int64(len(c.b)), off+n)
+		if lo < hi && !disk.IsZero(c.b[lo-c.off:hi-c.off]) {
+			return true
+		}
+	}
+	return false
+}
+
 // rawFile writes the source, rounded up to whole sectors, as a sparse raw
 // file for qemu-img compare.
 func (s *writeSource) rawFile(t testing.TB) string {
