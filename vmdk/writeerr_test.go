@@ -20,7 +20,7 @@ func TestWriteBigSparseSource(t *testing.T) {
 	src := newWriteSource(6*gib+3*512,
 		chunk{0, textLike(100000, 7)},
 		chunk{2*gib - 5000, randomBytes(10000, 7)},
-		chunk{5 * gib, textLike(1 << 20, 8)},
+		chunk{5 * gib, textLike(1<<20, 8)},
 		chunk{6*gib - 1000, textLike(1000+3*512, 9)},
 	)
 	t.Run("stream", func(t *testing.T) {
