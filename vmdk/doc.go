@@ -1,4 +1,5 @@
-// Package vmdk reads VMware virtual disks (VMDK) as a disk.Image.
+// Package vmdk reads VMware virtual disks (VMDK) as a disk.Image, and
+// writes a disk.Image as a VMDK (WriteStream, WriteSparse).
 //
 // Open takes one disk.Storage holding either a binary extent file or a
 // text descriptor:
@@ -47,6 +48,17 @@
 // Image.Extents, Image.Grains), a streamOptimized extent can be read
 // sequentially from a non-seekable source with StreamReader or WalkStream,
 // and grains can be inflated in parallel with InflateGrain.
+//
+// # Writing
+//
+// WriteStream writes a streamOptimized disk to an io.Writer, front to back,
+// the way VMware's tools write one (grain directory in a footer, grain
+// table and end-of-stream markers), which qemu-img, VirtualBox, vSphere
+// and EC2 read; qemu-img's own streamOptimized output keeps its tables in
+// front, without footer or end-of-stream marker. Grains are compressed in
+// parallel (see Deflater). WriteSparse writes a monolithicSparse disk to
+// an io.WriterAt in qemu-img's layout. Both read the source through its
+// extent map, skip its zero runs and store no grain that reads as zeros.
 //
 // # Where this package differs from qemu-img
 //

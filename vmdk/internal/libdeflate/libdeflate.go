@@ -19,8 +19,9 @@ import (
 // with, such as "1.14".
 func Version() string { return C.GoString(C.diskport_libdeflate_version()) }
 
-// ErrNoMemory is returned when libdeflate cannot allocate a decompressor.
-var ErrNoMemory = errors.New("libdeflate: cannot allocate a decompressor")
+// ErrNoMemory is returned when libdeflate cannot allocate a compressor or
+// decompressor.
+var ErrNoMemory = errors.New("libdeflate: cannot allocate a compressor or decompressor")
 
 // A decompressor is one libdeflate decompressor (C memory, allocated by
 // libdeflate). They are kept in pool, one per concurrent caller: an

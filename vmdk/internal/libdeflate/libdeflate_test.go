@@ -5,6 +5,7 @@ package libdeflate
 import (
 	"bytes"
 	"compress/zlib"
+	"io"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,30 @@ func BenchmarkZlibDecompress(b *testing.B) {
 func BenchmarkAllocFree(b *testing.B) {
 	for b.Loop() {
 		allocFree()
+	}
+}
+
+func TestZlibCompress(t *testing.T) {
+	in := []byte(strings.Repeat("libdeflate deflates whole buffers too; ", 2000))[:64<<10]
+	for _, level := range []int{MinLevel, 6, MaxLevel} {
+		dst := make([]byte, ZlibCompressBound(len(in)))
+		n, err := ZlibCompress(dst, in, level)
+		if err != nil {
+			t.Fatalf("level %d: %v", level, err)
+		}
+		r, err := zlib.NewReader(bytes.NewReader(dst[:n]))
+		if err != nil {
+			t.Fatalf("level %d: compress/zlib refuses the stream: %v", level, err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, in) {
+			t.Fatalf("level %d: compress/zlib reads %d bytes, %v; want the input back", level, len(got), err)
+		}
+		if _, err := ZlibCompress(dst[:n/2], in, level); err != ErrShortBuffer {
+			t.Fatalf("level %d: half-sized buffer: err %v, want ErrShortBuffer", level, err)
+		}
+	}
+	if _, err := ZlibCompress(make([]byte, 100), in, MaxLevel+1); err == nil {
+		t.Fatal("ZlibCompress accepted level 13")
 	}
 }
