@@ -155,3 +155,41 @@ func vhdTime(ts uint32) time.Time {
 func formatUUID(u [16]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
+
+// Values writers put in the footer.
+const (
+	// featuresReserved is the feature bit the specification says must
+	// always be set.
+	featuresReserved = 0x2
+	// formatVersion is file format (and dynamic header) version 1.0.
+	formatVersion = 0x00010000
+	// noDataOffset is the data offset of a fixed disk, which has no
+	// dynamic header: all 64 bits set, as qemu and Windows write it.
+	noDataOffset = 0xFFFFFFFFFFFFFFFF
+)
+
+// marshal encodes f into the first footerSize bytes of b, computing the
+// checksum, which it also stores in f.
+func (f *footer) marshal(b []byte) {
+	b = b[:footerSize]
+	clear(b)
+	be := binary.BigEndian
+	copy(b, footerCookie)
+	be.PutUint32(b[8:], f.features)
+	be.PutUint32(b[12:], f.version)
+	be.PutUint64(b[16:], f.dataOffset)
+	be.PutUint32(b[24:], f.timestamp)
+	copy(b[28:32], f.creatorApp[:])
+	be.PutUint32(b[32:], f.creatorVersion)
+	copy(b[36:40], f.creatorOS[:])
+	be.PutUint64(b[40:], f.originalSize)
+	be.PutUint64(b[48:], f.currentSize)
+	be.PutUint16(b[56:], f.cylinders)
+	b[58] = f.heads
+	b[59] = f.sectors
+	be.PutUint32(b[60:], f.diskType)
+	copy(b[68:84], f.uniqueID[:])
+	b[84] = f.savedState
+	f.checksum = checksum(b, 64)
+	be.PutUint32(b[64:], f.checksum)
+}

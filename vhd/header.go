@@ -207,3 +207,37 @@ func readLocators(s disk.Storage, h *header, limit uint64) ([]Locator, error) {
 	}
 	return out, nil
 }
+
+// marshal encodes h into the first headerSize bytes of b, computing the
+// checksum, which it also stores in h. The data offset field, unused, gets
+// all 64 bits set: the specification says 0xFFFFFFFF, but Microsoft's
+// tools expect all ones (as qemu notes). The parent name is encoded as
+// UTF-16 big-endian, cut to its 256 code units.
+func (h *header) marshal(b []byte) {
+	b = b[:headerSize]
+	clear(b)
+	be := binary.BigEndian
+	copy(b, headerCookie)
+	be.PutUint64(b[8:], noDataOffset)
+	be.PutUint64(b[16:], h.tableOffset)
+	be.PutUint32(b[24:], h.version)
+	be.PutUint32(b[28:], h.maxTableEntries)
+	be.PutUint32(b[32:], h.blockSize)
+	copy(b[40:56], h.parentUniqueID[:])
+	be.PutUint32(b[56:], h.parentTimestamp)
+	for i, c := range utf16.Encode([]rune(h.parentName)) {
+		if i >= 256 {
+			break
+		}
+		be.PutUint16(b[64+2*i:], c)
+	}
+	for i, l := range h.locators {
+		e := b[576+24*i:]
+		be.PutUint32(e[0:], l.code)
+		be.PutUint32(e[4:], l.dataSpace)
+		be.PutUint32(e[8:], l.dataLength)
+		be.PutUint64(e[16:], l.dataOffset)
+	}
+	h.checksum = checksum(b, 36)
+	be.PutUint32(b[36:], h.checksum)
+}
