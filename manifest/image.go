@@ -240,6 +240,16 @@ func (i *Image) Disk(n int) (*Image, error) {
 	return &Image{Image: d, s: i.s, app: i.app, disk: d, n: n}, nil
 }
 
+// Fingerprint is the image's own resume fingerprint, when it has one (a
+// gzip-compressed OVA member, which must not be sampled out of order):
+// convert.Fingerprinter through the wrapper. "" means "sample me".
+func (i *Image) Fingerprint() string {
+	if f, ok := i.Image.(interface{ Fingerprint() string }); ok {
+		return f.Fingerprint()
+	}
+	return ""
+}
+
 // Verify makes the checks that need every byte of the source, reading
 // what the reads so far skipped: the OVA member's .mf checksum, then the
 // manifest's per-part and whole-file SHA-256s. Its error says which
