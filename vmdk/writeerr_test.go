@@ -150,6 +150,9 @@ func TestWriteOptionsRefused(t *testing.T) {
 			t.Fatalf("%s: 0-byte disk: err %v, want disk.ErrUnsupported", w.name, err)
 		}
 	}
+	if _, err := (writers()[0]).write(context.Background(), t, newWriteSource(1<<50+512), WriteOptions{}); !errors.Is(err, disk.ErrTooLarge) {
+		t.Fatalf("stream: disk over 1 PiB: err %v, want disk.ErrTooLarge", err)
+	}
 	huge := newWriteSource(2<<40 + 512)
 	if _, err := (writers()[1]).write(context.Background(), t, huge, WriteOptions{}); !errors.Is(err, disk.ErrTooLarge) {
 		t.Fatalf("sparse: disk over 2 TiB: err %v, want disk.ErrTooLarge", err)
