@@ -39,8 +39,9 @@ const sparseDescSecs = 20
 // each stored grain from the buffer it was read into, then the tables as
 // each 32 MiB group completes, and the header, descriptor and directories
 // last. Every byte of the file is written, so w need not start empty; it
-// should not be longer than the returned size. On an error the file is
-// incomplete: its header is written last.
+// should not be longer than the returned size. On an error (reading src,
+// writing w, ctx cancelled) WriteSparse returns 0 and the error; the file
+// is then incomplete, and has no header, which is written last.
 func WriteSparse(ctx context.Context, w io.WriterAt, src disk.Image, opts WriteOptions) (int64, error) {
 	c, err := opts.config()
 	if err != nil {

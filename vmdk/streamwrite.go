@@ -41,8 +41,10 @@ const streamOverHead = 128
 // whose size is not a multiple of 512 gets a capacity rounded up to the
 // next sector, the added bytes reading as zeros. The grain holding the end
 // of the disk is compressed whole, zero-padded to 64 KiB, because qemu-img
-// refuses a grain that inflates to less. A source of 0 bytes is refused:
-// qemu and VMware do not read a disk of capacity 0.
+// refuses a grain that inflates to less. A source of 0 bytes is refused
+// (qemu and VMware do not read a disk of capacity 0), and so is one whose
+// grain directory would exceed what readers accept (over 1 PiB), or whose
+// output would pass the 2 TiB that 32-bit sector offsets address.
 //
 // opts.Workers goroutines read, test and compress grains in parallel;
 // the output is written in order from the calling goroutine. On an error
@@ -59,8 +61,9 @@ func WriteStream(ctx context.Context, w io.Writer, src disk.Image, opts WriteOpt
 	if err != nil {
 		return 0, err
 	}
-	if capacity > maxCapacitySectors {
-		return 0, disk.Errorf(formatName, disk.ErrTooLarge, "cannot write a disk of %d bytes: beyond any supported size", size)
+	if capacity > maxGDEntries*writeGTEs*writeGrainSecs {
+		// The reader (like qemu) refuses a grain directory this large.
+		return 0, disk.Errorf(formatName, disk.ErrTooLarge, "cannot write a stream of %d bytes: beyond the %d grain tables a directory may list", size, maxGDEntries)
 	}
 	desc := newDescriptor("streamOptimized", "RDONLY", capacity, c)
 	h := sparseHeader{

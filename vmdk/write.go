@@ -38,10 +38,11 @@ type WriteOptions struct {
 	// Level is the zlib compression level of WriteStream's grains, from
 	// MinLevel to MaxLevel; 0 means DefaultLevel. WriteSparse ignores it.
 	Level int
-	// Name is the extent file name written in the embedded descriptor,
-	// normally the output file's own name: a bare file name without
-	// quotes, control characters, '/', '\\', ':' or "..". Readers
-	// ignore it for a single-file disk; "" means DefaultName.
+	// Name is the extent file name written in the embedded descriptor: a
+	// bare file name without quotes, control characters, '/', '\\', ':'
+	// or "..". Set it to the output file's own name: qemu and VMware
+	// ignore it for a single-file disk, but libvmdk opens the extent by
+	// it. "" means DefaultName.
 	Name string
 	// AdapterType is the descriptor's ddb.adapterType, which also chooses
 	// the geometry written beside it: "lsilogic" (the default, what

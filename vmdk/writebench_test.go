@@ -42,3 +42,27 @@ func BenchmarkWriteSparse(b *testing.B) {
 type discardAt struct{}
 
 func (discardAt) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
+
+// The writers allocate per write, not per grain: four times the grains
+// cost (almost) no more allocations.
+func TestWriteAllocsPerGrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures allocations over several writes")
+	}
+	small := newWriteSource(2<<20, chunk{0, textLike(2<<20, 43)})
+	big := newWriteSource(8<<20, chunk{0, textLike(8<<20, 43)})
+	for _, w := range []struct {
+		name  string
+		write func(src *writeSource)
+	}{
+		{"stream", func(src *writeSource) { WriteStream(context.Background(), io.Discard, src, WriteOptions{Workers: 2}) }},
+		{"sparse", func(src *writeSource) { WriteSparse(context.Background(), discardAt{}, src, WriteOptions{Workers: 2}) }},
+	} {
+		a := testing.AllocsPerRun(3, func() { w.write(small) })
+		b := testing.AllocsPerRun(3, func() { w.write(big) })
+		if b-a > 16 {
+			// Goroutine hand-offs may allocate a little; a grain buffer would be 96 more.
+			t.Errorf("%s: %.0f allocations for 32 grains, %.0f for 128", w.name, a, b)
+		}
+	}
+}
