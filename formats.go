@@ -70,14 +70,19 @@ type formatEntry struct {
 	// advice says how to get at the disk inside a format that is
 	// recognised but not read; "" for the generic advice.
 	advice string
+	// writers are the layouts [Write] writes the format in, the default
+	// first; none when diskport does not write it. (RAW is written by
+	// package convert as a volume, and an OVA by package ova, which
+	// writes its disk through this table.)
+	writers []layout
 }
 
 // table is the closed set of formats, in probe order. Everything that
 // knows which formats exist (ParseFormat, Detect, Open, the CLI's help,
 // the manifest writer) reads it.
 var table = []formatEntry{
-	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, parents: true},
-	{format: VHD, ec2: "VHD", aliases: []string{"vpc"}, what: "a VHD image", probe: vhd.Probe, open: openVHD, parents: true},
+	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, parents: true, writers: vmdkWriters},
+	{format: VHD, ec2: "VHD", aliases: []string{"vpc"}, what: "a VHD image", probe: vhd.Probe, open: openVHD, parents: true, writers: vhdWriters},
 	{format: VHDX, ec2: "VHDX", what: "a VHDX image", probe: vhdx.Probe, open: openVHDX, parents: true},
 	{format: QCOW2, what: "a QCOW2 image", probe: magic(0, "QFI\xfb")},
 	{format: QED, what: "a QED image", probe: magic(0, "QED\x00"), advice: "convert it with qemu-img convert -O raw first"},

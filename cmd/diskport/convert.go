@@ -16,8 +16,8 @@ import (
 func init() {
 	register(&command{
 		name:    "convert",
-		summary: "convert an image to a raw, EBS-sized volume",
-		usage:   "convert [--format F] [--volume-size GIB | --exact-size] [-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--workers N] [--disk N] (SRC | --manifest MANIFEST) DST | --all DSTDIR OVA",
+		summary: "convert an image to a raw, EBS-sized volume, or to a VMDK, VHD or OVA image",
+		usage:   "convert [--format F] [-O raw|vmdk|vhd|ova [--subformat S | -o subformat=S]] [--volume-size GIB | --exact-size] [-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--workers N] [--disk N] (SRC | --manifest MANIFEST) DST | --all DSTDIR OVA",
 		run:     runConvert,
 	})
 }
@@ -42,9 +42,18 @@ func runConvert(c *command, args []string) error {
 	zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
 	workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
 	all := fs.String("all", "", "for an OVA: convert every disk into this directory, as NAME-N.raw in boot order")
+	var output outputFlags
+	output.register(fs)
 	pos, err := c.parse(fs, args, 1, 2)
 	if err != nil {
 		return err
+	}
+	exp, err := output.parse()
+	if err != nil {
+		return err
+	}
+	if exp != nil && (*all != "" || *resume || *exact || volGiB != 0 || *zeroed) {
+		return usageError("--all, --resume, --exact-size, --volume-size and --device-zeroed are for a raw volume, not -O %s", exp.what())
 	}
 	if *all != "" {
 		if len(pos) != 1 || *resume || img.manifest != "" {
@@ -85,6 +94,9 @@ func runConvert(c *command, args []string) error {
 		return err
 	}
 	defer im.Close()
+	if exp != nil {
+		return runExport(ctx, im, pos[0], pos[1], exp, exportOptions{force: *force, noSync: *noSync, checksum: *checksum != "", workers: *workers, progress: progress})
+	}
 	if im.Sequential() {
 		opts.Workers = 1 // a gzip-compressed member is read as a stream
 	}
