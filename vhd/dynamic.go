@@ -15,20 +15,23 @@ import (
 const batOffset = footerSize + headerSize
 
 // dataAlign aligns every block's data in the file: each bitmap ends on a
-// 4 KiB boundary, the zeros before it filling the rest of the page. Whole
-// aligned pages are cheaper to write and to copy with copy_file_range, and
-// file systems that share extents (XFS, Btrfs) can share only aligned
-// blocks. It costs 3.5 KiB per 2 MiB block.
+// 4 KiB boundary, the zeros before it filling the rest of the page. A
+// guest's 4 KiB reads and writes then fall on whole host pages and file
+// system blocks, and a file system that shares extents (XFS, Btrfs) can
+// share the blocks copy_file_range copies, which it can only do for
+// aligned ranges. It costs 3.5 KiB per 2 MiB block.
 const dataAlign = 4096
 
 // WriteDynamic writes src as a dynamic VHD to w, starting at offset 0, and
 // returns the size of the file written.
 //
-// The file is laid out as qemu and Hyper-V lay theirs out: a copy of the
-// footer at 0, the dynamic header at 512, the block allocation table at
-// 1536 (padded to a whole sector with unallocated entries), then the
-// allocated 2 MiB blocks in block order, each a 512-byte sector bitmap
-// with every bit set followed by the block's data, then the footer. A
+// The file holds a copy of the footer at 0, the dynamic header at 512,
+// the block allocation table at 1536 (padded to a whole sector with
+// unallocated entries), as qemu writes them, then the allocated 2 MiB
+// blocks in block order, each a 512-byte sector bitmap with every bit set
+// followed by the block's data, then the footer. Unlike qemu's, each
+// block's data starts on a 4 KiB boundary, 3.5 KiB of zeros before each
+// bitmap but the first (see the package documentation). A
 // block whose 2 MiB read as zeros is left unallocated: the source's
 // extent map skips its holes without reading them, and the data it
 // reports is tested block by block. The last block is stored whole,
@@ -43,9 +46,12 @@ const dataAlign = 4096
 //
 // Blocks are read and tested by opts.Workers goroutines and written with
 // concurrent WriteAt calls; the BAT, the dynamic header and the footers
-// are written last, so an interrupted write leaves no valid VHD behind. w
-// should be new or empty: every byte of the result is written, and when w
-// is an *os.File holding a longer file it is truncated to the result.
+// are written after every block, so an interrupted write leaves either no
+// header and footer at all or every block in place. Blocks a raw source
+// stores verbatim in a host file are copied with copy_file_range when w is
+// a file. w should be new or empty: every byte of the result is written,
+// and when w is an *os.File holding a longer file it is truncated to the
+// result.
 func WriteDynamic(ctx context.Context, w io.WriterAt, src disk.Image, opts WriteOptions) (int64, error) {
 	size, err := checkSource(src, "dynamic")
 	if err != nil {

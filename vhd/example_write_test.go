@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"path/filepath"
 
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/raw"
@@ -24,12 +23,12 @@ func ExampleWriteDynamic() {
 		log.Fatal(err)
 	}
 
-	path := filepath.Join(os.TempDir(), "example-dynamic.vhd")
-	defer os.Remove(path)
-	out, err := os.Create(path)
+	out, err := os.CreateTemp("", "example-*.vhd")
 	if err != nil {
 		log.Fatal(err)
 	}
+	path := out.Name()
+	defer os.Remove(path)
 	n, err := vhd.WriteDynamic(context.Background(), out, src, vhd.WriteOptions{})
 	if err != nil {
 		log.Fatal(err)

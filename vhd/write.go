@@ -14,9 +14,10 @@ import (
 // WriteOptions control WriteDynamic and WriteFixed. The zero value is
 // ready to use.
 type WriteOptions struct {
-	// Workers is how many goroutines read and zero-test the source at
-	// once; 0 means GOMAXPROCS, at least 2 (so one reads while another
-	// writes) and at most 8.
+	// Workers is how many goroutines read, zero-test and write the
+	// source's blocks at once; 0 means GOMAXPROCS, at least 4 and at
+	// most 8. The reads and writes are system calls that block their
+	// thread, so a few more workers than cores keep the cores busy.
 	Workers int
 	// Progress, when non-nil, is called as the source is consumed with
 	// the bytes of the virtual disk done so far and the virtual size.
@@ -55,17 +56,20 @@ const MaxWriteSize = DefaultMaxVirtualSize
 // same size.
 const writeBlockSize = 2 << 20
 
-// maxWorkers bounds the default worker count: past a few readers the
-// source or the destination is the bottleneck, and each worker holds a
-// block-sized buffer.
-const maxWorkers = 8
+// minWorkers and maxWorkers bound the default worker count: past a few
+// workers the source or the destination is the bottleneck, and each
+// worker holds a block-sized buffer.
+const (
+	minWorkers = 4
+	maxWorkers = 8
+)
 
 // workers returns the worker count opts asks for.
 func (o *WriteOptions) workers() int {
 	if o.Workers > 0 {
 		return o.Workers
 	}
-	return min(max(runtime.GOMAXPROCS(0), 2), maxWorkers)
+	return min(max(runtime.GOMAXPROCS(0), minWorkers), maxWorkers)
 }
 
 // checkSource returns the virtual size to write for src: its size rounded
