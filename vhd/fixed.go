@@ -28,9 +28,13 @@ const sparsePiece = 4 << 10
 // that ends at the file's current offset (a new or truncated file, or
 // output appended at its end) and not opened with O_APPEND, WriteFixed
 // keeps the output sparse instead: it writes with WriteAt from the
-// current offset, leaves the holes of the source and every all-zero 4 KiB
-// unwritten, lets the footer extend the file, and finally moves the
-// file's offset past the footer, as sequential writes would have.
+// current offset, leaves the holes of the source and every all-zero 2 MiB
+// chunk unwritten, lets the footer extend the file, and finally moves the
+// file's offset past the footer, as sequential writes would have. Bytes a
+// raw source stores verbatim in a host file are then copied with
+// copy_file_range, after a zero test that stops at the first non-zero
+// 64 KiB; other bytes pass through memory, and of those every all-zero
+// 4 KiB is left unwritten too.
 //
 // opts.Workers goroutines read the source ahead of the writes; the source
 // is read in 2 MiB chunks, and its holes (per its extent map) are not

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/testimg"
@@ -259,5 +260,34 @@ func TestCHSGeometry(t *testing.T) {
 		if cyl != f.cylinders || h != f.heads || s != f.sectors {
 			t.Errorf("size %d: chsGeometry(%d) = %d/%d/%d, qemu wrote %d/%d/%d", size, f.currentSize/512, cyl, h, s, f.cylinders, f.heads, f.sectors)
 		}
+	}
+}
+
+// TestWriteDefaults checks the footer fields WriteOptions leaves to the
+// writer: a random version 4 unique id for every disk, and the time now.
+func TestWriteDefaults(t *testing.T) {
+	src := newSparseSource(1<<20, segment{0, pattern(13, 4096)})
+	var ids [][16]byte
+	for range 2 {
+		var buf bytes.Buffer
+		before := time.Now()
+		n, err := WriteFixed(context.Background(), &buf, src, WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parseFooter(buf.Bytes()[n-512:], n-512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.uniqueID[6]>>4 != 4 || f.uniqueID[8]>>6 != 2 {
+			t.Errorf("unique id %x is not a version 4 UUID", f.uniqueID)
+		}
+		if ts := vhdTime(f.timestamp); ts.Before(before.Truncate(time.Second)) || ts.After(time.Now()) {
+			t.Errorf("time stamp %v, written at %v", ts, before)
+		}
+		ids = append(ids, f.uniqueID)
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("two disks share the unique id %x", ids[0])
 	}
 }
