@@ -1,6 +1,7 @@
 // Package vhd reads Microsoft Virtual Hard Disk (VHD, version 1) images —
-// fixed, dynamic and differencing — as a [disk.Image]. qemu calls the
-// format "vpc".
+// fixed, dynamic and differencing — as a [disk.Image], and writes any
+// disk.Image as a dynamic ([WriteDynamic]) or fixed ([WriteFixed]) VHD.
+// qemu calls the format "vpc".
 //
 // A VHD ends with a 512-byte footer (cookie "conectix", big-endian fields,
 // a one's-complement byte-sum checksum). A fixed disk is its data followed
@@ -42,6 +43,29 @@
 //     dynamic header, the BAT, the parent locators or each other. Memory
 //     is bounded by the file size: the BAT entries the disk needs, and one
 //     sector bitmap per partly-present block.
+//
+// # Writing
+//
+//   - Size: the footer's current and original size are the source's size
+//     rounded up to 512 bytes; the geometry is the specification's. The
+//     creator is "win " (host "Wi2k", version 10.0), as Hyper-V writes: qemu
+//     takes the size from the geometry, which rounds down, for every
+//     creator but a few it knows to use the current size, and "win " is the
+//     one it has known the longest. Hyper-V, Azure and VirtualBox read the
+//     current size whatever the creator; libvhdi reads the original size,
+//     which is the same.
+//   - Limit: MaxWriteSize (2040 GiB), checked before anything is written.
+//   - Dynamic layout: footer copy, header at 512, BAT at 1536, then the
+//     allocated 2 MiB blocks in block order, each bitmap fully set and
+//     ending on a 4 KiB boundary so the data is page-aligned (3.5 KiB of
+//     zeros between blocks), then the footer. All-zero blocks are not
+//     stored. qemu packs blocks without the padding; readers follow the
+//     BAT, so both read the same.
+//   - Speed: blocks are read and zero-tested by several goroutines into
+//     reused buffers; the source's holes are never read; bytes a raw
+//     source stores verbatim in a host file are copied into an output file
+//     with copy_file_range after a zero test that stops at the first
+//     non-zero 64 KiB.
 //
 // # Differences from qemu-img 7.2
 //

@@ -28,9 +28,13 @@ const sparsePiece = 4 << 10
 // that ends at the file's current offset (a new or truncated file, or
 // output appended at its end) and not opened with O_APPEND, WriteFixed
 // keeps the output sparse instead: it writes with WriteAt from the
-// current offset, leaves the holes of the source and every all-zero 4 KiB
-// unwritten, lets the footer extend the file, and finally moves the
-// file's offset past the footer, as sequential writes would have.
+// current offset, leaves the holes of the source and every all-zero 2 MiB
+// chunk unwritten, lets the footer extend the file, and finally moves the
+// file's offset past the footer, as sequential writes would have. Bytes a
+// raw source stores verbatim in a host file are then copied with
+// copy_file_range, after a zero test that stops at the first non-zero
+// 64 KiB; other bytes pass through memory, and of those every all-zero
+// 4 KiB is left unwritten too.
 //
 // opts.Workers goroutines read the source ahead of the writes; the source
 // is read in 2 MiB chunks, and its holes (per its extent map) are not
@@ -52,15 +56,21 @@ func WriteFixed(ctx context.Context, w io.Writer, src disk.Image, opts WriteOpti
 	p := pipeline{
 		workers: opts.workers(),
 		newBuf:  func() []byte { return make([]byte, chunk) },
-		load: func(t *task, buf []byte) error {
-			if t.lo == t.hi {
-				t.zero = true
-				return nil
-			}
-			return readSource(src, buf[:t.n], t.off)
-		},
 	}
 	file, base := sparseFile(w)
+	kc := newKernelCopy(file)
+	p.load = func(t *task, buf []byte) error {
+		switch {
+		case t.lo == t.hi:
+			t.zero = true
+			return nil
+		case file != nil && kc.usable(t):
+			zero, err := probeZero(src, buf[:t.n], t.off)
+			t.zero, t.copy = zero, !zero
+			return err
+		}
+		return readSource(src, buf[:t.n], t.off)
+	}
 	if file != nil {
 		p.commit = func(t *task, _ []byte) error {
 			prog.report(t.off + t.n)
@@ -69,6 +79,15 @@ func WriteFixed(ctx context.Context, w io.Writer, src disk.Image, opts WriteOpti
 		p.finish = func(t *task, buf []byte) error {
 			if t.zero {
 				return nil
+			}
+			if t.copy {
+				if ok, err := kc.copy(t, base+t.off); ok || err != nil {
+					return err
+				}
+				// The kernel refused: read the chunk after all.
+				if err := readSource(src, buf[:t.n], t.off); err != nil {
+					return err
+				}
 			}
 			return writeNonZero(file, buf[:t.n], base, t.off)
 		}
@@ -116,13 +135,18 @@ func WriteFixed(ctx context.Context, w io.Writer, src disk.Image, opts WriteOpti
 // chunkTasks emits the runs of [0, size) as tasks: data runs cut at
 // multiples of chunk, zero runs whole and marked as nothing to read.
 func chunkTasks(src disk.Image, size, chunk int64, emit func(task) bool) error {
-	return sourceRuns(src, size, func(off, n int64, data bool) bool {
-		if !data {
-			return emit(task{off: off, n: n})
+	return sourceRuns(src, size, func(e disk.Extent) bool {
+		if e.Kind != disk.Data {
+			return emit(task{off: e.Offset, n: e.Length})
 		}
-		for end := off + n; off < end; {
+		file, fileOff := storedFile(e)
+		for off, end := e.Offset, e.End(); off < end; {
 			stop := min(end, (off/chunk+1)*chunk)
-			if !emit(task{off: off, n: stop - off, lo: 0, hi: stop - off}) {
+			t := task{off: off, n: stop - off, lo: 0, hi: stop - off}
+			if file != nil {
+				t.file, t.fileOff = file, fileOff+(off-e.Offset)
+			}
+			if !emit(t) {
 				return false
 			}
 			off = stop

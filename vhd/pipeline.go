@@ -2,6 +2,7 @@ package vhd
 
 import (
 	"context"
+	"os"
 	"sync"
 )
 
@@ -13,8 +14,13 @@ type task struct {
 	// lo and hi bound the bytes [off+lo, off+hi) to read; the rest of
 	// the range is known to be zeros. lo == hi: nothing to read.
 	lo, hi int64
-	zero   bool  // set by load: the range reads as zeros
-	at     int64 // where commit placed the task in the output
+	// file, when non-nil, holds [off+lo, off+hi) verbatim from byte
+	// fileOff, so the bytes can be copied inside the kernel.
+	file    *os.File
+	fileOff int64
+	zero    bool  // set by load: the range reads as zeros
+	copy    bool  // set by load: the bytes are to be copied from file
+	at      int64 // where commit placed the task in the output
 }
 
 // A pipeline runs tasks through workers: each worker loads a task (reads

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"time"
 
@@ -13,9 +14,10 @@ import (
 // WriteOptions control WriteDynamic and WriteFixed. The zero value is
 // ready to use.
 type WriteOptions struct {
-	// Workers is how many goroutines read and zero-test the source at
-	// once; 0 means GOMAXPROCS, at least 2 (so one reads while another
-	// writes) and at most 8.
+	// Workers is how many goroutines read, zero-test and write the
+	// source's blocks at once; 0 means GOMAXPROCS, at least 4 and at
+	// most 8. The reads and writes are system calls that block their
+	// thread, so a few more workers than cores keep the cores busy.
 	Workers int
 	// Progress, when non-nil, is called as the source is consumed with
 	// the bytes of the virtual disk done so far and the virtual size.
@@ -54,17 +56,20 @@ const MaxWriteSize = DefaultMaxVirtualSize
 // same size.
 const writeBlockSize = 2 << 20
 
-// maxWorkers bounds the default worker count: past a few readers the
-// source or the destination is the bottleneck, and each worker holds a
-// block-sized buffer.
-const maxWorkers = 8
+// minWorkers and maxWorkers bound the default worker count: past a few
+// workers the source or the destination is the bottleneck, and each
+// worker holds a block-sized buffer.
+const (
+	minWorkers = 4
+	maxWorkers = 8
+)
 
 // workers returns the worker count opts asks for.
 func (o *WriteOptions) workers() int {
 	if o.Workers > 0 {
 		return o.Workers
 	}
-	return min(max(runtime.GOMAXPROCS(0), 2), maxWorkers)
+	return min(max(runtime.GOMAXPROCS(0), minWorkers), maxWorkers)
 }
 
 // checkSource returns the virtual size to write for src: its size rounded
@@ -126,13 +131,13 @@ func readSource(src disk.Image, p []byte, off int64) error {
 	return fmt.Errorf("vhd: reading source at byte %d: %w", off, err)
 }
 
-// sourceRuns calls fn for the runs of [0, size) in order, each either
-// data (to read) or zero (known zeros, not read), covering [0, size)
-// exactly. The source's extent map decides; a gap in it is read as data
-// (never assumed zero), and [src.Size(), size) — the rounding to a whole
-// sector of a source that breaks the contract — is zero. fn returning
-// false stops the walk.
-func sourceRuns(src disk.Image, size int64, fn func(off, n int64, data bool) bool) error {
+// sourceRuns calls fn for the runs of [0, size) in order, each of kind
+// disk.Data (to read) or disk.Zero (known zeros, not read), covering
+// [0, size) exactly. The source's extent map decides; a gap in it is read
+// as data (never assumed zero), and [src.Size(), size) — the rounding to a
+// whole sector of a source that breaks the contract — is zero. fn
+// returning false stops the walk.
+func sourceRuns(src disk.Image, size int64, fn func(e disk.Extent) bool) error {
 	srcSize := min(src.Size(), size)
 	pos := int64(0)
 	for e, err := range src.Extents(0, srcSize) {
@@ -142,22 +147,39 @@ func sourceRuns(src disk.Image, size int64, fn func(off, n int64, data bool) boo
 		if e.Offset < pos || e.End() > srcSize || e.Length <= 0 {
 			return fmt.Errorf("vhd: mapping source: extent [%d, %d) out of order after byte %d", e.Offset, e.End(), pos)
 		}
-		if e.Offset > pos && !fn(pos, e.Offset-pos, true) {
+		if e.Offset > pos && !fn(disk.Extent{Offset: pos, Length: e.Offset - pos, Kind: disk.Data}) {
 			return nil
 		}
-		if !fn(e.Offset, e.Length, e.Kind != disk.Zero) {
+		if e.Kind != disk.Zero {
+			e.Kind = disk.Data
+		}
+		if !fn(e) {
 			return nil
 		}
 		pos = e.End()
 	}
 	if pos < srcSize {
-		if !fn(pos, srcSize-pos, true) {
+		if !fn(disk.Extent{Offset: pos, Length: srcSize - pos, Kind: disk.Data}) {
 			return nil
 		}
 		pos = srcSize
 	}
 	if pos < size {
-		fn(pos, size-pos, false)
+		fn(disk.Extent{Offset: pos, Length: size - pos, Kind: disk.Zero})
 	}
 	return nil
+}
+
+// storedFile returns the host file holding the bytes of e verbatim and
+// the offset in it of e's first byte; nil when there is none (the bytes
+// must be read through the image).
+func storedFile(e disk.Extent) (*os.File, int64) {
+	if e.Kind != disk.Data || e.Compressed {
+		return nil, 0
+	}
+	s, ok := e.Stored.(disk.OSStorage)
+	if !ok || s.File() == nil {
+		return nil, 0
+	}
+	return s.File(), e.StoredOffset
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/disk/disktest"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/raw"
 )
 
 // The footer fields the tests pin so outputs are reproducible.
@@ -106,7 +107,7 @@ func writeVHDFile(t testing.TB, src disk.Image, dynamic bool, opts WriteOptions)
 
 // compareSource checks that got holds the bytes of src over size bytes
 // (zeros past src's end), reading 4 MiB at a time.
-func compareSource(t testing.TB, what string, got io.ReaderAt, src disk.Image, size int64) {
+func compareSource(t testing.TB, what string, got, src io.ReaderAt, size int64) {
 	t.Helper()
 	a := make([]byte, 4<<20)
 	b := make([]byte, 4<<20)
@@ -276,5 +277,120 @@ func TestWriteFixedToPipe(t *testing.T) {
 	}
 	if !bytes.Equal(file, buf.Bytes()) {
 		t.Fatalf("pipe and sparse file differ at byte %d", firstDiff(file, buf.Bytes()))
+	}
+}
+
+// TestWriteFromRawFile writes from raw host files, whose data the writers
+// copy inside the kernel: from the output's file system, and from a
+// tmpfs (/dev/shm), where the kernel may refuse the copy across file
+// systems and the writers read the bytes instead. qemu-img must find the
+// results identical to the source.
+func TestWriteFromRawFile(t *testing.T) {
+	dirs := []string{t.TempDir()}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		dirs = append(dirs, "/dev/shm")
+	}
+	for _, c := range writeCases() {
+		if c.slow {
+			continue
+		}
+		for _, dir := range dirs {
+			srcPath := rawFile(t, dir, c.src())
+			t.Cleanup(func() { os.Remove(srcPath) })
+			for _, dynamic := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/%s/dynamic=%v", c.name, dir, dynamic), func(t *testing.T) {
+					src, err := raw.OpenFile(srcPath)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer src.Close()
+					path := writeVHDFile(t, src, dynamic, testOpts)
+					m, err := Open(openFile(t, path), Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer m.Close()
+					if m.Size() != src.Size() {
+						t.Fatalf("size %d, source %d", m.Size(), src.Size())
+					}
+					compareSource(t, "diskport reader", m, src, src.Size())
+					if out, err := exec.Command(testimg.QemuImg(t), "compare", "-q", "-f", "vpc", "-F", "raw", path, srcPath).CombinedOutput(); err != nil {
+						t.Errorf("qemu-img compare: %v: %s", err, out)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestWriteProgress checks the progress reports: increasing, ending at
+// the virtual size.
+func TestWriteProgress(t *testing.T) {
+	src := writeCases()[0].src()
+	size := roundSector(src.Size())
+	for _, dynamic := range []bool{true, false} {
+		var got []int64
+		opts := testOpts
+		opts.Progress = func(done, total int64) {
+			if total != size {
+				t.Errorf("total %d, want %d", total, size)
+			}
+			if len(got) > 0 && done <= got[len(got)-1] {
+				t.Errorf("done %d after %d", done, got[len(got)-1])
+			}
+			got = append(got, done)
+		}
+		writeVHDFile(t, src, dynamic, opts)
+		if len(got) == 0 || got[len(got)-1] != size {
+			t.Errorf("dynamic %v: progress %v, want it to end at %d", dynamic, got, size)
+		}
+	}
+}
+
+// TestWriteCancel stops both writers through their context, before and
+// during the write.
+func TestWriteCancel(t *testing.T) {
+	src := writeCases()[1].src()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := WriteDynamic(ctx, discardWriterAt{}, src, WriteOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteDynamic, cancelled: %v", err)
+	}
+	if _, err := WriteFixed(ctx, io.Discard, src, WriteOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteFixed, cancelled: %v", err)
+	}
+	for _, dynamic := range []bool{true, false} {
+		ctx, cancel := context.WithCancel(context.Background())
+		opts := WriteOptions{Workers: 3, Progress: func(done, total int64) { cancel() }}
+		var err error
+		if dynamic {
+			_, err = WriteDynamic(ctx, discardWriterAt{}, src, opts)
+		} else {
+			_, err = WriteFixed(ctx, io.Discard, src, opts)
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("dynamic %v, cancelled during the write: %v", dynamic, err)
+		}
+	}
+}
+
+// failingSource fails every read.
+type failingSource struct{ *sparseSource }
+
+func (failingSource) ReadAt(p []byte, off int64) (int, error) {
+	return 0, errors.New("disk on fire")
+}
+
+// TestWriteSourceError checks that a read error stops the writers and
+// says where.
+func TestWriteSourceError(t *testing.T) {
+	src := failingSource{writeCases()[0].src()}
+	_, err := WriteDynamic(context.Background(), discardWriterAt{}, src, WriteOptions{})
+	if err == nil || !strings.Contains(err.Error(), "vhd: reading source at byte") || !strings.Contains(err.Error(), "disk on fire") {
+		t.Errorf("WriteDynamic: %v", err)
+	}
+	_, err = WriteFixed(context.Background(), io.Discard, src, WriteOptions{})
+	if err == nil || !strings.Contains(err.Error(), "vhd: reading source at byte") {
+		t.Errorf("WriteFixed: %v", err)
 	}
 }

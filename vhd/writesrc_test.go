@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"github.com/diskport/diskport/disk"
 )
@@ -131,4 +133,24 @@ func (m *memWriterAt) Bytes() []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.b
+}
+
+// rawFile writes src to a sparse raw file in dir (its size rounded up to
+// 512 bytes, holes left unwritten) and returns the path.
+func rawFile(t testing.TB, dir string, src *sparseSource) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "src-*.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, sg := range src.segs {
+		if _, err := f.WriteAt(sg.data, sg.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate((src.size + 511) / 512 * 512); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }
