@@ -10,6 +10,7 @@ import (
 
 	"github.com/diskport/diskport/bundle"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/server"
 )
 
 func init() {
@@ -132,7 +133,7 @@ func runBundle(c *command, args []string) error {
 	m, err := r.Run(ctx, im, sink, opt)
 	bar.finish()
 	if *taskXML {
-		doc, xerr := r.Task().ResponseXML("")
+		doc, xerr := server.BundleInstanceResponse(r.Task(), "")
 		if xerr != nil {
 			return xerr
 		}
