@@ -31,8 +31,9 @@
 //
 // [Runner] runs a bundle task through the states BundleInstance and
 // DescribeBundleTasks report ([Pending], [Bundling], [Storing], [Complete],
-// [Failed], [Cancelling]), with progress, errors, cancellation that removes
-// what was stored, and the bundleInstanceTask XML ([Task.ResponseXML]).
+// [Failed], [Cancelling]), with progress, errors and cancellation that
+// removes what was stored. The task's EC2 XML is the API server's
+// (package server).
 package bundle
 
 import "github.com/diskport/diskport/disk"

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,11 +45,9 @@ func ParseState(s string) (State, error) {
 // Done reports whether the state is final (complete or failed).
 func (s State) Done() bool { return s == Complete || s == Failed }
 
-// TaskTimeFormat is how the EC2 API writes startTime and updateTime.
-const TaskTimeFormat = "2006-01-02T15:04:05.000Z"
-
 // A Task is a bundle task as BundleInstance, DescribeBundleTasks and
-// CancelBundleTask return it (element bundleInstanceTask).
+// CancelBundleTask report it; its EC2 XML is the API server's to write
+// (package server).
 type Task struct {
 	InstanceID string
 	BundleID   string
@@ -68,17 +64,13 @@ type Task struct {
 // S3Storage is the task's Storage.S3: where the bundle goes and the upload
 // policy it goes there under.
 type S3Storage struct {
-	Bucket                string `xml:"bucket"`
-	Prefix                string `xml:"prefix"`
-	AWSAccessKeyID        string `xml:"AWSAccessKeyId,omitempty"`
-	UploadPolicy          string `xml:"uploadPolicy,omitempty"`
-	UploadPolicySignature string `xml:"uploadPolicySignature,omitempty"`
+	Bucket, Prefix                                      string
+	AWSAccessKeyID, UploadPolicy, UploadPolicySignature string
 }
 
 // A TaskError is a failed task's error code and message.
 type TaskError struct {
-	Code    string `xml:"code"`
-	Message string `xml:"message"`
+	Code, Message string
 }
 
 // Error codes diskport reports in a failed task's error.
@@ -89,79 +81,6 @@ const (
 	CodeStorageFailed = "StorageFailed" // an object could not be stored
 	CodeInternal      = "InternalError" // anything else
 )
-
-// taskXML is the wire shape of bundleInstanceTask.
-type taskXML struct {
-	InstanceID string     `xml:"instanceId"`
-	BundleID   string     `xml:"bundleId"`
-	State      string     `xml:"state"`
-	StartTime  string     `xml:"startTime"`
-	UpdateTime string     `xml:"updateTime"`
-	Progress   string     `xml:"progress"`
-	Storage    S3Storage  `xml:"storage>S3"`
-	Error      *TaskError `xml:"error,omitempty"`
-}
-
-// MarshalXML writes the task as BundleInstance's bundleInstanceTask:
-// instanceId, bundleId, state, startTime, updateTime, progress, storage/S3,
-// then error when the task failed.
-func (t Task) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
-	return e.EncodeElement(taskXML{
-		InstanceID: t.InstanceID, BundleID: t.BundleID, State: string(t.State),
-		StartTime: t.StartTime.UTC().Format(TaskTimeFormat), UpdateTime: t.UpdateTime.UTC().Format(TaskTimeFormat),
-		Progress: strconv.Itoa(t.Progress) + "%", Storage: t.Storage, Error: t.Error,
-	}, start)
-}
-
-// UnmarshalXML reads a bundleInstanceTask (or a DescribeBundleTasks item),
-// accepting "canceling" and progress with or without "%".
-func (t *Task) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
-	var x taskXML
-	if err := d.DecodeElement(&x, &start); err != nil {
-		return err
-	}
-	st, err := ParseState(x.State)
-	if err != nil {
-		return err
-	}
-	*t = Task{InstanceID: x.InstanceID, BundleID: x.BundleID, State: st, Storage: x.Storage, Error: x.Error}
-	for _, f := range []struct {
-		s  string
-		tp *time.Time
-	}{{x.StartTime, &t.StartTime}, {x.UpdateTime, &t.UpdateTime}} {
-		if f.s == "" {
-			continue
-		}
-		if *f.tp, err = time.Parse(time.RFC3339Nano, strings.TrimSpace(f.s)); err != nil {
-			return fmt.Errorf("bundle: task time %q: %w", truncate(f.s, 40), err)
-		}
-	}
-	if p := strings.TrimSuffix(strings.TrimSpace(x.Progress), "%"); p != "" {
-		if t.Progress, err = strconv.Atoi(p); err != nil || t.Progress < 0 || t.Progress > 100 {
-			return fmt.Errorf("bundle: task progress %q is not a percentage", truncate(x.Progress, 20))
-		}
-	}
-	return nil
-}
-
-// ec2Namespace is the EC2 API namespace of BundleInstance responses.
-const ec2Namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
-
-// ResponseXML returns the BundleInstance response document carrying the
-// task.
-func (t Task) ResponseXML(requestID string) ([]byte, error) {
-	type response struct {
-		XMLName   xml.Name `xml:"BundleInstanceResponse"`
-		Xmlns     string   `xml:"xmlns,attr"`
-		RequestID string   `xml:"requestId"`
-		Task      Task     `xml:"bundleInstanceTask"`
-	}
-	b, err := xml.MarshalIndent(response{Xmlns: ec2Namespace, RequestID: requestID, Task: t}, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(xml.Header), append(b, '\n')...), nil
-}
 
 // NewBundleID returns a fresh "bun-" and 8 hex digits.
 func NewBundleID() string {

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -47,7 +48,6 @@ var chunkLimit int64 = MaxChunk
 type Storage struct {
 	m     *Manifest
 	store PartStore
-	ctx   context.Context
 	opts  StorageOptions
 	size  int64
 
@@ -66,7 +66,23 @@ type Storage struct {
 
 	progressMu   sync.Mutex
 	fetchedBytes int64 // for Progress, under progressMu
+
+	// The storage keeps no context: each fetch runs under one of its
+	// own, which halt cancels when Close is called or the context given
+	// to OpenStorage ends (unwatch ends that watch). done is closed then,
+	// and stopErr says why; closed is set by Close. inflight holds the
+	// running fetches' cancel functions and fetches counts them, for
+	// Close to wait on. All but done and fetches are under mu.
+	done     chan struct{}
+	stopErr  error
+	closed   bool
+	inflight map[*chunk]context.CancelCauseFunc
+	fetches  sync.WaitGroup
+	unwatch  func() bool
 }
+
+// ErrClosed is the error of a read from a [Storage] after its Close.
+var ErrClosed = errors.New("manifest: storage closed")
 
 type chunkRef struct {
 	part      int
@@ -119,7 +135,7 @@ func dataRuns(b []byte) []dataRun {
 }
 
 // OpenStorage returns the file m describes, read from store. ctx bounds
-// every fetch the storage makes.
+// every fetch the storage makes; Close stops those in flight too.
 func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts StorageOptions) (*Storage, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -135,8 +151,10 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 		opts.Name = "manifest"
 	}
 	opts.Name = redact(opts.Name) // a presigned URL's query is a credential
-	s := &Storage{m: m, store: store, ctx: ctx, opts: opts, size: m.FileSize(),
-		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1}
+	s := &Storage{m: m, store: store, opts: opts, size: m.FileSize(),
+		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1,
+		done: make(chan struct{}), inflight: make(map[*chunk]context.CancelCauseFunc)}
+	s.unwatch = context.AfterFunc(ctx, func() { s.halt(context.Cause(ctx)) })
 	s.oh = newOrderedHash(m, func(p *Part) bool { return p.Length > chunkLimit })
 	for i := range m.Parts {
 		p := &m.Parts[i]
@@ -249,6 +267,10 @@ func (s *Storage) NextData(off int64) (start, end int64, err error) {
 // the chunk when done with its data.
 func (s *Storage) getChunk(i int) (*chunk, error) {
 	s.mu.Lock()
+	if s.stopErr != nil {
+		s.mu.Unlock()
+		return nil, s.stopped()
+	}
 	c := s.lookup(i)
 	c.refs++
 	c.read = true
@@ -269,9 +291,9 @@ func (s *Storage) getChunk(i int) (*chunk, error) {
 	s.mu.Unlock()
 	select {
 	case <-c.done:
-	case <-s.ctx.Done():
+	case <-s.done:
 		s.release(c)
-		return nil, s.ctx.Err()
+		return nil, s.stopped()
 	}
 	if c.err != nil {
 		s.mu.Lock()
@@ -305,19 +327,53 @@ func (s *Storage) recycle(c *chunk) {
 }
 
 // lookup returns chunk i's cache entry, starting its fetch if absent.
-// s.mu is held.
+// s.mu is held. A storage that has stopped fetching returns a chunk
+// failed with the reason, and caches nothing.
 func (s *Storage) lookup(i int) *chunk {
 	s.clock++
 	if c, ok := s.cache[i]; ok {
 		c.used = s.clock
 		return c
 	}
-	s.evict()
 	c := &chunk{done: make(chan struct{}), used: s.clock}
+	if s.stopErr != nil {
+		c.err = s.stopErr
+		close(c.done)
+		return c
+	}
+	s.evict()
 	s.cache[i] = c
 	s.fetched[i] = true
-	go s.fetch(i, c)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s.inflight[c] = cancel
+	s.fetches.Add(1)
+	go s.fetch(ctx, i, c)
 	return c
+}
+
+// halt stops the storage's fetching for cause: the fetches in flight are
+// cancelled and no other starts.
+func (s *Storage) halt(cause error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopErr != nil {
+		return
+	}
+	s.stopErr = cause
+	close(s.done)
+	for _, cancel := range s.inflight {
+		cancel(cause)
+	}
+}
+
+// stopped is the error of a read once the storage has stopped fetching.
+func (s *Storage) stopped() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("%s: %w", s.opts.Name, ErrClosed)
+	}
+	return fmt.Errorf("%s: %w", s.opts.Name, s.stopErr)
 }
 
 // evict drops finished chunks while the cache is full: the least recently
@@ -346,20 +402,27 @@ func (s *Storage) evict() {
 	}
 }
 
-// fetch fetches chunk i, then hashes what it can of the file in order.
-func (s *Storage) fetch(i int, c *chunk) {
-	s.fetchChunk(i, c)
+// fetch fetches chunk i under ctx, then hashes what it can of the file in
+// order.
+func (s *Storage) fetch(ctx context.Context, i int, c *chunk) {
+	defer s.fetches.Done()
+	s.fetchChunk(ctx, i, c)
 	close(c.done)
 	if c.err == nil {
 		s.hashAhead()
 	}
+	s.mu.Lock()
+	cancel := s.inflight[c]
+	delete(s.inflight, c)
+	s.mu.Unlock()
+	cancel(nil)
 }
 
-func (s *Storage) fetchChunk(i int, c *chunk) {
+func (s *Storage) fetchChunk(ctx context.Context, i int, c *chunk) {
 	select {
 	case s.sem <- struct{}{}:
-	case <-s.ctx.Done():
-		c.err = s.ctx.Err()
+	case <-ctx.Done():
+		c.err = context.Cause(ctx)
 		return
 	}
 	defer func() { <-s.sem }()
@@ -369,9 +432,9 @@ func (s *Storage) fetchChunk(i int, c *chunk) {
 	case ref.off == 0 && ref.n == p.Length && knownZero(p):
 		c.zero = true // no data, no runs
 	case ref.off == 0 && ref.n == p.Length:
-		c.data, c.err = fetchPart(s.ctx, s.store, p, s.buffer(p.Length))
+		c.data, c.err = fetchPart(ctx, s.store, p, s.buffer(p.Length))
 	default:
-		c.data, c.err = s.fetchRange(p, ref.off, ref.n)
+		c.data, c.err = s.fetchRange(ctx, p, ref.off, ref.n)
 	}
 	if c.err == nil && !c.zero {
 		c.runs = dataRuns(c.data)
@@ -397,9 +460,9 @@ func (s *Storage) buffer(n int64) []byte {
 	return make([]byte, n)
 }
 
-func (s *Storage) fetchRange(p *Part, off, n int64) ([]byte, error) {
+func (s *Storage) fetchRange(ctx context.Context, p *Part, off, n int64) ([]byte, error) {
 	wrap := func(err error) error { return &PartError{Part: *p, Where: s.store.Where(p), Err: err} }
-	rc, err := s.store.OpenPart(s.ctx, p, off, n)
+	rc, err := s.store.OpenPart(ctx, p, off, n)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -414,8 +477,15 @@ func (s *Storage) fetchRange(p *Part, off, n int64) ([]byte, error) {
 	return buf, nil
 }
 
-// Close drops the cache. Fetches in flight finish in the background.
+// Close stops the fetches in flight, waits for them to return and drops
+// the cache. Reads after Close fail with [ErrClosed].
 func (s *Storage) Close() error {
+	s.unwatch()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.halt(ErrClosed)
+	s.fetches.Wait()
 	s.mu.Lock()
 	s.cache = make(map[int]*chunk)
 	s.free = nil

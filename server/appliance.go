@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/diskport/diskport/manifest"
 	"github.com/diskport/diskport/ova"
@@ -27,12 +26,12 @@ func isAppliance(v *store.Volume) bool {
 // and the other disks' volumes are added to the task (and its instance)
 // first, once. Each disk's .mf checksum is verified before its volume is
 // committed. ImportVolume takes an appliance of one disk only.
-func (s *Server) convertAppliance(ctx context.Context, t *store.Task, v *store.Volume, note string) error {
+func (p *pool) convertAppliance(ctx context.Context, t *store.Task, v *store.Volume, note string) error {
 	if nextDisk(t, v) == nil {
 		return nil // every disk converted
 	}
-	s.status(ctx, t, v, 0, "Pending: fetching the manifest"+note)
-	boot, err := s.openImage(ctx, t, v)
+	p.status(ctx, t, v, 0, "Pending: fetching the manifest"+note)
+	boot, err := p.openImage(ctx, t, v)
 	if err != nil {
 		return err
 	}
@@ -44,15 +43,15 @@ func (s *Server) convertAppliance(ctx context.Context, t *store.Task, v *store.V
 	case n > 1 && t.Kind == store.KindVolume:
 		return fmt.Errorf("the OVA has %d disks and ImportVolume imports one: import it with ImportInstance (DiskImage.1.Image.Format OVA), which makes a volume of each disk", n)
 	}
-	vols, err := s.expand(ctx, t, v, a)
+	vols, err := p.expand(ctx, t, v, a)
 	if err != nil {
 		return err
 	}
 	for k, dv := range vols {
-		if dv.Status == "completed" {
+		if dv.Status == store.ConversionCompleted {
 			continue
 		}
-		if err := s.convertApplianceDisk(ctx, t, boot, k, dv, note); err != nil {
+		if err := p.convertApplianceDisk(ctx, t, boot, k, dv, note); err != nil {
 			return err
 		}
 	}
@@ -65,11 +64,11 @@ func (s *Server) convertAppliance(ctx context.Context, t *store.Task, v *store.V
 // other disks' volumes are added before v's is converted, so a completed
 // v with none added is a one-disk appliance.
 func nextDisk(t *store.Task, v *store.Volume) *store.Volume {
-	if v.Status != "completed" {
+	if v.Status != store.ConversionCompleted {
 		return v
 	}
 	for _, w := range t.Volumes {
-		if w.Origin == v.ID && w.Status != "completed" {
+		if w.Origin == v.ID && w.Status != store.ConversionCompleted {
 			return w
 		}
 	}
@@ -80,9 +79,9 @@ func nextDisk(t *store.Task, v *store.Volume) *store.Volume {
 // is boot into volume dv, checking the member's .mf checksum (and the
 // manifest's sums) before the volume is committed; a gzip-compressed
 // member is read as a stream, by one worker.
-func (s *Server) convertApplianceDisk(ctx context.Context, t *store.Task, boot *manifest.Image, k int, dv *store.Volume, note string) error {
-	if s.inPlace(dv) {
-		return s.st.Progress(ctx, dv.ID, t.LeaseGeneration, s.cfg.ServerID, dv.BytesConverted, "completed", "")
+func (p *pool) convertApplianceDisk(ctx context.Context, t *store.Task, boot *manifest.Image, k int, dv *store.Volume, note string) error {
+	if p.inPlace(dv) {
+		return p.st.Progress(ctx, dv.ID, t.LeaseGeneration, p.cfg.ServerID, dv.BytesConverted, store.ConversionCompleted, "")
 	}
 	img := boot
 	if k > 0 {
@@ -96,7 +95,7 @@ func (s *Server) convertApplianceDisk(ctx context.Context, t *store.Task, boot *
 	if img.Sequential() {
 		workers = 1
 	}
-	if err := s.convertImage(ctx, t, dv, img, note, workers); err != nil {
+	if err := p.convertImage(ctx, t, dv, img, note, workers); err != nil {
 		a, _ := boot.Appliance()
 		return fmt.Errorf("disk %d of the OVA (member %q): %w", k, a.Disks[k].File, err)
 	}
@@ -107,7 +106,7 @@ func (s *Server) convertApplianceDisk(ctx context.Context, t *store.Task, boot *
 // its boot disk, unless an earlier run of the task added it, and returns
 // the appliance's volumes in boot order (v's first). Each added volume
 // is its disk's capacity rounded up to a whole GiB (at least 1).
-func (s *Server) expand(ctx context.Context, t *store.Task, v *store.Volume, a *ova.Appliance) ([]*store.Volume, error) {
+func (p *pool) expand(ctx context.Context, t *store.Task, v *store.Volume, a *ova.Appliance) ([]*store.Volume, error) {
 	n := len(a.Disks)
 	if n == 1 {
 		return []*store.Volume{v}, nil
@@ -118,7 +117,7 @@ func (s *Server) expand(ctx context.Context, t *store.Task, v *store.Volume, a *
 			have[w.ApplianceDisk] = true
 		}
 	}
-	now := time.Now().UTC()
+	now := p.now()
 	var add []*store.Volume
 	for k, d := range a.Disks[1:] {
 		k++
@@ -132,20 +131,20 @@ func (s *Server) expand(ctx context.Context, t *store.Task, v *store.Volume, a *
 		add = append(add, &store.Volume{ID: newID("vol-", 17), InstanceID: t.InstanceID, Size: gib,
 			AvailabilityZone: v.AvailabilityZone, State: store.VolumeCreating, Created: now,
 			Description: addedDescription(v, k, d.File), Format: v.Format, Bytes: v.Bytes, ManifestURL: v.ManifestURL,
-			Status: "active", StatusMessage: statusQueued, Origin: v.ID, ApplianceDisk: k})
+			Status: store.ConversionActive, StatusMessage: statusQueued, Origin: v.ID, ApplianceDisk: k})
 	}
 	if total := len(t.Volumes) + len(add); total > maxInstanceVolumes {
 		return nil, fmt.Errorf("the OVA's %d disks would give the instance %d volumes, more than the %d EC2 allows", n, total, maxInstanceVolumes)
 	}
-	all, err := s.st.AddVolumes(ctx, t.ID, t.LeaseGeneration, add)
+	all, err := p.st.AddVolumes(ctx, t.ID, t.LeaseGeneration, add)
 	if errors.Is(err, store.ErrState) {
-		return nil, s.leaseLost(t)
+		return nil, p.leaseLost(ctx, t)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if len(add) > 0 {
-		s.log.Info("task", "event", "expanded", "task", t.ID, "volume", v.ID, "disks", n, "added", len(add))
+		p.log.Info("task", "event", "expanded", "task", t.ID, "volume", v.ID, "disks", n, "added", len(add))
 	}
 	t.Volumes = all
 	vols := make([]*store.Volume, n)
@@ -173,14 +172,4 @@ func addedDescription(v *store.Volume, k int, file string) string {
 		d = v.Description + ": " + d
 	}
 	return cut(d, 255)
-}
-
-// leaseLost is the error of a worker whose fenced write was refused: the
-// task was cancelled under its lease, or another server holds it.
-func (s *Server) leaseLost(t *store.Task) error {
-	now, err := s.st.Task(context.Background(), t.AccountID, t.ID)
-	if err == nil && now.State == store.TaskCancelling && now.LeaseGeneration == t.LeaseGeneration {
-		return errCancelled
-	}
-	return errFenced
 }

@@ -19,12 +19,12 @@ import (
 const bundleSecretSize = 32
 
 // newBundleSecret gives a bundle task its AES key and IV and its tar
-// member's time, kept with the task so that a restart regenerates the
-// same encrypted parts.
-func newBundleSecret(b *store.BundleTask) {
+// member's time (now, to the second), kept with the task so that a
+// restart regenerates the same encrypted parts.
+func newBundleSecret(b *store.BundleTask, now time.Time) {
 	var k [bundleSecretSize]byte
 	rand.Read(k[:])
-	b.Secret, b.ModTime = hex.EncodeToString(k[:]), time.Now().UTC().Truncate(time.Second)
+	b.Secret, b.ModTime = hex.EncodeToString(k[:]), now.UTC().Truncate(time.Second)
 }
 
 // bundleSecret returns the task's key and IV, or nil when it has none (a

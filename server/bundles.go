@@ -1,40 +1,17 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
-	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/bundle"
 	"github.com/diskport/diskport/server/store"
 )
 
 // activeBundle are the states of a bundle task still at work.
 var activeBundle = []string{string(bundle.Pending), string(bundle.Bundling), string(bundle.Storing)}
-
-type bundleTaskResponse struct {
-	meta
-	Task bundle.Task `xml:"bundleInstanceTask"`
-}
-
-type describeBundleTasksResponse struct {
-	meta
-	Tasks []bundle.Task `xml:"bundleInstanceTasksSet>item"`
-}
-
-func bundleXML(b *store.BundleTask) bundle.Task {
-	t := bundle.Task{InstanceID: b.InstanceID, BundleID: b.ID, State: bundle.State(b.State), StartTime: b.Started,
-		UpdateTime: b.Updated, Progress: b.Progress, Storage: bundle.S3Storage{Bucket: b.Bucket, Prefix: b.Prefix,
-			AWSAccessKeyID: b.UploadAccessKey, UploadPolicy: b.UploadPolicy, UploadPolicySignature: b.UploadPolicySignature}}
-	if b.ErrorCode != "" {
-		t.Error = &bundle.TaskError{Code: b.ErrorCode, Message: b.ErrorMessage}
-	}
-	return t
-}
 
 func (s *Server) bundleInstance(ctx context.Context, c *call) (response, error) {
 	id, err := c.required("InstanceId")
@@ -83,10 +60,10 @@ func (s *Server) bundleInstance(ctx context.Context, c *call) (response, error) 
 	if _, err := bundle.CheckPolicy(policy, bundle.Grant{Bucket: bucket, Prefix: prefix, Signature: sig, MaxObjectSize: bundle.DefaultPartSize}); err != nil {
 		return nil, errorf("InvalidParameterValue", "Value for parameter %sUploadPolicy is invalid: %v.", st, err)
 	}
-	now := time.Now().UTC()
+	now := s.cfg.Clock().UTC()
 	b := &store.BundleTask{ID: bundle.NewBundleID(), AccountID: c.account, InstanceID: inst.ID, State: string(bundle.Pending),
 		Bucket: bucket, Prefix: prefix, UploadAccessKey: akid, UploadPolicy: policy, UploadPolicySignature: sig, Started: now, Updated: now}
-	newBundleSecret(b)
+	newBundleSecret(b, now)
 	if err := s.st.CreateBundle(ctx, b); err != nil {
 		return nil, err
 	}
@@ -143,7 +120,7 @@ func (s *Server) describeBundleTasks(ctx context.Context, c *call) (response, er
 	if err != nil {
 		return nil, err
 	}
-	r := &describeBundleTasksResponse{Tasks: []bundle.Task{}}
+	r := &describeBundleTasksResponse{Tasks: []bundleTaskXML{}}
 next:
 	for _, b := range bundles {
 		for _, f := range filters {
@@ -205,7 +182,7 @@ func (s *Server) cancelBundleTask(ctx context.Context, c *call) (response, error
 		return nil, err
 	}
 	b := bundles[0]
-	b.State, b.Updated = string(bundle.Cancelling), time.Now().UTC()
+	b.State, b.Updated = string(bundle.Cancelling), s.cfg.Clock().UTC()
 	err = s.st.UpdateBundle(ctx, b, activeBundle)
 	if errors.Is(err, store.ErrState) {
 		return nil, errorf("IncorrectState", "The bundle task %s is finished and cannot be cancelled.", b.ID)
@@ -216,86 +193,4 @@ func (s *Server) cancelBundleTask(ctx context.Context, c *call) (response, error
 	s.log.Info("bundle", "event", "cancelling", "bundle", b.ID, "account", b.AccountID)
 	s.pool.cancelBundle(b.ID)
 	return &bundleTaskResponse{Task: bundleXML(b)}, nil
-}
-
-// runBundle bundles the instance's root volume into the task's bucket
-// under its upload policy.
-func (s *Server) runBundle(ctx context.Context, b *store.BundleTask) {
-	fail := func(code, msg string) {
-		b.State, b.ErrorCode, b.ErrorMessage, b.Updated = string(bundle.Failed), code, clipMessage(redact(msg)), time.Now().UTC()
-		s.st.UpdateBundle(context.Background(), b, append(activeBundle, string(bundle.Cancelling)))
-		s.log.Info("bundle", "event", "failed", "bundle", b.ID, "account", b.AccountID, "code", code)
-	}
-	insts, err := s.st.Instances(ctx, b.AccountID, []string{b.InstanceID})
-	if err != nil || len(insts[0].VolumeIDs) == 0 {
-		fail("InternalError", fmt.Sprintf("the instance %s has no root volume", b.InstanceID))
-		return
-	}
-	img, err := diskport.Open(s.VolumePath(insts[0].VolumeIDs[0]), diskport.Options{Format: "RAW"})
-	if err != nil {
-		fail("InternalError", err.Error())
-		return
-	}
-	defer img.Close()
-	secret := bundleSecret(b)
-	if secret == nil {
-		newBundleSecret(b)
-		b.Updated = time.Now().UTC()
-		if err := s.st.UpdateBundle(ctx, b, activeBundle); err != nil {
-			fail("InternalError", "recording the bundle's key: "+err.Error())
-			return
-		}
-		secret = bundleSecret(b)
-	}
-	stored, err := s.st.BundleParts(ctx, b.ID)
-	if err != nil {
-		fail("InternalError", err.Error())
-		return
-	}
-	sink := &partSink{sink: &bundle.PostSink{Endpoint: s.cfg.S3Endpoint, Bucket: b.Bucket, AccessKeyID: b.UploadAccessKey,
-		Policy: b.UploadPolicy, Signature: b.UploadPolicySignature, Client: s.fetch.client},
-		st: s.st, log: s.log, id: b.ID, prefix: b.Prefix, stored: stored}
-	r := bundle.NewRunner(b.InstanceID, bundle.S3Storage{Bucket: b.Bucket, Prefix: b.Prefix})
-	r.OnUpdate = func(t bundle.Task) {
-		if errors.Is(context.Cause(ctx), errShutdown) || t.State.Done() {
-			return // the final state is recorded below
-		}
-		if t.State != bundle.Cancelling {
-			b.State = string(t.State)
-		}
-		b.Progress, b.Updated = t.Progress, time.Now().UTC()
-		s.st.UpdateBundle(context.Background(), b, activeBundle)
-	}
-	s.pool.setRunner(b.ID, r)
-	defer s.pool.setRunner(b.ID, nil)
-	s.log.Info("bundle", "event", "bundling", "bundle", b.ID, "account", b.AccountID, "parts_stored_before", len(stored))
-	_, err = r.Run(ctx, img, sink, bundle.Options{Prefix: b.Prefix, User: b.AccountID, Architecture: insts[0].Architecture,
-		EC2Key: &s.bundleKey.PublicKey, SignKey: s.bundleKey, Rand: bytes.NewReader(secret), ModTime: b.ModTime})
-	if errors.Is(context.Cause(ctx), errShutdown) {
-		return // pending again on the next start
-	}
-	t := r.Task()
-	if err == nil && t.State == bundle.Complete {
-		b.State, b.Progress, b.Updated = string(bundle.Complete), 100, time.Now().UTC()
-		s.st.UpdateBundle(context.Background(), b, activeBundle)
-		s.log.Info("bundle", "event", "complete", "bundle", b.ID, "account", b.AccountID,
-			"parts_skipped", sink.skipped.Load(), "parts_resent", sink.resent.Load())
-		return
-	}
-	code, msg := "InternalError", ""
-	if err != nil {
-		msg = err.Error()
-	}
-	if t.Error != nil {
-		code, msg = t.Error.Code, t.Error.Message
-	}
-	fail(code, msg)
-}
-
-// finishBundleCancel ends a cancelled bundle task that is not running.
-func (s *Server) finishBundleCancel(b *store.BundleTask) {
-	b.State, b.ErrorCode, b.ErrorMessage, b.Updated = string(bundle.Failed), bundle.CodeCancelled, "Cancelled by user", time.Now().UTC()
-	if err := s.st.UpdateBundle(context.Background(), b, []string{string(bundle.Cancelling)}); err == nil {
-		s.log.Info("bundle", "event", "cancelled", "bundle", b.ID, "account", b.AccountID)
-	}
 }

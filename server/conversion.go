@@ -19,33 +19,33 @@ import (
 // convertVolume converts the disk image of t's volume v into its volume
 // file, resuming from the journal an interrupted run left.
 // note, when set, is appended to its progress messages (a takeover's).
-func (s *Server) convertVolume(ctx context.Context, t *store.Task, v *store.Volume, note string) error {
-	if s.inPlace(v) {
-		return s.st.Progress(ctx, v.ID, t.LeaseGeneration, s.cfg.ServerID, v.BytesConverted, "completed", "")
+func (p *pool) convertVolume(ctx context.Context, t *store.Task, v *store.Volume, note string) error {
+	if p.inPlace(v) {
+		return p.st.Progress(ctx, v.ID, t.LeaseGeneration, p.cfg.ServerID, v.BytesConverted, store.ConversionCompleted, "")
 	}
-	s.status(ctx, t, v, 0, "Pending: fetching the manifest"+note)
-	img, err := s.openImage(ctx, t, v)
+	p.status(ctx, t, v, 0, "Pending: fetching the manifest"+note)
+	img, err := p.openImage(ctx, t, v)
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	return s.convertImage(ctx, t, v, img, note, 0)
+	return p.convertImage(ctx, t, v, img, note, 0)
 }
 
 // inPlace says whether v's volume file is in place, whole: renamed into
 // place before a crash stopped its conversion from being recorded
 // completed, it is finished.
-func (s *Server) inPlace(v *store.Volume) bool {
-	st, err := os.Stat(s.VolumePath(v.ID))
-	return err == nil && st.Mode().IsRegular() && st.Size() == v.Size*GiB
+func (p *pool) inPlace(v *store.Volume) bool {
+	fi, err := os.Stat(p.volumePath(v.ID))
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == v.Size*GiB
 }
 
 // convertImage converts img into v's volume file with workers workers (0:
 // the default), recording its progress. The image's own checks (the
 // sums its source carries) run before the lease check that fences the
 // rename.
-func (s *Server) convertImage(ctx context.Context, t *store.Task, v *store.Volume, img *manifest.Image, note string, workers int) error {
-	dst := s.VolumePath(v.ID)
+func (p *pool) convertImage(ctx context.Context, t *store.Task, v *store.Volume, img *manifest.Image, note string, workers int) error {
+	dst := p.volumePath(v.ID)
 	size := v.Size * GiB
 	if img.Size() > size {
 		return fmt.Errorf("the image's virtual size, %d bytes, does not fit the %d GiB of Volume.Size", img.Size(), v.Size)
@@ -56,7 +56,7 @@ func (s *Server) convertImage(ctx context.Context, t *store.Task, v *store.Volum
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(s.cfg.ProgressInterval)
+		tick := time.NewTicker(p.cfg.ProgressInterval)
 		defer tick.Stop()
 		last := int64(-1)
 		for {
@@ -66,13 +66,13 @@ func (s *Server) convertImage(ctx context.Context, t *store.Task, v *store.Volum
 			case <-tick.C:
 				if d := done.Load(); d != last {
 					last = d
-					s.status(ctx, t, v, d, progressMessage(t, v, d, img.Size())+note)
+					p.status(ctx, t, v, d, progressMessage(t, v, d, img.Size())+note)
 				}
 			}
 		}
 	}()
-	s.status(ctx, t, v, 0, progressMessage(t, v, 0, img.Size())+note)
-	began := time.Now()
+	p.status(ctx, t, v, 0, progressMessage(t, v, 0, img.Size())+note)
+	began := p.now()
 	res, err := convert.Convert(ctx, img, dst, convert.Options{
 		VolumeSize: size,
 		Resume:     true,
@@ -80,40 +80,51 @@ func (s *Server) convertImage(ctx context.Context, t *store.Task, v *store.Volum
 		Progress:   func(d, _ int64) { done.Store(d) },
 		// Fencing: the volume is renamed into place only under this
 		// worker's lease, after the source's own checks.
-		Verify: func() error { return s.checkLease(ctx, t) },
+		Verify: func() error { return p.checkLease(ctx, t) },
 	})
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		return err
 	}
-	s.metrics.bytes.Add(float64(res.VirtualSize - res.ResumedBytes))
-	s.metrics.seconds.Observe(time.Since(began).Seconds())
-	s.log.Info("volume", "event", "converted", "task", t.ID, "volume", v.ID, "virtual_size", res.VirtualSize,
+	p.metrics.bytes.Add(float64(res.VirtualSize - res.ResumedBytes))
+	p.metrics.seconds.Observe(p.now().Sub(began).Seconds())
+	p.log.Info("volume", "event", "converted", "task", t.ID, "volume", v.ID, "virtual_size", res.VirtualSize,
 		"written_bytes", res.WrittenBytes, "resumed_bytes", res.ResumedBytes)
-	v.BytesConverted, v.Status = res.VirtualSize, "completed"
-	return s.st.Progress(ctx, v.ID, t.LeaseGeneration, s.cfg.ServerID, res.VirtualSize, "completed", "")
+	v.BytesConverted, v.Status = res.VirtualSize, store.ConversionCompleted
+	return p.st.Progress(ctx, v.ID, t.LeaseGeneration, p.cfg.ServerID, res.VirtualSize, store.ConversionCompleted, "")
 }
 
 // checkLease returns errFenced unless t is still active under this
-// worker's lease; a store it cannot reach is asked again until the lease
-// would have expired.
-func (s *Server) checkLease(ctx context.Context, t *store.Task) error {
-	deadline := time.Now().Add(s.cfg.LeaseTimeout)
+// worker's lease; a store it cannot reach is asked again, every
+// leaseRetry, until the lease would have expired or ctx ends.
+func (p *pool) checkLease(ctx context.Context, t *store.Task) error {
+	deadline := p.now().Add(p.cfg.LeaseTimeout)
+	retry := time.NewTimer(0)
+	defer retry.Stop()
 	for {
-		err := s.st.CheckLease(ctx, t.ID, t.LeaseGeneration)
+		err := p.st.CheckLease(ctx, t.ID, t.LeaseGeneration)
 		if err == nil {
 			return nil
 		}
 		if errors.Is(err, store.ErrState) {
 			return errFenced
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if p.now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("checking the task's lease before committing its volume: %w", err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		retry.Reset(leaseRetry)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("checking the task's lease before committing its volume: %w", err)
+		case <-retry.C:
+		}
 	}
 }
+
+// leaseRetry is how long checkLease waits before asking a store it could
+// not reach again.
+const leaseRetry = 500 * time.Millisecond
 
 // progressMessage is the status message of a running conversion of v,
 // one of t's volumes: "(disk i of n)" counts the task's volumes as they
@@ -132,12 +143,12 @@ func progressMessage(t *store.Task, v *store.Volume, done, total int64) string {
 }
 
 // status records a volume's progress and its task's status message.
-func (s *Server) status(ctx context.Context, t *store.Task, v *store.Volume, done int64, msg string) {
-	if err := s.st.Progress(ctx, v.ID, t.LeaseGeneration, s.cfg.ServerID, done, "active", msg); err != nil && ctx.Err() == nil {
-		s.log.Warn("recording progress", "task", t.ID, "error", err.Error())
+func (p *pool) status(ctx context.Context, t *store.Task, v *store.Volume, done int64, msg string) {
+	if err := p.st.Progress(ctx, v.ID, t.LeaseGeneration, p.cfg.ServerID, done, store.ConversionActive, msg); err != nil && ctx.Err() == nil {
+		p.log.Warn("recording progress", "task", t.ID, "error", err.Error())
 	}
-	if err := s.st.SetStatus(ctx, t.ID, t.LeaseGeneration, msg); err != nil && ctx.Err() == nil {
-		s.log.Warn("recording progress", "task", t.ID, "error", err.Error())
+	if err := p.st.SetStatus(ctx, t.ID, t.LeaseGeneration, msg); err != nil && ctx.Err() == nil {
+		p.log.Warn("recording progress", "task", t.ID, "error", err.Error())
 	}
 }
 
@@ -147,11 +158,11 @@ func (s *Server) status(ctx context.Context, t *store.Task, v *store.Volume, don
 // size), and opens the image its parts hold through the one import path,
 // which checks every sum the manifest carries (and an OVA's .mf) before
 // a volume is committed. For an OVA, the image is its boot disk.
-func (s *Server) openImage(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Image, error) {
-	if err := s.fetch.checkURL(v.ManifestURL); err != nil {
+func (p *pool) openImage(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Image, error) {
+	if err := p.fetch.checkURL(v.ManifestURL); err != nil {
 		return nil, err
 	}
-	m, ps, err := s.awaitUpload(ctx, t, v)
+	m, ps, err := p.awaitUpload(ctx, t, v)
 	if err != nil {
 		return nil, err
 	}

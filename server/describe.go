@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"os"
 
 	"github.com/diskport/diskport/server/store"
 )
@@ -93,7 +92,7 @@ func (s *Server) deleteVolume(ctx context.Context, c *call) (response, error) {
 	case store.VolumeInUse:
 		return nil, errorf("VolumeInUse", "The volume %s is attached to instance %s.", v.ID, v.InstanceID)
 	}
-	err = s.st.SetVolumeState(ctx, id, []string{store.VolumeAvailable}, store.VolumeDeleted)
+	err = s.st.SetVolumeState(ctx, id, []store.VolumeState{store.VolumeAvailable}, store.VolumeDeleted)
 	if errors.Is(err, store.ErrState) {
 		return nil, errorf("IncorrectState", "The volume %s is not available.", id)
 	}
@@ -101,34 +100,9 @@ func (s *Server) deleteVolume(ctx context.Context, c *call) (response, error) {
 		return nil, err
 	}
 	// The volume's file is its holder's to remove: this server's now, or
-	// another's on its next look at the store (Server.sweep).
+	// another's on its next look at the store (pool.sweep).
 	if v := vols[0]; v.Server == "" || v.Server == s.cfg.ServerID {
-		s.removeVolume(ctx, id)
+		s.pool.removeVolume(ctx, id)
 	}
 	return &returnResponse{Return: true}, nil
-}
-
-// removeVolume removes a deleted volume's file and records that it is
-// gone.
-func (s *Server) removeVolume(ctx context.Context, id string) {
-	if err := os.Remove(s.VolumePath(id)); err != nil && !os.IsNotExist(err) {
-		s.log.Warn("removing a deleted volume's file", "volume", id, "error", err.Error())
-		return
-	}
-	if err := s.st.ForgetVolume(ctx, id, s.cfg.ServerID); err != nil {
-		s.log.Warn("removing a deleted volume's file", "volume", id, "error", err.Error())
-	}
-}
-
-// sweep removes the files of this server's volumes that DeleteVolume
-// deleted through another server.
-func (s *Server) sweep(ctx context.Context) {
-	ids, err := s.st.OrphanedVolumes(ctx, s.cfg.ServerID)
-	if err != nil {
-		return
-	}
-	for _, id := range ids {
-		s.log.Info("volume", "event", "removed", "volume", id)
-		s.removeVolume(ctx, id)
-	}
 }

@@ -55,7 +55,7 @@ func (s *Server) diskImage(c *call, prefix string, now time.Time) (*store.Volume
 		return nil, err
 	}
 	return &store.Volume{ID: newID("vol-", 17), Size: size, State: store.VolumeCreating, Created: now, Description: desc,
-		Format: format, Bytes: bytes, ManifestURL: u, Status: "active", StatusMessage: statusQueued}, nil
+		Format: format, Bytes: bytes, ManifestURL: u, Status: store.ConversionActive, StatusMessage: statusQueued}, nil
 }
 
 // zone returns the availability zone parameter, or the region's first.
@@ -71,7 +71,7 @@ func (s *Server) zone(c *call, name string) (string, error) {
 }
 
 func (s *Server) importVolume(ctx context.Context, c *call) (response, error) {
-	now := time.Now().UTC()
+	now := s.cfg.Clock().UTC()
 	v, err := s.diskImage(c, "", now)
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func (s *Server) importVolume(ctx context.Context, c *call) (response, error) {
 }
 
 func (s *Server) importInstance(ctx context.Context, c *call) (response, error) {
-	now := time.Now().UTC()
+	now := s.cfg.Clock().UTC()
 	p, err := c.required("Platform")
 	if err != nil {
 		return nil, err
@@ -220,7 +220,7 @@ func (s *Server) cancelConversionTask(ctx context.Context, c *call) (response, e
 	if err != nil {
 		return nil, err
 	}
-	err = s.st.Transition(ctx, t.ID, []string{store.TaskActive}, store.TaskCancelling, reason)
+	err = s.st.Transition(ctx, t.ID, []store.TaskState{store.TaskActive}, store.TaskCancelling, reason)
 	if errors.Is(err, store.ErrState) {
 		return nil, errorf("IncorrectState", "The conversion task %s is %s and cannot be cancelled.", t.ID, s.currentState(ctx, c.account, t))
 	}
@@ -234,7 +234,7 @@ func (s *Server) cancelConversionTask(ctx context.Context, c *call) (response, e
 }
 
 // currentState re-reads a task's state for an error message.
-func (s *Server) currentState(ctx context.Context, account string, t *store.Task) string {
+func (s *Server) currentState(ctx context.Context, account string, t *store.Task) store.TaskState {
 	if now, err := s.st.Task(ctx, account, t.ID); err == nil {
 		return now.State
 	}

@@ -57,24 +57,23 @@ func (m *metrics) request(action, code string, status int, d time.Duration) {
 	m.requests.WithLabelValues(action, code).Observe(d.Seconds())
 }
 
-// operate answers /metrics, /healthz and /readyz; false for any other
-// path.
-func (s *Server) operate(w http.ResponseWriter, r *http.Request) bool {
-	switch r.URL.Path {
-	case "/metrics":
-		promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
-	case "/healthz":
+// opsMux serves the operational endpoints: /metrics (Prometheus),
+// /healthz (the process answers) and /readyz (the store and the S3
+// endpoint answer).
+func (s *Server) opsMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
-	case "/readyz":
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ready(r.Context()); err != nil {
 			http.Error(w, "not ready: "+redact(err.Error()), http.StatusServiceUnavailable)
-			return true
+			return
 		}
 		w.Write([]byte("ok\n"))
-	default:
-		return false
-	}
-	return true
+	})
+	return mux
 }
 
 // ready checks that the store and the S3 endpoint answer.

@@ -45,24 +45,35 @@
 // DIR/bundle.crt (an operator unbundles with the key), and stores the
 // bundle with S3 POST under the caller's upload policy, which the S3
 // server checks.
+//
+// # Layout
+//
+// The package has two halves that meet in [Server]. The Query API parses,
+// authenticates and answers requests: api.go (the request path, errors,
+// the XML envelope), actions.go (the one table of actions), params.go,
+// xml.go and bundlexml.go (the response shapes), and a file per group of
+// actions (imports.go, describe.go, bundles.go). The workers run the
+// tasks the API queues: worker.go (scheduling, leases, takeover,
+// finishing), conversion.go, appliance.go, upload.go, bundlework.go and
+// bundleparts.go, all on a pool that holds only what they need (the
+// store with a deadline on every call, the configuration, the logger,
+// the metrics, the fetch policy and the bundle key), never the Server.
+// They share a package rather than a sub-package because both halves use
+// the fetch allow list, the redaction of URLs and the ids and size limits
+// of the API; the API reaches the workers only through the pool's kick,
+// cancel, cancelBundle and removeVolume. The operational endpoints
+// (/healthz, /readyz, /metrics) are in metrics.go.
 package server
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/hex"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/diskport/diskport/server/auth"
@@ -112,6 +123,15 @@ type Config struct {
 	// UploadPoll is the first wait before looking again for a manifest or
 	// parts not uploaded yet (doubling up to 30 s); 0 means 1 s.
 	UploadPoll time.Duration
+	// Clock is what the server reads the time from: task creation and
+	// expiration, leases, progress, signatures' skew; nil means time.Now.
+	// Tests set it to move time without waiting. (A store.DB stamps its
+	// own writes with its own clock: see store.DB.SetClock.)
+	Clock func() time.Time
+	// MetricsListen, when set, is the address /healthz, /readyz and
+	// /metrics are served on, by Start, and the API's address no longer
+	// answers them; "" serves them beside the API.
+	MetricsListen string
 }
 
 // A Server answers EC2 Query API requests and runs the conversions.
@@ -123,9 +143,11 @@ type Server struct {
 	fetch    *fetchPolicy
 	pool     *pool
 	metrics  *metrics
-	// bundleKey signs bundle manifests and decrypts their keys: EC2's
-	// part in BundleInstance (DataDir/bundle.key, DataDir/bundle.crt).
-	bundleKey *rsa.PrivateKey
+	// ops serves /healthz, /readyz and /metrics; opsLn and opsSrv serve
+	// it on Config.MetricsListen.
+	ops    *http.ServeMux
+	opsLn  net.Listener
+	opsSrv *http.Server
 }
 
 // New returns a server; call Start to run its conversions and Close to
@@ -155,6 +177,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LeaseTimeout <= 0 {
 		cfg.LeaseTimeout = 30 * time.Second
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
 	if cfg.VolumeDir == "" {
 		cfg.VolumeDir = filepath.Join(cfg.DataDir, "volumes")
 	}
@@ -177,10 +202,16 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, fetch: fp, bundleKey: key}
-	s.verifier = &auth.Verifier{Lookup: s.lookupKey}
-	s.pool = newPool(s)
-	s.metrics = newMetrics()
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, fetch: fp, metrics: newMetrics()}
+	s.verifier = &auth.Verifier{Lookup: s.lookupKey, Now: cfg.Clock}
+	s.pool = newPool(cfg, s.metrics, fp, key)
+	s.ops = s.opsMux()
+	if cfg.MetricsListen != "" {
+		if s.opsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("server: metrics listener: %w", err)
+		}
+		s.opsSrv = &http.Server{Handler: s.ops, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	}
 	return s, nil
 }
 
@@ -195,222 +226,57 @@ func (s *Server) lookupKey(ctx context.Context, id string) (string, string, erro
 	return k.Secret, k.AccountID, nil
 }
 
-// Start starts the conversion workers; they stop when ctx ends or Close
-// is called.
-func (s *Server) Start(ctx context.Context) { s.pool.start(ctx) }
+// Start starts the conversion workers, and serving the operational
+// endpoints on Config.MetricsListen when it is set; they stop when ctx
+// ends or Close is called.
+func (s *Server) Start(ctx context.Context) {
+	s.pool.start(ctx)
+	if s.opsSrv != nil {
+		go func() {
+			if err := s.opsSrv.Serve(s.opsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("serving the metrics listener", "error", err.Error())
+			}
+		}()
+	}
+}
 
-// Close stops the conversion workers and waits for them. Conversions
-// that were running stay active in the store and resume on the next
-// Start.
-func (s *Server) Close() { s.pool.stop() }
+// Close stops the conversion workers and waits for them, and stops the
+// metrics listener. Conversions that were running stay active in the
+// store and resume on the next Start.
+func (s *Server) Close() {
+	if s.opsSrv != nil {
+		s.opsSrv.Close()
+	}
+	s.pool.stop()
+}
+
+// MetricsAddr is the address the operational endpoints are served on
+// apart from the API (Config.MetricsListen, with its port chosen when it
+// asked for port 0), or nil when they are served beside the API.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.opsLn == nil {
+		return nil
+	}
+	return s.opsLn.Addr()
+}
 
 // VolumePath is where a volume's raw file lives.
-func (s *Server) VolumePath(volumeID string) string {
-	return filepath.Join(s.cfg.VolumeDir, volumeID+".raw")
-}
+func (s *Server) VolumePath(volumeID string) string { return s.pool.volumePath(volumeID) }
 
-// An apiError is a refused request, with EC2's code and HTTP status.
-type apiError struct {
-	Code, Message string
-	Status        int
-}
-
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
-
-func errorf(code string, format string, args ...any) *apiError {
-	status := http.StatusBadRequest
-	switch code {
-	case "InternalError":
-		status = http.StatusInternalServerError
-	case "ServiceUnavailable":
-		status = http.StatusServiceUnavailable
-	case "DryRunOperation":
-		status = http.StatusPreconditionFailed
-	}
-	return &apiError{Code: code, Message: fmt.Sprintf(format, args...), Status: status}
-}
-
-// A call is one request being answered.
-type call struct {
-	action, requestID string
-	account           string
-	params            url.Values
-	// ids are the task, volume or instance ids the call touched, for the
-	// log line.
-	ids []string
-}
-
-type handler func(ctx context.Context, c *call) (response, error)
-
-func (s *Server) handlers() map[string]handler {
-	return map[string]handler{
-		"ImportVolume":            s.importVolume,
-		"ImportInstance":          s.importInstance,
-		"DescribeConversionTasks": s.describeConversionTasks,
-		"CancelConversionTask":    s.cancelConversionTask,
-		"DescribeVolumes":         s.describeVolumes,
-		"DescribeInstances":       s.describeInstances,
-		"DeleteVolume":            s.deleteVolume,
-		"BundleInstance":          s.bundleInstance,
-		"DescribeBundleTasks":     s.describeBundleTasks,
-		"CancelBundleTask":        s.cancelBundleTask,
-	}
-}
-
-// supported lists the actions in the UnsupportedOperation message.
-const supported = "ImportVolume, ImportInstance, DescribeConversionTasks, CancelConversionTask, DescribeVolumes, DescribeInstances, DeleteVolume, BundleInstance, DescribeBundleTasks, CancelBundleTask"
-
-// ServeHTTP answers one EC2 Query API request.
+// ServeHTTP answers an EC2 Query API request, or, unless they have a
+// listener of their own, a GET of /healthz, /readyz or /metrics. Only
+// those exact paths are taken from the API: any other request, whatever
+// its path, is an API call as before.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && s.operate(w, r) {
-		return
-	}
-	start := time.Now()
-	c := &call{requestID: newRequestID()}
-	body, err := s.serve(r, c)
-	status := http.StatusOK
-	code := ""
-	if err != nil {
-		var ae *apiError
-		var aue *auth.Error
-		switch {
-		case errors.As(err, &ae):
-		case errors.As(err, &aue):
-			ae = &apiError{Code: aue.Code, Message: aue.Message, Status: aue.Status()}
-		case store.Unavailable(err):
-			s.log.Error("store unavailable", "request_id", c.requestID, "action", c.action, "error", redact(err.Error()))
-			ae = errorf("ServiceUnavailable", "The service is unavailable: its database cannot be reached (request %s). Try again.", c.requestID)
-		default:
-			s.log.Error("internal error", "request_id", c.requestID, "action", c.action, "error", redact(err.Error()))
-			ae = errorf("InternalError", "An internal error has occurred (request %s).", c.requestID)
-		}
-		status, code = ae.Status, ae.Code
-		writeError(w, ae, c.requestID)
-	} else {
-		writeResponse(w, c, body)
-	}
-	attrs := []any{"request_id", c.requestID, "action", c.action, "account", c.account, "status", status,
-		"duration_ms", float64(time.Since(start).Microseconds()) / 1000}
-	if len(c.ids) > 0 {
-		attrs = append(attrs, "ids", strings.Join(c.ids, ","))
-	}
-	if code != "" {
-		attrs = append(attrs, "code", code)
-	}
-	s.log.Info("request", attrs...)
-	action := c.action
-	if _, known := s.handlers()[action]; !known {
-		action = "other" // a client's arbitrary string is no label
-	}
-	s.metrics.request(action, code, status, time.Since(start))
-}
-
-// serve parses, authenticates and dispatches a request.
-func (s *Server) serve(r *http.Request, c *call) (response, error) {
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return nil, &apiError{Code: "InvalidRequest", Message: "Use GET or POST.", Status: http.StatusMethodNotAllowed}
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return nil, errorf("InvalidRequest", "Reading the request body: %v.", err)
-	}
-	if len(body) > maxBody {
-		return nil, errorf("InvalidRequest", "The request body is larger than %d bytes.", maxBody)
-	}
-	params, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, errorf("InvalidParameterValue", "The query string is malformed.")
-	}
-	if r.Method == http.MethodPost && len(body) > 0 {
-		ct := strings.ToLower(r.Header.Get("Content-Type"))
-		if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-			return nil, errorf("InvalidRequest", "POST bodies must be application/x-www-form-urlencoded.")
-		}
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			return nil, errorf("InvalidParameterValue", "The form body is malformed.")
-		}
-		for k, v := range form {
-			params[k] = append(params[k], v...)
+	if s.opsSrv == nil && r.Method == http.MethodGet {
+		if h, pattern := s.ops.Handler(r); pattern != "" && pattern == "GET "+r.URL.Path {
+			h.ServeHTTP(w, r)
+			return
 		}
 	}
-	c.action = params.Get("Action")
-	id, err := s.verifier.Verify(r.Context(), r, body, params)
-	if err != nil {
-		return nil, err
-	}
-	c.account, c.params = id.AccountID, params
-	if c.action == "" {
-		return nil, errorf("MissingParameter", "The request must contain the parameter Action.")
-	}
-	if params.Get("Version") == "" {
-		return nil, errorf("MissingParameter", "The request must contain the parameter Version.")
-	}
-	h, ok := s.handlers()[c.action]
-	if !ok {
-		return nil, errorf("UnsupportedOperation", "The action %s is not supported by diskport; supported: %s.", c.action, supported)
-	}
-	if params.Get("DryRun") == "true" {
-		return nil, errorf("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
-	}
-	return h(r.Context(), c)
+	s.serveAPI(w, r)
 }
 
-func writeResponse(w http.ResponseWriter, c *call, body response) {
-	body.setRequestID(c.requestID)
-	var b bytes.Buffer
-	b.WriteString(xml.Header)
-	enc := xml.NewEncoder(&b)
-	start := xml.StartElement{Name: xml.Name{Local: c.action + "Response"}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: Namespace}}}
-	if err := enc.EncodeElement(body, start); err != nil {
-		writeError(w, errorf("InternalError", "Encoding the response failed."), c.requestID)
-		return
-	}
-	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
-	w.Write(b.Bytes())
-}
-
-// A response is an action's answer: its fields sit directly under the
-// <ActionResponse> element, after requestId (EC2 has no result wrapper).
-type response interface{ setRequestID(string) }
-
-// meta is embedded first in every response.
-type meta struct {
-	RequestID string `xml:"requestId"`
-}
-
-func (m *meta) setRequestID(id string) { m.RequestID = id }
-
-type errorResponse struct {
-	XMLName   xml.Name   `xml:"Response"`
-	Errors    []errorXML `xml:"Errors>Error"`
-	RequestID string     `xml:"RequestID"`
-}
-
-type errorXML struct {
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
-}
-
-func writeError(w http.ResponseWriter, e *apiError, requestID string) {
-	b, _ := xml.Marshal(errorResponse{Errors: []errorXML{{e.Code, e.Message}}, RequestID: requestID})
-	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
-	w.WriteHeader(e.Status)
-	io.WriteString(w, xml.Header)
-	w.Write(b)
-}
-
-func newRequestID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-// newID returns prefix followed by n random lower-case hex digits.
-// Collisions are refused by the store's unique keys.
-func newID(prefix string, n int) string {
-	b := make([]byte, (n+1)/2)
-	rand.Read(b)
-	return prefix + hex.EncodeToString(b)[:n]
-}
+// OpsHandler serves /healthz, /readyz and /metrics alone: for a caller
+// that serves them itself, on an address of its choosing.
+func (s *Server) OpsHandler() http.Handler { return s.ops }

@@ -24,15 +24,17 @@ const partChecks = 8
 // upload afterwards. While waiting, with back-off, the status message says
 // what is missing ("Pending: 3 of 12 parts uploaded"); at the task's
 // expirationTime it gives up with errExpired.
-func (s *Server) awaitUpload(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Manifest, manifest.PartStore, error) {
-	wait := s.cfg.UploadPoll
+func (p *pool) awaitUpload(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Manifest, manifest.PartStore, error) {
+	wait := p.cfg.UploadPoll
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	present := map[int]bool{}
 	for {
-		m, ps, err := manifest.Open(ctx, v.ManifestURL, s.fetch.client)
+		m, ps, err := manifest.Open(ctx, v.ManifestURL, p.fetch.client)
 		var msg string
 		switch {
 		case err == nil:
-			n, err := s.partsPresent(ctx, m, ps, present)
+			n, err := p.partsPresent(ctx, m, ps, present)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -45,15 +47,16 @@ func (s *Server) awaitUpload(ctx context.Context, t *store.Task, v *store.Volume
 		default:
 			return nil, nil, err
 		}
-		s.status(ctx, t, v, 0, msg)
-		left := time.Until(t.Expiration)
+		p.status(ctx, t, v, 0, msg)
+		left := t.Expiration.Sub(p.now())
 		if left <= 0 {
 			return nil, nil, errExpired
 		}
+		timer.Reset(min(wait, left))
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
-		case <-time.After(min(wait, left)):
+		case <-timer.C:
 		}
 		wait = min(2*wait, maxUploadPoll)
 	}
@@ -67,7 +70,7 @@ func isNotFound(err error) bool {
 
 // partsPresent counts the parts that can be fetched, remembering those
 // found in present so they are not asked for again.
-func (s *Server) partsPresent(ctx context.Context, m *manifest.Manifest, ps manifest.PartStore, present map[int]bool) (int, error) {
+func (p *pool) partsPresent(ctx context.Context, m *manifest.Manifest, ps manifest.PartStore, present map[int]bool) (int, error) {
 	var (
 		mu    sync.Mutex
 		wg    sync.WaitGroup

@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -26,8 +29,19 @@ var (
 
 // pool runs up to Config.Workers conversion and bundle tasks at once,
 // taking them from the store's queues of unfinished tasks, oldest first.
+// It holds what the workers need and nothing of the API: the store (every
+// call bounded by storeTimeout), the configuration, the logger, the
+// metrics, the fetch policy and the bundle key.
 type pool struct {
-	s       *Server
+	cfg     Config
+	st      store.Store
+	log     *slog.Logger
+	metrics *metrics
+	fetch   *fetchPolicy
+	// bundleKey signs bundle manifests and encrypts their keys: EC2's
+	// part in BundleInstance (DataDir/bundle.key, DataDir/bundle.crt).
+	bundleKey *rsa.PrivateKey
+
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc // conversion and bundle tasks
 	runners map[string]*bundle.Runner          // running bundle tasks
@@ -36,17 +50,30 @@ type pool struct {
 	stopFn  context.CancelCauseFunc
 }
 
-func newPool(s *Server) *pool {
-	return &pool{s: s, running: map[string]context.CancelCauseFunc{}, runners: map[string]*bundle.Runner{},
-		kickc: make(chan struct{}, 1)}
+func newPool(cfg Config, m *metrics, fetch *fetchPolicy, key *rsa.PrivateKey) *pool {
+	return &pool{cfg: cfg, st: boundedStore{cfg.Store, storeTimeout}, log: cfg.Logger, metrics: m, fetch: fetch, bundleKey: key,
+		running: map[string]context.CancelCauseFunc{}, runners: map[string]*bundle.Runner{}, kickc: make(chan struct{}, 1)}
 }
+
+// now is the server's clock, in UTC.
+func (p *pool) now() time.Time { return p.cfg.Clock().UTC() }
+
+// volumePath is where a volume's raw file lives.
+func (p *pool) volumePath(volumeID string) string {
+	return filepath.Join(p.cfg.VolumeDir, volumeID+".raw")
+}
+
+// detached is a context for a store write that must be made after the
+// work's own context ended (a task's final state, a failure): ctx's
+// values without its cancellation. The store bounds the call.
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 func (p *pool) start(ctx context.Context) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	p.stopFn = cancel
 	// The tasks this server ran before it stopped are free to claim now.
-	if err := p.s.st.Release(ctx, p.s.cfg.ServerID); err != nil {
-		p.s.log.Warn("releasing the leases of a previous run", "error", err.Error())
+	if err := p.st.Release(ctx, p.cfg.ServerID); err != nil {
+		p.log.Warn("releasing the leases of a previous run", "error", err.Error())
 	}
 	p.wg.Add(1)
 	go p.loop(ctx)
@@ -103,20 +130,28 @@ func (p *pool) cancelBundle(id string) {
 	p.kick()
 }
 
+// busy says whether the task id's work is running here.
+func (p *pool) busy(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.running[id]
+	return ok
+}
+
 // startWork runs f as the task id's work, unless all workers are busy.
 func (p *pool) startWork(ctx context.Context, id string, f func(ctx context.Context)) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, busy := p.running[id]; busy || len(p.running) >= p.s.cfg.Workers {
+	if _, busy := p.running[id]; busy || len(p.running) >= p.cfg.Workers {
 		return false
 	}
 	wctx, cancel := context.WithCancelCause(ctx)
 	p.running[id] = cancel
 	p.wg.Add(1)
-	p.s.metrics.running.Inc()
+	p.metrics.running.Inc()
 	go func() {
 		defer p.wg.Done()
-		defer p.s.metrics.running.Dec()
+		defer p.metrics.running.Dec()
 		f(wctx)
 		cancel(nil)
 		p.mu.Lock()
@@ -127,57 +162,19 @@ func (p *pool) startWork(ctx context.Context, id string, f func(ctx context.Cont
 	return true
 }
 
-// scheduleBundles finishes cancellations and starts queued bundle tasks
-// while workers are free. A task that was bundling or storing when the
-// server stopped starts again.
-func (p *pool) scheduleBundles(ctx context.Context) {
-	s := p.s
-	bundles, err := s.st.UnfinishedBundles(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("reading the bundle queue", "error", err.Error())
-		}
-		return
-	}
-	for _, b := range bundles {
-		p.mu.Lock()
-		_, busy := p.running[b.ID]
-		p.mu.Unlock()
-		switch {
-		case busy || !s.holdsRoot(ctx, b):
-		case b.State == string(bundle.Cancelling):
-			s.finishBundleCancel(b)
-		default:
-			p.startWork(ctx, b.ID, func(ctx context.Context) { s.runBundle(ctx, b) })
-		}
-	}
-}
-
-// holdsRoot says whether this server holds the root volume of the bundle
-// task's instance: a bundle runs where its volume is.
-func (s *Server) holdsRoot(ctx context.Context, b *store.BundleTask) bool {
-	insts, err := s.st.Instances(ctx, b.AccountID, []string{b.InstanceID})
-	if err != nil || len(insts[0].VolumeIDs) == 0 {
-		return true // runBundle reports it
-	}
-	vs, err := s.st.Volumes(ctx, b.AccountID, insts[0].VolumeIDs[:1])
-	if err != nil {
-		return true
-	}
-	return vs[0].Server == "" || vs[0].Server == s.cfg.ServerID
-}
-
 func (p *pool) loop(ctx context.Context) {
 	defer p.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		p.schedule(ctx)
 		p.scheduleBundles(ctx)
-		p.s.sweep(ctx)
+		p.sweep(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.kickc:
-		case <-time.After(time.Second):
+		case <-tick.C:
 		}
 	}
 }
@@ -186,49 +183,45 @@ func (p *pool) loop(ctx context.Context) {
 // server holds a live lease on, and claims queued conversions while
 // workers are free.
 func (p *pool) schedule(ctx context.Context) {
-	s := p.s
-	tasks, err := s.st.Unfinished(ctx)
+	tasks, err := p.st.Unfinished(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			s.log.Error("reading the conversion queue", "error", err.Error())
+			p.log.Error("reading the conversion queue", "error", err.Error())
 		}
 		return
 	}
-	now := time.Now()
+	now := p.now()
 	for _, t := range tasks {
-		p.mu.Lock()
-		_, busy := p.running[t.ID]
-		p.mu.Unlock()
-		free := t.LeaseOwner == "" || t.LeaseOwner == s.cfg.ServerID || now.After(t.LeaseExpires)
+		free := t.LeaseOwner == "" || t.LeaseOwner == p.cfg.ServerID || now.After(t.LeaseExpires)
 		switch {
-		case busy || !free:
+		case p.busy(t.ID) || !free:
 		case t.State == store.TaskCancelling:
-			s.finish(t, errCancelled)
+			p.finish(ctx, t, errCancelled)
 		case now.After(t.Expiration):
-			s.finish(t, errExpired)
+			p.finish(ctx, t, errExpired)
 		}
 	}
 	for {
 		p.mu.Lock()
-		full := len(p.running) >= s.cfg.Workers
+		full := len(p.running) >= p.cfg.Workers
 		p.mu.Unlock()
 		if full || ctx.Err() != nil {
 			return
 		}
-		t, err := s.st.Claim(ctx, s.cfg.ServerID, s.cfg.LeaseTimeout)
+		t, err := p.st.Claim(ctx, p.cfg.ServerID, p.cfg.LeaseTimeout)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Error("claiming a task", "error", err.Error())
+				p.log.Error("claiming a task", "error", err.Error())
 			}
 			return
 		}
 		if t == nil {
 			return
 		}
-		s.log.Info("task", "event", "claimed", "task", t.ID, "generation", t.LeaseGeneration, "taken_over_from", t.TakenOverFrom)
-		s.metrics.claims.Inc()
+		p.log.Info("task", "event", "claimed", "task", t.ID, "generation", t.LeaseGeneration, "taken_over_from", t.TakenOverFrom)
+		p.metrics.claims.Inc()
 		if t.TakenOverFrom != "" {
-			s.metrics.takeovers.Inc()
+			p.metrics.takeovers.Inc()
 		}
 		if !p.startWork(ctx, t.ID, func(ctx context.Context) { p.run(ctx, t) }) {
 			return
@@ -239,31 +232,29 @@ func (p *pool) schedule(ctx context.Context) {
 // run runs a claimed task, renewing its lease, and ends it unless the
 // server is stopping or another server took it over.
 func (p *pool) run(ctx context.Context, t *store.Task) {
-	s := p.s
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go p.renew(ctx, cancel, t)
-	err := s.runTask(ctx, t)
+	err := p.runTask(ctx, t)
 	if cause := context.Cause(ctx); err != nil && cause != nil {
 		err = cause
 	}
-	if err != nil && !errors.Is(err, errCancelled) && !errors.Is(err, errShutdown) && s.fenced(t) {
+	if err != nil && !errors.Is(err, errCancelled) && !errors.Is(err, errShutdown) && p.fenced(ctx, t) {
 		err = errFenced
 	}
 	switch {
 	case errors.Is(err, errShutdown):
 	case errors.Is(err, errFenced):
-		s.log.Warn("task", "event", "fenced", "task", t.ID, "generation", t.LeaseGeneration)
+		p.log.Warn("task", "event", "fenced", "task", t.ID, "generation", t.LeaseGeneration)
 	default:
-		s.finish(t, err)
+		p.finish(ctx, t, err)
 	}
 }
 
 // renew renews t's lease until ctx ends; it stops the work when the task
 // was cancelled or another server claimed it.
 func (p *pool) renew(ctx context.Context, stop context.CancelCauseFunc, t *store.Task) {
-	s := p.s
-	tick := time.NewTicker(min(s.cfg.LeaseTimeout/3, time.Second))
+	tick := time.NewTicker(min(p.cfg.LeaseTimeout/3, time.Second))
 	defer tick.Stop()
 	for {
 		select {
@@ -271,60 +262,67 @@ func (p *pool) renew(ctx context.Context, stop context.CancelCauseFunc, t *store
 			return
 		case <-tick.C:
 		}
-		err := s.st.Renew(ctx, t.ID, t.LeaseGeneration, s.cfg.LeaseTimeout)
+		err := p.st.Renew(ctx, t.ID, t.LeaseGeneration, p.cfg.LeaseTimeout)
 		switch {
 		case err == nil:
 		case errors.Is(err, store.ErrState):
 			// Cancelled under this worker's lease, or (completed,
 			// claimed again: whatever else) no longer this worker's.
-			if now, err := s.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State == store.TaskCancelling && now.LeaseGeneration == t.LeaseGeneration {
-				stop(errCancelled)
-			} else {
-				stop(errFenced)
-			}
+			stop(p.leaseLost(ctx, t))
 			return
 		case ctx.Err() == nil:
-			s.log.Warn("renewing a lease", "task", t.ID, "error", err.Error())
+			p.log.Warn("renewing a lease", "task", t.ID, "error", err.Error())
 		}
 	}
 }
 
 // fenced says whether t is still active under another server's lease.
-func (s *Server) fenced(t *store.Task) bool {
-	err := s.st.CheckLease(context.Background(), t.ID, t.LeaseGeneration)
+func (p *pool) fenced(ctx context.Context, t *store.Task) bool {
+	ctx = detached(ctx)
+	err := p.st.CheckLease(ctx, t.ID, t.LeaseGeneration)
 	if !errors.Is(err, store.ErrState) {
 		return false
 	}
-	now, err := s.st.Task(context.Background(), t.AccountID, t.ID)
+	now, err := p.st.Task(ctx, t.AccountID, t.ID)
 	return err == nil && now.State == store.TaskActive
+}
+
+// leaseLost is the error of a worker whose fenced write was refused: the
+// task was cancelled under its lease, or another server holds it.
+func (p *pool) leaseLost(ctx context.Context, t *store.Task) error {
+	now, err := p.st.Task(detached(ctx), t.AccountID, t.ID)
+	if err == nil && now.State == store.TaskCancelling && now.LeaseGeneration == t.LeaseGeneration {
+		return errCancelled
+	}
+	return errFenced
 }
 
 // runTask converts the task's volumes that are not converted yet. An
 // OVA disk image converts its appliance's every disk, into its own volume
 // and those it adds to the task.
-func (s *Server) runTask(ctx context.Context, t *store.Task) error {
-	s.log.Info("task", "event", "converting", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
+func (p *pool) runTask(ctx context.Context, t *store.Task) error {
+	p.log.Info("task", "event", "converting", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
 	for _, v := range slices.Clone(t.Volumes) {
 		next := v // the volume to convert next
 		if isAppliance(v) {
 			next = nextDisk(t, v)
 		}
-		if v.Origin != "" || next == nil || next.Status == "completed" {
+		if v.Origin != "" || next == nil || next.Status == store.ConversionCompleted {
 			continue // done, or an OVA's added disk, converted with its appliance
 		}
 		note := ""
 		if t.TakenOverFrom != "" {
 			note = " (taken over from " + t.TakenOverFrom + ", whose lease expired: "
-			if _, err := os.Stat(volume.JournalName(s.VolumePath(next.ID))); err == nil {
+			if _, err := os.Stat(volume.JournalName(p.volumePath(next.ID))); err == nil {
 				note += "resuming from its journal)"
 			} else {
 				note += "its volume directory is not shared with this server, converting from zero)"
 			}
 			t.TakenOverFrom = "" // said once, for the disk it was converting
 		}
-		conv := s.convertVolume
+		conv := p.convertVolume
 		if isAppliance(v) {
-			conv = s.convertAppliance
+			conv = p.convertAppliance
 		}
 		if err := conv(ctx, t, v, note); err != nil {
 			return err
@@ -335,53 +333,54 @@ func (s *Server) runTask(ctx context.Context, t *store.Task) error {
 
 // finish ends a task: completed when err is nil, else cancelled, with the
 // cancellation's reason or the failure as its status message, and its
-// volumes' files removed.
-func (s *Server) finish(t *store.Task, err error) {
-	ctx := context.Background()
+// volumes' files removed. Its writes outlive ctx (the task's context,
+// which a cancellation ended).
+func (p *pool) finish(ctx context.Context, t *store.Task, err error) {
+	ctx = detached(ctx)
 	if err == nil {
-		err2 := s.st.Transition(ctx, t.ID, []string{store.TaskActive}, store.TaskCompleted, "")
+		err2 := p.st.Transition(ctx, t.ID, []store.TaskState{store.TaskActive}, store.TaskCompleted, "")
 		if err2 == nil {
-			s.metrics.tasks.WithLabelValues(store.TaskCompleted).Inc()
-			s.log.Info("task", "event", "completed", "task", t.ID, "account", t.AccountID)
+			p.metrics.tasks.WithLabelValues(string(store.TaskCompleted)).Inc()
+			p.log.Info("task", "event", "completed", "task", t.ID, "account", t.AccountID)
 			return
 		}
 		if !errors.Is(err2, store.ErrState) {
-			s.log.Error("completing a task", "task", t.ID, "error", err2.Error())
+			p.log.Error("completing a task", "task", t.ID, "error", err2.Error())
 			return
 		}
-		if now, err := s.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State == store.TaskCompleted {
+		if now, err := p.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State == store.TaskCompleted {
 			return // completed by the server that took it over
 		}
 		err = errCancelled // cancelled while its last bytes were written
 	}
-	s.removeFiles(t)
-	from := []string{store.TaskActive, store.TaskCancelling}
+	p.removeFiles(ctx, t)
+	from := []store.TaskState{store.TaskActive, store.TaskCancelling}
 	msg := "Failed: " + clipMessage(redact(err.Error()))
 	if errors.Is(err, errCancelled) {
-		from = []string{store.TaskCancelling}
-		msg = s.cancelReason(ctx, t)
+		from = []store.TaskState{store.TaskCancelling}
+		msg = p.cancelReason(ctx, t)
 	} else if errors.Is(err, errExpired) {
 		msg = "Import task is expired: it did not finish before its expirationTime"
 	}
-	terr := s.st.Transition(ctx, t.ID, from, store.TaskCancelled, msg)
+	terr := p.st.Transition(ctx, t.ID, from, store.TaskCancelled, msg)
 	if errors.Is(terr, store.ErrState) && !errors.Is(err, errCancelled) {
 		// Cancelled by the client while failing: the reason wins.
-		msg = s.cancelReason(ctx, t)
-		terr = s.st.Transition(ctx, t.ID, []string{store.TaskCancelling}, store.TaskCancelled, msg)
+		msg = p.cancelReason(ctx, t)
+		terr = p.st.Transition(ctx, t.ID, []store.TaskState{store.TaskCancelling}, store.TaskCancelled, msg)
 	}
 	if terr != nil {
 		if !errors.Is(terr, store.ErrState) {
-			s.log.Error("cancelling a task", "task", t.ID, "error", terr.Error())
+			p.log.Error("cancelling a task", "task", t.ID, "error", terr.Error())
 		}
 		return
 	}
-	s.metrics.tasks.WithLabelValues(store.TaskCancelled).Inc()
-	s.log.Info("task", "event", "cancelled", "task", t.ID, "account", t.AccountID, "status_message", msg)
+	p.metrics.tasks.WithLabelValues(string(store.TaskCancelled)).Inc()
+	p.log.Info("task", "event", "cancelled", "task", t.ID, "account", t.AccountID, "status_message", msg)
 }
 
 // cancelReason is the ReasonMessage a cancelling task was given.
-func (s *Server) cancelReason(ctx context.Context, t *store.Task) string {
-	if now, err := s.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State == store.TaskCancelling && now.StatusMessage != "" {
+func (p *pool) cancelReason(ctx context.Context, t *store.Task) string {
+	if now, err := p.st.Task(ctx, t.AccountID, t.ID); err == nil && now.State == store.TaskCancelling && now.StatusMessage != "" {
 		return now.StatusMessage
 	}
 	return "Cancelled by user"
@@ -390,13 +389,38 @@ func (s *Server) cancelReason(ctx context.Context, t *store.Task) string {
 // removeFiles removes a task's volumes, finished or partial, with their
 // resume journals: those the store lists now too (an OVA's disks added
 // since t was read).
-func (s *Server) removeFiles(t *store.Task) {
+func (p *pool) removeFiles(ctx context.Context, t *store.Task) {
 	vols := t.Volumes
-	if now, err := s.st.Task(context.Background(), t.AccountID, t.ID); err == nil {
+	if now, err := p.st.Task(ctx, t.AccountID, t.ID); err == nil {
 		vols = append(slices.Clone(vols), now.Volumes...)
 	}
 	for _, v := range vols {
-		volume.Remove(s.VolumePath(v.ID))
+		volume.Remove(p.volumePath(v.ID))
+	}
+}
+
+// removeVolume removes a deleted volume's file and records that it is
+// gone.
+func (p *pool) removeVolume(ctx context.Context, id string) {
+	if err := os.Remove(p.volumePath(id)); err != nil && !os.IsNotExist(err) {
+		p.log.Warn("removing a deleted volume's file", "volume", id, "error", err.Error())
+		return
+	}
+	if err := p.st.ForgetVolume(ctx, id, p.cfg.ServerID); err != nil {
+		p.log.Warn("removing a deleted volume's file", "volume", id, "error", err.Error())
+	}
+}
+
+// sweep removes the files of this server's volumes that DeleteVolume
+// deleted through another server.
+func (p *pool) sweep(ctx context.Context) {
+	ids, err := p.st.OrphanedVolumes(ctx, p.cfg.ServerID)
+	if err != nil {
+		return
+	}
+	for _, id := range ids {
+		p.log.Info("volume", "event", "removed", "volume", id)
+		p.removeVolume(ctx, id)
 	}
 }
 

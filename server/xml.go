@@ -16,7 +16,7 @@ type conversionTaskXML struct {
 	ExpirationTime   string             `xml:"expirationTime"`
 	ImportVolume     *importVolumeXML   `xml:"importVolume,omitempty"`
 	ImportInstance   *importInstanceXML `xml:"importInstance,omitempty"`
-	State            string             `xml:"state"`
+	State            store.TaskState    `xml:"state"`
 	StatusMessage    string             `xml:"statusMessage"`
 	TagSet           struct{}           `xml:"tagSet"`
 }
@@ -37,13 +37,13 @@ type importInstanceXML struct {
 }
 
 type importInstanceVolXML struct {
-	AvailabilityZone string     `xml:"availabilityZone"`
-	BytesConverted   int64      `xml:"bytesConverted"`
-	Description      string     `xml:"description"`
-	Image            imageXML   `xml:"image"`
-	Volume           volDescXML `xml:"volume"`
-	Status           string     `xml:"status"`
-	StatusMessage    string     `xml:"statusMessage"`
+	AvailabilityZone string                 `xml:"availabilityZone"`
+	BytesConverted   int64                  `xml:"bytesConverted"`
+	Description      string                 `xml:"description"`
+	Image            imageXML               `xml:"image"`
+	Volume           volDescXML             `xml:"volume"`
+	Status           store.ConversionStatus `xml:"status"`
+	StatusMessage    string                 `xml:"statusMessage"`
 }
 
 type imageXML struct {
@@ -100,16 +100,16 @@ type returnResponse struct {
 }
 
 type volumeXML struct {
-	VolumeID           string          `xml:"volumeId"`
-	Size               int64           `xml:"size"`
-	SnapshotID         string          `xml:"snapshotId"`
-	AvailabilityZone   string          `xml:"availabilityZone"`
-	Status             string          `xml:"status"`
-	CreateTime         string          `xml:"createTime"`
-	Attachments        []attachmentXML `xml:"attachmentSet>item"`
-	VolumeType         string          `xml:"volumeType"`
-	Encrypted          bool            `xml:"encrypted"`
-	MultiAttachEnabled bool            `xml:"multiAttachEnabled"`
+	VolumeID           string            `xml:"volumeId"`
+	Size               int64             `xml:"size"`
+	SnapshotID         string            `xml:"snapshotId"`
+	AvailabilityZone   string            `xml:"availabilityZone"`
+	Status             store.VolumeState `xml:"status"`
+	CreateTime         string            `xml:"createTime"`
+	Attachments        []attachmentXML   `xml:"attachmentSet>item"`
+	VolumeType         string            `xml:"volumeType"`
+	Encrypted          bool              `xml:"encrypted"`
+	MultiAttachEnabled bool              `xml:"multiAttachEnabled"`
 }
 
 type attachmentXML struct {
@@ -127,8 +127,8 @@ type describeVolumesResponse struct {
 }
 
 type instanceStateXML struct {
-	Code int    `xml:"code"`
-	Name string `xml:"name"`
+	Code int                 `xml:"code"`
+	Name store.InstanceState `xml:"name"`
 }
 
 type blockDeviceXML struct {
@@ -188,7 +188,7 @@ func deviceName(i int) string {
 }
 
 // instanceStateCode is EC2's numeric code of an instance state.
-func instanceStateCode(state string) int {
+func instanceStateCode(state store.InstanceState) int {
 	switch state {
 	case "pending":
 		return 0

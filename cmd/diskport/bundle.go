@@ -10,6 +10,7 @@ import (
 
 	"github.com/diskport/diskport/bundle"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/server"
 )
 
 func init() {
@@ -119,7 +120,9 @@ func runBundle(c *command, args []string) error {
 		sink, where = ps, fmt.Sprintf("s3://%s/", *bucket)
 	}
 
-	im, err := img.open(pos[0])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	im, err := img.open(ctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -127,12 +130,10 @@ func runBundle(c *command, args []string) error {
 	r := bundle.NewRunner(*instance, bundle.S3Storage{Bucket: *bucket, Prefix: *prefix, AWSAccessKeyID: *keyID, UploadPolicy: *policy, UploadPolicySignature: *sig})
 	bar := newBar(*progress, im.Size(), "bundling")
 	r.OnUpdate = func(t bundle.Task) { bar.set(im.Size()*int64(t.Progress)/100, im.Size()) }
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	m, err := r.Run(ctx, im, sink, opt)
 	bar.finish()
 	if *taskXML {
-		doc, xerr := r.Task().ResponseXML("")
+		doc, xerr := server.BundleInstanceResponse(r.Task(), "")
 		if xerr != nil {
 			return xerr
 		}

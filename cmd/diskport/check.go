@@ -61,13 +61,13 @@ func runCheck(c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	img, err := f.open(path)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	img, err := f.open(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
 	bar := newBar(*progress, img.Size(), "checking")
 	res, err := convert.Check(ctx, img, convert.CheckOptions{Workers: *workers, Progress: bar.set})
 	bar.finish()

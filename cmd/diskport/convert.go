@@ -89,7 +89,7 @@ func runConvert(c *command, args []string) error {
 	if *all != "" {
 		return convertAllOVA(ctx, pos[0], *all, img, opts)
 	}
-	im, err := img.open(pos[0])
+	im, err := img.open(ctx, pos[0])
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +21,7 @@ func init() {
 
 // runInfo runs `diskport info`.
 func runInfo(c *command, args []string) error {
-	im, path, output, err := c.openWithOutput(args)
+	im, path, output, err := c.openWithOutput(context.Background(), args)
 	if err != nil {
 		return err
 	}

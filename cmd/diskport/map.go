@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 )
@@ -17,7 +18,7 @@ func init() {
 
 // runMap runs `diskport map`.
 func runMap(c *command, args []string) error {
-	im, _, output, err := c.openWithOutput(args)
+	im, _, output, err := c.openWithOutput(context.Background(), args)
 	if err != nil {
 		return err
 	}

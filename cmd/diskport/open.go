@@ -63,9 +63,10 @@ func (f *imageFlags) split(pos []string, outs int) (string, []string, error) {
 // manifest's parts hold (path is then the manifest's), through the one
 // import path: every checksum the source carries (a manifest's part and
 // whole-file SHA-256s, an OVA disk's .mf entry) is checked by its
-// Verify, which convert and check call before they finish.
-func (f *imageFlags) open(path string) (*manifest.Image, error) {
-	ctx := context.Background()
+// Verify, which convert and check call before they finish. ctx bounds
+// the image's fetches (a manifest's parts): the verbs pass the context
+// their signals end, so that an interrupt stops the fetches in flight.
+func (f *imageFlags) open(ctx context.Context, path string) (*manifest.Image, error) {
 	if f.manifest != "" {
 		if f.ova.disk != 0 || f.ova.noVerify {
 			return nil, usageError("--disk and --no-verify-manifest are for an OVA, not a manifest")
@@ -115,8 +116,8 @@ func (h *hinted) Error() string { return h.msg }
 func (h *hinted) Unwrap() error { return h.err }
 
 // openWithOutput parses the flags of a verb that reads one image and prints
-// it as human text or JSON (info, map), and opens the image.
-func (c *command) openWithOutput(args []string) (img *manifest.Image, path, output string, err error) {
+// it as human text or JSON (info, map), and opens the image under ctx.
+func (c *command) openWithOutput(ctx context.Context, args []string) (img *manifest.Image, path, output string, err error) {
 	fs := c.flags()
 	var f imageFlags
 	f.register(fs)
@@ -132,7 +133,7 @@ func (c *command) openWithOutput(args []string) (img *manifest.Image, path, outp
 	if path, _, err = f.split(pos, 0); err != nil {
 		return nil, "", "", err
 	}
-	if img, err = f.open(path); err != nil {
+	if img, err = f.open(ctx, path); err != nil {
 		return nil, "", "", err
 	}
 	return img, manifest.RedactURL(path), *out, nil

@@ -105,7 +105,7 @@ func applianceJSON(path string, img *manifest.Image) map[string]any {
 // convertAllOVA converts every disk of the OVA at path into dir, as
 // NAME-N.raw in boot order, each checked against the .mf.
 func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts convert.Options) error {
-	boot, err := f.open(path)
+	boot, err := f.open(ctx, path)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const serveUsage = `serve --data DIR --s3-endpoint URL [--store postgres://…|sqlite:FILE] [--volumes DIR] [--lease-timeout 30s] [--server-id ID] [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F]
+const serveUsage = `serve --data DIR --s3-endpoint URL [--store postgres://…|sqlite:FILE] [--volumes DIR] [--lease-timeout 30s] [--server-id ID] [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F] [--metrics-listen ADDR]
        diskport serve accounts add --data DIR [--store postgres://…|sqlite:FILE] NAME`
 
 func init() {
@@ -55,6 +55,7 @@ func serveAPI(c *command, args []string) error {
 	volumes := fs.String("volumes", "", "the volume directory (default DATA/volumes); servers sharing one resume each other's conversions from their journals")
 	lease := fs.Duration("lease-timeout", 30*time.Second, "how long a task's lease lasts unrenewed before another server may take the task over")
 	serverID := fs.String("server-id", "", "this server's name in the store (default HOSTNAME:DATA)")
+	metricsListen := fs.String("metrics-listen", "", "serve /healthz, /readyz and /metrics on this address, over HTTP, instead of beside the API")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -91,7 +92,8 @@ func serveAPI(c *command, args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	srv, err := server.New(server.Config{Store: st, DataDir: *data, Region: *region, Workers: *workers, AllowFetch: allowList,
-		S3Endpoint: *s3, Logger: log, LeaseTimeout: *lease, ServerID: *serverID, VolumeDir: *volumes})
+		S3Endpoint: *s3, Logger: log, LeaseTimeout: *lease, ServerID: *serverID, VolumeDir: *volumes,
+		MetricsListen: *metricsListen})
 	if err != nil {
 		return err
 	}
@@ -107,6 +109,9 @@ func serveAPI(c *command, args []string) error {
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "serving the EC2 API on %s://%s (data %s, fetching from %s)\n", scheme, ln.Addr(), *data, strings.Join(allowList, ","))
+	if a := srv.MetricsAddr(); a != nil {
+		fmt.Fprintf(stdout, "serving /healthz, /readyz and /metrics on http://%s\n", a)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if *cert != "" {

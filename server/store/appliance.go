@@ -19,7 +19,8 @@ func (s *DB) AddVolumes(ctx context.Context, id string, gen int64, vols []*Volum
 		if s.pg {
 			q += ` FOR UPDATE` // a Claim of the task waits for this transaction
 		}
-		var account, state string
+		var account string
+		var state TaskState
 		var g int64
 		err := tx.QueryRowContext(ctx, q, id).Scan(&account, &state, &g)
 		if errors.Is(err, sql.ErrNoRows) {

@@ -108,7 +108,7 @@ func testAddVolumes(t *testing.T, open func(*testing.T) *DB) {
 	if err != nil || len(insts[0].VolumeIDs) != 4 || insts[0].VolumeIDs[3] != vs[3].ID {
 		t.Fatalf("the instance's volumes: %+v, %v", insts, err)
 	}
-	if err := s.Transition(ctx, c.ID, []string{TaskActive}, TaskCancelled, "no"); err != nil {
+	if err := s.Transition(ctx, c.ID, []TaskState{TaskActive}, TaskCancelled, "no"); err != nil {
 		t.Fatal(err)
 	}
 	if left, err := s.Volumes(ctx, "000000000001", nil); err != nil || len(left) != 0 {

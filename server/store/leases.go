@@ -12,13 +12,13 @@ import (
 // lease, under a new lease generation; nil when there is none.
 func (s *DB) Claim(ctx context.Context, server string, lease time.Duration) (*Task, error) {
 	var id, prev string
-	now := time.Now()
+	now := s.now()
 	err := s.tx(ctx, func(tx *rtx) error {
 		q := `SELECT id, lease_owner FROM tasks WHERE state = ? AND lease_expires < ? AND expiration > ? ORDER BY seq LIMIT 1`
 		if s.pg {
 			q += ` FOR UPDATE SKIP LOCKED`
 		}
-		err := tx.QueryRowContext(ctx, q, TaskActive, unix(now), unix(now)).Scan(&id, &prev)
+		err := tx.QueryRowContext(ctx, q, string(TaskActive), unix(now), unix(now)).Scan(&id, &prev)
 		if errors.Is(err, sql.ErrNoRows) {
 			id = ""
 			return nil
@@ -56,13 +56,13 @@ func (s *DB) Claim(ctx context.Context, server string, lease time.Duration) (*Ta
 // Renew extends the lease of generation gen on an active task.
 func (s *DB) Renew(ctx context.Context, id string, gen int64, lease time.Duration) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE tasks SET lease_expires = ? WHERE id = ? AND lease_generation = ? AND state = ?`,
-		unix(time.Now().Add(lease)), id, gen, TaskActive)
+		unix(s.now().Add(lease)), id, gen, string(TaskActive))
 	return fenced(res, err, "task "+id)
 }
 
 // CheckLease returns ErrState unless the task is active under gen.
 func (s *DB) CheckLease(ctx context.Context, id string, gen int64) error {
-	var state string
+	var state TaskState
 	var g int64
 	err := s.db.QueryRowContext(ctx, `SELECT state, lease_generation FROM tasks WHERE id = ?`, id).Scan(&state, &g)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -107,7 +107,7 @@ func (s *DB) Claims(ctx context.Context, id string) ([]Claim, error) {
 
 // OrphanedVolumes lists the deleted volumes whose files server holds.
 func (s *DB) OrphanedVolumes(ctx context.Context, server string) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM volumes WHERE server = ? AND state = ? ORDER BY id`, server, VolumeDeleted)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM volumes WHERE server = ? AND state = ? ORDER BY id`, server, string(VolumeDeleted))
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -125,7 +125,7 @@ func (s *DB) OrphanedVolumes(ctx context.Context, server string) ([]string, erro
 
 // ForgetVolume records that server removed a deleted volume's file.
 func (s *DB) ForgetVolume(ctx context.Context, id, server string) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE volumes SET server = '' WHERE id = ? AND server = ? AND state = ?`, id, server, VolumeDeleted); err != nil {
+	if _, err := s.db.ExecContext(ctx, `UPDATE volumes SET server = '' WHERE id = ? AND server = ? AND state = ?`, id, server, string(VolumeDeleted)); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil

@@ -92,10 +92,10 @@ func testLeases(t *testing.T, open func(*testing.T) *DB) {
 	if err != nil || vs[0].BytesConverted != 512 || vs[0].Server != "server-new" {
 		t.Fatalf("volume: %+v, %v", vs[0], err)
 	}
-	if err := s.Transition(ctx, id, []string{TaskActive}, TaskCompleted, ""); err != nil {
+	if err := s.Transition(ctx, id, []TaskState{TaskActive}, TaskCompleted, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetVolumeState(ctx, vol, []string{VolumeAvailable}, VolumeDeleted); err != nil {
+	if err := s.SetVolumeState(ctx, vol, []VolumeState{VolumeAvailable}, VolumeDeleted); err != nil {
 		t.Fatal(err)
 	}
 	if o, err := s.OrphanedVolumes(ctx, "server-new"); err != nil || len(o) != 1 || o[0] != vol {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
@@ -27,6 +28,20 @@ type DB struct {
 	db  *rdb // the writer
 	rdb *rdb // readers
 	pg  bool
+	// clock stamps leases and updates; nil means time.Now.
+	clock func() time.Time
+}
+
+// SetClock makes the store read the time from now (nil: time.Now) when it
+// stamps leases and updates: tests move it with the server's Clock. Call
+// it before the store is used.
+func (s *DB) SetClock(now func() time.Time) { s.clock = now }
+
+func (s *DB) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
 }
 
 // readers is how many connections read at once.

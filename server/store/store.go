@@ -48,43 +48,66 @@ type AccessKey struct {
 	Created    time.Time
 }
 
-// Conversion task states, as EC2 names them.
+// A TaskState is a conversion task's state, as EC2 names it.
+type TaskState string
+
+// Conversion task states.
 const (
-	TaskActive     = "active"
-	TaskCancelling = "cancelling"
-	TaskCancelled  = "cancelled"
-	TaskCompleted  = "completed"
+	TaskActive     TaskState = "active"
+	TaskCancelling TaskState = "cancelling"
+	TaskCancelled  TaskState = "cancelled"
+	TaskCompleted  TaskState = "completed"
 )
+
+// A TaskKind says which action made a conversion task.
+type TaskKind string
 
 // Kinds of conversion task.
 const (
-	KindVolume   = "volume"   // ImportVolume
-	KindInstance = "instance" // ImportInstance
+	KindVolume   TaskKind = "volume"   // ImportVolume
+	KindInstance TaskKind = "instance" // ImportInstance
 )
 
-// Volume states, as EC2 names them.
+// A VolumeState is a volume's state, as EC2 names it.
+type VolumeState string
+
+// Volume states.
 const (
-	VolumeCreating  = "creating"
-	VolumeAvailable = "available"
-	VolumeInUse     = "in-use"
-	VolumeDeleted   = "deleted"
+	VolumeCreating  VolumeState = "creating"
+	VolumeAvailable VolumeState = "available"
+	VolumeInUse     VolumeState = "in-use"
+	VolumeDeleted   VolumeState = "deleted"
 )
 
-// Instance states used here, as EC2 names them.
+// A ConversionStatus is the state of one volume's conversion within its
+// task, as ImportInstance's volume status reports it.
+type ConversionStatus string
+
+// Conversion statuses.
 const (
-	InstanceStopped    = "stopped"
-	InstanceTerminated = "terminated"
+	ConversionActive    ConversionStatus = "active"
+	ConversionCompleted ConversionStatus = "completed"
+	ConversionCancelled ConversionStatus = "cancelled"
+)
+
+// An InstanceState is an instance's state, as EC2 names it.
+type InstanceState string
+
+// Instance states used here.
+const (
+	InstanceStopped    InstanceState = "stopped"
+	InstanceTerminated InstanceState = "terminated"
 )
 
 // A Task is a conversion task: ImportVolume's or ImportInstance's.
 type Task struct {
 	ID, AccountID string
-	// Kind is KindVolume or KindInstance.
-	Kind string
-	// State is one of the Task* constants; StatusMessage says more.
-	State, StatusMessage string
-	Description          string
-	AvailabilityZone     string
+	Kind          TaskKind
+	// StatusMessage says more than State.
+	State            TaskState
+	StatusMessage    string
+	Description      string
+	AvailabilityZone string
 	// Platform and InstanceID are set for an ImportInstance task.
 	Platform, InstanceID string
 	Expiration           time.Time
@@ -115,9 +138,8 @@ type Volume struct {
 	// Size is the volume's size in GiB.
 	Size             int64
 	AvailabilityZone string
-	// State is one of the Volume* constants.
-	State   string
-	Created time.Time
+	State            VolumeState
+	Created          time.Time
 	// Description is the disk image's description.
 	Description string
 	// Format (VMDK, RAW, VHD), Bytes and ManifestURL are the image the
@@ -126,9 +148,10 @@ type Volume struct {
 	Bytes       int64
 	ManifestURL string
 	// BytesConverted, Status and StatusMessage are the conversion's
-	// progress for this disk (Status: active, completed, cancelled).
-	BytesConverted        int64
-	Status, StatusMessage string
+	// progress for this disk.
+	BytesConverted int64
+	Status         ConversionStatus
+	StatusMessage  string
 	// Server is the server whose data directory holds the converted
 	// volume.
 	Server string
@@ -152,7 +175,7 @@ type Claim struct {
 // An Instance is an imported instance: stopped, owning its volumes.
 type Instance struct {
 	ID, AccountID, TaskID string
-	State                 string
+	State                 InstanceState
 	InstanceType          string
 	Platform              string
 	Architecture          string
@@ -188,7 +211,7 @@ type Store interface {
 	// TaskCompleted makes the task's volumes available (in-use for an
 	// instance's); moving to TaskCancelled deletes them and terminates the
 	// instance. The task and its records change together.
-	Transition(ctx context.Context, id string, from []string, to, message string) error
+	Transition(ctx context.Context, id string, from []TaskState, to TaskState, message string) error
 	// SetStatus sets an active task's status message when its lease
 	// generation is gen (ErrState otherwise); a task in another state
 	// keeps its message.
@@ -205,7 +228,7 @@ type Store interface {
 	// lease generation is gen, or returns ErrState: a worker whose lease
 	// another server took over writes nothing. A completed volume is
 	// recorded as held by server.
-	Progress(ctx context.Context, volumeID string, gen int64, server string, bytes int64, status, message string) error
+	Progress(ctx context.Context, volumeID string, gen int64, server string, bytes int64, status ConversionStatus, message string) error
 
 	// Claim gives server the oldest active task nobody holds a live lease
 	// on, leased for lease under a new generation, and records the claim
@@ -229,7 +252,7 @@ type Store interface {
 	Volumes(ctx context.Context, account string, ids []string) ([]*Volume, error)
 	// SetVolumeState moves a volume from one of the states in from to
 	// state to, or returns ErrState.
-	SetVolumeState(ctx context.Context, id string, from []string, to string) error
+	SetVolumeState(ctx context.Context, id string, from []VolumeState, to VolumeState) error
 	// OrphanedVolumes lists the deleted volumes whose files server still
 	// holds (DeleteVolume answered by another server).
 	OrphanedVolumes(ctx context.Context, server string) ([]string, error)

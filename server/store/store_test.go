@@ -161,10 +161,10 @@ func testAccountsAndIsolation(t *testing.T, open func(*testing.T) *DB) {
 	if _, err := s.Task(ctx, "000000000001", "import-vol-a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Transition(ctx, "import-vol-a", []string{TaskActive}, TaskCompleted, ""); err != nil {
+	if err := s.Transition(ctx, "import-vol-a", []TaskState{TaskActive}, TaskCompleted, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Transition(ctx, "import-vol-a", []string{TaskActive}, TaskCancelling, "no"); !errors.Is(err, ErrState) {
+	if err := s.Transition(ctx, "import-vol-a", []TaskState{TaskActive}, TaskCancelling, "no"); !errors.Is(err, ErrState) {
 		t.Fatalf("cancelling a completed task: %v, want ErrState", err)
 	}
 	vs, err := s.Volumes(ctx, "000000000001", []string{"vol-a"})
@@ -191,7 +191,7 @@ func testCancelDeletesVolumes(t *testing.T, open func(*testing.T) *DB) {
 	if err != nil || len(u) != 2 || u[0].ID != "import-vol-1" {
 		t.Fatalf("Unfinished: %v, %v", u, err)
 	}
-	if err := s.Transition(ctx, "import-vol-1", []string{TaskActive}, TaskCancelled, "user said so"); err != nil {
+	if err := s.Transition(ctx, "import-vol-1", []TaskState{TaskActive}, TaskCancelled, "user said so"); err != nil {
 		t.Fatal(err)
 	}
 	vs, err := s.Volumes(ctx, "000000000001", nil)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 )
 
 const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated, lease_owner, lease_generation, lease_expires`
@@ -19,7 +18,7 @@ func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 	return s.tx(ctx, func(tx *rtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`, seq)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM tasks))`,
-			t.ID, t.AccountID, t.Kind, t.State, t.StatusMessage, t.Description, t.AvailabilityZone,
+			t.ID, t.AccountID, string(t.Kind), string(t.State), t.StatusMessage, t.Description, t.AvailabilityZone,
 			t.Platform, t.InstanceID, unix(t.Expiration), unix(t.Created), unix(t.Updated), t.LeaseOwner, t.LeaseGeneration, unix(t.LeaseExpires))
 		if isUnique(err) {
 			return fmt.Errorf("%w: task %s", ErrExists, t.ID)
@@ -34,7 +33,7 @@ func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 		}
 		if inst != nil {
 			_, err := tx.ExecContext(ctx, `INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				inst.ID, t.AccountID, t.ID, inst.State, inst.InstanceType, inst.Platform, inst.Architecture,
+				inst.ID, t.AccountID, t.ID, string(inst.State), inst.InstanceType, inst.Platform, inst.Architecture,
 				inst.AvailabilityZone, b2i(inst.Monitoring), unix(inst.Launched))
 			if isUnique(err) {
 				return fmt.Errorf("%w: instance %s", ErrExists, inst.ID)
@@ -50,8 +49,8 @@ func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 // insertVolume adds v to task of account.
 func insertVolume(ctx context.Context, tx *rtx, account, task string, v *Volume) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		v.ID, account, task, v.InstanceID, v.Index, v.Size, v.AvailabilityZone, v.State, unix(v.Created),
-		v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, v.Status, v.StatusMessage, v.Server, v.Origin, v.ApplianceDisk)
+		v.ID, account, task, v.InstanceID, v.Index, v.Size, v.AvailabilityZone, string(v.State), unix(v.Created),
+		v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, string(v.Status), v.StatusMessage, v.Server, v.Origin, v.ApplianceDisk)
 	if isUnique(err) {
 		return fmt.Errorf("%w: volume %s", ErrExists, v.ID)
 	}
@@ -212,7 +211,7 @@ func allFound(ids []string, n int, id func(int) string) error {
 // Unfinished returns every account's tasks that are active or cancelling,
 // oldest first.
 func (s *DB) Unfinished(ctx context.Context) ([]*Task, error) {
-	return s.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE state IN (?, ?) ORDER BY seq`, TaskActive, TaskCancelling)
+	return s.queryTasks(ctx, `SELECT `+taskColumns+` FROM tasks WHERE state IN (?, ?) ORDER BY seq`, string(TaskActive), string(TaskCancelling))
 }
 
 // Transition moves a task from one of the states in from to state to with
@@ -220,9 +219,9 @@ func (s *DB) Unfinished(ctx context.Context) ([]*Task, error) {
 // Moving to TaskCompleted makes the task's volumes available (in-use for
 // an instance's) and marks their conversion completed; moving to
 // TaskCancelled deletes them and terminates the task's instance. The task and its volumes change together.
-func (s *DB) Transition(ctx context.Context, id string, from []string, to, message string) error {
+func (s *DB) Transition(ctx context.Context, id string, from []TaskState, to TaskState, message string) error {
 	return s.tx(ctx, func(tx *rtx) error {
-		var state string
+		var state TaskState
 		err := tx.QueryRowContext(ctx, `SELECT state FROM tasks WHERE id = ?`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: task %s", ErrNotFound, id)
@@ -233,19 +232,20 @@ func (s *DB) Transition(ctx context.Context, id string, from []string, to, messa
 		if !slices.Contains(from, state) {
 			return fmt.Errorf("%w: task %s is %s", ErrState, id, state)
 		}
-		now := unix(time.Now())
-		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET state = ?, status_message = ?, updated = ? WHERE id = ?`, to, message, now, id); err != nil {
+		now := unix(s.now())
+		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET state = ?, status_message = ?, updated = ? WHERE id = ?`, string(to), message, now, id); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		switch to {
 		case TaskCompleted:
-			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = 'completed', status_message = '',
-				state = CASE WHEN instance_id = '' THEN ? ELSE ? END WHERE task_id = ?`, VolumeAvailable, VolumeInUse, id)
+			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = ?, status_message = '',
+				state = CASE WHEN instance_id = '' THEN ? ELSE ? END WHERE task_id = ?`,
+				string(ConversionCompleted), string(VolumeAvailable), string(VolumeInUse), id)
 		case TaskCancelled:
-			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = 'cancelled', status_message = ?, state = ? WHERE task_id = ?`,
-				message, VolumeDeleted, id)
+			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = ?, status_message = ?, state = ? WHERE task_id = ?`,
+				string(ConversionCancelled), message, string(VolumeDeleted), id)
 			if err == nil {
-				_, err = tx.ExecContext(ctx, `UPDATE instances SET state = ? WHERE task_id = ?`, InstanceTerminated, id)
+				_, err = tx.ExecContext(ctx, `UPDATE instances SET state = ? WHERE task_id = ?`, string(InstanceTerminated), id)
 			}
 		}
 		if err != nil {
@@ -260,18 +260,18 @@ func (s *DB) Transition(ctx context.Context, id string, from []string, to, messa
 // generation is gen; else ErrState (fenced: another server claimed it).
 func (s *DB) SetStatus(ctx context.Context, id string, gen int64, message string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE tasks SET status_message = ?, updated = ? WHERE id = ? AND state = ? AND lease_generation = ?`,
-		message, unix(time.Now()), id, TaskActive, gen)
+		message, unix(s.now()), id, string(TaskActive), gen)
 	return fenced(res, err, "task "+id)
 }
 
 // Progress records one volume's conversion progress, when its task's
 // lease generation is gen; else ErrState. A volume whose status becomes
 // completed is recorded as held by server.
-func (s *DB) Progress(ctx context.Context, volumeID string, gen int64, server string, bytes int64, status, message string) error {
+func (s *DB) Progress(ctx context.Context, volumeID string, gen int64, server string, bytes int64, status ConversionStatus, message string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE volumes SET bytes_converted = ?, status = ?, status_message = ?,
 		server = CASE WHEN ? = 'completed' THEN ? ELSE server END
 		WHERE id = ? AND (SELECT lease_generation FROM tasks WHERE tasks.id = volumes.task_id) = ?`,
-		bytes, status, message, status, server, volumeID, gen)
+		bytes, string(status), message, string(status), server, volumeID, gen)
 	return fenced(res, err, "volume "+volumeID)
 }
 
@@ -291,15 +291,15 @@ func fenced(res sql.Result, err error, what string) error {
 // Volumes returns the account's volumes with these ids (all not deleted
 // when ids is empty). A missing or deleted id is ErrNotFound.
 func (s *DB) Volumes(ctx context.Context, account string, ids []string) ([]*Volume, error) {
-	return byIDs(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE account_id = ? AND state != '`+VolumeDeleted+`'`, "created, id", account, ids,
+	return byIDs(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE account_id = ? AND state != '`+string(VolumeDeleted)+`'`, "created, id", account, ids,
 		s.queryVolumes, func(v *Volume) string { return v.ID })
 }
 
 // SetVolumeState moves a volume from one of the states in from to state
 // to, or returns ErrState.
-func (s *DB) SetVolumeState(ctx context.Context, id string, from []string, to string) error {
+func (s *DB) SetVolumeState(ctx context.Context, id string, from []VolumeState, to VolumeState) error {
 	return s.tx(ctx, func(tx *rtx) error {
-		var state string
+		var state VolumeState
 		err := tx.QueryRowContext(ctx, `SELECT state FROM volumes WHERE id = ?`, id).Scan(&state)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: volume %s", ErrNotFound, id)
@@ -310,7 +310,7 @@ func (s *DB) SetVolumeState(ctx context.Context, id string, from []string, to st
 		if !slices.Contains(from, state) {
 			return fmt.Errorf("%w: volume %s is %s", ErrState, id, state)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE volumes SET state = ? WHERE id = ?`, to, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE volumes SET state = ? WHERE id = ?`, string(to), id); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		return nil
@@ -349,7 +349,7 @@ func (s *DB) Instances(ctx context.Context, account string, ids []string) ([]*In
 		return nil, err
 	}
 	for _, in := range insts {
-		vols, err := s.queryVolumes(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE instance_id = ? AND state != ? ORDER BY idx`, in.ID, VolumeDeleted)
+		vols, err := s.queryVolumes(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE instance_id = ? AND state != ? ORDER BY idx`, in.ID, string(VolumeDeleted))
 		if err != nil {
 			return nil, err
 		}
