@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +64,8 @@ func TestAWSCLI(t *testing.T) {
 	s3 := s3test.Shared(t)
 	hidden := newPartsServer(t, testimg.Golden(t, testimg.Spec{Size: 1 << 20, Seed: 18}), 0, nil)
 	hidden.hidden.Store(true)
-	ts := startServerWith(t, "", func(c *Config) { c.S3Endpoint = s3.Endpoint }, s3.Host, hidden.Listener.Addr().String())
+	gate := newS3Gate(t, s3.Endpoint)
+	ts := startServerWith(t, "", func(c *Config) { c.S3Endpoint = gate.URL }, s3.Host, gate.Listener.Addr().String(), hidden.Listener.Addr().String())
 	c := ts.sdk(testKey, testSecret)
 	home := t.TempDir()
 	ctx := context.Background()
@@ -111,7 +116,9 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatalf("bundle-instance: %+v", bt)
 	}
 	start := time.Now()
-	awsCLI(t, aws, ts.URL, home, nil, "wait", "bundle-task-complete", "--bundle-ids", id)
+	if err := awsCLIRun(aws, ts.URL, home, nil, "wait", "bundle-task-complete", "--bundle-ids", id); err != nil {
+		t.Fatalf("%v\n%s", err, ts.logs.String())
+	}
 	t.Logf("bundle-task-complete after %v", time.Since(start))
 	var bts struct {
 		BundleTasks []struct {
@@ -132,27 +139,13 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatal("the bundle the aws CLI asked for does not unbundle to the volume")
 	}
 
-	// cancel-bundle-task right after bundle-instance: the task fails with
-	// Cancelled and leaves nothing stored.
-	// A small bundle can finish before the CLI (a Python start-up) sends
-	// the cancel; that answer is IncorrectState, and the test tries again.
-	for try := 1; ; try++ {
-		awsCLI(t, aws, ts.URL, home, &bt, "bundle-instance", "--instance-id", inst, "--bucket", bucket, "--prefix", "cli/cancelled",
-			"--owner-akid", s3.AccessKey, "--owner-sak", s3.SecretKey)
-		err := awsCLIRun(aws, ts.URL, home, &bt, "cancel-bundle-task", "--bundle-id", bt.BundleTask.BundleID)
-		if err == nil {
-			break
-		}
-		if try == 5 || !strings.Contains(err.Error(), "IncorrectState") {
-			t.Fatal(err)
-		}
-		t.Logf("try %d: the bundle finished before the cancel: %v", try, err)
-		for o := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "cli/cancelled", Recursive: true}) {
-			if err := mc.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	// cancel-bundle-task while the bundle's uploads are held back: the
+	// task fails with Cancelled and leaves nothing stored.
+	gate.hold()
+	awsCLI(t, aws, ts.URL, home, &bt, "bundle-instance", "--instance-id", inst, "--bucket", bucket, "--prefix", "cli/cancelled",
+		"--owner-akid", s3.AccessKey, "--owner-sak", s3.SecretKey)
+	awsCLI(t, aws, ts.URL, home, &bt, "cancel-bundle-task", "--bundle-id", bt.BundleTask.BundleID)
+	defer gate.release() // the cancel must end the held uploads itself
 	if bt.BundleTask.State != "cancelling" {
 		t.Fatalf("cancel-bundle-task: %+v", bt)
 	}
@@ -169,5 +162,58 @@ func TestAWSCLI(t *testing.T) {
 	}
 	for o := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "cli/cancelled", Recursive: true}) {
 		t.Fatalf("a cancelled bundle left %s (%v)", o.Key, o.Err)
+	}
+}
+
+// An s3Gate is a proxy in front of S3 that can hold back uploads (POST and
+// PUT) until released, or until their client gives up: a bundle task then
+// stays running for as long as a test needs it to.
+type s3Gate struct {
+	*httptest.Server
+	mu   sync.Mutex
+	open chan struct{} // closed while uploads pass
+}
+
+func newS3Gate(t *testing.T, endpoint string) *s3Gate {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &s3Gate{open: make(chan struct{})}
+	close(g.open)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			g.mu.Lock()
+			open := g.open
+			g.mu.Unlock()
+			select {
+			case <-open:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(g.Close)
+	return g
+}
+
+// hold holds back the uploads that arrive from now on.
+func (g *s3Gate) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = make(chan struct{})
+}
+
+// release lets held and later uploads through.
+func (g *s3Gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.open:
+	default:
+		close(g.open)
 	}
 }
