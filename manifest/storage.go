@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/logtext"
 )
 
 // StorageOptions tune a [Storage].
@@ -134,7 +135,7 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 	if opts.Name == "" {
 		opts.Name = "manifest"
 	}
-	opts.Name = redact(opts.Name) // a presigned URL's query is a credential
+	opts.Name = logtext.RedactURL(opts.Name) // a presigned URL's query is a credential
 	s := &Storage{m: m, store: store, ctx: ctx, opts: opts, size: m.FileSize(),
 		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1}
 	s.oh = newOrderedHash(m, func(p *Part) bool { return p.Length > chunkLimit })
