@@ -1,6 +1,7 @@
 package diskport
 
 import (
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -60,6 +61,10 @@ type formatEntry struct {
 	// parent already open (nil for none); nil when the format is
 	// recognised but not read.
 	open func(s disk.Storage, path string, opts Options, parent disk.Image) (disk.Image, error)
+	// stream reads an image of the format from a reader in one pass (see
+	// OpenStream), size being the caller's for a format that does not
+	// record it; nil when the format cannot be read that way.
+	stream func(name string, r io.Reader, size int64) (*Stream, error)
 	// parents: an image of the format can be a delta of a parent image.
 	parents bool
 	// container marks an archive or a compressed stream, not a disk
@@ -76,7 +81,7 @@ type formatEntry struct {
 // knows which formats exist (ParseFormat, Detect, Open, the CLI's help,
 // the manifest writer) reads it.
 var table = []formatEntry{
-	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, parents: true},
+	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, stream: streamVMDK, parents: true},
 	{format: VHD, ec2: "VHD", aliases: []string{"vpc"}, what: "a VHD image", probe: vhd.Probe, open: openVHD, parents: true},
 	{format: VHDX, ec2: "VHDX", what: "a VHDX image", probe: vhdx.Probe, open: openVHDX, parents: true},
 	{format: QCOW2, what: "a QCOW2 image", probe: magic(0, "QFI\xfb")},
@@ -89,7 +94,7 @@ var table = []formatEntry{
 	{format: XZ, what: "an xz-compressed file", probe: magic(0, "\xfd7zXZ\x00"), container: true, advice: "decompress it first (xz -dk FILE)"},
 	{format: Bzip2, what: "a bzip2-compressed file", probe: bzip2Probe, container: true, advice: "decompress it first (bzip2 -dk FILE)"},
 	{format: Zstd, what: "a zstd-compressed file", probe: magic(0, "\x28\xb5\x2f\xfd"), container: true, advice: "decompress it first (zstd -dk FILE)"},
-	{format: Raw, ec2: "RAW", aliases: []string{"img"}, what: "a RAW disk", open: openRaw},
+	{format: Raw, ec2: "RAW", aliases: []string{"img"}, what: "a RAW disk", open: openRaw, stream: streamRaw},
 }
 
 // entry returns f's row of the table, or nil.
