@@ -16,8 +16,8 @@ import (
 // A Format names an image format. It has one spelling per context:
 //
 //   - the Format value itself, and [Format.String], is the lowercase name
-//     ("raw", "vmdk", "vhd"): what human and JSON output print;
-//   - [Format.EC2Name] is EC2's spelling ("RAW", "VMDK", "VHD"): what goes
+//     ("raw", "vmdk", "vhd", "vhdx"): what human and JSON output print;
+//   - [Format.EC2Name] is EC2's spelling ("RAW", "VMDK", "VHD", "VHDX"): what goes
 //     on the wire (DiskImage.N.Image.Format) and in import manifests
 //     (file-format). Tar's is "OVA": EC2 imports a whole OVA appliance,
 //     which package ova reads (a disk image reader does not);
@@ -108,7 +108,9 @@ func entry(f Format) *formatEntry {
 }
 
 // Formats returns the formats [Open] reads, in the table's order: VMDK,
-// VHD, RAW. Callers list them in help text and messages.
+// VHD, VHDX and RAW. Callers list them in help text and messages. An OVA
+// is not among them: it is an appliance (a tar), whose disks package ova
+// opens through these.
 func Formats() []Format {
 	var fs []Format
 	for _, e := range table {
@@ -188,7 +190,7 @@ func ParseFormat(name string) (Format, error) {
 
 // FormatNames lists the formats [Open] reads, with their aliases, for help
 // text and messages:
-// "vmdk, vhd (alias vpc) and raw (alias img)".
+// "vmdk, vhd (alias vpc), vhdx and raw (alias img)".
 func FormatNames() string {
 	var names []string
 	for _, f := range Formats() {

@@ -126,7 +126,7 @@ func printHelp(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nImage formats: "+diskport.FormatNames()+".")
+	fmt.Fprintln(w, "\nImage formats: "+diskport.FormatNames()+"; and an OVA appliance's disks (--disk picks one).")
 	fmt.Fprintln(w, "A MANIFEST is a path, a directory holding one manifest, an http(s) URL or s3://BUCKET/KEY.")
 	fmt.Fprintln(w, "\nRun 'diskport help <command>' or 'diskport <command> --help' for a command's flags;")
 	fmt.Fprintln(w, "'diskport --version' for the version.")
