@@ -14,9 +14,11 @@
 // own directory, parent images only when the caller lists them.
 //
 // One table in this package lists the formats: for each, its name, EC2's
-// name, its probe, its opener and whether it can have a parent. It drives
-// [ParseFormat] (the one parser of a declared format), [Detect], [Open],
-// [Formats] (for help text) and the manifest writer. A [Format] has one
+// name, its probe, its opener, its stream reader (for the formats a stream
+// can hold) and whether it can have a parent. It drives [ParseFormat] (the
+// one parser of a declared format), [Detect], [Open], [OpenStream] (for
+// package ova's gzip-compressed disks), [Formats] (for help text) and the
+// manifest writer. A [Format] has one
 // spelling per context: EC2's ("VMDK", "RAW", "VHD", [Format.EC2Name]) on
 // the wire and in manifests, the lowercase name ([Format.String]) in human
 // and JSON output; "vpc" is accepted for "vhd" everywhere a format is
