@@ -83,8 +83,8 @@ func containerFiles(t *testing.T, g string) map[diskport.Format]string {
 }
 
 // An undeclared file whose first bytes are another known container is
-// refused with what it looks like, never converted as RAW (issue 16: the
-// tar's bytes became the volume); a declared RAW still reads an archive or
+// refused with what it looks like, never converted as RAW (else a
+// tar's bytes become the volume); a declared RAW still reads an archive or
 // compressed file as RAW, while a declared RAW for a disk format diskport
 // does not read stays a mismatch.
 func TestContainersNotRaw(t *testing.T) {

@@ -1,5 +1,6 @@
-// Package diskport opens virtual-machine disk images — VMDK, VHD, VHDX and RAW —
-// as [disk.Image]s, ready to convert into raw cloud volumes.
+// Package diskport opens virtual-machine disk images — VMDK, VHD, VHDX and RAW,
+// and through package ova the disks of an OVA appliance — as [disk.Image]s,
+// ready to convert into raw cloud volumes.
 //
 // [Open] and [OpenStorage] sniff the format from the image's bytes
 // ([Detect]) and check it against the format the caller declares, the way
@@ -13,9 +14,11 @@
 // own directory, parent images only when the caller lists them.
 //
 // One table in this package lists the formats: for each, its name, EC2's
-// name, its probe, its opener and whether it can have a parent. It drives
-// [ParseFormat] (the one parser of a declared format), [Detect], [Open],
-// [Formats] (for help text) and the manifest writer. A [Format] has one
+// name, its probe, its opener, its stream reader (for the formats a stream
+// can hold) and whether it can have a parent. It drives [ParseFormat] (the
+// one parser of a declared format), [Detect], [Open], [OpenStream] (for
+// package ova's gzip-compressed disks), [Formats] (for help text) and the
+// manifest writer. A [Format] has one
 // spelling per context: EC2's ("VMDK", "RAW", "VHD", [Format.EC2Name]) on
 // the wire and in manifests, the lowercase name ([Format.String]) in human
 // and JSON output; "vpc" is accepted for "vhd" everywhere a format is
@@ -32,7 +35,23 @@
 // "diskport:" prefix of their own, so a program that prefixes its name
 // prints it once.
 //
-// The subpackages do the work: disk (the common interface), raw, vmdk and
-// vhd (the readers), convert (image to raw volume), manifest (EC2 import
-// manifests) and bundle (AMI bundles under a BundleInstance policy).
+// The subpackages do the work:
+//
+//   - disk: the common interface (Image, Storage, extents, typed errors)
+//     and the host files images are read from; disk/mapped, the core of
+//     the readers whose disk is a map of grains or blocks; disk/disktest,
+//     the checks every reader passes.
+//   - raw, vmdk, vhd and vhdx: the readers, which this package's format
+//     table opens.
+//   - ova: OVA appliances, whose disks it opens through the format table.
+//   - convert: an image to a raw volume; volume: the file or block device
+//     a volume is written to, with its resume journal.
+//   - manifest: EC2 import manifests (made, read, uploaded, and read from
+//     as an image); bundle: AMI bundles under a BundleInstance policy.
+//   - server: the EC2 Query API server (VM import, BundleInstance), with
+//     server/auth (request signatures) and server/store (its durable
+//     state).
+//   - cmd/diskport: the command-line tool.
+//   - bench (benchmarks, and bench/compare against qemu-img) and fuzz
+//     (scripts that run the fuzz targets beside each parser).
 package diskport

@@ -18,8 +18,8 @@ import (
 // A Format names an image format. It has one spelling per context:
 //
 //   - the Format value itself, and [Format.String], is the lowercase name
-//     ("raw", "vmdk", "vhd"): what human and JSON output print;
-//   - [Format.EC2Name] is EC2's spelling ("RAW", "VMDK", "VHD"): what goes
+//     ("raw", "vmdk", "vhd", "vhdx"): what human and JSON output print;
+//   - [Format.EC2Name] is EC2's spelling ("RAW", "VMDK", "VHD", "VHDX"): what goes
 //     on the wire (DiskImage.N.Image.Format) and in import manifests
 //     (file-format). Tar's is "OVA": EC2 imports a whole OVA appliance,
 //     which package ova reads (a disk image reader does not);
@@ -63,6 +63,10 @@ type formatEntry struct {
 	// parent already open (nil for none); nil when the format is
 	// recognised but not read.
 	open func(s disk.Storage, path string, opts Options, parent disk.Image) (disk.Image, error)
+	// stream reads an image of the format from a reader in one pass (see
+	// OpenStream), size being the caller's for a format that does not
+	// record it; nil when the format cannot be read that way.
+	stream func(name string, r io.Reader, size int64) (*Stream, error)
 	// parents: an image of the format can be a delta of a parent image.
 	parents bool
 	// container marks an archive or a compressed stream, not a disk
@@ -84,7 +88,7 @@ type formatEntry struct {
 // knows which formats exist (ParseFormat, Detect, Open, the CLI's help,
 // the manifest writer) reads it.
 var table = []formatEntry{
-	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, parents: true, writers: vmdkWriters},
+	{format: VMDK, ec2: "VMDK", what: "a VMDK image or descriptor", probe: vmdk.Probe, open: openVMDK, stream: streamVMDK, parents: true, writers: vmdkWriters},
 	{format: VHD, ec2: "VHD", aliases: []string{"vpc"}, what: "a VHD image", probe: vhd.Probe, open: openVHD, parents: true, writers: vhdWriters},
 	{format: VHDX, ec2: "VHDX", what: "a VHDX image", probe: vhdx.Probe, open: openVHDX, parents: true},
 	{format: QCOW2, what: "a QCOW2 image", probe: magic(0, "QFI\xfb")},
@@ -97,7 +101,7 @@ var table = []formatEntry{
 	{format: XZ, what: "an xz-compressed file", probe: magic(0, "\xfd7zXZ\x00"), container: true, advice: "decompress it first (xz -dk FILE)"},
 	{format: Bzip2, what: "a bzip2-compressed file", probe: bzip2Probe, container: true, advice: "decompress it first (bzip2 -dk FILE)"},
 	{format: Zstd, what: "a zstd-compressed file", probe: magic(0, "\x28\xb5\x2f\xfd"), container: true, advice: "decompress it first (zstd -dk FILE)"},
-	{format: Raw, ec2: "RAW", aliases: []string{"img"}, what: "a RAW disk", open: openRaw},
+	{format: Raw, ec2: "RAW", aliases: []string{"img"}, what: "a RAW disk", open: openRaw, stream: streamRaw},
 }
 
 // entry returns f's row of the table, or nil.
@@ -111,7 +115,9 @@ func entry(f Format) *formatEntry {
 }
 
 // Formats returns the formats [Open] reads, in the table's order: VMDK,
-// VHD, RAW. Callers list them in help text and messages.
+// VHD, VHDX and RAW. Callers list them in help text and messages. An OVA
+// is not among them: it is an appliance (a tar), whose disks package ova
+// opens through these.
 func Formats() []Format {
 	var fs []Format
 	for _, e := range table {
@@ -191,7 +197,7 @@ func ParseFormat(name string) (Format, error) {
 
 // FormatNames lists the formats [Open] reads, with their aliases, for help
 // text and messages:
-// "vmdk, vhd (alias vpc) and raw (alias img)".
+// "vmdk, vhd (alias vpc), vhdx and raw (alias img)".
 func FormatNames() string {
 	var names []string
 	for _, f := range Formats() {

@@ -11,7 +11,7 @@ import (
 // Options say how an image may be opened.
 type Options struct {
 	// Format is the declared format, any name [ParseFormat] takes ("RAW",
-	// "vmdk", "vpc", ...; "" to detect it). The image is parsed as this
+	// "vmdk", "vpc", "VHDX", ...; "" to detect it). The image is parsed as this
 	// format only.
 	Format string
 	// TrustFormat reads the image as the declared Format even when its
@@ -19,7 +19,7 @@ type Options struct {
 	// ErrFormatMismatch error.
 	TrustFormat bool
 	// Parents lists the parent images of a delta image (a VMDK delta link
-	// or a differencing VHD), nearest parent first. Parents are never
+	// or a differencing VHD or VHDX), nearest parent first. Parents are never
 	// opened unless listed here; each is checked against its child's
 	// parent id.
 	Parents []string
@@ -33,14 +33,15 @@ type Options struct {
 	// file.
 	SingleFile bool
 	// MaxVirtualSize caps the virtual size of a sparse image (0: the
-	// readers' defaults, 64 TiB for VMDK, 2040 GiB for VHD).
+	// readers' defaults: 64 TiB for VMDK and VHDX, 2040 GiB for VHD).
 	MaxVirtualSize int64
 }
 
-// Open opens the image at path (a regular file or block device, opened
-// without blocking: a FIFO, socket or character device is refused with
-// disk.ErrUnsafe) and returns it; closing the image closes the files Open
-// opened.
+// Open opens the VMDK, VHD, VHDX or RAW image at path (a regular file or
+// block device, opened without blocking: a FIFO, socket or character
+// device is refused with disk.ErrUnsafe) and returns it; closing the
+// image closes the files Open opened. An OVA appliance's disks are opened
+// by package ova.
 func Open(path string, opts Options) (disk.Image, error) {
 	h, err := disk.OpenHostFile(path)
 	if err != nil {

@@ -27,7 +27,8 @@ func TestFormatTable(t *testing.T) {
 			t.Errorf("ParseFormat(%q) = %v, %v; want %v", name, f, err, want)
 		}
 	}
-	// Only formats Open reads parse (issue 11, defect 5), and the message
+	// Only formats Open reads parse (a declared qcow2 must not get as far as
+	// the reader), and the message
 	// lists the table's names, not a list of its own.
 	for _, name := range []string{"qcow2", "QCOW2", "qed", ""} {
 		f, err := diskport.ParseFormat(name)
@@ -64,7 +65,8 @@ func TestFormatTable(t *testing.T) {
 }
 
 // checkNoCLI asserts a library error carries no "diskport:" prefix of its
-// own (the CLI adds one) and names no command-line flag (issue 11, defect 5).
+// own (the CLI adds one) and names no command-line flag: a program other than the CLI
+// has no such flags.
 func checkNoCLI(t *testing.T, what string, err error) {
 	t.Helper()
 	if err == nil {
@@ -124,7 +126,7 @@ func vhdChecksum(f []byte) {
 }
 
 // Bytes with a format's signature that fail its checks are corrupt, never
-// RAW (issue 11, defect 7).
+// RAW: converting a damaged VMDK as RAW would copy its metadata as the disk.
 func TestSignatureButCorrupt(t *testing.T) {
 	g := testimg.Golden(t, testimg.Spec{Size: 1 << 20, Seed: 4})
 	dir := t.TempDir()
@@ -199,8 +201,8 @@ func TestDetectAmbiguous(t *testing.T) {
 }
 
 // A FIFO or socket named as the image, as a VMDK extent or as a parent is
-// refused at once (issue 11, defect 6: mkfifo f.vmdk; diskport info f.vmdk
-// hung forever).
+// refused at once: opening a FIFO blocks until a writer comes (mkfifo
+// f.vmdk; diskport info f.vmdk would hang forever).
 func TestSpecialFilesRefused(t *testing.T) {
 	dir := t.TempDir()
 	fifo, sock := filepath.Join(dir, "f.vmdk"), filepath.Join(dir, "s.vmdk")

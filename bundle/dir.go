@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/atomicfile"
 )
 
 // Dir is a bundle stored as files in a directory: a Sink, Remover and
@@ -26,8 +27,9 @@ func (d Dir) file(name string) (string, error) {
 	return filepath.Join(string(d), filepath.FromSlash(clean)), nil
 }
 
-// Put writes data to a temporary file in the directory and renames it to
-// name, so a reader never sees a partial object.
+// Put writes data to the file name by atomicfile's rule, so a reader
+// never sees a partial object. Objects are readable by their owner only
+// (0600).
 func (d Dir) Put(ctx context.Context, name string, data []byte) error {
 	p, err := d.file(name)
 	if err != nil {
@@ -36,21 +38,7 @@ func (d Dir) Put(ctx context.Context, name string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.WriteFile(p, data, 0o600)
 }
 
 // Remove deletes the file name; a missing file is not an error.

@@ -10,8 +10,8 @@ import (
 	"github.com/diskport/diskport/disk/disktest"
 )
 
-// A FIFO as a bundle part or manifest file is refused at once (issue 11:
-// every open of a named file refuses a FIFO without blocking).
+// A FIFO as a bundle part or manifest file is refused at once: every
+// open of a named file refuses a FIFO without blocking on it.
 func TestDirGetFIFO(t *testing.T) {
 	dir := t.TempDir()
 	disktest.Mkfifo(t, filepath.Join(dir, "image.part.0"))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/logtext"
 )
 
 // A State is a bundle task's state as BundleInstance and
@@ -248,14 +249,14 @@ func (r *Runner) Run(ctx context.Context, img disk.Image, sink Sink, opt Options
 	if cancelled || errors.Is(err, context.Canceled) {
 		err = errCancelled
 	}
-	msg := oneLine(err.Error())
+	msg := logtext.OneLine(err.Error())
 	if rm, ok := sink.(Remover); ok {
 		n, rerr := removeAll(rm, rec.names)
 		if n > 0 {
 			msg += fmt.Sprintf("; removed %d stored objects", n)
 		}
 		if rerr != nil {
-			msg += "; removing stored objects: " + oneLine(rerr.Error())
+			msg += "; removing stored objects: " + logtext.OneLine(rerr.Error())
 		}
 	}
 	code := errorCode(err)
@@ -305,5 +306,3 @@ func percent(n, total int64) int {
 	}
 	return int(min(n, total) * 100 / total)
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -106,11 +106,60 @@ func ManifestName(prefix string) string { return prefix + ".manifest.xml" }
 // signed manifest. Memory stays bounded by a few parts and gzip blocks.
 // It returns the manifest as stored.
 func Write(ctx context.Context, img disk.Image, sink Sink, opt Options) (*Manifest, error) {
+	if err := opt.setDefaults(); err != nil {
+		return nil, err
+	}
+	name := opt.Name
+	if name == "" {
+		name = path.Base(opt.Prefix)
+	}
+	m := newManifest(&opt, name, img.Size())
+	im := &m.Image
+	var secret [32]byte
+	if _, err := io.ReadFull(opt.Rand, secret[:]); err != nil {
+		return nil, fmt.Errorf("bundle: random key: %w", err)
+	}
+	key, iv := secret[:16], secret[16:]
+	if err := im.encryptKey(&opt, key, iv); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pw := newPartWriter(ctx, cancel, sink, opt, img.Size())
+	digest, err := writeParts(ctx, img, pw, &opt, name, key, iv)
+	parts, perr := pw.finish(err == nil)
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
+			err = c
+		}
+		return nil, err
+	}
+	im.Digest = Digest{Algorithm: "SHA1", Hex: digest}
+	im.Parts = Parts{Count: len(parts), Part: parts}
+	for _, p := range pw.sizes {
+		im.BundledSize += p
+	}
+	if err := m.Sign(opt.SignKey); err != nil {
+		return nil, err
+	}
+	if err := sink.Put(ctx, ManifestName(opt.Prefix), m.Marshal()); err != nil {
+		return nil, &StoreError{Name: ManifestName(opt.Prefix), Err: err}
+	}
+	opt.report(im.Size, im.Size, im.Size)
+	return m, nil
+}
+
+// setDefaults checks the options Write needs and fills in the defaults
+// of the rest.
+func (opt *Options) setDefaults() error {
 	if opt.EC2Key == nil {
-		return nil, errors.New("bundle: no EC2 certificate to encrypt the key for")
+		return errors.New("bundle: no EC2 certificate to encrypt the key for")
 	}
 	if opt.Prefix == "" {
-		return nil, errors.New("bundle: empty prefix")
+		return errors.New("bundle: empty prefix")
 	}
 	if opt.PartSize <= 0 {
 		opt.PartSize = DefaultPartSize
@@ -127,10 +176,12 @@ func Write(ctx context.Context, img disk.Image, sink Sink, opt Options) (*Manife
 	if opt.ModTime.IsZero() {
 		opt.ModTime = time.Now()
 	}
-	name := opt.Name
-	if name == "" {
-		name = path.Base(opt.Prefix)
-	}
+	return nil
+}
+
+// newManifest returns the manifest of a bundle of a volume of size bytes
+// named name, without its key, parts or digest.
+func newManifest(opt *Options, name string, size int64) *Manifest {
 	m := &Manifest{Version: ManifestVersion, Bundler: opt.Bundler}
 	if m.Bundler == (Bundler{}) {
 		m.Bundler = DefaultBundler
@@ -141,41 +192,44 @@ func Write(ctx context.Context, img disk.Image, sink Sink, opt Options) (*Manife
 	}
 	im := &m.Image
 	im.Name, im.User, im.Type = name, strings.ReplaceAll(opt.User, "-", ""), or(opt.Type, "machine")
-	im.Size = img.Size()
+	im.Size = size
+	return m
+}
 
-	var secret [32]byte
-	if _, err := io.ReadFull(opt.Rand, secret[:]); err != nil {
-		return nil, fmt.Errorf("bundle: random key: %w", err)
-	}
-	key, iv := secret[:16], secret[16:]
+// encryptKey records the AES key and IV encrypted for EC2 and, when the
+// options carry one, for the user.
+func (im *ImageInfo) encryptKey(opt *Options, key, iv []byte) error {
 	var err error
 	im.EC2EncryptedKey = EncryptedKey{Algorithm: "AES-128-CBC"}
 	im.UserEncryptedKey = EncryptedKey{Algorithm: "AES-128-CBC"}
 	if im.EC2EncryptedKey.Hex, err = encryptHex(opt.EC2Key, key); err != nil {
-		return nil, err
+		return err
 	}
 	if im.EC2EncryptedIV, err = encryptHex(opt.EC2Key, iv); err != nil {
-		return nil, err
+		return err
 	}
 	if opt.UserKey != nil {
 		if im.UserEncryptedKey.Hex, err = encryptHex(opt.UserKey, key); err != nil {
-			return nil, err
+			return err
 		}
 		if im.UserEncryptedIV, err = encryptHex(opt.UserKey, iv); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	pw := newPartWriter(ctx, cancel, sink, opt, img.Size())
+// writeParts streams the volume through tar, gzip and AES-128-CBC into
+// pw's parts and returns the tar stream's SHA-1 (the bundle's digest).
+// The caller finishes pw either way.
+func writeParts(ctx context.Context, img disk.Image, pw *partWriter, opt *Options, name string, key, iv []byte) (string, error) {
 	enc, err := newCBCWriter(pw, key, iv)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	gz, err := newPgzipWriter(enc, opt.Level, opt.Workers)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	tarSum := sha1.New()
 	tw := tar.NewWriter(io.MultiWriter(tarSum, gz))
@@ -188,30 +242,10 @@ func Write(ctx context.Context, img disk.Image, sink Sink, opt Options) (*Manife
 	if err == nil {
 		err = enc.Close()
 	}
-	parts, perr := pw.finish(err == nil)
-	if err == nil {
-		err = perr
-	}
 	if err != nil {
-		if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
-			err = c
-		}
-		return nil, err
+		return "", err
 	}
-
-	im.Digest = Digest{Algorithm: "SHA1", Hex: hex.EncodeToString(tarSum.Sum(nil))}
-	im.Parts = Parts{Count: len(parts), Part: parts}
-	for _, p := range pw.sizes {
-		im.BundledSize += p
-	}
-	if err := m.Sign(opt.SignKey); err != nil {
-		return nil, err
-	}
-	if err := sink.Put(ctx, ManifestName(opt.Prefix), m.Marshal()); err != nil {
-		return nil, &StoreError{Name: ManifestName(opt.Prefix), Err: err}
-	}
-	opt.report(im.Size, im.Size, im.Size)
-	return m, nil
+	return hex.EncodeToString(tarSum.Sum(nil)), nil
 }
 
 func or(s, def string) string {

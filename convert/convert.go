@@ -14,12 +14,12 @@
 // itself, and its holes are never read), then copied inside the kernel
 // with copy_file_range after a scan of the source's mapping for zero
 // blocks, which are skipped (volume.Writer.CopyFrom); the bytes never pass
-// through the process. On a 3 GiB real-content RAW image that took the
-// system time from 1.1-2.6 s to 0.5 s. Where the kernel cannot copy
+// through the process, which saves most of the system time a RAW image's
+// conversion spends (bench/RESULTS.md). Where the kernel cannot copy
 // (another file system, a block device) or a checksum needs the bytes,
 // they are read with pread into a reused buffer, zero blocks skipped the
-// same way. (Writing from a memory mapping measured several times slower:
-// its first-touch page faults dominated.)
+// same way. (Not from a memory mapping: its first-touch page faults cost
+// more than the copy they save.)
 //
 // The volume is written through package volume: a file under a temporary
 // name beside the destination with a small journal of the finished

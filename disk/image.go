@@ -3,7 +3,8 @@
 // virtual disk hold data, the host storage images are read from, and the
 // typed errors readers report.
 //
-// A reader for a format (raw, vmdk, vhd) parses a [Storage] and returns an
+// A reader for a format (raw, vmdk, vhd, vhdx; an OVA's disks are read by
+// these) parses a [Storage] and returns an
 // [Image]. A converter reads an Image through [Image.ReadAt] and walks
 // [Image.Extents] to skip the ranges known to read as zeros and to copy the
 // ranges stored verbatim in a host file without passing them through
@@ -17,7 +18,8 @@ import (
 	"iter"
 )
 
-// SectorSize is the unit of every VMDK and VHD offset and of raw volumes.
+// SectorSize is the unit of every VMDK, VHD and VHDX offset and of raw
+// volumes.
 const SectorSize = 512
 
 // An Image is a virtual disk as a format reader presents it.
@@ -60,7 +62,7 @@ type Verifier interface {
 
 // Info describes an image: what `diskport info` prints.
 type Info struct {
-	// Format is the container format: "raw", "vmdk", "vhd".
+	// Format is the container format: "raw", "vmdk", "vhd", "vhdx".
 	Format string `json:"format"`
 	// Subformat names the variant, such as "monolithicSparse",
 	// "streamOptimized", "dynamic" or "fixed". Empty for raw.
@@ -74,8 +76,8 @@ type Info struct {
 	// metadata, as far as the reader can tell (for a sparse raw file, the
 	// bytes in data runs).
 	AllocatedBytes int64 `json:"allocated_bytes"`
-	// ClusterSize is the allocation unit: VMDK grain, VHD block. Zero for
-	// formats without one.
+	// ClusterSize is the allocation unit: VMDK grain, VHD or VHDX block.
+	// Zero for formats without one.
 	ClusterSize int64 `json:"cluster_size,omitempty"`
 	// Specific holds format-specific fields, keyed in snake_case.
 	Specific map[string]any `json:"format_specific,omitempty"`

@@ -9,8 +9,8 @@ var zeroChunk [64 << 10]byte
 
 // IsZero reports whether every byte of b is zero. It compares b against a
 // block of zeros with bytes.Equal, which the runtime does a vector at a
-// time: on a 1 MiB block of zeros, 51 GB/s against 3.5 GB/s for a loop
-// over the bytes (BenchmarkIsZero, a short run on a busy 2-core machine).
+// time, many times faster than a loop over the bytes (BenchmarkIsZero
+// compares the two).
 func IsZero(b []byte) bool {
 	for len(b) > len(zeroChunk) {
 		if !bytes.Equal(b[:len(zeroChunk)], zeroChunk[:]) {

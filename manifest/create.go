@@ -14,6 +14,7 @@ import (
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/atomicfile"
 	"github.com/diskport/diskport/ova"
 )
 
@@ -294,7 +295,7 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(path, data); err != nil {
+		if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 			return err
 		}
 		if progress != nil {
@@ -311,7 +312,7 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 		}
 	}
 	mpath := filepath.Join(outDir, ManifestName(name))
-	if err := writeFileAtomic(mpath, m.Marshal()); err != nil {
+	if err := atomicfile.WriteFile(mpath, m.Marshal(), 0o644); err != nil {
 		return nil, "", err
 	}
 	return m, mpath, nil
@@ -330,31 +331,4 @@ func openImage(path string) (*disk.HostFile, error) {
 		return nil, err
 	}
 	return h, nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it into place, so a crash never leaves a short part under its name.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }

@@ -15,7 +15,7 @@ import (
 
 // A declared RAW for a VMDK is refused by Create and Upload as diskport's
 // Open refuses it, so diskport never writes a manifest it then refuses to
-// convert (issue 11, defect 2: Sniff accepted RAW for anything).
+// convert (a sniffer that accepted RAW for anything let it through).
 func TestDeclaredFormatRule(t *testing.T) {
 	golden := testimg.Golden(t, testimg.Spec{Size: 2 << 20, Seed: 11})
 	vmdk := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
@@ -40,7 +40,7 @@ func TestDeclaredFormatRule(t *testing.T) {
 		t.Fatalf("Create(VHD declared vpc) = %+v, %v", m, err)
 	}
 	// VHDX is declared like any other format: a VHD declared VHDX is a
-	// mismatch (issue 14).
+	// mismatch.
 	if _, _, err := Create(ctx, vhd, t.TempDir(), SplitOptions{Format: "vhdx"}); !errors.Is(err, disk.ErrFormatMismatch) {
 		t.Errorf("Create(VHD declared vhdx) = %v, want a format mismatch", err)
 	}
@@ -70,7 +70,8 @@ func TestDeclaredFormatRule(t *testing.T) {
 }
 
 // A FIFO or socket as a part file, as the image or as the manifest file is
-// refused at once (issue 11, defect 6: a FIFO part hung convert forever).
+// refused at once: opening a FIFO blocks, and a FIFO part would hang
+// convert forever.
 func TestSpecialFilesRefused(t *testing.T) {
 	m, dir, _ := created(t, 3<<20, 1<<20)
 	part := filepath.Join(dir, m.Parts[1].Key)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/logtext"
 	"github.com/diskport/diskport/internal/s3"
 )
 
@@ -96,7 +97,7 @@ func (h *HTTPStore) URL(p *Part) (string, error) {
 	}
 	if !u.IsAbs() {
 		if h.Base == nil {
-			return "", errorf(disk.ErrCorrupt, "part %d get-url %q is relative", p.Index, redact(p.GetURL))
+			return "", errorf(disk.ErrCorrupt, "part %d get-url %q is relative", p.Index, logtext.RedactURL(p.GetURL))
 		}
 		u = h.Base.ResolveReference(u)
 	}
@@ -113,37 +114,18 @@ func (h *HTTPStore) Where(p *Part) string {
 	if err != nil {
 		return p.GetURL
 	}
-	return redact(s)
+	return logtext.RedactURL(s)
 }
 
 // RedactURL drops a URL's query string, where presigned URLs keep their
 // credentials (the signature, and for SigV4 the access key ID). Anything
-// that is not a URL with a query is returned unchanged. Every name,
-// summary and error this package makes from a URL goes through it.
+// that is not an http(s) URL (a local path) is returned unchanged. Every
+// name, summary and error this package makes from a URL goes through it.
 func RedactURL(s string) string {
 	if !IsURL(s) {
 		return s
 	}
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
-// redact drops the query of a URL, relative ones too.
-func redact(s string) string {
-	base, _, _ := strings.Cut(s, "?")
-	return base
-}
-
-// redactErr drops the query from the URL net/http puts in its errors
-// ("Get \"https://…?X-Amz-Signature=…\": dial tcp …").
-func redactErr(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		ue.URL = RedactURL(ue.URL)
-	}
-	return err
+	return logtext.RedactURL(s)
 }
 
 // OpenPart starts a GET of [off, off+n) of the part.
@@ -262,7 +244,7 @@ func (r *httpBody) request(ctx context.Context) error {
 	}
 	resp, err := r.h.client().Do(req)
 	if err != nil {
-		return redactErr(err)
+		return logtext.RedactErr(err)
 	}
 	switch {
 	case whole && resp.StatusCode == http.StatusOK:

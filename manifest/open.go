@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/logtext"
 )
 
 // IsURL reports whether s is an http or https URL rather than a path.
@@ -37,7 +38,7 @@ func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest
 		store := &HTTPStore{Client: client, Base: u}
 		b, err := store.get(ctx, pathOrURL)
 		if err != nil {
-			return nil, nil, fmt.Errorf("manifest: fetching %s: %w", redact(pathOrURL), err)
+			return nil, nil, fmt.Errorf("manifest: fetching %s: %w", logtext.RedactURL(pathOrURL), err)
 		}
 		m, err := ParseBytes(b)
 		if err != nil {
@@ -130,7 +131,7 @@ func (h *HTTPStore) getOnce(ctx context.Context, u string) ([]byte, error) {
 	}
 	resp, err := h.client().Do(req)
 	if err != nil {
-		return nil, redactErr(err)
+		return nil, logtext.RedactErr(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/logtext"
 )
 
 // StorageOptions tune a [Storage].
@@ -150,7 +151,7 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 	if opts.Name == "" {
 		opts.Name = "manifest"
 	}
-	opts.Name = redact(opts.Name) // a presigned URL's query is a credential
+	opts.Name = logtext.RedactURL(opts.Name) // a presigned URL's query is a credential
 	s := &Storage{m: m, store: store, opts: opts, size: m.FileSize(),
 		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1,
 		done: make(chan struct{}), inflight: make(map[*chunk]context.CancelCauseFunc)}

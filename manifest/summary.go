@@ -1,5 +1,7 @@
 package manifest
 
+import "github.com/diskport/diskport/internal/logtext"
+
 // Summary is a manifest as `diskport manifest show --output=json` prints
 // it: its fields, with every presigned URL's query (its signature) dropped.
 type Summary struct {
@@ -37,7 +39,7 @@ func (m *Manifest) Summarize(store PartStore) Summary {
 	s := Summary{
 		Version: m.Version, FileFormat: m.FileFormat,
 		Size: m.Size, FileSize: m.FileSize(), VolumeSizeGiB: m.VolumeSize,
-		SHA256: m.SHA256, SelfDestructURL: redact(m.SelfDestructURL),
+		SHA256: m.SHA256, SelfDestructURL: logtext.RedactURL(m.SelfDestructURL),
 		Parts: make([]PartSummary, len(m.Parts)),
 	}
 	s.Importer.Name, s.Importer.Version, s.Importer.Release = m.Importer.Name, m.Importer.Version, m.Importer.Release

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -77,15 +78,9 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if err != nil {
 		return nil, err
 	}
-	expires := opts.Expires
-	if expires == 0 {
-		expires = 7 * 24 * time.Hour
-		if cfg.SigV2 {
-			expires = 30 * 24 * time.Hour
-		}
-	}
-	if !cfg.SigV2 && expires > 7*24*time.Hour {
-		return nil, fmt.Errorf("manifest: SigV4 presigned URLs live at most 7 days, not %v", expires)
+	expires, err := presignLifetime(opts.Expires, cfg.SigV2)
+	if err != nil {
+		return nil, err
 	}
 	f, done, err := opts.source(image)
 	if err != nil {
@@ -105,25 +100,78 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	if err != nil {
 		return nil, err
 	}
-	if opts.RequireBucket {
-		ok, err := client.BucketExists(ctx, opts.Bucket)
-		if err != nil {
-			return nil, fmt.Errorf("manifest: bucket %s: %w", opts.Bucket, err)
-		}
-		if !ok {
-			return nil, fmt.Errorf("manifest: bucket %s: %w", opts.Bucket, ErrNoBucket)
-		}
-	} else if err := client.EnsureBucket(ctx, opts.Bucket); err != nil {
-		return nil, fmt.Errorf("manifest: bucket %s: %w", opts.Bucket, err)
+	if err := prepareBucket(ctx, client, opts.Bucket, opts.RequireBucket); err != nil {
+		return nil, err
 	}
+	res := &UploadResult{Manifest: m}
+	if err := uploadParts(ctx, client, f, res, &opts); err != nil {
+		return res, err
+	}
+	if opts.Verify != nil {
+		if err := opts.Verify(); err != nil {
+			return res, err
+		}
+	}
+	res.ManifestKey = prefix + ManifestName(name)
+	sign := func(method, key string) (string, error) {
+		return client.Presign(ctx, method, opts.Bucket, key, expires, opts.Now)
+	}
+	if err := signURLs(res, sign); err != nil {
+		return res, err
+	}
+	if err := client.Put(ctx, opts.Bucket, res.ManifestKey, m.Marshal(), "application/xml", nil); err != nil {
+		return res, fmt.Errorf("manifest: storing s3://%s/%s: %w", opts.Bucket, res.ManifestKey, err)
+	}
+	return res, nil
+}
 
+// presignLifetime returns how long the presigned URLs live: the caller's
+// choice, else a week (SigV4's limit) or for SigV2 thirty days.
+func presignLifetime(expires time.Duration, sigV2 bool) (time.Duration, error) {
+	if expires == 0 {
+		expires = 7 * 24 * time.Hour
+		if sigV2 {
+			expires = 30 * 24 * time.Hour
+		}
+	}
+	if !sigV2 && expires > 7*24*time.Hour {
+		return 0, fmt.Errorf("manifest: SigV4 presigned URLs live at most 7 days, not %v", expires)
+	}
+	return expires, nil
+}
+
+// prepareBucket creates the bucket if it is missing, or with mustExist
+// checks that it is there.
+func prepareBucket(ctx context.Context, client *s3.Client, bucket string, mustExist bool) error {
+	if !mustExist {
+		if err := client.EnsureBucket(ctx, bucket); err != nil {
+			return fmt.Errorf("manifest: bucket %s: %w", bucket, err)
+		}
+		return nil
+	}
+	ok, err := client.BucketExists(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("manifest: bucket %s: %w", bucket, err)
+	}
+	if !ok {
+		return fmt.Errorf("manifest: bucket %s: %w", bucket, ErrNoBucket)
+	}
+	return nil
+}
+
+// uploadParts hashes the parts of res.Manifest from f in order and
+// uploads them with opts.Parallel workers, counting in res the parts sent
+// and those already in place. The first failure stops the rest; an
+// interruption (ctx done) is reported as such, and the parts stored so
+// far are kept for a resumed run.
+func uploadParts(ctx context.Context, client *s3.Client, f io.ReaderAt, res *UploadResult, opts *UploadOptions) error {
+	m := res.Manifest
 	par := opts.Parallel
 	if par <= 0 {
 		par = 4
 	}
 	// Keep the part buffers within uploadMemory.
 	par = max(1, min(par, int(uploadMemory/opts.partSize())-1))
-	res := &UploadResult{Manifest: m}
 	progress := progressCounter(opts.Progress, m.FileSize())
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
@@ -154,6 +202,8 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A failed worker goes on taking jobs, so that every buffer
+			// returns to the pool and the hashing never waits for one.
 			for j := range jobs {
 				sent, err := putPart(ctx, client, opts.Bucket, j.p, j.data)
 				pool <- j.data
@@ -175,7 +225,7 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 		}()
 	}
 	ps := opts.partSize()
-	err = hashParts(ctx, f, m, func() []byte {
+	err := hashParts(ctx, f, m, func() []byte {
 		b := <-pool
 		if b == nil {
 			b = make([]byte, ps)
@@ -192,47 +242,36 @@ func Upload(ctx context.Context, cfg S3Config, image string, opts UploadOptions)
 	close(jobs)
 	wg.Wait()
 	if err := parent.Err(); err != nil {
-		return res, err // interrupted: the parts stored so far are kept
+		return err
 	}
 	if firstErr != nil {
-		return res, firstErr
+		return firstErr
 	}
-	if err != nil {
-		return res, err
-	}
-	if opts.Verify != nil {
-		if err := opts.Verify(); err != nil {
-			return res, err
-		}
-	}
+	return err
+}
 
-	// Sign the URLs and store the manifest.
-	res.ManifestKey = prefix + ManifestName(name)
-	sign := func(method, key string) (string, error) {
-		return client.Presign(ctx, method, opts.Bucket, key, expires, opts.Now)
-	}
+// signURLs presigns every part's HEAD, GET and DELETE URLs and the
+// manifest's GET and DELETE (self-destruct) URLs, with sign.
+func signURLs(res *UploadResult, sign func(method, key string) (string, error)) error {
+	m := res.Manifest
+	var err error
 	for i := range m.Parts {
 		p := &m.Parts[i]
 		if p.HeadURL, err = sign("HEAD", p.Key); err != nil {
-			return res, err
+			return err
 		}
 		if p.GetURL, err = sign("GET", p.Key); err != nil {
-			return res, err
+			return err
 		}
 		if p.DeleteURL, err = sign("DELETE", p.Key); err != nil {
-			return res, err
+			return err
 		}
 	}
 	if m.SelfDestructURL, err = sign("DELETE", res.ManifestKey); err != nil {
-		return res, err
+		return err
 	}
-	if res.ManifestURL, err = sign("GET", res.ManifestKey); err != nil {
-		return res, err
-	}
-	if err := client.Put(ctx, opts.Bucket, res.ManifestKey, m.Marshal(), "application/xml", nil); err != nil {
-		return res, fmt.Errorf("manifest: storing s3://%s/%s: %w", opts.Bucket, res.ManifestKey, err)
-	}
-	return res, nil
+	res.ManifestURL, err = sign("GET", res.ManifestKey)
+	return err
 }
 
 // putPart uploads one part unless an object with the same size, SHA-256

@@ -156,28 +156,54 @@ func (x *xmlManifest) manifest() (*Manifest, error) {
 		return nil, errorf(disk.ErrCorrupt, "%d import elements, want one", len(x.Import))
 	}
 	im := &x.Import[0]
-	s, err := one("size", im.Size)
-	if err != nil {
+	if err := im.sizes(m); err != nil {
 		return nil, err
 	}
-	if m.Size, err = number("size", s); err != nil {
-		return nil, err
-	}
-	if s, err = optional("volume-size", im.VolumeSize); err != nil {
-		return nil, err
-	} else if s != "" {
-		if m.VolumeSize, err = number("volume-size", s); err != nil {
-			return nil, err
-		}
-	}
-	if m.SHA256, err = optional("sha256", im.SHA256); err != nil {
-		return nil, err
-	}
-	m.SHA256 = strings.ToLower(m.SHA256)
 	if len(im.Parts) != 1 {
 		return nil, errorf(disk.ErrCorrupt, "%d parts elements, want one", len(im.Parts))
 	}
-	ps := &im.Parts[0]
+	if m.Parts, err = im.Parts[0].parts(); err != nil {
+		return nil, err
+	}
+	// The last part may end at size rather than size-1 (AWS's own sample
+	// and the single-part Go tools write end = size). Only then, and only
+	// when size is the file size, is the range read as exclusive.
+	if n := len(m.Parts); n > 0 {
+		last := &m.Parts[n-1]
+		if last.End() == m.Size+1 && last.Length > 0 {
+			last.Length--
+		}
+	}
+	return m, nil
+}
+
+// sizes sets m's size, volume size and whole-file SHA-256 from the import
+// element.
+func (im *xmlImpt) sizes(m *Manifest) error {
+	s, err := one("size", im.Size)
+	if err != nil {
+		return err
+	}
+	if m.Size, err = number("size", s); err != nil {
+		return err
+	}
+	if s, err = optional("volume-size", im.VolumeSize); err != nil {
+		return err
+	} else if s != "" {
+		if m.VolumeSize, err = number("volume-size", s); err != nil {
+			return err
+		}
+	}
+	if m.SHA256, err = optional("sha256", im.SHA256); err != nil {
+		return err
+	}
+	m.SHA256 = strings.ToLower(m.SHA256)
+	return nil
+}
+
+// parts returns the parts the element lists, in index order: as many as
+// its count says, each index once.
+func (ps *xmlParts) parts() ([]Part, error) {
 	if ps.Count == nil {
 		return nil, errorf(disk.ErrCorrupt, "parts element has no count attribute")
 	}
@@ -191,7 +217,7 @@ func (x *xmlManifest) manifest() (*Manifest, error) {
 	if count > MaxParts {
 		return nil, errorf(disk.ErrTooLarge, "%d parts (limit %d)", count, MaxParts)
 	}
-	m.Parts = make([]Part, count)
+	parts := make([]Part, count)
 	seen := make([]bool, count)
 	for i := range ps.Part {
 		xp := &ps.Part[i]
@@ -209,46 +235,44 @@ func (x *xmlManifest) manifest() (*Manifest, error) {
 			return nil, errorf(disk.ErrCorrupt, "part index %d listed twice", idx)
 		}
 		seen[idx] = true
-		p := Part{
-			Index:     int(idx),
-			Key:       strings.TrimSpace(xp.Key),
-			HeadURL:   strings.TrimSpace(xp.HeadURL),
-			GetURL:    strings.TrimSpace(xp.GetURL),
-			DeleteURL: strings.TrimSpace(xp.DeleteURL),
-		}
-		if len(xp.ByteRange) != 1 {
-			return nil, errorf(disk.ErrCorrupt, "part %d has %d byte-range elements, want one", idx, len(xp.ByteRange))
-		}
-		br := xp.ByteRange[0]
-		if br.Start == nil || br.End == nil {
-			return nil, errorf(disk.ErrCorrupt, "part %d byte-range lacks a start or end attribute", idx)
-		}
-		start, err := number(fmt.Sprintf("part %d byte-range start", idx), *br.Start)
-		if err != nil {
+		if parts[idx], err = xp.part(idx); err != nil {
 			return nil, err
-		}
-		end, err := number(fmt.Sprintf("part %d byte-range end", idx), *br.End)
-		if err != nil {
-			return nil, err
-		}
-		if end < start {
-			return nil, errorf(disk.ErrCorrupt, "part %d byte-range ends at %d before its start %d", idx, end, start)
-		}
-		p.Offset, p.Length = start, end-start+1
-		if p.SHA256, err = optional(fmt.Sprintf("part %d sha256", idx), xp.SHA256); err != nil {
-			return nil, err
-		}
-		p.SHA256 = strings.ToLower(p.SHA256)
-		m.Parts[idx] = p
-	}
-	// The last part may end at size rather than size-1 (AWS's own sample
-	// and the single-part Go tools write end = size). Only then, and only
-	// when size is the file size, is the range read as exclusive.
-	if n := len(m.Parts); n > 0 {
-		last := &m.Parts[n-1]
-		if last.End() == m.Size+1 && last.Length > 0 {
-			last.Length--
 		}
 	}
-	return m, nil
+	return parts, nil
+}
+
+// part returns the part element, whose index is idx.
+func (xp *xmlPart) part(idx int64) (Part, error) {
+	p := Part{
+		Index:     int(idx),
+		Key:       strings.TrimSpace(xp.Key),
+		HeadURL:   strings.TrimSpace(xp.HeadURL),
+		GetURL:    strings.TrimSpace(xp.GetURL),
+		DeleteURL: strings.TrimSpace(xp.DeleteURL),
+	}
+	if len(xp.ByteRange) != 1 {
+		return p, errorf(disk.ErrCorrupt, "part %d has %d byte-range elements, want one", idx, len(xp.ByteRange))
+	}
+	br := xp.ByteRange[0]
+	if br.Start == nil || br.End == nil {
+		return p, errorf(disk.ErrCorrupt, "part %d byte-range lacks a start or end attribute", idx)
+	}
+	start, err := number(fmt.Sprintf("part %d byte-range start", idx), *br.Start)
+	if err != nil {
+		return p, err
+	}
+	end, err := number(fmt.Sprintf("part %d byte-range end", idx), *br.End)
+	if err != nil {
+		return p, err
+	}
+	if end < start {
+		return p, errorf(disk.ErrCorrupt, "part %d byte-range ends at %d before its start %d", idx, end, start)
+	}
+	p.Offset, p.Length = start, end-start+1
+	if p.SHA256, err = optional(fmt.Sprintf("part %d sha256", idx), xp.SHA256); err != nil {
+		return p, err
+	}
+	p.SHA256 = strings.ToLower(p.SHA256)
+	return p, nil
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
-	"github.com/diskport/diskport/vmdk"
 )
 
 // A streamImage is a gzip-compressed disk member (ovf:compression="gzip")
@@ -41,9 +40,6 @@ type streamImage struct {
 
 	fileSize int64 // the compressed member's size
 }
-
-// maxTrailer bounds the inflated bytes after a VMDK stream's end.
-const maxTrailer = 1 << 20
 
 // countingReader counts and hashes the compressed bytes read.
 type countingReader struct {
@@ -84,44 +80,14 @@ func (a *Appliance) openStream(d Disk) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ova: disk %q (member %q, inflated): %w", d.ID, d.File, err)
 	}
-	m := &streamImage{name: sec.Name(), format: string(f), cr: cr, fileSize: sec.Size()}
-	switch f {
-	case diskport.VMDK:
-		sr, err := vmdk.NewStreamReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("ova: disk %q (member %q): %w", d.ID, d.File, err)
-		}
-		m.size = sr.Size()
-		buf := make([]byte, sr.GrainSize())
-		m.next = func() (int64, []byte, error) {
-			g, err := sr.Next()
-			if err != nil {
-				return 0, nil, err
-			}
-			if err := vmdk.InflateGrain(buf, g.Data, g); err != nil {
-				return 0, nil, err
-			}
-			return g.Offset, buf[:g.Length], nil
-		}
-	case diskport.Raw:
-		m.size = d.Capacity
-		buf := make([]byte, 1<<20)
-		var off int64
-		m.next = func() (int64, []byte, error) {
-			if off >= m.size {
-				return 0, nil, io.EOF
-			}
-			n, err := io.ReadFull(br, buf[:min(int64(len(buf)), m.size-off)])
-			if err != nil {
-				return 0, nil, disk.Errorf("raw", disk.ErrCorrupt, "%s: the inflated disk ends at byte %d, before its capacity of %d bytes", m.name, off+int64(n), m.size)
-			}
-			at := off
-			off += int64(n)
-			return at, buf[:n], nil
-		}
-	default:
+	if !f.Streams() {
 		return nil, disk.Errorf("ova", disk.ErrUnsupported, "member %q: a gzip-compressed %s is read only in place, and a stream can hold only a streamOptimized VMDK or a RAW disk; unpack the OVA and gunzip it first", d.File, f)
 	}
+	st, err := diskport.OpenStream(f, sec.Name(), br, d.Capacity)
+	if err != nil {
+		return nil, fmt.Errorf("ova: disk %q (member %q): %w", d.ID, d.File, err)
+	}
+	m := &streamImage{name: sec.Name(), format: string(f), cr: cr, fileSize: sec.Size(), size: st.Size, next: st.Next}
 	if m.size%disk.SectorSize != 0 {
 		m.size += disk.SectorSize - m.size%disk.SectorSize
 	}
@@ -130,15 +96,11 @@ func (a *Appliance) openStream(d Disk) (*Image, error) {
 		// what follows the gzip stream. A RAW disk ends at its capacity.
 		// What follows is bounded: a RAW disk has nothing after it, a
 		// VMDK stream no more than padding (not a gzip bomb).
-		limit := int64(maxTrailer)
-		if f == diskport.Raw {
-			limit = 0
-		}
-		n, err := io.CopyN(io.Discard, br, limit+1)
+		n, err := io.CopyN(io.Discard, br, st.Trailer+1)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return disk.Errorf("ova", disk.ErrCorrupt, "member %q: inflating: %v", d.File, err)
 		}
-		if n > limit {
+		if n > st.Trailer {
 			return disk.Errorf("ova", disk.ErrCorrupt, "member %q: the inflated disk goes on past its end (capacity %d bytes)", d.File, m.size)
 		}
 		_, err = io.Copy(io.Discard, cr)

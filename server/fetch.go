@@ -7,10 +7,11 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/diskport/diskport/internal/logtext"
 )
 
 // fetchPolicy is what the server may fetch: http(s) URLs whose host:port
@@ -143,19 +144,6 @@ func controlDial(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// urlInText matches a URL in a message.
-var urlInText = regexp.MustCompile(`https?://[^\s"'<>]+`)
-
 // redact removes the query strings (presigned signatures) of the URLs in
 // a message meant for a log or a status message.
-func redact(msg string) string {
-	return urlInText.ReplaceAllStringFunc(msg, func(u string) string {
-		base, q, ok := strings.Cut(u, "?")
-		if !ok {
-			return u
-		}
-		// Keep the punctuation that ends the sentence, not the URL.
-		tail := q[len(strings.TrimRight(q, ":,;.)")):]
-		return base + "?…" + tail
-	})
-}
+func redact(msg string) string { return logtext.RedactURLs(msg) }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/bundle"
+	"github.com/diskport/diskport/internal/atomicfile"
 )
 
 // BundleKeyFile and BundleCertFile are the server's bundle key pair in
@@ -64,29 +65,10 @@ func loadBundleKey(dir string) (*rsa.PrivateKey, error) {
 	return k, nil
 }
 
-// writeFileAtomic writes data to a temporary file beside path, syncs it
-// and renames it into place.
+// writeFileAtomic writes data to path by atomicfile's rule, naming the
+// file in its error.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err2 := f.Close(); err == nil {
-		err = err2
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, data, mode); err != nil {
 		return fmt.Errorf("server: writing %s: %w", path, err)
 	}
 	return nil

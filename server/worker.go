@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/diskport/diskport/bundle"
+	"github.com/diskport/diskport/internal/logtext"
 	"github.com/diskport/diskport/server/store"
 	"github.com/diskport/diskport/volume"
 )
@@ -427,7 +427,7 @@ func (p *pool) sweep(ctx context.Context) {
 // clipMessage folds a failure's text onto one line of at most 400 bytes,
 // for a status message.
 func clipMessage(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = logtext.OneLine(s)
 	if len(s) > 400 {
 		s = cut(s, 400) + "…"
 	}

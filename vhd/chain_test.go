@@ -282,8 +282,8 @@ func TestSmallBlocks(t *testing.T) {
 }
 
 // TestParentRefusedWithoutLink: a parent given to a fixed or dynamic disk,
-// which has none, is refused with disk.ErrUnsafe (issue 11, defect 3: it
-// used to be ignored), whether it is a VHD or another disk.Image.
+// which has none, is refused with disk.ErrUnsafe rather than ignored (the
+// caller believes it is in use), whether it is a VHD or another disk.Image.
 func TestParentRefusedWithoutLink(t *testing.T) {
 	c := makeChain()
 	parent := mustOpen(t, "base.vhd", c.parent, Options{})

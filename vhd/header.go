@@ -93,7 +93,7 @@ func parseHeader(b []byte, where int64) (*header, error) {
 		blockSize:       be.Uint32(b[32:]),
 		checksum:        be.Uint32(b[36:]),
 		parentTimestamp: be.Uint32(b[56:]),
-		parentName:      decodeUTF16(b[64:576], binary.BigEndian),
+		parentName:      disk.DecodeUTF16(b[64:576], binary.BigEndian),
 	}
 	copy(h.parentUniqueID[:], b[40:56])
 	for i := range h.locators {
@@ -126,23 +126,6 @@ func parseHeader(b []byte, where int64) (*header, error) {
 func (h *header) bitmapBytes() uint64 {
 	bytes := (uint64(h.blockSize)/disk.SectorSize + 7) / 8
 	return (bytes + disk.SectorSize - 1) / disk.SectorSize * disk.SectorSize
-}
-
-// decodeUTF16 decodes a NUL-terminated UTF-16 string in the given byte
-// order. Unpaired surrogates become U+FFFD.
-func decodeUTF16(b []byte, order binary.ByteOrder) string {
-	u := make([]uint16, 0, len(b)/2)
-	for i := 0; i+1 < len(b); i += 2 {
-		c := order.Uint16(b[i:])
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
-	}
-	if len(u) > 0 && u[0] == 0xFEFF { // byte order mark
-		u = u[1:]
-	}
-	return string(utf16.Decode(u))
 }
 
 // platformName renders a locator platform code as its four characters.
@@ -193,9 +176,9 @@ func readLocators(s disk.Storage, h *header, limit uint64) ([]Locator, error) {
 				l.Path = strings.ToValidUTF8(strings.TrimRight(string(b), "\x00"), "\uFFFD")
 			case platformW2ku, platformW2ru:
 				if len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF {
-					l.Path = decodeUTF16(b, binary.BigEndian)
+					l.Path = disk.DecodeUTF16(b, binary.BigEndian)
 				} else {
-					l.Path = decodeUTF16(b, binary.LittleEndian)
+					l.Path = disk.DecodeUTF16(b, binary.LittleEndian)
 				}
 			default:
 				if utf8.Valid(b) {

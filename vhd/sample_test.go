@@ -81,8 +81,8 @@ func TestSample127G(t *testing.T) {
 			}
 			// The extent map says all zeros (so qemu's all-zero output over
 			// its size matches, and the rest is zero); sample the reads.
-			// disktest reads 256 MiB windows byte by byte, 15 s of CPU
-			// under -race: there, sample the reads instead.
+			// disktest reads 256 MiB windows byte by byte, far too
+			// slow under -race: there, sample the reads instead.
 			if !raceEnabled {
 				disktest.Check(t, m, zeroReader{})
 			} else {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"unicode/utf16"
 
 	"github.com/diskport/diskport/disk"
 )
@@ -84,7 +82,7 @@ func readFileIdentifier(s disk.Storage) (string, error) {
 	if err := disk.ReadFull(s, "vhdx", "file identifier", b[8:], 8); err != nil {
 		return "", err
 	}
-	return decodeUTF16(b[8:]), nil
+	return disk.DecodeUTF16(b[8:], le), nil
 }
 
 // readHeaders reads both headers and picks the current one: the valid one,
@@ -216,18 +214,6 @@ func readRegionTables(s disk.Storage) (regs []Region, note string, err error) {
 		}
 	}
 	return nil, "", disk.Errorf("vhdx", disk.ErrCorrupt, "no valid region table: %s; %s", trimFormat(errs[0]), trimFormat(errs[1]))
-}
-
-// decodeUTF16 decodes UTF-16LE b up to the first NUL.
-func decodeUTF16(b []byte) string {
-	u := make([]uint16, len(b)/2)
-	for i := range u {
-		u[i] = le.Uint16(b[2*i:])
-	}
-	if i := slices.Index(u, 0); i >= 0 {
-		u = u[:i]
-	}
-	return string(utf16.Decode(u))
 }
 
 // trimFormat returns err's message without the "vhdx: " prefix.

@@ -194,7 +194,7 @@ func parseLocator(item []byte, where string) (*ParentLocator, error) {
 		if off == 0 || n == 0 || n%2 != 0 || uint64(off)+uint64(n) > uint64(len(item)) {
 			return "", disk.Errorf("vhdx", disk.ErrCorrupt, "%s: parent locator entry %d: %s of %d bytes at offset %d outside the %d-byte item", where, i, what, n, off, len(item))
 		}
-		return decodeUTF16(item[off : off+uint32(n)]), nil
+		return disk.DecodeUTF16(item[off:off+uint32(n)], le), nil
 	}
 	for i := range n {
 		e := item[20+12*i:]

@@ -5,8 +5,8 @@ import "hash/adler32"
 // Adler-32 (RFC 1950 §8.2) ends every compressed grain. Grains of random
 // data are stored, not compressed, so inflating them is a copy and the
 // checksum is most of the work: hash/adler32 (a chain of dependent
-// additions, about one byte per cycle) took 26% of a streamOptimized
-// conversion's CPU. On amd64 with AVX2, adlerSum sums 32 bytes per step in
+// additions, about one byte per cycle) was a large share of a
+// streamOptimized conversion's CPU. On amd64 with AVX2, adlerSum sums 32 bytes per step in
 // vector registers instead (BenchmarkAdler32 compares the two).
 
 const adlerMod = 65521

@@ -124,11 +124,10 @@ var errGrainTooLong = errors.New("inflates to more bytes than a grain holds")
 // converters inflating grains in parallel call it with a grain-sized dst.
 //
 // Where the build has cgo (and not the purego tag) the stream is decoded
-// by libdeflate, which decodes a whole buffer at once: on one core, on the
-// grains of a real-content disk, 594-804 MB/s against inflateGo's 155-244
-// (and compress/zlib's 94-120) in the same runs of bench's
-// BenchmarkInflateDecoders on a loaded machine. Otherwise it is decoded by
-// inflateGo. Inflater names the one in use. A cgo build needs libdeflate's
+// by libdeflate, which decodes a whole buffer at once and is several times
+// faster than inflateGo and compress/zlib on the grains of a real-content
+// disk (bench's BenchmarkInflateDecoders compares the three). Otherwise
+// it is decoded by inflateGo. Inflater names the one in use. A cgo build needs libdeflate's
 // headers and library (Debian's libdeflate-dev, which
 // scripts/install-deps.sh installs); build with -tags purego or
 // CGO_ENABLED=0 where they are missing. FuzzInflate checks that both
@@ -140,9 +139,9 @@ func Inflate(dst, src []byte) (int, error) {
 }
 
 // inflateGo is Inflate in pure Go. The deflate data is decoded by
-// github.com/klauspost/compress/flate, which measured 5% faster than
-// compress/flate on an idle machine and 25% faster on a busy one on
-// qemu-made grains (BenchmarkInflateStd, BenchmarkInflateKlauspost); the
+// github.com/klauspost/compress/flate, which is faster than compress/flate
+// on qemu-made grains, more so on a busy machine (BenchmarkInflateStd,
+// BenchmarkInflateKlauspost compare them); the
 // two-byte header and the Adler-32 trailer are checked here, the checksum
 // with the vector code of adlerSum.
 func inflateGo(dst, src []byte) (int, error) {

@@ -14,8 +14,7 @@ type otherImage struct{ disk.Image }
 // TestParents: Options.Parent is any disk.Image. A *vmdk.Image parent must
 // carry the CID the child names; another disk.Image is taken on the
 // caller's word; a parent given to an image without a parent link is
-// refused with disk.ErrUnsafe (issue 11, defect 3: it was
-// disk.ErrFormatMismatch), and a nil *Image is no parent.
+// refused with disk.ErrUnsafe (the caller's mistake, not the bytes'), and a nil *Image is no parent.
 func TestParents(t *testing.T) {
 	const capacity = 4 * 128 // sectors: 4 grains of 64 KiB
 	baseData := map[int64][]byte{0: pattern(65536, 1), 1: pattern(65536, 2), 3: pattern(65536, 3)}

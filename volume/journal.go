@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/diskport/diskport/internal/atomicfile"
 )
 
 // journalVersion changes when the journal's meaning changes. (1: the
@@ -79,7 +81,7 @@ func removeJournal(dst string, sync bool) error {
 	case err != nil:
 		return fmt.Errorf("volume: removing the old journal: %w", err)
 	case sync:
-		if err := syncDir(dst); err != nil {
+		if err := atomicfile.SyncDir(dst); err != nil {
 			return fmt.Errorf("volume: removing the old journal: %w", err)
 		}
 	}
@@ -183,7 +185,7 @@ func (j *Journal) Checkpoint(state []byte) error {
 	if err := writeFileSync(tmp, b, !j.w.noSync); err != nil {
 		return fmt.Errorf("volume: journal: %w", err)
 	}
-	if err := os.Rename(tmp, j.path); err != nil {
+	if err := j.w.rename(tmp, j.path); err != nil {
 		return fmt.Errorf("volume: journal: %w", err)
 	}
 	return nil

@@ -6,9 +6,9 @@ import "golang.org/x/sys/unix"
 // disk while later ones are still being converted, so that in the durable
 // mode the final fdatasync has little left to wait for. Without it the
 // dirty pages of the whole volume are written only at the end, after all
-// the CPU work: on this machine a durable 2 GiB raw conversion took 1.48 s
-// (0.52 s without the flush); starting writeout early brought it to 0.88 s
-// (bench/RESULTS.md).
+// the CPU work, and the flush then takes most of a durable conversion's
+// time; started early, the writeout overlaps the conversion
+// (bench/RESULTS.md has the durable mode's times).
 //
 // Ranges are handed to one goroutine that calls sync_file_range
 // (SYNC_FILE_RANGE_WRITE: start writeout, do not wait for it), since the

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/atomicfile"
 )
 
 // Options control how a volume is written.
@@ -367,16 +368,20 @@ func (w *Writer) Commit() error {
 	// The journal goes first: killed between the two steps, a resumed run
 	// finds a partial file without a journal and starts over.
 	removeJournal(w.dst, false)
-	if err := os.Rename(w.tmp, w.dst); err != nil {
+	if err := w.rename(w.tmp, w.dst); err != nil {
 		os.Remove(w.tmp)
 		return fmt.Errorf("volume: %w", err)
 	}
-	if !w.noSync {
-		if err := syncDir(w.dst); err != nil {
-			return fmt.Errorf("volume: syncing the directory of %s: %w", w.dst, err)
-		}
-	}
 	return nil
+}
+
+// rename renames tmp, written and synced, to dst by atomicfile's rule;
+// with NoSync the directory is not synced either.
+func (w *Writer) rename(tmp, dst string) error {
+	if w.noSync {
+		return os.Rename(tmp, dst)
+	}
+	return atomicfile.Rename(tmp, dst)
 }
 
 // Abort ends a failed run: the file is closed and a temporary file and its
@@ -406,14 +411,3 @@ func (w *Writer) Keep() {
 // ReadAt reads back what the volume holds at off (for checksums of
 // segments an earlier run wrote).
 func (w *Writer) ReadAt(b []byte, off int64) (int, error) { return w.f.ReadAt(b, off) }
-
-// syncDir flushes the directory holding name.
-func syncDir(name string) error {
-	d, err := os.Open(filepath.Dir(name))
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	d.Close()
-	return err
-}

@@ -26,12 +26,11 @@ type format struct {
 	Opts string
 	// Ext is the image file's extension.
 	Ext string
-	// Target is the speed-up over qemu-img issue 5 asks for on the
-	// synthetic golden disk; RealTarget the one issue 13 asks for on the
-	// real-content disk.
+	// Target is the speed-up over qemu-img the row must reach on the
+	// synthetic golden disk; RealTarget the one on the real-content disk.
 	Target, RealTarget float64
 	// OVA marks the OVA row: the streamOptimized image inside an OVA,
-	// timed against the bare image (issue 16).
+	// timed against the bare image.
 	OVA bool
 }
 

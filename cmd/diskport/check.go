@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/convert"
+	"github.com/diskport/diskport/internal/logtext"
 	"github.com/diskport/diskport/manifest"
 )
 
@@ -79,7 +80,7 @@ func runCheck(c *command, args []string) error {
 		j.Diskport.VirtualSize, j.Diskport.DataBytes, j.Diskport.ZeroBytes = res.VirtualSize, res.DataBytes, res.ZeroBytes
 		j.Diskport.Problems = []checkJSONProblem{}
 		for _, p := range res.Problems {
-			j.Diskport.Problems = append(j.Diskport.Problems, checkJSONProblem{p.Offset, p.Length, oneLine(p.Err.Error())})
+			j.Diskport.Problems = append(j.Diskport.Problems, checkJSONProblem{p.Offset, p.Length, logtext.OneLine(p.Err.Error())})
 		}
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "    ")
@@ -88,7 +89,7 @@ func runCheck(c *command, args []string) error {
 		}
 	} else {
 		for _, p := range res.Problems {
-			fmt.Fprintf(stdout, "ERROR %s\n", oneLine(p.Error()))
+			fmt.Fprintf(stdout, "ERROR %s\n", logtext.OneLine(p.Error()))
 		}
 		if len(res.Problems) == 0 {
 			fmt.Fprintf(stdout, "No errors were found on the image.\nRead %d bytes: %d in data runs, %d in zero runs.\n", res.VirtualSize, res.DataBytes, res.ZeroBytes)

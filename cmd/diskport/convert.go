@@ -114,18 +114,19 @@ func runConvert(c *command, args []string) error {
 	rep.finish()
 	if err != nil {
 		if ctx.Err() != nil {
-			kept := "the partial output was removed"
-			if *resume {
-				kept = "the partial output and its journal were kept: run the same command again to continue"
-			}
-			return fmt.Errorf("convert stopped: %v; %s", context.Cause(ctx), kept)
+			return stoppedError(ctx, *resume)
 		}
 		return existsHint(err)
 	}
-	src = manifest.RedactURL(pos[0]) // a presigned URL's query is a credential
+	return printConverted(manifest.RedactURL(pos[0]), pos[1], progress, res) // a presigned URL's query is a credential
+}
+
+// printConverted reports a finished conversion of src to dst: a JSON line
+// on stdout with --progress=json, else lines of text.
+func printConverted(src, dst string, progress progressMode, res *convert.Result) error {
 	if progress == "json" {
 		return json.NewEncoder(stdout).Encode(map[string]any{
-			"done": true, "source": src, "destination": pos[1],
+			"done": true, "source": src, "destination": dst,
 			"virtual_size": res.VirtualSize, "volume_size": res.VolumeSize,
 			"written_bytes": res.WrittenBytes, "resumed_bytes": res.ResumedBytes, "started_over": res.StartedOver,
 			"sha256": hexOrEmpty(res.SHA256), "virtual_sha256": hexOrEmpty(res.VirtualSHA256),
@@ -135,7 +136,7 @@ func runConvert(c *command, args []string) error {
 		fmt.Fprintf(stdout, "resume: %s\n", res.StartedOver)
 	}
 	fmt.Fprintf(stdout, "converted %s (%d bytes) to %s: volume %d bytes (%d GiB)\n",
-		src, res.VirtualSize, pos[1], res.VolumeSize, convert.GiBs(res.VolumeSize))
+		src, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
 	if res.ResumedBytes > 0 {
 		fmt.Fprintf(stdout, "resumed: %d bytes were already converted by the interrupted run\n", res.ResumedBytes)
 	}
@@ -144,6 +145,16 @@ func runConvert(c *command, args []string) error {
 		fmt.Fprintf(stdout, "sha256 %x  virtual disk (first %d bytes)\n", res.VirtualSHA256, res.VirtualSize)
 	}
 	return nil
+}
+
+// stoppedError says that a signal stopped the conversion, and what became
+// of its partial output.
+func stoppedError(ctx context.Context, resume bool) error {
+	kept := "the partial output was removed"
+	if resume {
+		kept = "the partial output and its journal were kept: run the same command again to continue"
+	}
+	return fmt.Errorf("convert stopped: %v; %s", context.Cause(ctx), kept)
 }
 
 func hexOrEmpty(b []byte) string { return hex.EncodeToString(b) }

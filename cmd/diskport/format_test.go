@@ -13,8 +13,7 @@ import (
 )
 
 // Errors print with one "diskport:" and advice for the verb at hand: flags
-// where the verb has them, the manifest where it declared the format
-// (issue 11, defect 5).
+// where the verb has them, the manifest where it declared the format.
 func TestFormatErrorsOnePrefix(t *testing.T) {
 	g := testimg.Golden(t, testimg.Spec{Size: 1 << 20, Seed: 8})
 	vmdk := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
@@ -49,7 +48,7 @@ func TestFormatErrorsOnePrefix(t *testing.T) {
 	}
 }
 
-// diskport info on a FIFO fails at once (issue 11, defect 6).
+// diskport info on a FIFO fails at once rather than block on its open.
 func TestInfoFIFO(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "f.vmdk")
 	disktest.Mkfifo(t, fifo)

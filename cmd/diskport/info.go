@@ -32,7 +32,7 @@ func runInfo(c *command, args []string) error {
 	if output == "json" {
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "    ")
-		q := info.Qemu(path)
+		q := qemuInfoOf(info, path)
 		if isOVA {
 			q.Diskport.Appliance = applianceJSON(path, im)
 		}

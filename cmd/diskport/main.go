@@ -15,12 +15,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"runtime/debug"
 	"sort"
-	"strings"
 
 	"github.com/diskport/diskport"
+	"github.com/diskport/diskport/internal/logtext"
 )
 
 // A command is one verb of the CLI. Each verb has its own file, X.go, which
@@ -111,23 +110,9 @@ func run(args []string) int {
 		fmt.Fprintf(stderr, "diskport %s: %s\nusage: diskport %s\n", c.name, ue.msg, c.usage)
 		return 2
 	default:
-		fmt.Fprintf(stderr, "diskport: %s\n", redactURLs(oneLine(err.Error())))
+		fmt.Fprintf(stderr, "diskport: %s\n", logtext.RedactURLs(logtext.OneLine(err.Error())))
 		return 1
 	}
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
-// queryURL matches an http(s) URL with a query string.
-var queryURL = regexp.MustCompile(`(https?://[^\s"'?]*)\?[^\s"']*`)
-
-// redactURLs drops the query string of every URL in s: a presigned URL's
-// query is a credential, and no error may print it. The library redacts
-// the URLs it names; this is the CLI's last line of defence.
-func redactURLs(s string) string {
-	return queryURL.ReplaceAllString(s, "$1")
 }
 
 func printHelp(w io.Writer) {
@@ -141,7 +126,7 @@ func printHelp(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nImage formats: "+diskport.FormatNames()+".")
+	fmt.Fprintln(w, "\nImage formats: "+diskport.FormatNames()+"; and an OVA appliance's disks (--disk picks one).")
 	fmt.Fprintln(w, "A MANIFEST is a path, a directory holding one manifest, an http(s) URL or s3://BUCKET/KEY.")
 	fmt.Fprintln(w, "\nRun 'diskport help <command>' or 'diskport <command> --help' for a command's flags;")
 	fmt.Fprintln(w, "'diskport --version' for the version.")

@@ -66,7 +66,8 @@ func TestInfoJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatal(err)
 	}
-	// qemu-img's keys (issue 15), diskport's own under "diskport".
+	// qemu-img's keys, so scripts written for it read ours; diskport's own
+	// under "diskport".
 	for _, k := range []string{"filename", "format", "virtual-size", "actual-size", "dirty-flag", "diskport"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("info JSON lacks %q: %s", k, out)
@@ -176,7 +177,8 @@ func TestConvertFromManifest(t *testing.T) {
 // TestConvertFromManifestChecksSHA256 swaps two parts' bytes and their
 // checksum entries: every part verifies, the whole file does not, and
 // `convert --manifest` must fail naming the manifest and leave nothing under
-// the destination's name (issue 11, defect 8).
+// the destination's name: a volume whose source fails its checksum
+// must not look finished.
 func TestConvertFromManifestChecksSHA256(t *testing.T) {
 	g := testimg.Golden(t, testimg.Spec{Size: 6 << 20, Seed: 8})
 	dir := t.TempDir()

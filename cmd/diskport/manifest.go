@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/logtext"
 	"github.com/diskport/diskport/manifest"
 )
 
@@ -175,7 +176,7 @@ func showManifest(w io.Writer, m *manifest.Manifest, store manifest.PartStore) {
 		fmt.Fprintf(w, "sha256:       none (no checksum extension)\n")
 	}
 	if m.SelfDestructURL != "" {
-		fmt.Fprintf(w, "self-destruct: %s\n", redactURL(m.SelfDestructURL))
+		fmt.Fprintf(w, "self-destruct: %s\n", presignedURL(m.SelfDestructURL))
 	}
 	fmt.Fprintf(w, "parts:        %d\n", len(m.Parts))
 	for i := range m.Parts {
@@ -188,13 +189,14 @@ func showManifest(w io.Writer, m *manifest.Manifest, store manifest.PartStore) {
 	}
 }
 
-// redactURL drops the query (the signature) from a presigned URL and says
-// when it expires, when it can tell.
-func redactURL(u string) string {
-	base, q, ok := strings.Cut(u, "?")
+// presignedURL names a presigned URL without its query (the signature)
+// and says when it expires, when it can tell.
+func presignedURL(u string) string {
+	_, q, ok := strings.Cut(u, "?")
 	if !ok {
 		return u
 	}
+	base := logtext.RedactURL(u)
 	for _, kv := range strings.Split(q, "&") {
 		k, v, _ := strings.Cut(kv, "=")
 		switch k {

@@ -45,7 +45,7 @@ func runMap(c *command, args []string) error {
 			fmt.Fprintf(w, "%#-20x%#-20x%-6s%s\n", e.Offset, e.Length, e.Kind, where)
 			continue
 		}
-		b, _ := json.Marshal(e.Qemu(format))
+		b, _ := json.Marshal(qemuMapEntryOf(e, format))
 		if !first {
 			fmt.Fprint(w, ",\n")
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // barDone checks a progress bar drawn on stderr reached 100% of a known
-// total: before issue 15 the bars of upload and manifest sat at "0/0 B".
+// total: a bar without a total sits at "0/0 B" and tells the user nothing.
 func barDone(t *testing.T, what string, stderr []byte, label string) {
 	t.Helper()
 	s := string(stderr)

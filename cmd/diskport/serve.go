@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/diskport/diskport/internal/logtext"
 	"github.com/diskport/diskport/server"
 	"github.com/diskport/diskport/server/store"
 	"golang.org/x/sys/unix"
@@ -189,18 +190,7 @@ func openStore(ctx context.Context, dir, storeURL string) (*store.DB, error) {
 		}
 		return store.OpenFile(path)
 	}
-	return nil, usageError("--store must be postgres://…, postgresql://… or sqlite:FILE, not %q", redactPassword(storeURL))
-}
-
-// redactPassword hides a connection string's password.
-func redactPassword(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
-		}
-	}
-	return s
+	return nil, usageError("--store must be postgres://…, postgresql://… or sqlite:FILE, not %q", logtext.RedactPassword(storeURL))
 }
 
 func runServeAccounts(args []string) error {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/diskport/diskport/disk"
 )
 
@@ -278,35 +280,30 @@ func checkConcurrent(t testing.TB, img disk.Image, ref func(off, n int64) []byte
 	if size == 0 {
 		return
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for g := range 4 {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(g), uint64(size)))
+	var g errgroup.Group
+	for w := range 4 {
+		g.Go(func() error {
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(size)))
 			for range 50 {
 				off := rng.Int64N(size)
 				n := 1 + rng.Int64N(min(size-off, 256<<10))
 				got := make([]byte, n)
 				if _, err := img.ReadAt(got, off); err != nil && err != io.EOF {
-					errs <- fmt.Errorf("concurrent ReadAt(%d, %d): %v", off, n, err)
-					return
+					return fmt.Errorf("concurrent ReadAt(%d, %d): %v", off, n, err)
 				}
 				if i := firstDiff(got, ref(off, n)); i >= 0 {
-					errs <- fmt.Errorf("concurrent ReadAt(%d, %d): byte %d differs", off, n, off+int64(i))
-					return
+					return fmt.Errorf("concurrent ReadAt(%d, %d): byte %d differs", off, n, off+int64(i))
 				}
 				for _, err := range img.Extents(off, n) {
 					if err != nil {
-						errs <- fmt.Errorf("concurrent Extents(%d, %d): %v", off, n, err)
-						return
+						return fmt.Errorf("concurrent Extents(%d, %d): %v", off, n, err)
 					}
 				}
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package mapped is the core shared by diskport's mapped-image readers
-// (vmdk, vhd, and vhdx to come): formats whose virtual disk is a map of
+// (vmdk, vhd and vhdx): formats whose virtual disk is a map of
 // grains or blocks, each unallocated, zeroed, stored verbatim in a file, or
 // stored compressed.
 //

@@ -1,33 +1,37 @@
-package disk
+package main
 
-import "strings"
+import (
+	"strings"
 
-// QemuInfo is the JSON document of `diskport info --output=json`: the keys
+	"github.com/diskport/diskport/disk"
+)
+
+// qemuInfo is the JSON document of `diskport info --output=json`: the keys
 // and structure of `qemu-img info --output=json`, so scripts written for
 // qemu-img read it unchanged, with diskport's own fields under "diskport".
-type QemuInfo struct {
+type qemuInfo struct {
 	Filename    string `json:"filename"`
 	Format      string `json:"format"`
 	VirtualSize int64  `json:"virtual-size"`
 	// ActualSize is the host storage the image takes
-	// ([Info.AllocatedBytes]).
+	// ([disk.Info.AllocatedBytes]).
 	ActualSize     int64         `json:"actual-size"`
 	ClusterSize    int64         `json:"cluster-size,omitempty"`
 	DirtyFlag      bool          `json:"dirty-flag"`
-	FormatSpecific *QemuSpecific `json:"format-specific,omitempty"`
-	Diskport       InfoExtras    `json:"diskport"`
+	FormatSpecific *qemuSpecific `json:"format-specific,omitempty"`
+	Diskport       infoExtras    `json:"diskport"`
 }
 
-// QemuSpecific is qemu-img's "format-specific" object: the format and its
-// own fields (diskport's [Info.Specific], keys in qemu's kebab-case).
-type QemuSpecific struct {
+// qemuSpecific is qemu-img's "format-specific" object: the format and its
+// own fields (diskport's [disk.Info.Specific], keys in qemu's kebab-case).
+type qemuSpecific struct {
 	Type string         `json:"type"`
 	Data map[string]any `json:"data"`
 }
 
-// InfoExtras are the fields of `diskport info --output=json` qemu-img does
+// infoExtras are the fields of `diskport info --output=json` qemu-img does
 // not have.
-type InfoExtras struct {
+type infoExtras struct {
 	Subformat      string `json:"subformat,omitempty"`
 	FileSize       int64  `json:"file-size"`
 	AllocatedBytes int64  `json:"allocated-bytes"`
@@ -39,19 +43,19 @@ type InfoExtras struct {
 	Appliance any `json:"appliance,omitempty"`
 }
 
-// Qemu returns i in the shape of `qemu-img info --output=json` for the
-// image at filename.
-func (i Info) Qemu(filename string) QemuInfo {
-	q := QemuInfo{
+// qemuInfoOf returns i in the shape of `qemu-img info --output=json` for
+// the image at filename.
+func qemuInfoOf(i disk.Info, filename string) qemuInfo {
+	q := qemuInfo{
 		Filename:    filename,
 		Format:      i.Format,
 		VirtualSize: i.VirtualSize,
 		ActualSize:  i.AllocatedBytes,
 		ClusterSize: i.ClusterSize,
-		Diskport:    InfoExtras{Subformat: i.Subformat, FileSize: i.FileSize, AllocatedBytes: i.AllocatedBytes},
+		Diskport:    infoExtras{Subformat: i.Subformat, FileSize: i.FileSize, AllocatedBytes: i.AllocatedBytes},
 	}
 	if len(i.Specific) > 0 {
-		q.FormatSpecific = &QemuSpecific{Type: i.Format, Data: kebab(i.Specific).(map[string]any)}
+		q.FormatSpecific = &qemuSpecific{Type: i.Format, Data: kebab(i.Specific).(map[string]any)}
 	}
 	return q
 }
@@ -81,11 +85,11 @@ func kebab(v any) any {
 	return v
 }
 
-// QemuMapEntry is one entry of `diskport map --output=json`, with the keys
+// qemuMapEntry is one entry of `diskport map --output=json`, with the keys
 // of `qemu-img map --output=json` (offset only where the range maps to
 // the image file, as qemu-img writes it) and diskport's own under
 // "diskport".
-type QemuMapEntry struct {
+type qemuMapEntry struct {
 	Start  int64 `json:"start"`
 	Length int64 `json:"length"`
 	// Depth is the layer of the chain the data comes from; diskport
@@ -97,11 +101,11 @@ type QemuMapEntry struct {
 	Zero     bool      `json:"zero"`
 	Data     bool      `json:"data"`
 	Offset   *int64    `json:"offset,omitempty"`
-	Diskport *MapExtra `json:"diskport,omitempty"`
+	Diskport *mapExtra `json:"diskport,omitempty"`
 }
 
-// MapExtra is what diskport says of a run beyond qemu-img's keys.
-type MapExtra struct {
+// mapExtra is what diskport says of a run beyond qemu-img's keys.
+type mapExtra struct {
 	// Compressed: the run's bytes are stored compressed (streamOptimized
 	// grains), so they have no offset.
 	Compressed bool `json:"compressed,omitempty"`
@@ -109,22 +113,22 @@ type MapExtra struct {
 	File string `json:"file,omitempty"`
 }
 
-// Qemu returns e as an entry of `qemu-img map --output=json` of an image of
-// the given format ([Info.Format]).
-func (e Extent) Qemu(format string) QemuMapEntry {
-	m := QemuMapEntry{Start: e.Offset, Length: e.Length, Data: e.Kind == Data, Zero: e.Kind == Zero}
+// qemuMapEntryOf returns e as an entry of `qemu-img map --output=json` of
+// an image of the given format ([disk.Info.Format]).
+func qemuMapEntryOf(e disk.Extent, format string) qemuMapEntry {
+	m := qemuMapEntry{Start: e.Offset, Length: e.Length, Data: e.Kind == disk.Data, Zero: e.Kind == disk.Zero}
 	m.Present = m.Data || format == "raw"
 	switch {
 	case e.Stored != nil:
 		o := e.StoredOffset
 		m.Offset = &o
-		m.Diskport = &MapExtra{File: e.Stored.Name()}
+		m.Diskport = &mapExtra{File: e.Stored.Name()}
 	case format == "raw":
 		o := e.Offset
 		m.Offset = &o
 	}
 	if e.Compressed {
-		m.Diskport = &MapExtra{Compressed: true}
+		m.Diskport = &mapExtra{Compressed: true}
 	}
 	return m
 }
