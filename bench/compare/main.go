@@ -18,13 +18,19 @@
 // For each image every tool first runs once untimed (warming the page
 // cache, sampling anonymous memory, and checking that every output is
 // byte-identical to diskport's over the virtual size). Then the tools run
-// in rounds, alternating the order of each round, so in each pair each
-// tool goes first half the time. Before every timed run all outputs are
+// in rounds whose order rotates as a Latin square: round r runs the tools
+// of a base order 0, 1, n-1, 2, n-2, ... each advanced by r (mod n), so
+// over n rounds each tool runs once in each position, and (for an even n;
+// for an odd n over 2n rounds, the second n mirrored) directly after each
+// other tool once. With two tools the rounds alternate; give -runs a
+// multiple of the tool count (4 with the anchors) for a balanced
+// schedule. So no tool is favoured by running first or by running after
+// another tool's large output. Before every timed run all outputs are
 // deleted and `sync` is run (untimed). Each cell reports the median wall
 // time and the geometric mean over rounds of the pairwise ratio
 // other/diskport, which cancels the favour the first run of a pair often
-// gets on a VM, and the CPU seconds (user + system, from the children's
-// rusage) of each tool.
+// gets on a VM, the CPU seconds (user + system) and the minor page faults
+// of each tool (both from the children's rusage).
 //
 // Fast mode: `diskport convert --no-sync` against qemu-img's default
 // (which does not flush) and the anchors `qemu-img convert -m 16 -W` (its
