@@ -52,10 +52,13 @@ var formats = []format{
 }
 
 // pickFormats returns the rows named in list (comma-separated, any case;
-// "" or "all" for every row).
+// "" or "all" for every row, "none" for none).
 func pickFormats(list string) ([]format, error) {
 	if list == "" || strings.EqualFold(list, "all") {
 		return formats, nil
+	}
+	if strings.EqualFold(list, "none") {
+		return nil, nil
 	}
 	var out []format
 	for _, name := range strings.Split(list, ",") {

@@ -32,6 +32,21 @@
 // gets on a VM, the CPU seconds (user + system) and the minor page faults
 // of each tool (both from the children's rusage).
 //
+// Export rows (-export) time diskport writing an image from the raw disk
+// against qemu-img writing the same layout, in the fast mode: `-O vmdk`
+// (streamOptimized) against `qemu-img convert -f raw -O vmdk -o
+// subformat=streamOptimized`, `-O vmdk --subformat monolithicSparse`
+// against subformat=monolithicSparse, `-O vhd` and `-O vhd --subformat
+// fixed` against `-O vpc -o subformat=dynamic|fixed,force_size=on`; and
+// `-O ova` against diskport's own `-O vmdk` (the stream the OVA holds).
+// The untimed first run samples peak anonymous memory and the output
+// sizes, and checks every output against the raw disk: `qemu-img compare
+// -f vmdk|vpc -F raw`, or for the OVA a conversion back to raw by diskport
+// compared with cmp. The targets are speed-ups over qemu-img by the
+// geometric mean, the OVA's time as a multiple of the stream's, diskport's
+// peak anonymous memory and its streamOptimized output's size as a
+// multiple of qemu-img's (see exportKinds).
+//
 // Fast mode: `diskport convert --no-sync` against qemu-img's default
 // (which does not flush) and the anchors `qemu-img convert -m 16 -W` (its
 // fastest) and qemu-nbd --read-only + nbdcopy (virt-v2v's pipeline).
@@ -45,8 +60,9 @@
 // Usage:
 //
 //	go run ./bench/compare [-runs 5] [-real-size 3221225472] [-real-files 1468006400]
-//	    [-size 2147483648] [-disks real,golden] [-formats raw,streamOptimized]
-//	    [-anchors=true] [-durable=true] [-out bench/RESULTS.md]
+//	    [-size 2147483648] [-disks real,golden] [-formats raw,streamOptimized|none]
+//	    [-export stream,sparse,vhd,vhdfixed,ova|all] [-anchors=true] [-durable=true]
+//	    [-out bench/RESULTS.md]
 package main
 
 import (
@@ -76,6 +92,7 @@ type options struct {
 	realSize, realFiles int64
 	disks               string
 	formats             string
+	export              string
 	out                 string
 	cache               string
 	work                string
@@ -95,7 +112,8 @@ func parseFlags() options {
 	flag.Int64Var(&o.realSize, "real-size", realdisk.Default.Size, "size of the real-content ext4 disk in bytes")
 	flag.Int64Var(&o.realFiles, "real-files", realdisk.Default.Files, "bytes of real files copied into the real-content disk, at most")
 	flag.StringVar(&o.disks, "disks", "real,golden", "comma-separated raw disks to make the images from: real (the real-content ext4 disk), golden (the synthetic one)")
-	flag.StringVar(&o.formats, "formats", "all", "comma-separated rows to run: "+formatNames())
+	flag.StringVar(&o.formats, "formats", "all", "comma-separated rows to run: "+formatNames()+"; none")
+	flag.StringVar(&o.export, "export", "none", "comma-separated export rows to run (diskport writing an image from the raw disk): "+exportNames()+"; all; none")
 	flag.StringVar(&o.out, "out", "", "also write the tables and the machine description to this file")
 	flag.StringVar(&o.cache, "cache", defCache, "directory for the raw disks and the images")
 	flag.StringVar(&o.work, "work", "", "directory for the outputs (default: a directory in -cache)")
@@ -134,6 +152,7 @@ type corpus struct {
 	describe      string // markdown: what the disk is
 	fast, durable []row
 	ova           []row // diskport on the OVA against diskport on the bare image
+	export        []exportRow
 }
 
 // programs are the paths of the commands compare runs.
@@ -147,6 +166,10 @@ func run() error {
 		return fmt.Errorf("-runs must be at least 1")
 	}
 	rows, err := pickFormats(o.formats)
+	if err != nil {
+		return err
+	}
+	exports, err := pickExports(o.export)
 	if err != nil {
 		return err
 	}
@@ -248,6 +271,9 @@ func run() error {
 			if o.durable {
 				c.durable = append(c.durable, durable)
 			}
+		}
+		if c.export, err = compareExports(o, p, d.set, exports, work); err != nil {
+			return err
 		}
 		results = append(results, c)
 	}

@@ -116,8 +116,10 @@ func report(o options, m machine, started time.Time, results []corpus) string {
 	for _, c := range results {
 		title := map[string]string{"real": "Real-content disk (headline)", "golden": "Synthetic golden disk"}[c.label]
 		fmt.Fprintf(&b, "## %s\n\n%s\n\n", title, c.describe)
-		fmt.Fprintf(&b, "### Fast: `diskport convert --no-sync --exact-size` vs `qemu-img convert -O raw`\n\n")
-		table(&b, c.fast, c.label)
+		if len(c.fast) > 0 {
+			fmt.Fprintf(&b, "### Fast: `diskport convert --no-sync --exact-size` vs `qemu-img convert -O raw`\n\n")
+			table(&b, c.fast, c.label)
+		}
 		if o.anchors && len(c.fast) > 0 && len(c.fast[0].tools) > 2 {
 			fmt.Fprintf(&b, "\n#### Anchors (same rounds): `qemu-img convert -m 16 -W -O raw` and `qemu-nbd --read-only --persistent --shared=0 --socket=S` + `nbdcopy nbd+unix:///?socket=S out.raw`\n\n")
 			anchorTable(&b, c.fast)
@@ -132,7 +134,10 @@ func report(o options, m machine, started time.Time, results []corpus) string {
 			fmt.Fprintf(&b, "The OVA is laid out as ovftool writes one (descriptor, `.mf` with SHA-256, the disk); its disk is read in place and the member's SHA-256 checked as it is read. Target: within 5%% of the bare image's time.\n\n")
 			ovaTable(&b, c.ova)
 		}
-		fmt.Fprintf(&b, "\n### All runs (wall seconds, round by round)\n\n")
+		exportSection(&b, c.export)
+		if len(c.fast)+len(c.durable)+len(c.ova) > 0 {
+			fmt.Fprintf(&b, "\n### All runs (wall seconds, round by round)\n\n")
+		}
 		for _, rows := range [][]row{c.fast, c.durable, c.ova} {
 			for _, r := range rows {
 				fmt.Fprintf(&b, "- %s (%s):", r.format.Name, strings.Join(r.tools, " / "))
