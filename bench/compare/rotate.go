@@ -41,3 +41,12 @@ func roundOrder(n, r int) []int {
 	}
 	return order
 }
+
+// balancedRounds returns the fewest rounds over which roundOrder balances
+// n tools: n for an even n, 2n for an odd one (1 for a single tool).
+func balancedRounds(n int) int {
+	if n%2 == 1 && n > 1 {
+		return 2 * n
+	}
+	return max(n, 1)
+}

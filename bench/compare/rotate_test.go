@@ -10,7 +10,7 @@ import (
 // every other tool equally often, and every round runs each tool once.
 func TestRoundOrderBalanced(t *testing.T) {
 	for n := 1; n <= 7; n++ {
-		for _, runs := range []int{2 * n, 4 * n} {
+		for _, runs := range []int{balancedRounds(n), 2 * balancedRounds(n), 4 * n} {
 			pos := make([][]int, n) // pos[tool][position]
 			for i := range pos {
 				pos[i] = make([]int, n)

@@ -239,6 +239,9 @@ func measure(tools []tool, src string, runs int) ([][]sample, error) {
 	for _, t := range tools {
 		outs = append(outs, t.out)
 	}
+	if c := balancedRounds(len(tools)); runs%c != 0 {
+		logf("  %d rounds of %d tools: positions are balanced only over a multiple of %d rounds", runs, len(tools), c)
+	}
 	for i := range runs {
 		for _, k := range roundOrder(len(tools), i) {
 			t := tools[k]
