@@ -26,12 +26,11 @@ type format struct {
 	Opts string
 	// Ext is the image file's extension.
 	Ext string
-	// Target is the speed-up over qemu-img issue 5 asks for on the
-	// synthetic golden disk; RealTarget the one issue 13 asks for on the
-	// real-content disk.
+	// Target is the speed-up over qemu-img asked for on the synthetic
+	// golden disk; RealTarget the one asked for on the real-content disk.
 	Target, RealTarget float64
 	// OVA marks the OVA row: the streamOptimized image inside an OVA,
-	// timed against the bare image (issue 16).
+	// timed against the bare image.
 	OVA bool
 }
 
@@ -44,8 +43,8 @@ var formats = []format{
 	{Name: "monolithicFlat", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=monolithicFlat", Ext: "vmdk", Target: 1.2, RealTarget: 1.3},
 	{Name: "vhd-dynamic", Qemu: "vpc", Diskport: "vhd", Opts: "subformat=dynamic", Ext: "vhd", Target: 1.2, RealTarget: 1.5},
 	{Name: "vhd-fixed", Qemu: "vpc", Diskport: "vhd", Opts: "subformat=fixed", Ext: "vhd", Target: 1.2, RealTarget: 1.3},
-	// Issue 14: dynamic VHDX at >= 1.3x qemu-img (no figure was set for
-	// fixed VHDX; it is stored verbatim, like a fixed VHD).
+	// Dynamic VHDX at >= 1.3x qemu-img (no figure was set for fixed
+	// VHDX; it is stored verbatim, like a fixed VHD).
 	{Name: "vhdx-dynamic", Qemu: "vhdx", Diskport: "vhdx", Opts: "subformat=dynamic", Ext: "vhdx", Target: 1.3, RealTarget: 1.3},
 	{Name: "vhdx-fixed", Qemu: "vhdx", Diskport: "vhdx", Opts: "subformat=fixed", Ext: "vhdx", Target: 1.2, RealTarget: 1.3},
 	{Name: ovaRow, Qemu: "vmdk", Diskport: "vmdk", OVA: true},

@@ -12,8 +12,8 @@
 // streamOptimized, twoGbMaxExtentSparse, monolithicFlat, VHD and VHDX
 // dynamic and fixed); all are cached, and diskport is built. The ova row
 // wraps the streamOptimized image in an OVA laid out as ovftool writes
-// one and times diskport on it against diskport on the bare image (issue
-// 16: within 5%).
+// one and times diskport on it against diskport on the bare image (within
+// 5%).
 //
 // For each image every tool first runs once untimed (warming the page
 // cache, sampling anonymous memory, and checking that every output is

@@ -12,10 +12,10 @@ import (
 	"github.com/diskport/diskport/internal/testimg"
 )
 
-// ovaRow is the OVA row of issue 16: the streamOptimized image inside an
-// OVA, converted in place (its .mf SHA-256 checked as it is read), against
-// the same image as a bare file; the OVA must be within 5% of the bare
-// file's time.
+// ovaRow is the OVA row: the streamOptimized image inside an OVA,
+// converted in place (its .mf SHA-256 checked as it is read), against the
+// same image as a bare file; the OVA must be within 5% of the bare file's
+// time.
 const ovaRow = "ova"
 
 // ovaTarget is the bare/OVA wall ratio the OVA row must reach.
