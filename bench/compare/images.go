@@ -43,18 +43,21 @@ var formats = []format{
 	{Name: "monolithicFlat", Qemu: "vmdk", Diskport: "vmdk", Opts: "subformat=monolithicFlat", Ext: "vmdk", Target: 1.2, RealTarget: 1.3},
 	{Name: "vhd-dynamic", Qemu: "vpc", Diskport: "vhd", Opts: "subformat=dynamic", Ext: "vhd", Target: 1.2, RealTarget: 1.5},
 	{Name: "vhd-fixed", Qemu: "vpc", Diskport: "vhd", Opts: "subformat=fixed", Ext: "vhd", Target: 1.2, RealTarget: 1.3},
-	// Issue 14: dynamic VHDX at >= 1.3x qemu-img (no figure was set for
-	// fixed VHDX; it is stored verbatim, like a fixed VHD).
+	// Dynamic VHDX at >= 1.3x qemu-img (no figure was set for fixed
+	// VHDX; it is stored verbatim, like a fixed VHD).
 	{Name: "vhdx-dynamic", Qemu: "vhdx", Diskport: "vhdx", Opts: "subformat=dynamic", Ext: "vhdx", Target: 1.3, RealTarget: 1.3},
 	{Name: "vhdx-fixed", Qemu: "vhdx", Diskport: "vhdx", Opts: "subformat=fixed", Ext: "vhdx", Target: 1.2, RealTarget: 1.3},
 	{Name: ovaRow, Qemu: "vmdk", Diskport: "vmdk", OVA: true},
 }
 
 // pickFormats returns the rows named in list (comma-separated, any case;
-// "" or "all" for every row).
+// "" or "all" for every row, "none" for none).
 func pickFormats(list string) ([]format, error) {
 	if list == "" || strings.EqualFold(list, "all") {
 		return formats, nil
+	}
+	if strings.EqualFold(list, "none") {
+		return nil, nil
 	}
 	var out []format
 	for _, name := range strings.Split(list, ",") {

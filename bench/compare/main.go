@@ -18,13 +18,34 @@
 // For each image every tool first runs once untimed (warming the page
 // cache, sampling anonymous memory, and checking that every output is
 // byte-identical to diskport's over the virtual size). Then the tools run
-// in rounds, alternating the order of each round, so in each pair each
-// tool goes first half the time. Before every timed run all outputs are
+// in rounds whose order rotates as a Latin square: round r runs the tools
+// of a base order 0, 1, n-1, 2, n-2, ... each advanced by r (mod n), so
+// over n rounds each tool runs once in each position, and (for an even n;
+// for an odd n over 2n rounds, the second n mirrored) directly after each
+// other tool once. With two tools the rounds alternate; give -runs a
+// multiple of the tool count (4 with the anchors) for a balanced
+// schedule. So no tool is favoured by running first or by running after
+// another tool's large output. Before every timed run all outputs are
 // deleted and `sync` is run (untimed). Each cell reports the median wall
 // time and the geometric mean over rounds of the pairwise ratio
 // other/diskport, which cancels the favour the first run of a pair often
-// gets on a VM, and the CPU seconds (user + system, from the children's
-// rusage) of each tool.
+// gets on a VM, the CPU seconds (user + system) and the minor page faults
+// of each tool (both from the children's rusage).
+//
+// Export rows (-export) time diskport writing an image from the raw disk
+// against qemu-img writing the same layout, in the fast mode: `-O vmdk`
+// (streamOptimized) against `qemu-img convert -f raw -O vmdk -o
+// subformat=streamOptimized`, `-O vmdk --subformat monolithicSparse`
+// against subformat=monolithicSparse, `-O vhd` and `-O vhd --subformat
+// fixed` against `-O vpc -o subformat=dynamic|fixed,force_size=on`; and
+// `-O ova` against diskport's own `-O vmdk` (the stream the OVA holds).
+// The untimed first run samples peak anonymous memory and the output
+// sizes, and checks every output against the raw disk: `qemu-img compare
+// -f vmdk|vpc -F raw`, or for the OVA a conversion back to raw by diskport
+// compared with cmp. The targets are speed-ups over qemu-img by the
+// geometric mean, the OVA's time as a multiple of the stream's, diskport's
+// peak anonymous memory and its streamOptimized output's size as a
+// multiple of qemu-img's (see exportKinds).
 //
 // Fast mode: `diskport convert --no-sync` against qemu-img's default
 // (which does not flush) and the anchors `qemu-img convert -m 16 -W` (its
@@ -39,8 +60,9 @@
 // Usage:
 //
 //	go run ./bench/compare [-runs 5] [-real-size 3221225472] [-real-files 1468006400]
-//	    [-size 2147483648] [-disks real,golden] [-formats raw,streamOptimized]
-//	    [-anchors=true] [-durable=true] [-out bench/RESULTS.md]
+//	    [-size 2147483648] [-disks real,golden] [-formats raw,streamOptimized|none]
+//	    [-export stream,sparse,vhd,vhdfixed,ova|all] [-anchors=true] [-durable=true]
+//	    [-out bench/RESULTS.md]
 package main
 
 import (
@@ -70,6 +92,7 @@ type options struct {
 	realSize, realFiles int64
 	disks               string
 	formats             string
+	export              string
 	out                 string
 	cache               string
 	work                string
@@ -89,7 +112,8 @@ func parseFlags() options {
 	flag.Int64Var(&o.realSize, "real-size", realdisk.Default.Size, "size of the real-content ext4 disk in bytes")
 	flag.Int64Var(&o.realFiles, "real-files", realdisk.Default.Files, "bytes of real files copied into the real-content disk, at most")
 	flag.StringVar(&o.disks, "disks", "real,golden", "comma-separated raw disks to make the images from: real (the real-content ext4 disk), golden (the synthetic one)")
-	flag.StringVar(&o.formats, "formats", "all", "comma-separated rows to run: "+formatNames())
+	flag.StringVar(&o.formats, "formats", "all", "comma-separated rows to run: "+formatNames()+"; none")
+	flag.StringVar(&o.export, "export", "none", "comma-separated export rows to run (diskport writing an image from the raw disk): "+exportNames()+"; all; none")
 	flag.StringVar(&o.out, "out", "", "also write the tables and the machine description to this file")
 	flag.StringVar(&o.cache, "cache", defCache, "directory for the raw disks and the images")
 	flag.StringVar(&o.work, "work", "", "directory for the outputs (default: a directory in -cache)")
@@ -128,6 +152,7 @@ type corpus struct {
 	describe      string // markdown: what the disk is
 	fast, durable []row
 	ova           []row // diskport on the OVA against diskport on the bare image
+	export        []exportRow
 }
 
 // programs are the paths of the commands compare runs.
@@ -141,6 +166,10 @@ func run() error {
 		return fmt.Errorf("-runs must be at least 1")
 	}
 	rows, err := pickFormats(o.formats)
+	if err != nil {
+		return err
+	}
+	exports, err := pickExports(o.export)
 	if err != nil {
 		return err
 	}
@@ -178,7 +207,7 @@ func run() error {
 
 	machine := describeMachine(p.qemu, p.diskport)
 	started := time.Now()
-	results, err := compareAll(o, p, disks, rows, work)
+	results, err := compareAll(o, p, disks, rows, exports, work)
 	if err != nil {
 		return err
 	}
@@ -269,7 +298,7 @@ func prepare(cache string, disks []benchDisk, rows []format) error {
 }
 
 // compareAll times every row on every disk.
-func compareAll(o options, p programs, disks []benchDisk, rows []format, work string) ([]corpus, error) {
+func compareAll(o options, p programs, disks []benchDisk, rows []format, exports []exportKind, work string) ([]corpus, error) {
 	var results []corpus
 	for _, d := range disks {
 		c := corpus{label: d.set.label, describe: d.describe}
@@ -290,6 +319,10 @@ func compareAll(o options, p programs, disks []benchDisk, rows []format, work st
 			if o.durable {
 				c.durable = append(c.durable, durable)
 			}
+		}
+		var err error
+		if c.export, err = compareExports(o, p, d.set, exports, work); err != nil {
+			return nil, err
 		}
 		results = append(results, c)
 	}

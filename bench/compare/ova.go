@@ -129,12 +129,13 @@ func compareOVA(o options, p programs, set *imageSet, f format, work string) (ro
 
 // ovaTable writes the OVA rows: the OVA against the bare image.
 func ovaTable(b io.Writer, rows []row) {
-	fmt.Fprintf(b, "| image | OVA s | bare VMDK s | bare/OVA geo | median ratio | target | OVA CPU s | bare CPU s | OVA peak anon | bare peak anon |\n")
-	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
+	fmt.Fprintf(b, "| image | OVA s | bare VMDK s | bare/OVA geo | median ratio | target | OVA CPU s | bare CPU s | OVA minflt | bare minflt | OVA peak anon | bare peak anon |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		f := pairOf(r)
-		fmt.Fprintf(b, "| streamOptimized | %.2f | %.2f | %.3f× | %.3f× | ≥%.2f× %s | %.2f | %.2f | %s | %s |\n",
+		fmt.Fprintf(b, "| streamOptimized | %.2f | %.2f | %.3f× | %.3f× | ≥%.2f× %s | %.2f | %.2f | %s | %s | %s | %s |\n",
 			f.wall[0], f.wall[1], f.geo, f.wall[1]/f.wall[0], ovaTarget, met(f.geo, ovaTarget), f.cpu[0], f.cpu[1],
+			faults(medianFaults(r.times[0])), faults(medianFaults(r.times[1])),
 			mib(r.verify.anon[0]), mib(r.verify.anon[1]))
 	}
 }

@@ -91,10 +91,11 @@ func report(o options, m machine, started time.Time, results []corpus) string {
 	fmt.Fprintf(&b, "# diskport convert vs qemu-img convert\n\n")
 	fmt.Fprintf(&b, "Made by `go run ./bench/compare %s` on %s (%s).\n",
 		strings.Join(os.Args[1:], " "), started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
-	fmt.Fprintf(&b, "Every tool runs %d times per image and mode, in rounds whose order alternates (each round reversed from the last), "+
-		"so in every pair of tools each goes first half the time; before every timed run all outputs are deleted and `sync` is run (untimed). ", o.runs)
+	fmt.Fprintf(&b, "Every tool runs %d times per image and mode, in rounds whose order rotates as a Latin square (round r runs the base order 0, 1, n-1, 2, n-2, ... "+
+		"with every tool advanced by r mod n), so over n rounds each tool runs once in each position and once right after each other tool; "+
+		"before every timed run all outputs are deleted and `sync` is run (untimed). ", o.runs)
 	fmt.Fprintf(&b, "Wall is the median; *geo* is the geometric mean over rounds of the pairwise ratio other/diskport, which cancels the favour the first run of a pair often gets. "+
-		"CPU is user + system seconds from the children's rusage (median). ")
+		"CPU is user + system seconds and *minflt* the minor page faults, both from the children's rusage (median). ")
 	fmt.Fprintf(&b, "Before timing, one untimed run of each tool checks that its output is byte-identical to diskport's over the virtual size (cmp) and warms the page cache.\n\n")
 
 	fmt.Fprintf(&b, "## Machine\n\n")
@@ -115,8 +116,10 @@ func report(o options, m machine, started time.Time, results []corpus) string {
 	for _, c := range results {
 		title := map[string]string{"real": "Real-content disk (headline)", "golden": "Synthetic golden disk"}[c.label]
 		fmt.Fprintf(&b, "## %s\n\n%s\n\n", title, c.describe)
-		fmt.Fprintf(&b, "### Fast: `diskport convert --no-sync --exact-size` vs `qemu-img convert -O raw`\n\n")
-		table(&b, c.fast, c.label)
+		if len(c.fast) > 0 {
+			fmt.Fprintf(&b, "### Fast: `diskport convert --no-sync --exact-size` vs `qemu-img convert -O raw`\n\n")
+			table(&b, c.fast, c.label)
+		}
 		if o.anchors && len(c.fast) > 0 && len(c.fast[0].tools) > 2 {
 			fmt.Fprintf(&b, "\n#### Anchors (same rounds): `qemu-img convert -m 16 -W -O raw` and `qemu-nbd --read-only --persistent --shared=0 --socket=S` + `nbdcopy nbd+unix:///?socket=S out.raw`\n\n")
 			anchorTable(&b, c.fast)
@@ -131,7 +134,10 @@ func report(o options, m machine, started time.Time, results []corpus) string {
 			fmt.Fprintf(&b, "The OVA is laid out as ovftool writes one (descriptor, `.mf` with SHA-256, the disk); its disk is read in place and the member's SHA-256 checked as it is read. Target: within 5%% of the bare image's time.\n\n")
 			ovaTable(&b, c.ova)
 		}
-		fmt.Fprintf(&b, "\n### All runs (wall seconds, round by round)\n\n")
+		exportSection(&b, c.export)
+		if len(c.fast)+len(c.durable)+len(c.ova) > 0 {
+			fmt.Fprintf(&b, "\n### All runs (wall seconds, round by round)\n\n")
+		}
 		for _, rows := range [][]row{c.fast, c.durable, c.ova} {
 			for _, r := range rows {
 				fmt.Fprintf(&b, "- %s (%s):", r.format.Name, strings.Join(r.tools, " / "))
@@ -156,8 +162,8 @@ func report(o options, m machine, started time.Time, results []corpus) string {
 // picks the speed-up asked for ("real" or "golden": the format's target
 // on that disk; "": no slower than qemu-img).
 func table(b *strings.Builder, rows []row, target string) {
-	fmt.Fprintf(b, "| format | diskport s | qemu-img s | qemu/diskport geo | median ratio | target | diskport CPU s | qemu-img CPU s | CPU qemu/diskport | diskport MiB/s | diskport peak RSS | qemu-img peak RSS |\n")
-	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(b, "| format | diskport s | qemu-img s | qemu/diskport geo | median ratio | target | diskport CPU s | qemu-img CPU s | CPU qemu/diskport | diskport minflt | qemu-img minflt | diskport MiB/s | diskport peak RSS | qemu-img peak RSS |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		d, q := r.times[0], r.times[1]
 		f := pairOf(r)
@@ -170,8 +176,8 @@ func table(b *strings.Builder, rows []row, target string) {
 			want = r.format.Target
 		}
 		dc, qc := f.cpu[0], f.cpu[1]
-		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f× | %.2f× | ≥%.1f× %s | %.2f | %.2f | %.2f× | %.0f | %s | %s |\n",
-			r.format.Name, dw, qw, geo, qw/dw, want, met(geo, want), dc, qc, qc/dc,
+		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f× | %.2f× | ≥%.1f× %s | %.2f | %.2f | %.2f× | %s | %s | %.0f | %s | %s |\n",
+			r.format.Name, dw, qw, geo, qw/dw, want, met(geo, want), dc, qc, qc/dc, faults(medianFaults(d)), faults(medianFaults(q)),
 			float64(r.virtualSize)/(1<<20)/dw, mib(maxRSS(d)), mib(maxRSS(q)))
 	}
 }
@@ -193,14 +199,14 @@ func pairOf(r row) pair {
 // anchorTable writes the anchors of the fast rows against diskport, with
 // each row's target.
 func anchorTable(b *strings.Builder, rows []row) {
-	fmt.Fprintf(b, "| format | diskport s | qemu-img -m 16 -W s | geo | CPU s | qemu-nbd+nbdcopy s | geo | CPU s | target |\n")
-	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(b, "| format | diskport s | qemu-img -m 16 -W s | geo | CPU s | minflt | qemu-nbd+nbdcopy s | geo | CPU s | minflt | target |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		d, w, n := r.times[0], r.times[2], r.times[3]
 		gw, gn := geomeanRatio(d, w, wall), geomeanRatio(d, n, wall)
-		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f× | %.2f | %.2f | %.2f× | %.2f | ≥1.2× %s |\n", r.format.Name,
-			median(d, wall).Seconds(), median(w, wall).Seconds(), gw, median(w, cpu).Seconds(),
-			median(n, wall).Seconds(), gn, median(n, cpu).Seconds(), met(min(gw, gn), 1.2))
+		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f× | %.2f | %s | %.2f | %.2f× | %.2f | %s | ≥1.2× %s |\n", r.format.Name,
+			median(d, wall).Seconds(), median(w, wall).Seconds(), gw, median(w, cpu).Seconds(), faults(medianFaults(w)),
+			median(n, wall).Seconds(), gn, median(n, cpu).Seconds(), faults(medianFaults(n)), met(min(gw, gn), 1.2))
 	}
 }
 

@@ -29,11 +29,14 @@ type sample struct {
 	// PeakAnon is the highest anonymous resident memory seen while
 	// polling /proc (only when asked for; 0 otherwise), in bytes.
 	PeakAnon int64
+	// Minflt is the minor page faults of the child (from its rusage):
+	// pages first touched or mapped without I/O, a cost of memory churn.
+	Minflt int64
 }
 
 // add returns the cost of s and t running side by side (wall excepted).
 func (s sample) add(t sample) sample {
-	return sample{Wall: s.Wall, CPU: s.CPU + t.CPU, MaxRSS: s.MaxRSS + t.MaxRSS, PeakAnon: s.PeakAnon + t.PeakAnon}
+	return sample{Wall: s.Wall, CPU: s.CPU + t.CPU, MaxRSS: s.MaxRSS + t.MaxRSS, PeakAnon: s.PeakAnon + t.PeakAnon, Minflt: s.Minflt + t.Minflt}
 }
 
 // A child is a started command being measured.
@@ -94,6 +97,7 @@ func (c *child) wait(signalled bool) (sample, error) {
 	s := sample{Wall: wall, CPU: c.cmd.ProcessState.UserTime() + c.cmd.ProcessState.SystemTime(), PeakAnon: c.peak}
 	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.MaxRSS = ru.Maxrss << 10 // Linux reports KiB
+		s.Minflt = ru.Minflt
 	}
 	return s, nil
 }
@@ -224,25 +228,22 @@ func waitSocket(path string, exited <-chan struct{}, timeout time.Duration) erro
 	return fmt.Errorf("nothing listens on %s after %v", path, timeout)
 }
 
-// measure runs every tool runs times on src. Round i runs them in order
-// for even i and in reverse for odd i, so in every pair of tools each goes
-// first half the time; both outputs are deleted and `sync` is run before
-// every run. It returns the samples by tool, then by round.
+// measure runs every tool runs times on src, round i in the order
+// roundOrder(len(tools), i) gives (see rotate.go), so over the rounds each
+// tool takes each position, and follows each other tool, equally often;
+// all outputs are deleted and `sync` is run before every run. It returns
+// the samples by tool, then by round.
 func measure(tools []tool, src string, runs int) ([][]sample, error) {
 	out := make([][]sample, len(tools))
 	var outs []string
 	for _, t := range tools {
 		outs = append(outs, t.out)
 	}
+	if c := balancedRounds(len(tools)); runs%c != 0 {
+		logf("  %d rounds of %d tools: positions are balanced only over a multiple of %d rounds", runs, len(tools), c)
+	}
 	for i := range runs {
-		order := make([]int, len(tools))
-		for k := range order {
-			order[k] = k
-		}
-		if i%2 == 1 {
-			slices.Reverse(order)
-		}
-		for _, k := range order {
+		for _, k := range roundOrder(len(tools), i) {
 			t := tools[k]
 			if err := clean(outs...); err != nil {
 				return out, err
@@ -251,7 +252,7 @@ func measure(tools []tool, src string, runs int) ([][]sample, error) {
 			if err != nil {
 				return out, err
 			}
-			logf("  run %d %-18s %6.2fs  cpu %6.2fs  maxrss %s", i+1, t.name, s.Wall.Seconds(), s.CPU.Seconds(), mib(s.MaxRSS))
+			logf("  run %d %-18s %6.2fs  cpu %6.2fs  minflt %7d  maxrss %s", i+1, t.name, s.Wall.Seconds(), s.CPU.Seconds(), s.Minflt, mib(s.MaxRSS))
 			out[k] = append(out[k], s)
 		}
 	}
