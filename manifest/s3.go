@@ -13,23 +13,40 @@ import (
 
 // S3Config says how to reach an S3 endpoint: its URL, the region, the
 // credentials, and whether to sign with signature version 2.
-type S3Config = s3.Config
+type S3Config struct {
+	// Endpoint is the service URL, such as https://s3.us-east-1.amazonaws.com
+	// or http://127.0.0.1:9000.
+	Endpoint string
+	// Region is the bucket's region; "" means us-east-1.
+	Region string
+	// AccessKey, SecretKey and SessionToken are the credentials.
+	AccessKey, SecretKey, SessionToken string
+	// SigV2 signs requests and presigned URLs with signature version 2
+	// (for old endpoints) instead of version 4.
+	SigV2 bool
+	// VirtualHost lets the client address buckets as virtual hosts
+	// (bucket.s3.amazonaws.com) where the endpoint allows it; by default
+	// buckets are always addressed by path (endpoint/bucket/key), as
+	// presigned URLs are.
+	VirtualHost bool
+}
 
 // S3ConfigFromEnv returns a config for endpoint with the credentials and
 // region of the usual AWS environment variables: AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION or
 // AWS_DEFAULT_REGION.
-func S3ConfigFromEnv(endpoint string) S3Config { return s3.ConfigFromEnv(endpoint) }
+func S3ConfigFromEnv(endpoint string) S3Config { return S3Config(s3.ConfigFromEnv(endpoint)) }
 
 // newClient returns a client for cfg, which must carry credentials.
 func newClient(cfg S3Config) (*s3.Client, error) {
-	if _, err := cfg.EndpointURL(); err != nil {
+	c := s3.Config(cfg)
+	if _, err := c.EndpointURL(); err != nil {
 		return nil, err
 	}
 	if cfg.AccessKey == "" || cfg.SecretKey == "" {
 		return nil, errors.New("manifest: no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
 	}
-	return s3.New(cfg)
+	return s3.New(c)
 }
 
 // An S3Store reads parts from a bucket by key with the S3 API (for

@@ -148,7 +148,7 @@ func TestS3CorruptPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := res.Manifest.Parts[2]
-	client, err := s3.New(cfg)
+	client, err := s3.New(s3.Config(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
