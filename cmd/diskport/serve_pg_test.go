@@ -45,7 +45,7 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, rate int64) *cluster {
-	c := &cluster{t: t, bin: buildCLI(t), pg: pgtest.Start(t), s3: s3test.Start(t)}
+	c := &cluster{t: t, bin: buildCLI(t), pg: pgtest.Start(t), s3: s3test.Shared(t)}
 	c.s3url = c.s3.Endpoint
 	if rate > 0 {
 		target, _ := url.Parse(c.s3.Endpoint)
@@ -180,6 +180,10 @@ func (c *cluster) await(i int, tasks []string, timeout time.Duration) {
 // store names and identical to qemu-img's conversion; DescribeVolumes
 // answers the same from every server.
 func TestServePostgresThreeServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a PostgreSQL cluster of serve processes")
+	}
+	t.Parallel()
 	// Throttled, so that each conversion lasts long enough for the other
 	// servers to claim the next tasks.
 	c := newCluster(t, 4<<20)
@@ -309,6 +313,10 @@ func awaitTakeover(t *testing.T, c *cluster, task string, owner int, limit time.
 // volume directory, says so in the statusMessage, and finishes a volume
 // identical to qemu-img's.
 func TestServePostgresKill9Takeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a PostgreSQL cluster of serve processes")
+	}
+	t.Parallel()
 	c, image, task, vol, owner := takeoverSetup(t)
 	p := c.procs[owner]
 	p.cmd.Process.Signal(syscall.SIGKILL)
@@ -363,6 +371,10 @@ func TestServePostgresKill9Takeover(t *testing.T) {
 // completes it; woken (SIGCONT), the old worker is fenced: the task,
 // its volume's progress and the volume's bytes stay the new owner's.
 func TestServePostgresPausedWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a PostgreSQL cluster of serve processes")
+	}
+	t.Parallel()
 	c, image, task, vol, owner := takeoverSetup(t)
 	p := c.procs[owner]
 	p.cmd.Process.Signal(syscall.SIGSTOP)
@@ -400,6 +412,10 @@ func TestServePostgresPausedWorker(t *testing.T) {
 // later; a call made while it is down is ServiceUnavailable, and every
 // task still completes with a volume identical to qemu-img's.
 func TestServePostgresRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a PostgreSQL cluster of serve processes")
+	}
+	t.Parallel()
 	c := newCluster(t, 8<<20)
 	c.start(2, true, "--lease-timeout", "2s")
 	var tasks, vols, images []string
