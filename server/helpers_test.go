@@ -207,3 +207,10 @@ func noVolumeFiles(t *testing.T, dir, volumeID string) {
 		t.Fatalf("files of %s left: %v", volumeID, matches)
 	}
 }
+
+// volumeFilesGone reports whether nothing of a volume is left in dir, for
+// waiting until a stopped worker has removed its files.
+func volumeFilesGone(dir, volumeID string) bool {
+	matches, _ := filepath.Glob(filepath.Join(dir, "volumes", "*"+volumeID+"*"))
+	return len(matches) == 0
+}
