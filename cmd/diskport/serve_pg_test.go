@@ -24,6 +24,7 @@ import (
 	"github.com/diskport/diskport/internal/pgtest"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/internal/testwait"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -425,7 +426,20 @@ func TestServePostgresRestart(t *testing.T) {
 		task, vol := c.importVolume(i%2, image, "VMDK")
 		tasks, vols, images = append(tasks, task), append(vols, vol), append(images, image)
 	}
-	time.Sleep(time.Second)
+	// PostgreSQL goes down while the servers convert: wait until one has.
+	ctx, acct := context.Background(), c.account()
+	testwait.For(t, time.Minute, "a conversion under way", func() bool {
+		for _, id := range tasks {
+			tk, err := c.st.Task(ctx, acct, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tk.Volumes[0].BytesConverted > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	c.pg.Stop()
 	_, err := c.client(0).DescribeConversionTasks(context.Background(), &ec2.DescribeConversionTasksInput{})
 	if err == nil || !strings.Contains(err.Error(), "ServiceUnavailable") {
