@@ -42,14 +42,10 @@ func golden(size int64, seed uint64, format, opts string) func(t *testing.T) str
 // runParity converts each row's image with diskport and checks the volume:
 // qemu-img's raw output over the virtual size (over the shorter of the two
 // sizes when they differ, as they do for VHD's CHS sizes), zeros after it,
-// a whole number of GiB, and sparse. The rows run in parallel (and so does
-// the calling test): each works in its own temporary directory on images
-// from testimg's cache, which is safe to share.
+// a whole number of GiB, and sparse.
 func runParity(t *testing.T, rows []parityRow) {
-	t.Parallel()
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
-			t.Parallel()
 			path := r.image(t)
 			img, err := diskport.Open(path, r.opts)
 			if r.wantErr != nil {
