@@ -94,7 +94,6 @@ func TestResumeAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: kills a conversion of a 256 MiB image and resumes it")
 	}
-	t.Parallel()
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 256 << 20, Seed: 42})
 	img := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
@@ -182,7 +181,6 @@ func TestMemoryBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: large images (a 4 TiB sparse RAW, a 256 MiB VMDK) in a child process")
 	}
-	t.Parallel()
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.img")

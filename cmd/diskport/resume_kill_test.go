@@ -297,7 +297,6 @@ func TestResumeAfterKillBeforeCheckpoint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: kill -9 loop until a kill lands before the first checkpoint")
 	}
-	t.Parallel()
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 1111})
 	img := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
@@ -347,7 +346,6 @@ func TestSignalsStopCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: six throttled conversions stopped by signals, three resumed")
 	}
-	t.Parallel()
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 1111})
 	// Read through a manifest from a server throttled to 16 MiB/s, so that

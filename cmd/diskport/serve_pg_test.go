@@ -184,7 +184,6 @@ func TestServePostgresThreeServers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
-	t.Parallel()
 	// Throttled, so that each conversion lasts long enough for the other
 	// servers to claim the next tasks.
 	c := newCluster(t, 4<<20)
@@ -317,7 +316,6 @@ func TestServePostgresKill9Takeover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
-	t.Parallel()
 	c, image, task, vol, owner := takeoverSetup(t)
 	p := c.procs[owner]
 	p.cmd.Process.Signal(syscall.SIGKILL)
@@ -375,7 +373,6 @@ func TestServePostgresPausedWorker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
-	t.Parallel()
 	c, image, task, vol, owner := takeoverSetup(t)
 	p := c.procs[owner]
 	p.cmd.Process.Signal(syscall.SIGSTOP)
@@ -416,7 +413,6 @@ func TestServePostgresRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
-	t.Parallel()
 	c := newCluster(t, 8<<20)
 	c.start(2, true, "--lease-timeout", "2s")
 	var tasks, vols, images []string

@@ -116,7 +116,6 @@ func TestServeBinaryKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: kill -9 of the serve binary mid-conversion through MinIO")
 	}
-	t.Parallel()
 	bin := buildCLI(t)
 	s3 := s3test.Shared(t)
 	target, _ := url.Parse(s3.Endpoint)
@@ -316,7 +315,6 @@ func TestServeBinaryBundleKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: kill -9 of the serve binary mid-bundle through MinIO")
 	}
-	t.Parallel()
 	bin := buildCLI(t)
 	s3 := s3test.Shared(t)
 	target, _ := url.Parse(s3.Endpoint)
