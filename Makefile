@@ -1,8 +1,9 @@
-# diskport — two commands: `make demo` and `make test`.
+# diskport — two commands: `make demo` and `make test` (`make test-short`
+# is the inner loop: the same tests without -race, the long ones skipped).
 GO ?= go
 STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: demo test deps test-deps build bench fuzz clean
+.PHONY: demo test test-short deps test-deps build bench fuzz clean
 
 ## demo: install what is missing, build, convert an example image, print info
 demo: deps
@@ -16,6 +17,12 @@ test: test-deps
 	$(STATICCHECK) ./...
 	$(GO) test -race -timeout 45m ./...
 	$(GO) test -race -tags purego ./vmdk/...
+
+## test-short: the inner loop, every package's core in a few minutes: no
+## -race, and the long cases (real CLI clients, PostgreSQL clusters, kill -9
+## loops, large images) skip under -short; `make test` runs everything
+test-short: test-deps
+	$(GO) test -short ./...
 
 deps:
 	sh scripts/install-deps.sh

@@ -13,6 +13,7 @@ import (
 	"github.com/diskport/diskport/internal/s3"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/internal/testwait"
 )
 
 func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
@@ -201,8 +202,12 @@ func TestS3Expired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2100 * time.Millisecond)
-	_, _, err = Open(context.Background(), res.ManifestURL, nil)
+	// The URL expires a second after it was signed: poll until the
+	// manifest is refused instead of sleeping past the second.
+	testwait.For(t, 10*time.Second, "the presigned manifest URL to expire", func() bool {
+		_, _, err = Open(context.Background(), res.ManifestURL, nil)
+		return err != nil
+	})
 	if err == nil || !strings.Contains(err.Error(), "HTTP 403") || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("err = %v", err)
 	}

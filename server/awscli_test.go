@@ -57,6 +57,10 @@ func awsCLIRun(aws, endpoint, home string, out any, args ...string) error {
 // --owner-akid/--owner-sak policy builder, bundle-task-complete,
 // describe-bundle-tasks and cancel-bundle-task.
 func TestAWSCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs the aws CLI, a Python program, for every call")
+	}
+	t.Parallel()
 	aws, err := exec.LookPath("aws")
 	if err != nil {
 		t.Fatal("no aws CLI: install Debian's awscli (scripts/install-deps.sh --test)")

@@ -28,6 +28,10 @@ func python3WithBoto3(t *testing.T) string {
 // real server and a manifest in MinIO, and compares the volumes with
 // qemu-img's raw conversion.
 func TestBoto3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs boto3 in a Python subprocess")
+	}
+	t.Parallel()
 	py := python3WithBoto3(t)
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)

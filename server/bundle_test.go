@@ -63,6 +63,7 @@ func waitBundle(t *testing.T, c *ec2.Client, id string) types.BundleTask {
 // server's bundle key, unbundles to the volume's bytes. A policy signed
 // with the wrong secret fails the task with S3's refusal.
 func TestBundleInstance(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ts := startServerWith(t, "", func(c *Config) { c.S3Endpoint = s3.Endpoint }, s3.Host)
 	c := ts.sdk(testKey, testSecret)

@@ -26,6 +26,7 @@ import (
 // same digest is not POSTed again, one recorded with another digest is
 // (and logged), a new one is, and each POSTed part is recorded.
 func TestPartSinkResume(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ctx := context.Background()
 	mc, err := minio.New(s3.Host, &minio.Options{Creds: miniocreds.NewStaticV4(s3.AccessKey, s3.SecretKey, ""), Region: s3.Region})

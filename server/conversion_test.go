@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/internal/testwait"
 	"github.com/diskport/diskport/manifest"
 )
 
@@ -138,6 +139,7 @@ func importVolume(t testing.TB, c *ec2.Client, format string, bytes int64, url s
 // fails the task, cancelled with a statusMessage saying why, and leaves no
 // volume behind.
 func TestConversionFailures(t *testing.T) {
+	t.Parallel()
 	golden := testimg.Golden(t, testimg.Spec{Size: 3 << 20, Seed: 3})
 	vmdk := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
 	big := testimg.Create(t, "vmdk", "subformat=streamOptimized", 3<<30)
@@ -229,7 +231,7 @@ func TestCancelMidConversion(t *testing.T) {
 		t.Fatalf("cancelled task: %s %q", state, msg)
 	}
 	// Wait for the worker to let go, then nothing of the volume is left.
-	time.Sleep(300 * time.Millisecond)
+	testwait.Until(10*time.Second, func() bool { return volumeFilesGone(ts.dir, vol) })
 	noVolumeFiles(t, ts.dir, vol)
 	sent := ps.sent.Load()
 	time.Sleep(500 * time.Millisecond)
@@ -270,6 +272,7 @@ func waitProgress(t *testing.T, c *ec2.Client, task string, pct int64) int64 {
 // conversion reports bytes an earlier run converted) and the volume is
 // identical to qemu-img's conversion.
 func TestRestartResumes(t *testing.T) {
+	t.Parallel()
 	golden := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 10, ZeroPercent: 5})
 	image := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
 	ps := newPartsServer(t, image, 24<<20, nil)
@@ -346,6 +349,7 @@ func TestQueue(t *testing.T) {
 // ec2-import-volume and euca2ools do. The task waits for the manifest,
 // then says how many parts are there, and converts once all are.
 func TestLateUpload(t *testing.T) {
+	t.Parallel()
 	golden := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 13})
 	image := testimg.Make(t, golden, "vpc", "subformat=dynamic")
 	ps := newPartsServer(t, image, 0, nil)
@@ -395,6 +399,7 @@ func TestLateUpload(t *testing.T) {
 // TestUploadExpires: a task whose parts never arrive is cancelled at its
 // expirationTime, with a status message saying so.
 func TestUploadExpires(t *testing.T) {
+	t.Parallel()
 	golden := testimg.Golden(t, testimg.Spec{Size: 1 << 20, Seed: 14})
 	ps := newPartsServer(t, golden, 0, nil)
 	ps.hidden.Store(true)

@@ -53,6 +53,7 @@ func eucaManifest(m *manifest.Manifest, size int64) []byte {
 // and euca2ools wrote them (no checksums), each volume identical to
 // qemu-img's conversion.
 func TestManifestDialects(t *testing.T) {
+	t.Parallel()
 	golden := testimg.Golden(t, testimg.Spec{Size: 3<<20 + 4096, Seed: 15})
 	stream := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
 	vhd := testimg.Make(t, golden, "vpc", "subformat=dynamic")

@@ -8,6 +8,7 @@ import (
 )
 
 func TestFetchPolicy(t *testing.T) {
+	t.Parallel()
 	p, err := newFetchPolicy([]string{"127.0.0.1:9000", "169.254.169.254:80", "[fd00:ec2::254]:80", "s3.example:443"})
 	if err != nil {
 		t.Fatal(err)

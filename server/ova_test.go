@@ -16,6 +16,7 @@ import (
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/internal/testwait"
 	"github.com/diskport/diskport/manifest"
 )
 
@@ -128,6 +129,7 @@ func describeTask(t *testing.T, c *ec2.Client, id string) types.ConversionTask {
 // volume per disk, in boot order, each byte-identical to qemu-img's
 // conversion of its disk file alone; DescribeInstances lists both.
 func TestSDKImportInstanceOVA(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)
 	c := ts.sdk(testKey, testSecret)
@@ -174,6 +176,7 @@ func TestSDKImportInstanceOVA(t *testing.T) {
 // converted, then the task is cancelled with the member named in its
 // status, and no file of either volume is left.
 func TestOVAFlippedMember(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)
 	c := ts.sdk(testKey, testSecret)
@@ -211,6 +214,7 @@ func TestOVAFlippedMember(t *testing.T) {
 // gzip-compressed member too, read as a stream); one of two disks fails
 // the task saying to use ImportInstance.
 func TestOVAImportVolume(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)
 	c := ts.sdk(testKey, testSecret)
@@ -286,7 +290,8 @@ func TestOVACancel(t *testing.T) {
 	if state, msg := waitTask(t, c, id, 10*time.Second); state != "cancelled" || msg != "Cancelled by user" {
 		t.Fatalf("cancelled task: %s %q", state, msg)
 	}
-	time.Sleep(300 * time.Millisecond) // the worker lets go
+	// Wait for the worker to let go, then nothing of either volume is left.
+	testwait.Until(10*time.Second, func() bool { return volumeFilesGone(ts.dir, vols[0]) && volumeFilesGone(ts.dir, vols[1]) })
 	for _, v := range vols {
 		noVolumeFiles(t, ts.dir, v)
 	}
@@ -297,6 +302,7 @@ func TestOVACancel(t *testing.T) {
 // two volumes, not more (the restarted worker adds none), each identical
 // to qemu-img's conversion.
 func TestOVARestartMidTask(t *testing.T) {
+	t.Parallel()
 	app := twoDiskOVASized(t, 12<<20)
 	ps := newPartsServer(t, app.path, 8<<20, nil) // 8 MiB/s: some two seconds
 	dir := t.TempDir()
@@ -332,6 +338,7 @@ func TestOVARestartMidTask(t *testing.T) {
 // images and a two-disk OVA fail the task at the expansion, before any
 // volume is added.
 func TestOVAVolumeLimit(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)
 	c := ts.sdk(testKey, testSecret)

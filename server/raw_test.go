@@ -55,6 +55,7 @@ func (ts *testServer) rawCall(t *testing.T, params url.Values, key, secret strin
 }
 
 func TestRawRequests(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "", "127.0.0.1:9")
 	now := time.Now()
 	iv := func(drop string) url.Values {
@@ -123,6 +124,7 @@ func TestRawRequests(t *testing.T) {
 // EC2 Query API describes (HmacSHA256 over METHOD, host, path and the
 // sorted, RFC 3986-encoded parameters), the way older clients do.
 func TestSigV2Request(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, "", "127.0.0.1:9")
 	u, _ := url.Parse(ts.URL)
 	sign := func(p url.Values, secret string) url.Values {

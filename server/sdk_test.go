@@ -36,6 +36,7 @@ func apiCode(err error) string {
 }
 
 func TestSDKImportVolume(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)
 	c := ts.sdk(testKey, testSecret)
@@ -90,6 +91,7 @@ func TestSDKImportVolume(t *testing.T) {
 }
 
 func TestSDKImportInstance(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)
 	c := ts.sdk(testKey, testSecret)
@@ -173,6 +175,7 @@ func TestSDKImportInstance(t *testing.T) {
 }
 
 func TestSDKRefusals(t *testing.T) {
+	t.Parallel()
 	s3 := s3test.Shared(t)
 	ts := startServer(t, "", s3.Host)
 	ctx := context.Background()

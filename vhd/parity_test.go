@@ -17,6 +17,7 @@ import (
 // `qemu-img convert -f vpc -O raw` writes over qemu's virtual size, zeros
 // beyond it, and the golden bytes themselves.
 func TestQemuParity(t *testing.T) {
+	t.Parallel()
 	goldens := []testimg.Spec{
 		{Size: 3000001, Seed: 1},                        // not a multiple of 512
 		{Size: 5<<20 + 3*512, Seed: 2},                  // not a multiple of the 2 MiB block
@@ -33,6 +34,7 @@ func TestQemuParity(t *testing.T) {
 				continue // a fixed disk of zeros is no different from one of data
 			}
 			t.Run(fmt.Sprintf("%d-%d/%s", g.Size, g.Seed, opts), func(t *testing.T) {
+				t.Parallel()
 				path := testimg.Make(t, golden, "vpc", opts)
 				qraw, err := os.ReadFile(testimg.QemuRaw(t, path, "-f", "vpc"))
 				if err != nil {

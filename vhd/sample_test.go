@@ -56,6 +56,9 @@ func openSample(t testing.TB, name string, opts Options) (*Image, string, error)
 // block allocated. Both read as the current size; qemu uses the CHS size
 // for the Virtual PC one (README: 136363130880, all zeros).
 func TestSample127G(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: two 127 GiB samples, read whole")
+	}
 	for _, c := range []struct {
 		name, creator string
 		qemuSize      int64
@@ -107,6 +110,9 @@ func TestSample127G(t *testing.T) {
 // TestSampleD2V: Disk2vhd, creator "d2v\0", every block allocated with a
 // full bitmap, all zeros; size = current size (qemu agrees).
 func TestSampleD2V(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a 252 MiB sample, hashed and read whole")
+	}
 	m, _, err := openSample(t, "d2v-zerofilled.vhd", Options{})
 	if err != nil {
 		t.Fatal(err)

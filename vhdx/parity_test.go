@@ -17,6 +17,7 @@ import (
 // block) and checks that diskport reads what `qemu-img convert -f vhdx -O
 // raw` writes, and the golden bytes themselves.
 func TestQemuParity(t *testing.T) {
+	t.Parallel()
 	goldens := []testimg.Spec{
 		{Size: 20<<20 + 3*512, Seed: 1},                // not a multiple of any block size
 		{Size: 40<<20 + 4096, Seed: 2},                 // two 32 MiB blocks, the second short
@@ -36,6 +37,7 @@ func TestQemuParity(t *testing.T) {
 				}
 				opts := fmt.Sprintf("subformat=%s,block_size=%dM", sub, bs)
 				t.Run(fmt.Sprintf("%d-%d/%s", g.Size, g.Seed, opts), func(t *testing.T) {
+					t.Parallel()
 					path := testimg.Make(t, golden, "vhdx", opts)
 					checkParity(t, path, testimg.QemuRaw(t, path, "-f", "vhdx"), golden, sub)
 				})
@@ -50,11 +52,13 @@ func TestQemuParity(t *testing.T) {
 // as qemu-img reads the unpatched one (the BAT layout is the same while
 // the disk is smaller than a 512-byte-sector chunk, 4 GiB of 1 MiB blocks).
 func TestQemuParity4K(t *testing.T) {
+	t.Parallel()
 	g := testimg.Spec{Size: 12<<20 + 3*4096, Seed: 6}
 	golden := testimg.Golden(t, g)
 	for _, bs := range []int{1, 8} {
 		for _, sub := range []string{"dynamic", "fixed"} {
 			t.Run(fmt.Sprintf("%s/%dM", sub, bs), func(t *testing.T) {
+				t.Parallel()
 				src := testimg.Make(t, golden, "vhdx", fmt.Sprintf("subformat=%s,block_size=%dM", sub, bs))
 				b, err := os.ReadFile(src)
 				if err != nil {

@@ -39,6 +39,9 @@ func openSample(t testing.TB, name string, opts Options) (*Image, string) {
 // TestSampleDynamic1G: Hyper-V (Windows Server 2012) dynamic VHDX, 1 GiB
 // in 32 MiB blocks, 0xa5 over 0-33 MiB, 0x96 over 33-66 MiB, zeros after.
 func TestSampleDynamic1G(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a 1 GiB sample, hashed and read whole")
+	}
 	m, path := openSample(t, "iotest-dynamic-1G.vhdx", Options{})
 	if m.Size() != 1<<30 || m.BlockSize() != 32<<20 || m.Subformat() != "dynamic" || m.LogReplayed() {
 		t.Fatalf("Size %d BlockSize %d Subformat %s LogReplayed %v", m.Size(), m.BlockSize(), m.Subformat(), m.LogReplayed())
@@ -97,6 +100,9 @@ func TestSampleDisk2vhd(t *testing.T) {
 // replays the log in memory and must read what qemu reads after
 // `qemu-img check -r all` on a copy — without touching the original.
 func TestSampleDirtyLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a 10 GiB sample, hashed whole and converted by qemu-img")
+	}
 	path := sample(t, "iotest-dirtylog-10G-4M.vhdx")
 	before := sha256File(t, path)
 	st, err := os.Stat(path)

@@ -178,7 +178,7 @@ func sameBytes(t *testing.T, got, want string) {
 // create` stores the bundle with POST uploads, `unbundle --endpoint`
 // restores it, and a wrong signature is refused before anything is sent.
 func TestBundleVerbsS3(t *testing.T) {
-	srv := s3test.Start(t)
+	srv := s3test.Shared(t)
 	c, err := bundle.NewS3(srv.Endpoint, srv.Bucket(t), srv.AccessKey, srv.SecretKey, srv.Region)
 	if err != nil {
 		t.Fatal(err)

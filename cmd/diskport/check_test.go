@@ -17,6 +17,7 @@ import (
 // writes nothing, and some copies info accepts while check refuses them
 // (the blocks info does not read).
 func TestCheckSameVerdictAsConvert(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	work := t.TempDir()
 	g := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 25, ZeroPercent: 30})
@@ -81,6 +82,7 @@ func TestCheckSameVerdictAsConvert(t *testing.T) {
 // with exit 1, the JSON naming the range, while info still opens it and
 // says it did not read the blocks.
 func TestCheckReports(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 8 << 20, Seed: 26})
 	img := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")

@@ -11,8 +11,9 @@ import (
 
 // TestHelpVersion: help of an unknown verb is a usage error; --version is
 // version, which names the module version, the Go version and the
-// inflater; a version set at build time is the one printed.
+// inflater. (TestVersionTagged checks a version set at build time.)
 func TestHelpVersion(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	if code, out := exitCode(t, bin, "help", "nosuch"); code != 2 || !strings.Contains(out, `"nosuch"`) {
 		t.Errorf("help nosuch: exit %d, %s", code, out)
@@ -27,13 +28,6 @@ func TestHelpVersion(t *testing.T) {
 	if code, out := exitCode(t, bin, "--version"); code != 0 || out != v {
 		t.Errorf("--version: exit %d, %q, want %q", code, out, v)
 	}
-	tagged := filepath.Join(t.TempDir(), "diskport")
-	if out, err := exec.Command("go", "build", "-ldflags", "-X main.buildVersion=v1.2.3", "-o", tagged, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v: %s", err, out)
-	}
-	if _, out := exitCode(t, tagged, "--version"); !strings.HasPrefix(out, "diskport v1.2.3 (") {
-		t.Errorf("tagged --version: %s", out)
-	}
 	for v, pseudo := range map[string]bool{"v0.0.0-20261201221700-abcdefabcdef": true, "v1.2.4-0.20261201221700-abcdefabcdef+dirty": true, "v1.2.3": false} {
 		if pseudoVersion.MatchString(v) != pseudo {
 			t.Errorf("pseudoVersion(%q) = %v", v, !pseudo)
@@ -41,10 +35,27 @@ func TestHelpVersion(t *testing.T) {
 	}
 }
 
+// TestVersionTagged: a version set at build time is the one --version
+// prints.
+func TestVersionTagged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: links a second diskport binary")
+	}
+	t.Parallel()
+	tagged := filepath.Join(t.TempDir(), "diskport")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.buildVersion=v1.2.3", "-o", tagged, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
+	}
+	if _, out := exitCode(t, tagged, "--version"); !strings.HasPrefix(out, "diskport v1.2.3 (") {
+		t.Errorf("tagged --version: %s", out)
+	}
+}
+
 // TestCompletion runs the bash script in bash: verbs, subcommands and
 // flags complete. The zsh script is the bash one behind bashcompinit, and
 // the fish script is checked as text (neither shell is installed here).
 func TestCompletion(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	code, script := exitCode(t, bin, "completion", "bash")
 	if code != 0 {

@@ -91,6 +91,9 @@ func (w slowWriter) Write(p []byte) (int, error) {
 // seconds however fast the machine converts, and the kill lands after
 // the journal's first checkpoint and before the end.
 func TestResumeAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kills a conversion of a 256 MiB image and resumes it")
+	}
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 256 << 20, Seed: 42})
 	img := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
@@ -175,6 +178,9 @@ func TestResumeAfterKill(t *testing.T) {
 // TestMemoryBound converts a 4 TiB sparse RAW image and a streamOptimized
 // VMDK in a child process and checks its peak resident memory.
 func TestMemoryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: large images (a 4 TiB sparse RAW, a 256 MiB VMDK) in a child process")
+	}
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big.img")

@@ -10,9 +10,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/manifest"
 )
+
+// TestMain stops the package's one MinIO server (s3test.Shared: the tests
+// that talk S3 each take a bucket of their own) when the tests end, and
+// removes the binary buildCLI built.
+func TestMain(m *testing.M) {
+	code := s3test.Main(m)
+	if cliPath != "" {
+		os.RemoveAll(filepath.Dir(cliPath))
+	}
+	os.Exit(code)
+}
 
 // call runs the CLI in-process and returns its exit status and output.
 func call(t *testing.T, args ...string) (int, string, string) {

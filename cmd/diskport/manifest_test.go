@@ -76,7 +76,7 @@ func TestManifestCreateShowVerify(t *testing.T) {
 }
 
 func TestUploadCommand(t *testing.T) {
-	s := s3test.Start(t)
+	s := s3test.Shared(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)
@@ -152,7 +152,10 @@ func TestHelperProcess(t *testing.T) {
 // chance to clean up) and runs it again: the parts already stored are not
 // sent again, and the result verifies.
 func TestUploadResumeAfterKill(t *testing.T) {
-	s := s3test.Start(t)
+	if testing.Short() {
+		t.Skip("long: kill -9 of upload into MinIO, then a resumed upload")
+	}
+	s := s3test.Shared(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	g := testimg.Golden(t, testimg.Spec{Size: 4 << 20, Seed: 5})

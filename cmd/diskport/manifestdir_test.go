@@ -15,6 +15,7 @@ import (
 // info, map, check and manifest verify/show (two manifests: refused,
 // naming both).
 func TestManifestDir(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	work := t.TempDir()
 	g := testimg.Golden(t, testimg.Spec{Size: 3 << 20, Seed: 28})

@@ -12,6 +12,7 @@ import (
 // TestManifestShowJSON: `manifest show --output=json` prints the manifest's
 // fields and its parts, each with where it is read from.
 func TestManifestShowJSON(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 3<<20 + 512, Seed: 22})
 	dir := t.TempDir()

@@ -162,7 +162,7 @@ func TestOVAManifestCreateWhole(t *testing.T) {
 // manifest's parts convert like the bare disk.
 func TestOVAUpload(t *testing.T) {
 	path, bare := testOVA(t)
-	s := s3test.Start(t)
+	s := s3test.Shared(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)

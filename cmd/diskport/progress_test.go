@@ -46,7 +46,7 @@ func TestProgressBars(t *testing.T) {
 	run("bundle", "bundling", "bundle", "--format", "raw", "--prefix", "img", "--ec2-cert", ec2Cert, "--out", out, "-p", g)
 	run("unbundle", "restoring", "unbundle", "-p", "--allow-unsigned", "--private-key", ec2Key, "--dir", out, "--manifest", "img.manifest.xml", filepath.Join(work, "u.raw"))
 
-	s := s3test.Start(t)
+	s := s3test.Shared(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)

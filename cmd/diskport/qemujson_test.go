@@ -65,6 +65,7 @@ func mergeMap(es []map[string]any) []map[string]any {
 // name is diskport's "vhd" where qemu says "vpc"; qemu's vpc driver calls
 // unallocated blocks present, diskport does not).
 func TestInfoMapJSONMatchQemuImg(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 8 << 20, Seed: 21, ZeroPercent: 50})
 	for _, tc := range []struct {

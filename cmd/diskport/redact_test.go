@@ -23,6 +23,7 @@ const secretQuery = "X-Amz-Credential=AKIDSECRET&X-Amz-Signature=SIGSECRET"
 // manifest, refused part, unreachable host): no summary, JSON line or error
 // carries the query string.
 func TestNoPresignedQueryPrinted(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 3 << 20, Seed: 15})
 	parts := t.TempDir()

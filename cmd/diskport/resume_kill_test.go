@@ -156,6 +156,9 @@ func killConvert(t *testing.T, bin string, at time.Duration, atEnd bool, args ..
 // use --no-sync, which changes only whether the volume is flushed before
 // each checkpoint.
 func TestResumeFromAnyKillPoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kill -9 loop over conversions of 384 MiB images")
+	}
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 384 << 20, Seed: 1107})
 	images := []struct {
@@ -291,6 +294,9 @@ func startConvert(t *testing.T, bin, dst string, journal bool, args ...string) (
 // the file to 0 bytes, never size it again, and report success on a
 // volume shorter than the one it printed.)
 func TestResumeAfterKillBeforeCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kill -9 loop until a kill lands before the first checkpoint")
+	}
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 1111})
 	img := testimg.Make(t, g, "vmdk", "subformat=streamOptimized")
@@ -337,6 +343,9 @@ func TestResumeAfterKillBeforeCheckpoint(t *testing.T) {
 // session dropping, used to kill the process and leave the partial output
 // behind.)
 func TestSignalsStopCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: six throttled conversions stopped by signals, three resumed")
+	}
 	bin := buildCLI(t)
 	g := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 1111})
 	// Read through a manifest from a server throttled to 16 MiB/s, so that

@@ -24,6 +24,7 @@ import (
 	"github.com/diskport/diskport/internal/pgtest"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/internal/testwait"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -45,7 +46,7 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, rate int64) *cluster {
-	c := &cluster{t: t, bin: buildCLI(t), pg: pgtest.Start(t), s3: s3test.Start(t)}
+	c := &cluster{t: t, bin: buildCLI(t), pg: pgtest.Start(t), s3: s3test.Shared(t)}
 	c.s3url = c.s3.Endpoint
 	if rate > 0 {
 		target, _ := url.Parse(c.s3.Endpoint)
@@ -180,6 +181,9 @@ func (c *cluster) await(i int, tasks []string, timeout time.Duration) {
 // store names and identical to qemu-img's conversion; DescribeVolumes
 // answers the same from every server.
 func TestServePostgresThreeServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a PostgreSQL cluster of serve processes")
+	}
 	// Throttled, so that each conversion lasts long enough for the other
 	// servers to claim the next tasks.
 	c := newCluster(t, 4<<20)
@@ -309,6 +313,9 @@ func awaitTakeover(t *testing.T, c *cluster, task string, owner int, limit time.
 // volume directory, says so in the statusMessage, and finishes a volume
 // identical to qemu-img's.
 func TestServePostgresKill9Takeover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a PostgreSQL cluster of serve processes")
+	}
 	c, image, task, vol, owner := takeoverSetup(t)
 	p := c.procs[owner]
 	p.cmd.Process.Signal(syscall.SIGKILL)
@@ -363,6 +370,9 @@ func TestServePostgresKill9Takeover(t *testing.T) {
 // completes it; woken (SIGCONT), the old worker is fenced: the task,
 // its volume's progress and the volume's bytes stay the new owner's.
 func TestServePostgresPausedWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a PostgreSQL cluster of serve processes")
+	}
 	c, image, task, vol, owner := takeoverSetup(t)
 	p := c.procs[owner]
 	p.cmd.Process.Signal(syscall.SIGSTOP)
@@ -400,6 +410,9 @@ func TestServePostgresPausedWorker(t *testing.T) {
 // later; a call made while it is down is ServiceUnavailable, and every
 // task still completes with a volume identical to qemu-img's.
 func TestServePostgresRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a PostgreSQL cluster of serve processes")
+	}
 	c := newCluster(t, 8<<20)
 	c.start(2, true, "--lease-timeout", "2s")
 	var tasks, vols, images []string
@@ -409,7 +422,20 @@ func TestServePostgresRestart(t *testing.T) {
 		task, vol := c.importVolume(i%2, image, "VMDK")
 		tasks, vols, images = append(tasks, task), append(vols, vol), append(images, image)
 	}
-	time.Sleep(time.Second)
+	// PostgreSQL goes down while the servers convert: wait until one has.
+	ctx, acct := context.Background(), c.account()
+	testwait.For(t, time.Minute, "a conversion under way", func() bool {
+		for _, id := range tasks {
+			tk, err := c.st.Task(ctx, acct, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tk.Volumes[0].BytesConverted > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	c.pg.Stop()
 	_, err := c.client(0).DescribeConversionTasks(context.Background(), &ec2.DescribeConversionTasksInput{})
 	if err == nil || !strings.Contains(err.Error(), "ServiceUnavailable") {

@@ -113,8 +113,11 @@ func startServeArgs(t *testing.T, bin string, args []string, env ...string) *ser
 // upload` into MinIO, reached through a throttled proxy so that the
 // conversion lasts long enough to be killed.
 func TestServeBinaryKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kill -9 of the serve binary mid-conversion through MinIO")
+	}
 	bin := buildCLI(t)
-	s3 := s3test.Start(t)
+	s3 := s3test.Shared(t)
 	target, _ := url.Parse(s3.Endpoint)
 	proxy := httptest.NewServer(throttle(httputil.NewSingleHostReverseProxy(target), 24<<20))
 	defer proxy.Close()
@@ -240,6 +243,7 @@ func g64(t *testing.T, path string) int64 {
 // TestServeTLS serves HTTPS with --tls-cert and --tls-key: the SDK,
 // trusting the certificate, gets answers; plain HTTP does not.
 func TestServeTLS(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -308,8 +312,11 @@ func mustParse(t *testing.T, der []byte) *x509.Certificate {
 // not POSTed again (counted by a proxy in front of MinIO), and the stored
 // bundle unbundles to the volume's bytes.
 func TestServeBinaryBundleKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kill -9 of the serve binary mid-bundle through MinIO")
+	}
 	bin := buildCLI(t)
-	s3 := s3test.Start(t)
+	s3 := s3test.Shared(t)
 	target, _ := url.Parse(s3.Endpoint)
 	posts := &postCounter{h: httputil.NewSingleHostReverseProxy(target), delay: time.Second}
 	proxy := httptest.NewServer(posts)

@@ -18,6 +18,9 @@ import (
 // (it used to write the volume in place), and one stopped by SIGTERM
 // removes its partial output.
 func TestUnbundleKilledLeavesNoVolume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kill -9 of unbundle")
+	}
 	bin := buildCLI(t)
 	work := t.TempDir()
 	ec2Cert, _, _, ec2Key := keyFiles(t, work)

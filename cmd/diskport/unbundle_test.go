@@ -14,6 +14,7 @@ import (
 // destination is refused as convert refuses it, and every error starts
 // "diskport: unbundle: ".
 func TestUnbundleMessages(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	work := t.TempDir()
 	ec2Cert, userCert, userKey, ec2Key := keyFiles(t, work)
@@ -75,6 +76,7 @@ func TestUnbundleMessages(t *testing.T) {
 // TestBundleMissingFlag: without --out, the missing S3 flag named is the
 // first in the usage line's order, every time (it was picked by map order).
 func TestBundleMissingFlag(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	work := t.TempDir()
 	ec2Cert, _, _, _ := keyFiles(t, work)

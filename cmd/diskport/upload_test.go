@@ -13,7 +13,7 @@ import (
 // (a typo is not a new bucket) unless --create-bucket.
 func TestUploadBucketMustExist(t *testing.T) {
 	bin := buildCLI(t)
-	s := s3test.Start(t)
+	s := s3test.Shared(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)
@@ -36,7 +36,7 @@ func TestUploadBucketMustExist(t *testing.T) {
 // and show, convert, info and check --manifest, parts fetched by key.
 func TestManifestByS3Key(t *testing.T) {
 	bin := buildCLI(t)
-	s := s3test.Start(t)
+	s := s3test.Shared(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", s.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)
