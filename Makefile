@@ -2,20 +2,26 @@
 GO ?= go
 STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: demo test deps test-deps build bench fuzz clean
+.PHONY: demo test cross deps test-deps build bench fuzz clean
 
 ## demo: install what is missing, build, convert an example image, print info
 demo: deps
 	sh scripts/demo.sh
 
 ## test: install what the tests need, then vet, staticcheck and the race-enabled tests
-## (vmdk twice: with libdeflate through cgo, the default, and the pure-Go inflate)
+## (vmdk twice: with libdeflate through cgo, the default, and the pure-Go inflate),
+## then the cross builds and the portable side's tests (scripts/cross.sh)
 test: test-deps
 	$(GO) vet ./...
 	$(GO) vet -tags purego ./vmdk/...
 	$(STATICCHECK) ./...
 	$(GO) test -race -timeout 45m ./...
 	$(GO) test -race -tags purego ./vmdk/...
+	GO=$(GO) sh scripts/cross.sh
+
+## cross: only the cross builds and vets and the portable-tag tests
+cross:
+	GO=$(GO) sh scripts/cross.sh
 
 deps:
 	sh scripts/install-deps.sh
