@@ -3,20 +3,26 @@
 GO ?= go
 STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: demo test test-short deps test-deps build bench fuzz clean
+.PHONY: demo test test-short cross deps test-deps build bench fuzz clean
 
 ## demo: install what is missing, build, convert an example image, print info
 demo: deps
 	sh scripts/demo.sh
 
 ## test: install what the tests need, then vet, staticcheck and the race-enabled tests
-## (vmdk twice: with libdeflate through cgo, the default, and the pure-Go inflate)
+## (vmdk twice: with libdeflate through cgo, the default, and the pure-Go inflate),
+## then the cross builds and the portable side's tests (scripts/cross.sh)
 test: test-deps
 	$(GO) vet ./...
 	$(GO) vet -tags purego ./vmdk/...
 	$(STATICCHECK) ./...
 	$(GO) test -race -timeout 45m ./...
 	$(GO) test -race -tags purego ./vmdk/...
+	GO=$(GO) sh scripts/cross.sh
+
+## cross: only the cross builds and vets and the portable-tag tests
+cross:
+	GO=$(GO) sh scripts/cross.sh
 
 ## test-short: the inner loop, every package's core in a few minutes: no
 ## -race, and the long cases (real CLI clients, PostgreSQL clusters, kill -9

@@ -6,9 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"iter"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/flate"
 
@@ -19,12 +17,6 @@ import (
 // bytes per CPU-second of the whole process (user+system, all goroutines).
 // On a machine shared with other work the wall clock says little; the CPU
 // cost per byte of each stage says which one bounds the pass.
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // measure runs f b.N times over n bytes and reports MB/s and MB/cpu-s.
 func measure(b *testing.B, n int64, f func()) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/diskport/diskport/internal/atomicfile"
 	"github.com/diskport/diskport/volume"
 )
 
@@ -62,11 +63,12 @@ func WriteFile(ctx context.Context, dst string, opts FileOptions, write func(f *
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("convert: closing %s: %w", dst, cerr)
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case opts.NoSync:
 		err = os.Rename(tmp, dst)
-	}
-	if err == nil && !opts.NoSync {
-		err = syncDir(dir)
+	default:
+		err = atomicfile.Rename(tmp, dst) // and the directory flushed
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -110,17 +112,4 @@ func writeTemp(ctx context.Context, f *os.File, opts FileOptions, write func(f *
 		res.SHA256 = h.Sum(nil)
 	}
 	return res, nil
-}
-
-// syncDir flushes a directory, so that a rename in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("convert: flushing directory %s: %w", dir, err)
-	}
-	return nil
 }

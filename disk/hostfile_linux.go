@@ -1,95 +1,18 @@
+//go:build linux && !portable
+
 package disk
 
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"sync"
+	"io/fs"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// A HostFile is a read-only host file or block device. It implements
-// [OSStorage] and [SparseStorage].
-//
-// Reads use pread: on the machines diskport was measured on, copying from a
-// memory mapping cost a page fault per page on first touch and ran several
-// times slower than pread for a sequential conversion (bench/RESULTS.md).
-// [HostFile.Bytes] maps the file on first use, for callers that want the
-// bytes in place. A mapped file that another process truncates while it is
-// read faults the program (SIGBUS); diskport reads images that are not being
-// written.
-type HostFile struct {
-	f      *os.File
-	name   string
-	size   int64
-	device bool
-
-	mapOnce sync.Once
-	data    []byte // the mapping; nil until Bytes maps it, or when it cannot
-	close   sync.Once
-}
-
-// OpenHostFile opens path read-only with [OpenFile]. Regular files and
-// block devices are accepted; anything else (directories, FIFOs, sockets,
-// character devices) is refused with a [*FileKindError] without blocking.
-// The size of a block device is read from the device.
-func OpenHostFile(path string) (*HostFile, error) {
-	f, err := OpenFile(path, FileOptions{BlockDevice: true})
-	if err != nil {
-		return nil, err
-	}
-	h, err := NewHostFile(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return h, nil
-}
-
-// NewHostFile wraps an open file; the HostFile owns it from then on.
-func NewHostFile(f *os.File) (*HostFile, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	h := &HostFile{f: f, name: f.Name()}
-	switch mode := st.Mode(); {
-	case mode.IsRegular():
-		h.size = st.Size()
-	case mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0:
-		h.device = true
-		end, err := f.Seek(0, io.SeekEnd)
-		if err != nil {
-			return nil, fmt.Errorf("%s: size of block device: %w", h.name, err)
-		}
-		h.size = end
-	default:
-		return nil, &FileKindError{Path: h.name, Kind: "a " + mode.Type().String() + " file", Want: "a regular file or block device"}
-	}
-	return h, nil
-}
-
-// Name returns the path the file was opened with.
-func (h *HostFile) Name() string { return h.name }
-
-// Size returns the file's or device's size in bytes.
-func (h *HostFile) Size() int64 { return h.size }
-
-// File returns the open file.
-func (h *HostFile) File() *os.File { return h.f }
-
-// IsDevice reports whether the file is a block device.
-func (h *HostFile) IsDevice() bool { return h.device }
-
-// ReadAt reads with pread. It is safe for concurrent use.
-func (h *HostFile) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("%s: negative offset %d", h.name, off)
-	}
-	return h.f.ReadAt(p, off)
-}
+// The fast side of [HostFile]: a memory mapping, fadvise, and holes found
+// with SEEK_DATA and SEEK_HOLE.
 
 // Bytes returns the bytes [off, off+n) of a read-only mapping of the file,
 // mapping it on first use; ok is false when the file cannot be mapped or
@@ -109,7 +32,7 @@ func (h *HostFile) Bytes(off, n int64) ([]byte, bool) {
 }
 
 // Advise tells the kernel how the byte range will be read
-// (unix.FADV_SEQUENTIAL, unix.FADV_WILLNEED, ...). It is a hint; errors are
+// ([AdviseSequential], [AdviseWillNeed]). It is a hint; errors are
 // ignored.
 func (h *HostFile) Advise(off, n int64, advice int) {
 	_ = unix.Fadvise(int(h.f.Fd()), off, n, advice)
@@ -145,18 +68,15 @@ func (h *HostFile) NextData(off int64) (start, end int64, err error) {
 	return start, min(end, h.size), nil
 }
 
-// Close unmaps and closes the file. It is safe to call more than once.
-func (h *HostFile) Close() error {
-	var err error
-	h.close.Do(func() {
-		h.mapOnce.Do(func() {}) // no mapping after Close
-		if h.data != nil {
-			err = unix.Munmap(h.data)
-			h.data = nil
-		}
-		if cerr := h.f.Close(); err == nil {
-			err = cerr
-		}
-	})
-	return err
+// unmap removes the mapping Bytes made.
+func unmap(b []byte) error { return unix.Munmap(b) }
+
+// AllocatedBytes returns the space fi's file occupies on disk (st_blocks),
+// and whether the file system reports it.
+func AllocatedBytes(fi fs.FileInfo) (int64, bool) {
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return sys.Blocks * 512, true
 }

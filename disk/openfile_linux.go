@@ -1,46 +1,15 @@
+//go:build linux && !portable
+
 package disk
 
 import (
-	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// FileOptions say which files [OpenFile] and [AdoptFile] accept.
-type FileOptions struct {
-	// BlockDevice accepts a block device besides a regular file.
-	BlockDevice bool
-	// NoFollow refuses a symbolic link as the last component of the path
-	// (O_NOFOLLOW).
-	NoFollow bool
-}
-
-// want names the files o accepts.
-func (o FileOptions) want() string {
-	if o.BlockDevice {
-		return "a regular file or block device"
-	}
-	return "a regular file"
-}
-
-// A FileKindError is the error for a named file of a kind the opener
-// refuses: a FIFO, socket, character device, directory, or a block device
-// where only regular files are taken. It matches [ErrUnsafe]: such a file
-// can block a reader forever or stand for something it is not.
-type FileKindError struct {
-	Path string // the path as given
-	Kind string // "a FIFO", "a socket", ...
-	Want string // "a regular file" or "a regular file or block device"
-}
-
-// Error returns "PATH is KIND, not WANT".
-func (e *FileKindError) Error() string {
-	return e.Path + " is " + e.Kind + ", not " + e.Want
-}
-
-// Unwrap returns ErrUnsafe.
-func (e *FileKindError) Unwrap() error { return ErrUnsafe }
+// blockDevices says this build reads block devices.
+const blockDevices = true
 
 // OpenFile opens the named file read-only, and never blocks doing so: it
 // opens with O_NONBLOCK (so a FIFO without a writer returns at once),
@@ -118,22 +87,4 @@ func OpenError(path string, err error, o FileOptions) error {
 		return &FileKindError{Path: path, Kind: "a socket", Want: o.want()}
 	}
 	return &os.PathError{Op: "open", Path: path, Err: err}
-}
-
-// ReadSmallFile reads the whole named regular file, opened with
-// [OpenFile], refusing one over limit bytes (keys, manifests).
-func ReadSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := OpenFile(path, FileOptions{})
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, Errorf("disk", ErrTooLarge, "%s is over the %d-byte limit", path, limit)
-	}
-	return b, nil
 }

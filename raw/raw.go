@@ -5,22 +5,21 @@
 // so a converter copies it straight from the file (pread from the page
 // cache, which measured faster than faulting in a memory mapping; the
 // mapping is still there through [disk.HostFile.Bytes]). Holes of a sparse file (found with SEEK_DATA and
-// SEEK_HOLE) are reported as zero runs; a file system that cannot tell
-// reports the whole file as data.
+// SEEK_HOLE, on Linux, macOS and FreeBSD) are reported as zero runs; a file
+// system or OS that cannot tell reports the whole file as data.
 //
 // A file whose size is not a multiple of 512 has a virtual size rounded up
 // to the next multiple of 512, as qemu does; the padding reads as zeros.
-// Block devices are read like files, their size taken from the device.
+// Block devices (Linux only) are read like files, their size taken from
+// the device.
 package raw
 
 import (
 	"fmt"
 	"io"
 	"iter"
-	"syscall"
 
 	"github.com/diskport/diskport/disk"
-	"golang.org/x/sys/unix"
 )
 
 // Image is a RAW image. It implements [disk.Image].
@@ -41,7 +40,7 @@ func Open(s disk.Storage) (*Image, error) {
 	}
 	size := (n + disk.SectorSize - 1) / disk.SectorSize * disk.SectorSize
 	if h, ok := s.(*disk.HostFile); ok {
-		h.Advise(0, n, unix.FADV_SEQUENTIAL)
+		h.Advise(0, n, disk.AdviseSequential)
 	}
 	return &Image{s: s, size: size}, nil
 }
@@ -146,8 +145,8 @@ func (m *Image) Info() disk.Info {
 	info := disk.Info{Format: "raw", VirtualSize: m.size, FileSize: m.s.Size(), AllocatedBytes: m.s.Size()}
 	if o, ok := m.s.(disk.OSStorage); ok {
 		if st, err := o.File().Stat(); err == nil {
-			if sys, ok := st.Sys().(*syscall.Stat_t); ok && st.Mode().IsRegular() {
-				info.AllocatedBytes = min(sys.Blocks*512, m.s.Size())
+			if n, ok := disk.AllocatedBytes(st); ok && st.Mode().IsRegular() {
+				info.AllocatedBytes = min(n, m.s.Size())
 			}
 		}
 	}

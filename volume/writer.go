@@ -8,9 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/atomicfile"
@@ -175,6 +172,9 @@ func (w *Writer) resume(spec *JournalSpec) error {
 }
 
 func openDevice(dst string, size int64, opts Options) (*Writer, error) {
+	if !blockDevices {
+		return nil, fmt.Errorf("volume: destination %s is a block device: only the Linux build writes block devices", dst)
+	}
 	f, err := os.OpenFile(dst, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("volume: %w", err)
@@ -295,9 +295,10 @@ func (w *Writer) FillZero(off, n int64) error {
 	return w.Zero(off, n)
 }
 
-// Zero makes [off, off+n) read as zeros, whatever was written there: a
-// file gets a hole (fallocate PUNCH_HOLE), a device is zeroed
-// (BLKZEROOUT); where the call is refused, zeros are written.
+// Zero makes [off, off+n) read as zeros, whatever was written there: on
+// Linux a file gets a hole (fallocate PUNCH_HOLE), a device is zeroed
+// (BLKZEROOUT); where the call is refused, and on other systems, zeros
+// are written.
 func (w *Writer) Zero(off, n int64) error {
 	if off < 0 || n < 0 || off+n > w.size {
 		return fmt.Errorf("volume: zeroing %d bytes at %d past the end of %s (%d bytes)", n, off, w.dst, w.size)
@@ -305,16 +306,7 @@ func (w *Writer) Zero(off, n int64) error {
 	if n == 0 {
 		return nil
 	}
-	var err error
-	if w.device {
-		r := [2]uint64{uint64(off), uint64(n)}
-		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, w.f.Fd(), unix.BLKZEROOUT, uintptr(unsafe.Pointer(&r[0]))); errno != 0 {
-			err = errno
-		}
-	} else {
-		err = unix.Fallocate(int(w.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
-	}
-	if err == nil {
+	if w.zeroRange(off, n) == nil {
 		return nil
 	}
 	zeros := make([]byte, min(n, 1<<20)) // only where the kernel cannot zero
@@ -343,7 +335,7 @@ func (w *Writer) sync() error {
 	if w.noSync {
 		return nil
 	}
-	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+	if err := datasync(w.f); err != nil {
 		return fmt.Errorf("volume: flushing %s: %w", w.dst, err)
 	}
 	return nil

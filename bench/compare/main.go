@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command compare times `diskport convert` against `qemu-img convert -O
 // raw` on the same images, in the same run, with two more anchors.
 //

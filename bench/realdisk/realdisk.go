@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package realdisk builds the real-content benchmark disk: a raw ext4
 // filesystem made by mke2fs -d from real files found on any machine with
 // Go (the Go toolchain, shared libraries, documentation, /usr/bin), the

@@ -15,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/diskport/diskport/internal/flock"
 	"github.com/diskport/diskport/internal/logtext"
 	"github.com/diskport/diskport/server"
 	"github.com/diskport/diskport/server/store"
-	"golang.org/x/sys/unix"
 )
 
 const serveUsage = `serve --data DIR --s3-endpoint URL [--store postgres://…|sqlite:FILE] [--volumes DIR] [--lease-timeout 30s] [--server-id ID] [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F] [--metrics-listen ADDR]
@@ -163,7 +163,7 @@ func openData(ctx context.Context, dir, storeURL string) (*store.DB, func(), err
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.Lock(f, false); err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("data directory %s is in use by another diskport serve", dir)
 	}

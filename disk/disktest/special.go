@@ -3,7 +3,6 @@ package disktest
 import (
 	"errors"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -24,14 +23,6 @@ func Within(t testing.TB, what string, f func() error) error {
 	case <-time.After(5 * time.Second):
 		t.Errorf("%s: still blocked after 5s", what)
 		return ErrBlocked
-	}
-}
-
-// Mkfifo makes a FIFO at path.
-func Mkfifo(t testing.TB, path string) {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // WriteFile writes data to path with permissions perm by the rule above.
@@ -58,8 +59,12 @@ func Rename(tmp, path string) error {
 }
 
 // SyncDir flushes the directory holding path, making a rename or removal
-// in it durable.
+// in it durable. On Windows, where a directory cannot be opened for
+// flushing and NTFS journals the rename itself, it does nothing.
 func SyncDir(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return err

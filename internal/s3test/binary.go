@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/diskport/diskport/internal/flock"
 )
 
 var binary struct {
@@ -59,10 +59,10 @@ func findOrBuild() (string, error) {
 		return "", err
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := flock.Lock(lock, true); err != nil {
 		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
 	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	defer flock.Unlock(lock)
 	if isExecutable(bin) { // another process built it while we waited
 		return bin, nil
 	}

@@ -1,0 +1,79 @@
+//go:build !linux || portable
+
+package disk
+
+import (
+	"os"
+)
+
+// The portable side of [OpenFile] and [HostFile], for every OS (and for
+// Linux built with the portable tag): no openat2, no mapping, no fadvise.
+// Block devices are refused; holes are found where the OS can seek to
+// them (sparse_posix.go).
+
+// blockDevices says this build reads block devices.
+const blockDevices = false
+
+// OpenFile opens the named file read-only without ever blocking on it: it
+// stats the path first (Lstat when o.NoFollow) and refuses anything but a
+// regular file with a [*FileKindError] before opening, so a FIFO, socket
+// or device is never opened; it opens with O_NONBLOCK where the OS has it,
+// in case the path was replaced in between, and checks that the file
+// opened is a regular file and the one stat saw ([os.SameFile]). Block
+// devices are refused even with o.BlockDevice: only the Linux build
+// reads them. Every open of a file a user or a document names goes
+// through OpenFile.
+func OpenFile(path string, o FileOptions) (*os.File, error) {
+	stat := os.Stat
+	if o.NoFollow {
+		stat = os.Lstat
+	}
+	before, err := stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if kind := kindOf(before.Mode(), o); kind != "" {
+		return nil, &FileKindError{Path: path, Kind: kind, Want: o.want()}
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The readers expect a blocking file.
+	if err := clearNonblock(f); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	after, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if kind := kindOf(after.Mode(), o); kind != "" {
+		f.Close()
+		return nil, &FileKindError{Path: path, Kind: kind, Want: o.want()}
+	}
+	if !os.SameFile(before, after) {
+		f.Close()
+		return nil, Errorf("disk", ErrUnsafe, "%s was replaced while it was opened", path)
+	}
+	return f, nil
+}
+
+// Bytes reports no mapping: the portable build reads with pread only.
+func (h *HostFile) Bytes(off, n int64) ([]byte, bool) { return nil, false }
+
+// Advise does nothing: the portable build has no fadvise.
+func (h *HostFile) Advise(off, n int64, advice int) {}
+
+// NextData returns the next data run at or after off: with SEEK_DATA and
+// SEEK_HOLE where the OS has them, else the rest of the file.
+func (h *HostFile) NextData(off int64) (start, end int64, err error) {
+	if off >= h.size {
+		return h.size, h.size, nil
+	}
+	return nextData(h, off)
+}
+
+// unmap is never called: the portable build maps nothing.
+func unmap([]byte) error { return nil }
