@@ -139,7 +139,7 @@ func TestAWSCLI(t *testing.T) {
 		bts.BundleTasks[0].Storage.S3.Prefix != "cli/image" {
 		t.Fatalf("describe-bundle-tasks: %+v", bts)
 	}
-	if !bytes.Equal(unbundle(t, ctx, ts, s3, bucket, "cli/image"), readFile(t, ts.VolumePath(vol))) {
+	if !sameFiles(t, unbundle(t, ctx, ts, s3, bucket, "cli/image"), ts.VolumePath(vol)) {
 		t.Fatal("the bundle the aws CLI asked for does not unbundle to the volume")
 	}
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // roundOrder returns the order in which round r runs n tools: a Latin
