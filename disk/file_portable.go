@@ -77,3 +77,28 @@ func (h *HostFile) NextData(off int64) (start, end int64, err error) {
 
 // unmap is never called: the portable build maps nothing.
 func unmap([]byte) error { return nil }
+
+// kindOf names a file mode [OpenFile] refuses, or returns "" for one it
+// accepts under o.
+func kindOf(mode os.FileMode, o FileOptions) string {
+	switch {
+	case mode.IsRegular():
+		return ""
+	case mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0:
+		if o.BlockDevice && blockDevices {
+			return ""
+		}
+		return "a block device"
+	case mode&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case mode&os.ModeSocket != 0:
+		return "a socket"
+	case mode&os.ModeCharDevice != 0:
+		return "a character device"
+	case mode.IsDir():
+		return "a directory"
+	case mode&os.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "a special file"
+}

@@ -2,7 +2,6 @@ package disk
 
 import (
 	"io"
-	"os"
 )
 
 // FileOptions say which files [OpenFile] and [AdoptFile] accept.
@@ -57,29 +56,4 @@ func ReadSmallFile(path string, limit int64) ([]byte, error) {
 		return nil, Errorf("disk", ErrTooLarge, "%s is over the %d-byte limit", path, limit)
 	}
 	return b, nil
-}
-
-// kindOf names a file mode [OpenFile] refuses, or returns "" for one it
-// accepts under o.
-func kindOf(mode os.FileMode, o FileOptions) string {
-	switch {
-	case mode.IsRegular():
-		return ""
-	case mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0:
-		if o.BlockDevice && blockDevices {
-			return ""
-		}
-		return "a block device"
-	case mode&os.ModeNamedPipe != 0:
-		return "a FIFO"
-	case mode&os.ModeSocket != 0:
-		return "a socket"
-	case mode&os.ModeCharDevice != 0:
-		return "a character device"
-	case mode.IsDir():
-		return "a directory"
-	case mode&os.ModeSymlink != 0:
-		return "a symbolic link"
-	}
-	return "a special file"
 }
