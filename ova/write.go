@@ -53,7 +53,7 @@ func Write(ctx context.Context, w io.Writer, src disk.Image, opts WriteOptions) 
 	if err := opts.defaults(); err != nil {
 		return 0, err
 	}
-	a := &applianceWriter{opts: opts, src: src, diskName: opts.Name + "-disk1.vmdk"}
+	a := &applianceWriter{opts: opts, src: src, diskName: opts.Name + "-disk1.vmdk", populated: populated(src)}
 	if ws, ok := w.(io.WriteSeeker); ok && seekable(ws) {
 		return a.writeInPlace(ctx, ws)
 	}
@@ -97,13 +97,17 @@ type applianceWriter struct {
 	diskName string
 	diskSize int64  // the VMDK's bytes, once written
 	diskSum  []byte // its SHA-256
+	// populated is the source's data bytes, walked once: the descriptor
+	// is written twice in place, and a source read from parts may fetch
+	// to answer its extent map.
+	populated int64
 }
 
 // descriptor returns the OVF descriptor for a disk file of diskSize
 // bytes. Its length does not depend on diskSize, so that the one written
 // before the disk can be overwritten in place once the size is known.
 func (a *applianceWriter) descriptor(diskSize int64) []byte {
-	return []byte(ovfDescriptor(a.opts, a.diskName, diskSize, a.src.Size(), populated(a.src)))
+	return []byte(ovfDescriptor(a.opts, a.diskName, diskSize, a.src.Size(), a.populated))
 }
 
 // writeInPlace writes the archive to a destination that seeks: the disk
