@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,10 +137,14 @@ func (a *applianceWriter) writeInPlace(ctx context.Context, w io.WriteSeeker) (i
 	end := tw.n
 	// Fill in the disk's size: its tar header, and the descriptor's File.
 	desc = a.descriptor(a.diskSize)
+	hdr, err := headerBlock(a.diskName, a.diskSize)
+	if err != nil {
+		return 0, err
+	}
 	for _, fix := range []struct {
 		at int64
 		b  []byte
-	}{{diskHeaderAt, headerBlock(a.diskName, a.diskSize)}, {descAt, desc}} {
+	}{{diskHeaderAt, hdr}, {descAt, desc}} {
 		if _, err := w.Seek(start+fix.at, io.SeekStart); err != nil {
 			return 0, err
 		}
@@ -255,7 +258,10 @@ func (t *tarWriter) Write(p []byte) (int, error) {
 
 // header writes a regular file's header.
 func (t *tarWriter) header(name string, size int64) error {
-	_, err := t.Write(headerBlock(name, size))
+	b, err := headerBlock(name, size)
+	if err == nil {
+		_, err = t.Write(b)
+	}
 	return err
 }
 
@@ -279,7 +285,7 @@ func (t *tarWriter) pad() error {
 // headerBlock returns the one 512-byte header of a regular file: ustar,
 // or GNU's base-256 size for a member of 8 GiB or more, so that a header
 // written before the size is known can be overwritten in place.
-func headerBlock(name string, size int64) []byte {
+func headerBlock(name string, size int64) ([]byte, error) {
 	format := tar.FormatUSTAR
 	if size >= 1<<33 {
 		format = tar.FormatGNU
@@ -288,9 +294,13 @@ func headerBlock(name string, size int64) []byte {
 	tw := tar.NewWriter(&b)
 	err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644,
 		ModTime: time.Unix(time.Now().Unix(), 0), Format: format, Uname: "someone", Gname: "someone"})
-	if err != nil || b.Len() != blockSize {
-		// Names are checked short and plain, and sizes fit GNU's field.
-		panic(errors.Join(errors.New("ova: building a tar header"), err))
+	if err == nil && b.Len() != blockSize {
+		err = fmt.Errorf("%d bytes, not one block", b.Len())
 	}
-	return b.Bytes()
+	if err != nil {
+		// Names are checked short and plain, and sizes fit GNU's field:
+		// this does not happen, but it must not be a panic if it does.
+		return nil, fmt.Errorf("ova: the tar header of %q: %w", name, err)
+	}
+	return b.Bytes(), nil
 }
