@@ -221,7 +221,7 @@ func TestOVAImportVolume(t *testing.T) {
 	for _, app := range []testAppliance{oneDiskOVA(t, false), oneDiskOVA(t, true), twoDiskOVA(t)} {
 		size, murl := uploadOVA(t, s3, app.path)
 		out, err := c.ImportVolume(context.Background(), &ec2.ImportVolumeInput{
-			AvailabilityZone: aws.String("eu-west-3a"),
+			AvailabilityZone: aws.String("us-east-1a"),
 			Image:            &types.DiskImageDetail{Format: "OVA", Bytes: aws.Int64(size), ImportManifestUrl: aws.String(murl)},
 			Volume:           &types.VolumeDetail{Size: aws.Int64(1)},
 		})

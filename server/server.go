@@ -91,8 +91,9 @@ type Config struct {
 	// Store keeps the state; DataDir holds the volumes (DataDir/volumes).
 	Store   store.Store
 	DataDir string
-	// Region names the default availability zone (REGION + "a"); "" means
-	// us-east-1.
+	// Region names the default availability zone (REGION + "a"), and
+	// ImportVolume and ImportInstance refuse a zone of another region;
+	// "" means us-east-1.
 	Region string
 	// Workers is how many conversions run at once; 0 means 2.
 	Workers int
@@ -132,6 +133,11 @@ type Config struct {
 	// /metrics are served on, by Start, and the API's address no longer
 	// answers them; "" serves them beside the API.
 	MetricsListen string
+	// MetricsListener, when set, is a listener already bound for the
+	// operational endpoints, used in place of listening on MetricsListen:
+	// a caller binds every address before it creates anything. Close
+	// closes it.
+	MetricsListener net.Listener
 }
 
 // A Server answers EC2 Query API requests and runs the conversions.
@@ -206,10 +212,13 @@ func New(cfg Config) (*Server, error) {
 	s.verifier = &auth.Verifier{Lookup: s.lookupKey, Now: cfg.Clock}
 	s.pool = newPool(cfg, s.metrics, fp, key)
 	s.ops = s.opsMux()
-	if cfg.MetricsListen != "" {
+	s.opsLn = cfg.MetricsListener
+	if s.opsLn == nil && cfg.MetricsListen != "" {
 		if s.opsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			return nil, fmt.Errorf("server: metrics listener: %w", err)
 		}
+	}
+	if s.opsLn != nil {
 		s.opsSrv = &http.Server{Handler: s.ops, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	}
 	return s, nil
