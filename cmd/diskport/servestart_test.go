@@ -173,8 +173,8 @@ func testServeAccounts(t *testing.T, bin string, storeArgs []string, data string
 		t.Fatalf("bob's new key: %v", err)
 	}
 	list := accounts("list")
-	if !regexp.MustCompile(`(?m)^bob +[0-9]{12} +` + bobKey + `$`).MatchString(list) ||
-		!regexp.MustCompile(`(?m)^default +[0-9]{12} +` + key + `$`).MatchString(list) {
+	if !regexp.MustCompile(`(?m)^bob +[0-9]{12} +`+bobKey+`$`).MatchString(list) ||
+		!regexp.MustCompile(`(?m)^default +[0-9]{12} +`+key+`$`).MatchString(list) {
 		t.Errorf("list:\n%s", list)
 	}
 	for _, s := range []string{secret, bobSecret} {
