@@ -36,8 +36,10 @@
 // The server fetches the manifest URLs its clients give it, so it fetches
 // only http(s) URLs whose host:port is on its allow list, never follows a
 // redirect off it, and never connects to a link-local or metadata address.
-// It logs one structured line per request and per task transition, never a
-// signature, a secret or a presigned query string.
+// It logs one structured line per request (at DEBUG for a Describe call
+// that succeeds: clients poll with them) and per task transition (at WARN
+// for an import that failed, with its reason), never a signature, a secret
+// or a presigned query string.
 //
 // For BundleInstance the server plays EC2's part: it bundles the
 // instance's root volume, signs the bundle's manifest and encrypts its key

@@ -23,7 +23,7 @@ import (
 	"github.com/diskport/diskport/server/store"
 )
 
-const serveUsage = `serve --data DIR --s3-endpoint URL [--store postgres://…|sqlite:FILE] [--volumes DIR] [--lease-timeout 30s] [--server-id ID] [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F] [--metrics-listen ADDR] [--log-level info] [--log-format json]
+const serveUsage = `serve --data DIR --s3-endpoint URL [--store postgres://…|sqlite:FILE] [--volumes DIR] [--lease-timeout 30s] [--server-id ID] [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F] [--metrics-listen ADDR] [--log-level debug|info|warn|error] [--log-format json|text]
        diskport ` + serveAccountsUsage
 
 func init() {
