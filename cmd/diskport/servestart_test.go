@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -228,7 +230,8 @@ func demoProbe(t *testing.T) string {
 // TestServeLogging runs the binary: by default (INFO, JSON) the demo's
 // readiness probe and a polling Describe call log nothing, and a SIGTERM
 // logs the shutdown and exits 0; --log-level and --log-format take either
-// case (text at DEBUG logs the Describe call); a wrong value is a usage
+// case (text at DEBUG logs the Describe call), beside a --metrics-listen
+// that answers; a wrong value is a usage
 // error that makes nothing.
 func TestServeLogging(t *testing.T) {
 	t.Parallel()
@@ -263,9 +266,17 @@ func TestServeLogging(t *testing.T) {
 		t.Errorf("no shutdown line naming the signal:\n%s", log)
 	}
 
+	// A free port for --metrics-listen, which the server binds itself.
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := free.Addr().String()
+	free.Close()
 	p = startServeArgs(t, bin, []string{"--data", filepath.Join(t.TempDir(), "data"), "--s3-endpoint", "http://127.0.0.1:9",
-		"--log-level", "DEBUG", "--log-format", "Text"}, env...)
+		"--log-level", "DEBUG", "--log-format", "Text", "--metrics-listen", metrics}, env...)
 	describe(p)
+	httpGet(t, "http://"+metrics+"/healthz", http.StatusOK)
 	if err := waitLog(p, "level=DEBUG msg=request"); err != nil || !strings.Contains(p.log(), "action=DescribeConversionTasks") {
 		t.Errorf("--log-level DEBUG --log-format Text: %v\n%s", err, p.log())
 	}
