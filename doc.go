@@ -47,7 +47,8 @@
 //   - convert: an image to a raw volume; volume: the file or block device
 //     a volume is written to, with its resume journal.
 //   - manifest: EC2 import manifests (made, read, uploaded, and read from
-//     as an image); bundle: AMI bundles under a BundleInstance policy.
+//     as an image), with manifest/parts (their parts stored, fetched and
+//     checked); bundle: AMI bundles under a BundleInstance policy.
 //   - server: the EC2 Query API server (VM import, BundleInstance), with
 //     server/auth (request signatures) and server/store (its durable
 //     state).

@@ -19,6 +19,7 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -117,7 +118,7 @@ func (ts *testServer) sdk(key, secret string) *ec2.Client {
 // returns the presigned manifest URL.
 func upload(t *testing.T, s *s3test.Server, image string) (*manifest.UploadResult, string) {
 	t.Helper()
-	cfg := manifest.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
+	cfg := parts.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
 	res, err := manifest.Upload(context.Background(), cfg, image, manifest.UploadOptions{
 		Bucket: s.Bucket(t), SplitOptions: manifest.SplitOptions{PartSize: 1 << 20}})
 	if err != nil {

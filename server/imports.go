@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -31,7 +32,7 @@ func (s *Server) diskImage(c *call, prefix string, now time.Time) (*store.Volume
 	if err != nil {
 		return nil, err
 	}
-	bytes, err := c.integer(prefix+"Image.Bytes", 1, manifest.MaxFileSize, true)
+	bytes, err := c.integer(prefix+"Image.Bytes", 1, parts.MaxFileSize, true)
 	if err != nil {
 		return nil, err
 	}

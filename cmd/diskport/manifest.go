@@ -15,6 +15,7 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/logtext"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // manifestUsage is the synopsis of the manifest verb. A MANIFEST is a
@@ -118,12 +119,12 @@ func manifestVerify(args []string) error {
 		return err
 	}
 	if *bucket != "" {
-		if store, err = manifest.NewS3Store(s3Config(*endpoint, "", false), *bucket); err != nil {
+		if store, err = parts.NewS3Store(s3Config(*endpoint, "", false), *bucket); err != nil {
 			return err
 		}
 	}
 	bar := newBar(*progress, m.FileSize(), "verifying")
-	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.set})
+	rep, err := parts.Verify(ctx, m.File(), store, parts.VerifyOptions{Parallel: *par, Progress: bar.set})
 	bar.finish()
 	if err != nil {
 		return err
@@ -161,7 +162,7 @@ func manifestShow(args []string) error {
 	return nil
 }
 
-func showManifest(w io.Writer, m *manifest.Manifest, store manifest.PartStore) {
+func showManifest(w io.Writer, m *manifest.Manifest, store parts.Store) {
 	fmt.Fprintf(w, "version:      %s\n", m.Version)
 	fmt.Fprintf(w, "file format:  %s\n", m.FileFormat)
 	fmt.Fprintf(w, "importer:     %s %s (%s)\n", m.Importer.Name, m.Importer.Version, m.Importer.Release)

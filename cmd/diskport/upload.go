@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 func init() {
@@ -81,7 +82,7 @@ func runUpload(c *command, args []string) error {
 		if res != nil && res.Uploaded+res.Skipped > 0 {
 			return fmt.Errorf("%w (%d parts stored; run the same command again to resume)", err, res.Uploaded+res.Skipped)
 		}
-		if errors.Is(err, manifest.ErrNoBucket) {
+		if errors.Is(err, parts.ErrNoBucket) {
 			return &hinted{err.Error() + " (check the name, or give --create-bucket to create it)", err}
 		}
 		return mismatchHint(err)
