@@ -40,6 +40,7 @@ const forgedPart = parts.MaxChunk + 2<<20
 // the source through the same import path: each must refuse every
 // forgery, name the checksum that failed, and leave no volume.
 func TestForgedImports(t *testing.T) {
+	t.Parallel()
 	s := s3test.Shared(t)
 	mc := s.Client(t)
 	image := filepath.Join(t.TempDir(), "disk.img")
