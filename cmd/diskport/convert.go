@@ -125,11 +125,12 @@ func runConvert(c *command, args []string) error {
 // on stdout with --progress=json, else lines of text.
 func printConverted(src, dst string, progress progressMode, res *convert.Result) error {
 	if progress == "json" {
-		return json.NewEncoder(stdout).Encode(map[string]any{
-			"done": true, "source": src, "destination": dst,
-			"virtual_size": res.VirtualSize, "volume_size": res.VolumeSize,
-			"written_bytes": res.WrittenBytes, "resumed_bytes": res.ResumedBytes, "started_over": res.StartedOver,
-			"sha256": hexOrEmpty(res.SHA256), "virtual_sha256": hexOrEmpty(res.VirtualSHA256),
+		return json.NewEncoder(stdout).Encode(convertedJSON{
+			Done: true, Source: src, Destination: dst,
+			VirtualSize: res.VirtualSize, VolumeSize: res.VolumeSize,
+			WrittenBytes: res.WrittenBytes, ResumedBytes: res.ResumedBytes,
+			StartedOver: res.StartedOver != "", StartedOverReason: res.StartedOver,
+			SHA256: hex.EncodeToString(res.SHA256), VirtualSHA256: hex.EncodeToString(res.VirtualSHA256),
 		})
 	}
 	if res.StartedOver != "" {
@@ -156,5 +157,3 @@ func stoppedError(ctx context.Context, resume bool) error {
 	}
 	return fmt.Errorf("convert stopped: %v; %s", context.Cause(ctx), kept)
 }
-
-func hexOrEmpty(b []byte) string { return hex.EncodeToString(b) }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -190,9 +191,9 @@ func runExport(ctx context.Context, img *manifest.Image, src, dst string, e *exp
 		out = stderr // standard output holds the image
 	}
 	if o.progress == "json" {
-		return json.NewEncoder(out).Encode(map[string]any{
-			"done": true, "source": src, "destination": dst, "format": e.what(),
-			"virtual_size": img.Size(), "image_size": size, "sha256": hexOrEmpty(sum),
+		return json.NewEncoder(out).Encode(exportedJSON{
+			Done: true, Source: src, Destination: dst, Format: e.what(),
+			VirtualSize: img.Size(), ImageSize: size, SHA256: hex.EncodeToString(sum),
 		})
 	}
 	fmt.Fprintf(out, "wrote %s (%d bytes) as %s to %s: %d bytes\n", src, img.Size(), e.what(), dst, size)

@@ -96,10 +96,10 @@ func printAppliance(w io.Writer, path string, img *manifest.Image) {
 // applianceJSON is the appliance part of `info --output json` for an OVA.
 func applianceJSON(path string, img *manifest.Image) map[string]any {
 	a, _ := img.Appliance()
-	return map[string]any{
+	return kebab(map[string]any{
 		"path": path, "ovf_version": a.Version, "descriptor": a.Descriptor, "manifest": a.Manifest,
 		"certificate": a.Cert, "signature": a.Signature, "unverified": a.Unverified, "virtual_system": a.System, "disks": a.Disks,
-	}
+	})
 }
 
 // convertAllOVA converts every disk of the OVA at path into dir, as

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -51,4 +52,60 @@ func TestProgressBars(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s.SecretKey)
 	t.Setenv("AWS_REGION", s.Region)
 	run("upload", "uploading", "upload", "-p", "--create-bucket", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--part-size", "1MiB", g)
+}
+
+// TestProgressJSONKeys: every line of `convert --progress=json` and
+// `convert -O vmdk --progress=json` has kebab-case keys, as qemu-img's
+// JSON does, and real types: started-over is a boolean, a checksum not
+// asked for is absent (not ""), one asked for is there.
+func TestProgressJSONKeys(t *testing.T) {
+	t.Parallel()
+	bin := buildCLI(t)
+	work := t.TempDir()
+	g := testimg.Golden(t, testimg.Spec{Size: 3 << 20, Seed: 24})
+	lines := func(args ...string) []map[string]any {
+		t.Helper()
+		out, err := exec.Command(bin, args...).Output()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		var ls []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("%v: line %q: %v", args, l, err)
+			}
+			for k, v := range m {
+				if strings.ContainsAny(k, "_ ") || strings.ToLower(k) != k {
+					t.Errorf("%v: key %q is not kebab-case", args, k)
+				}
+				if v == "" {
+					t.Errorf("%v: %q is \"\"", args, k)
+				}
+			}
+			ls = append(ls, m)
+		}
+		return ls
+	}
+	ls := lines("convert", "--progress=json", "--no-sync", g, filepath.Join(work, "a.raw"))
+	if p := ls[0]; p["bytes-converted"] == nil || p["total-bytes"] != float64(3<<20) {
+		t.Errorf("progress line %v", p)
+	}
+	done := ls[len(ls)-1]
+	if done["done"] != true || done["started-over"] != false || done["volume-size"] != float64(1<<30) {
+		t.Errorf("result line %v", done)
+	}
+	for _, k := range []string{"sha256", "virtual-sha256", "started-over-reason"} {
+		if _, ok := done[k]; ok {
+			t.Errorf("result line has %q without it: %v", k, done)
+		}
+	}
+	ls = lines("convert", "--progress=json", "--checksum", "sha256", "--no-sync", "--exact-size", g, filepath.Join(work, "b.raw"))
+	if s, _ := ls[len(ls)-1]["virtual-sha256"].(string); len(s) != 64 {
+		t.Errorf("result line with --checksum: %v", ls[len(ls)-1])
+	}
+	ls = lines("convert", "-O", "vmdk", "--progress=json", "--no-sync", g, filepath.Join(work, "c.vmdk"))
+	if d := ls[len(ls)-1]; d["image-size"] == nil || d["virtual-size"] != float64(3<<20) {
+		t.Errorf("export result line %v", d)
+	}
 }
