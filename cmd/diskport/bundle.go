@@ -18,8 +18,9 @@ func init() {
 	register(&command{
 		name:    "bundle",
 		summary: "bundle a volume as an AMI bundle into S3 under a BundleInstance upload policy",
-		usage: "bundle [--format F] --endpoint URL --bucket B --prefix P --access-key-id K --upload-policy B64 " +
-			"--upload-policy-signature S --ec2-cert PEM [--user-cert PEM --user-key PEM] [--out DIR] [--part-size 10MiB] [--workers N] [-p] (VOLUME | --manifest MANIFEST)",
+		usage: "bundle " + imageSynopsis + " --endpoint URL --bucket B --prefix P --access-key-id K --upload-policy B64 " +
+			"--upload-policy-signature S --ec2-cert PEM [--user-cert PEM --user-key PEM] [--user ID] [--arch A] [--instance-id ID] [--level 1-9] " +
+			"[--out DIR] [--part-size 10MiB] [--workers N] [--task-xml] [-p] (VOLUME | --manifest MANIFEST)",
 		run: runBundle,
 	})
 

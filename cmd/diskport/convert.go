@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/diskport/diskport/convert"
@@ -17,8 +18,10 @@ func init() {
 	register(&command{
 		name:    "convert",
 		summary: "convert an image to a raw, EBS-sized volume, or to a VMDK, VHD or OVA image",
-		usage:   "convert [--format F] [-O raw|vmdk|vhd|ova [--subformat S | -o subformat=S]] [--volume-size GIB | --exact-size] [-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--workers N] [--disk N] (SRC | --manifest MANIFEST) DST | --all DSTDIR OVA",
-		run:     runConvert,
+		usage: "convert " + imageSynopsis + " [-O raw|vmdk|vhd|ova [--subformat S | -o subformat=S]] [--volume-size GIB | --exact-size] " +
+			"[-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--device-zeroed] [--workers N] " +
+			"(SRC | --manifest MANIFEST [--endpoint URL]) (DST | -) | --all DSTDIR OVA",
+		run: runConvert,
 	})
 }
 
@@ -35,12 +38,12 @@ func runConvert(c *command, args []string) error {
 	var progress progressMode
 	fs.Var(&progress, "progress", "show progress: a bar on stderr, or --progress=json for JSON lines on stdout")
 	fs.Var(&progress, "p", "short for --progress")
-	checksum := fs.String("checksum", "", "print a checksum of the volume: sha256")
+	checksum := fs.String("checksum", "", "print a checksum of the volume: sha256 (any case)")
 	resume := fs.Bool("resume", false, "continue an interrupted (even killed) conversion into the same destination, or start over when it left nothing usable; "+
 		"with --resume, a run stopped by SIGINT, SIGTERM or SIGHUP keeps its partial output for the next --resume (without it, the partial output is removed)")
 	noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 	zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
-	workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
+	workers := fs.Int("workers", 0, "segments read and written at once (with -O vmdk, vhd or ova: read and compressed) (default: one per CPU, at most 8)")
 	all := fs.String("all", "", "for an OVA: convert every disk into this directory, as NAME-N.raw in boot order")
 	var output outputFlags
 	output.register(fs)
@@ -69,6 +72,7 @@ func runConvert(c *command, args []string) error {
 	if *exact && volGiB != 0 {
 		return usageError("--exact-size and --volume-size exclude each other")
 	}
+	*checksum = strings.ToLower(*checksum)
 	if *checksum != "" && *checksum != "sha256" {
 		return usageError("--checksum supports sha256, not %q", *checksum)
 	}
@@ -94,6 +98,9 @@ func runConvert(c *command, args []string) error {
 		return err
 	}
 	defer im.Close()
+	if pos[1] == "-" && exp == nil {
+		return convertToStdout(ctx, im, pos[0], progress, opts)
+	}
 	if exp != nil {
 		return runExport(ctx, im, pos[0], pos[1], exp, exportOptions{force: *force, noSync: *noSync, checksum: *checksum != "", workers: *workers, progress: progress})
 	}
@@ -119,6 +126,31 @@ func runConvert(c *command, args []string) error {
 		return existsHint(err)
 	}
 	return printConverted(manifest.RedactURL(pos[0]), pos[1], progress, res) // a presigned URL's query is a credential
+}
+
+// convertToStdout writes the raw volume of im to standard output, front to
+// back, and its summary to stderr.
+func convertToStdout(ctx context.Context, im *manifest.Image, src string, progress progressMode, opts convert.Options) error {
+	switch {
+	case opts.Resume || opts.Force || opts.DeviceZeroed:
+		return usageError("--resume, --force and --device-zeroed are for a file or device destination, not - (standard output)")
+	case progress == "json":
+		return usageError("--progress=json prints to standard output, where the volume goes: use -p")
+	}
+	var rep *progressReporter
+	if progress == "bar" {
+		rep = newProgress(progress, stderr, im.Size(), "converting")
+		opts.Progress = rep.update
+	}
+	res, err := streamVolume(ctx, im, stdout, opts)
+	rep.finish()
+	if err != nil {
+		return err
+	}
+	saved := stdout
+	defer func() { stdout = saved }()
+	stdout = stderr // standard output holds the volume
+	return printConverted(manifest.RedactURL(src), "-", "", res)
 }
 
 // printConverted reports a finished conversion of src to dst: a JSON line

@@ -14,7 +14,7 @@ func init() {
 	register(&command{
 		name:    "info",
 		summary: "describe an image: format, virtual size, allocation",
-		usage:   "info [--format F] [--output human|json] (IMAGE | --manifest MANIFEST)",
+		usage:   "info " + imageSynopsis + " [--output human|json] " + sourceSynopsis,
 		run:     runInfo,
 	})
 }

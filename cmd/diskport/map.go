@@ -11,7 +11,7 @@ func init() {
 	register(&command{
 		name:    "map",
 		summary: "print the extent map: which ranges hold data and which read as zeros",
-		usage:   "map [--format F] [--output human|json] (IMAGE | --manifest MANIFEST)",
+		usage:   "map " + imageSynopsis + " [--output human|json] " + sourceSynopsis,
 		run:     runMap,
 	})
 }

@@ -26,7 +26,7 @@ type ovaFlags struct {
 }
 
 func (f *ovaFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&f.disk, "disk", 0, "for an OVA: the disk to read, by its number in boot order (`info` lists them; default 0, the boot disk)")
+	fs.IntVar(&f.disk, "disk", 0, "for an OVA: the `N`th disk to read, by its number in boot order (info lists them; default 0, the boot disk)")
 	fs.BoolVar(&f.noVerify, "no-verify-manifest", false, "for an OVA: read it even when its .mf is missing, lacks a disk or lists a file the OVA lacks")
 }
 
@@ -114,8 +114,8 @@ func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts con
 	if a == nil {
 		return usageError("--all is for an OVA, and %s is not one", path)
 	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return fmt.Errorf("--all %s: not a directory", dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--all: %w", err)
 	}
 	base := filepath.Base(path)
 	base = base[:len(base)-len(filepath.Ext(base))]

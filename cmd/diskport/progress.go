@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,7 @@ type progressMode string
 func (m *progressMode) String() string   { return string(*m) }
 func (m *progressMode) IsBoolFlag() bool { return true }
 func (m *progressMode) Set(s string) error {
-	switch s {
+	switch strings.ToLower(s) {
 	case "true", "bar":
 		*m = "bar"
 	case "json":

@@ -17,7 +17,7 @@ func init() {
 	register(&command{
 		name:    "upload",
 		summary: "upload an image to S3 as import-manifest parts and print the ImportManifestUrl",
-		usage:   "upload --endpoint URL --bucket B [--create-bucket] [--prefix P] [--sigv2] [--expires 7d] [--part-size 10MiB] [--workers N] [-p] IMAGE",
+		usage:   "upload --endpoint URL --bucket B [--create-bucket] [--region R] [--prefix P] [--sigv2] [--expires 7d] " + splitSynopsis + " [--workers N] [-p] IMAGE",
 		run:     runUpload,
 	})
 }
