@@ -107,6 +107,11 @@ func runConvert(c *command, args []string) error {
 	if im.Sequential() {
 		opts.Workers = 1 // a gzip-compressed member is read as a stream
 	}
+	if !*resume && !*force {
+		if err := partialLeft(pos[1]); err != nil {
+			return err
+		}
+	}
 	var rep *progressReporter
 	switch progress {
 	case "bar":
@@ -123,9 +128,9 @@ func runConvert(c *command, args []string) error {
 		if ctx.Err() != nil {
 			return stoppedError(ctx, *resume)
 		}
-		return existsHint(err)
+		return destError(existsHint(err), pos[1])
 	}
-	return printConverted(manifest.RedactURL(pos[0]), pos[1], progress, res) // a presigned URL's query is a credential
+	return printConverted(manifest.RedactURL(pos[0]), pos[1], progress, *resume, res) // a presigned URL's query is a credential
 }
 
 // convertToStdout writes the raw volume of im to standard output, front to
@@ -150,12 +155,13 @@ func convertToStdout(ctx context.Context, im *manifest.Image, src string, progre
 	saved := stdout
 	defer func() { stdout = saved }()
 	stdout = stderr // standard output holds the volume
-	return printConverted(manifest.RedactURL(src), "-", "", res)
+	return printConverted(manifest.RedactURL(src), "-", "", false, res)
 }
 
 // printConverted reports a finished conversion of src to dst: a JSON line
-// on stdout with --progress=json, else lines of text.
-func printConverted(src, dst string, progress progressMode, res *convert.Result) error {
+// on stdout with --progress=json, else lines of text. With --resume it
+// says whether the run continued an interrupted one or started over.
+func printConverted(src, dst string, progress progressMode, resume bool, res *convert.Result) error {
 	if progress == "json" {
 		return json.NewEncoder(stdout).Encode(convertedJSON{
 			Done: true, Source: src, Destination: dst,
@@ -170,7 +176,7 @@ func printConverted(src, dst string, progress progressMode, res *convert.Result)
 	}
 	fmt.Fprintf(stdout, "converted %s (%d bytes) to %s: volume %d bytes (%d GiB)\n",
 		src, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
-	if res.ResumedBytes > 0 {
+	if resume && res.StartedOver == "" {
 		fmt.Fprintf(stdout, "resumed: %d bytes were already converted by the interrupted run\n", res.ResumedBytes)
 	}
 	if res.SHA256 != nil {

@@ -4,8 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/diskport/diskport/convert"
 	"github.com/diskport/diskport/disk"
@@ -21,6 +27,49 @@ func existsHint(err error) error {
 		return &hinted{"destination " + ee.Path + " exists (give --force to overwrite it)", err}
 	}
 	return err
+}
+
+// destError words an error creating the destination dst in the user's
+// terms: which directory, and why, never the temporary names diskport
+// writes beside dst (its partial output and journal).
+func destError(err error, dst string) error {
+	var errno syscall.Errno
+	if err == nil || !errors.As(err, &errno) {
+		return err
+	}
+	dir := filepath.Dir(dst)
+	var pe *fs.PathError
+	ours := errors.As(err, &pe) && (pe.Path == dir ||
+		filepath.Dir(pe.Path) == dir && strings.HasPrefix(filepath.Base(pe.Path), "."+filepath.Base(dst)+".diskport-"))
+	if !ours && !strings.Contains(err.Error(), "creating a file in "+dir+":") {
+		return err
+	}
+	why := errno.Error()
+	switch {
+	case errors.Is(errno, fs.ErrNotExist):
+		why = "it does not exist"
+	case errno == syscall.EROFS:
+		why = "it is on a read-only file system"
+	case errno == syscall.EPERM:
+		why = "it does not allow new files (operation not permitted: an immutable or append-only directory?)"
+	case errno == syscall.EACCES:
+		why = "it is not writable (permission denied)"
+	case errno == syscall.ENOTDIR:
+		why = "it is not a directory"
+	}
+	return &hinted{fmt.Sprintf("cannot write %s into directory %s: %s", filepath.Base(dst), dir, why), err}
+}
+
+// partialLeft refuses a new conversion into dst when an interrupted one
+// left its partial output or journal there: only --resume continues it
+// and only --force throws it away.
+func partialLeft(dst string) error {
+	for _, p := range []string{volume.PartialName(dst), volume.JournalName(dst)} {
+		if _, err := os.Lstat(p); err == nil {
+			return &hinted{fmt.Sprintf("an interrupted conversion into %s left its partial output: give --resume to continue it, or --force to start over", dst), fs.ErrExist}
+		}
+	}
+	return nil
 }
 
 // streamVolume writes the raw volume of src to w front to back, as

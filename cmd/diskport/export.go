@@ -181,7 +181,7 @@ func runExport(ctx context.Context, img *manifest.Image, src, dst string, e *exp
 			if ctx.Err() != nil {
 				return fmt.Errorf("convert stopped: %v; nothing was left at %s", context.Cause(ctx), dst)
 			}
-			return existsHint(err)
+			return destError(existsHint(err), dst)
 		}
 		size, sum = res.Size, res.SHA256
 	}

@@ -105,7 +105,30 @@ func (f *imageFlags) open(ctx context.Context, path string) (*manifest.Image, er
 	if errors.Is(err, disk.ErrUnsupported) && (f.ova.disk != 0 || f.ova.noVerify) && !isOVA(path) {
 		return nil, usageError("--disk and --no-verify-manifest are for an OVA, and %s is not one", path)
 	}
-	return img, mismatchHint(err)
+	return img, parentHint(mismatchHint(err))
+}
+
+// parentWords rewrites the readers' advice about parents, which names
+// library fields, in the flag a user gives.
+var parentWords = strings.NewReplacer(
+	"; pass the opened parent in Options.Parent", "; give it with --parent FILE",
+	", which must be supplied by the caller", ": give it with --parent FILE",
+	"a parent was supplied but", "--parent was given, but",
+	"a parent was given, but", "--parent was given, but",
+	"supplied parent", "--parent",
+	"were given", "were given with --parent",
+)
+
+// parentHint gives an error about a delta image's parent the CLI's
+// wording: the --parent flag, never Options.Parent or "the caller".
+func parentHint(err error) error {
+	if err == nil || !errors.Is(err, disk.ErrUnsafe) && !errors.Is(err, disk.ErrCorrupt) {
+		return err
+	}
+	if msg := parentWords.Replace(err.Error()); msg != err.Error() {
+		return &hinted{msg, err}
+	}
+	return err
 }
 
 // mismatchHint gives a declared format the bytes contradict the CLI's

@@ -131,12 +131,16 @@ func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts con
 		if img.Sequential() {
 			o.Workers = 1 // a gzip-compressed member is read as a stream
 		}
-		res, err := convert.Convert(ctx, img, dst, o)
+		err := partialLeft(dst)
+		var res *convert.Result
+		if o.Force || o.Resume || err == nil {
+			res, err = convert.Convert(ctx, img, dst, o)
+		}
 		if i > 0 {
 			img.Close()
 		}
 		if err != nil {
-			return fmt.Errorf("disk %d (%s): %w", i, d.File, err)
+			return fmt.Errorf("disk %d (%s): %w", i, d.File, destError(existsHint(err), dst))
 		}
 		fmt.Fprintf(stdout, "converted %s disk %d (%s, %d bytes) to %s: volume %d bytes (%d GiB)\n",
 			path, i, d.File, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))

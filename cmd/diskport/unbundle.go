@@ -94,9 +94,14 @@ func unbundle(u *command, args []string) error {
 	// Written under a temporary name, flushed and renamed into place
 	// only once complete and verified: a crash or a signal never
 	// leaves a partial volume under the final name.
+	if !*force {
+		if err := partialLeft(pos[0]); err != nil {
+			return err
+		}
+	}
 	w, err := volume.Create(pos[0], r.Manifest.Image.Size, volume.Options{Force: *force})
 	if err != nil {
-		return existsHint(err)
+		return destError(existsHint(err), pos[0])
 	}
 	bar := newBar(*progress, r.Manifest.Image.Size, "restoring")
 	r.Progress = bar.set
