@@ -178,8 +178,8 @@ func runBundle(c *command, args []string) error {
 		return fmt.Errorf("%w: the bundle stored in %s holds these bytes; delete it", err, where)
 	}
 	if !*f.taskXML {
-		fmt.Fprintf(stdout, "bundled %s (%d bytes) into %s%s: %d parts, %d bytes, image digest %s\n",
-			manifest.RedactURL(src), m.Image.Size, where, bundle.ManifestName(*f.prefix), len(m.Image.Parts.Part), m.Image.BundledSize, m.Image.Digest.Hex)
+		fmt.Fprintf(stdout, "bundled %s, %s, into %s%s: %s, %s, image digest %s\n",
+			manifest.RedactURL(src), sizeText(m.Image.Size), where, bundle.ManifestName(*f.prefix), count(len(m.Image.Parts.Part), "part"), sizeText(m.Image.BundledSize), m.Image.Digest.Hex)
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func runCheck(c *command, args []string) error {
 			fmt.Fprintf(stdout, "ERROR %s\n", logtext.OneLine(p.Error()))
 		}
 		if len(res.Problems) == 0 {
-			fmt.Fprintf(stdout, "No errors were found on the image.\nRead %d bytes: %d in data runs, %d in zero runs.\n", res.VirtualSize, res.DataBytes, res.ZeroBytes)
+			fmt.Fprintf(stdout, "No errors were found on the image.\nRead %s: %s in data runs, %s in zero runs.\n", sizeText(res.VirtualSize), sizeText(res.DataBytes), sizeText(res.ZeroBytes))
 		}
 	}
 	if n := len(res.Problems); n > 0 {

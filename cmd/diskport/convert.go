@@ -174,14 +174,13 @@ func printConverted(src, dst string, progress progressMode, resume bool, res *co
 	if res.StartedOver != "" {
 		fmt.Fprintf(stdout, "resume: %s\n", res.StartedOver)
 	}
-	fmt.Fprintf(stdout, "converted %s (%d bytes) to %s: volume %d bytes (%d GiB)\n",
-		src, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
+	fmt.Fprintf(stdout, "converted %s, %s, to %s: volume %s\n", src, sizeText(res.VirtualSize), dst, sizeText(res.VolumeSize))
 	if resume && res.StartedOver == "" {
-		fmt.Fprintf(stdout, "resumed: %d bytes were already converted by the interrupted run\n", res.ResumedBytes)
+		fmt.Fprintf(stdout, "resumed: %s were already converted by the interrupted run\n", sizeText(res.ResumedBytes))
 	}
 	if res.SHA256 != nil {
-		fmt.Fprintf(stdout, "sha256 %x  volume (%d bytes)\n", res.SHA256, res.VolumeSize)
-		fmt.Fprintf(stdout, "sha256 %x  virtual disk (first %d bytes)\n", res.VirtualSHA256, res.VirtualSize)
+		fmt.Fprintf(stdout, "sha256 %x  volume (%s)\n", res.SHA256, count(res.VolumeSize, "byte"))
+		fmt.Fprintf(stdout, "sha256 %x  virtual disk (first %s)\n", res.VirtualSHA256, count(res.VirtualSize, "byte"))
 	}
 	return nil
 }

@@ -196,7 +196,7 @@ func runExport(ctx context.Context, img *manifest.Image, src, dst string, e *exp
 			VirtualSize: img.Size(), ImageSize: size, SHA256: hex.EncodeToString(sum),
 		})
 	}
-	fmt.Fprintf(out, "wrote %s (%d bytes) as %s to %s: %d bytes\n", src, img.Size(), e.what(), dst, size)
+	fmt.Fprintf(out, "wrote %s, %s, as %s to %s: %s\n", src, sizeText(img.Size()), e.what(), dst, sizeText(size))
 	if e.format == diskport.VHD && img.Size()%512 != 0 {
 		fmt.Fprintf(out, "the VHD's current size is %d bytes: the virtual size rounded up to a whole sector\n", (img.Size()+511)/512*512)
 	}

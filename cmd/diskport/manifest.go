@@ -95,7 +95,7 @@ func manifestCreate(args []string) error {
 	if err != nil {
 		return mismatchHint(err)
 	}
-	fmt.Fprintf(stdout, "%s: %s, %d bytes in %d parts, volume %d GiB\n", path, m.FileFormat, m.Size, len(m.Parts), m.VolumeSize)
+	fmt.Fprintf(stdout, "%s: %s, %s in %s, volume %d GiB\n", path, m.FileFormat, sizeText(m.Size), count(len(m.Parts), "part"), m.VolumeSize)
 	return nil
 }
 
@@ -137,7 +137,7 @@ func manifestVerify(args []string) error {
 	if !rep.Checksums {
 		what = "sizes only: the manifest carries no checksums"
 	}
-	fmt.Fprintf(stdout, "ok: %d parts, %d bytes (%s); sha256 %s\n", rep.Parts, rep.Bytes, what, rep.SHA256)
+	fmt.Fprintf(stdout, "ok: %s, %s (%s); sha256 %s\n", count(rep.Parts, "part"), sizeText(rep.Bytes), what, rep.SHA256)
 	return nil
 }
 

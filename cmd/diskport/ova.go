@@ -142,8 +142,8 @@ func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts con
 		if err != nil {
 			return fmt.Errorf("disk %d (%s): %w", i, d.File, destError(existsHint(err), dst))
 		}
-		fmt.Fprintf(stdout, "converted %s disk %d (%s, %d bytes) to %s: volume %d bytes (%d GiB)\n",
-			path, i, d.File, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
+		fmt.Fprintf(stdout, "converted %s disk %d (%s), %s, to %s: volume %s\n",
+			path, i, d.File, sizeText(res.VirtualSize), dst, sizeText(res.VolumeSize))
 	}
 	return nil
 }

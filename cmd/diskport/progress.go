@@ -96,6 +96,7 @@ func newProgress(mode progressMode, w io.Writer, total int64, what string) *prog
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription(what),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionUseIECUnits(true), // KiB, MiB, GiB, as qemu-img and the summaries
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),

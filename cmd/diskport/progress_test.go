@@ -109,3 +109,50 @@ func TestProgressJSONKeys(t *testing.T) {
 		t.Errorf("export result line %v", d)
 	}
 }
+
+// TestOneUnitSystem: summaries and progress bars use binary units, as
+// qemu-img does; --exact-size's summary states the size it wrote; counts
+// agree with their nouns.
+func TestOneUnitSystem(t *testing.T) {
+	t.Parallel()
+	bin := buildCLI(t)
+	work := t.TempDir()
+	g := testimg.Golden(t, testimg.Spec{Size: 3<<20 + 512, Seed: 44})
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		var e strings.Builder
+		cmd.Stderr = &e
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v: %s", args, err, e.String())
+		}
+		return string(out), e.String()
+	}
+	out, bar := run("convert", "--no-sync", "--exact-size", "-p", g, filepath.Join(work, "a.raw"))
+	if !strings.Contains(out, "volume 3 MiB (3146240 bytes)") || strings.Contains(out, "GiB") {
+		t.Errorf("convert --exact-size: %s", out)
+	}
+	if !strings.Contains(bar, "MiB") || strings.Contains(bar, " MB") {
+		t.Errorf("convert -p: progress bar %q", bar)
+	}
+	if out, _ := run("convert", "--no-sync", g, filepath.Join(work, "b.raw")); !strings.Contains(out, "volume 1 GiB (1073741824 bytes)") {
+		t.Errorf("convert: %s", out)
+	}
+	dir := filepath.Join(work, "m")
+	out, _ = run("manifest", "create", "--part-size", "10MiB", g, dir)
+	if !strings.Contains(out, "3 MiB (3146240 bytes) in 1 part,") {
+		t.Errorf("manifest create: %s", out)
+	}
+	if out, _ := run("manifest", "verify", filepath.Join(dir, filepath.Base(g)+".manifest.xml")); !strings.Contains(out, "ok: 1 part, 3 MiB (3146240 bytes)") {
+		t.Errorf("manifest verify: %s", out)
+	}
+	for n, want := range map[int]string{0: "0 parts", 1: "1 part", 2: "2 parts"} {
+		if got := count(n, "part"); got != want {
+			t.Errorf("count(%d) = %q", n, got)
+		}
+	}
+	if got := count(2, "entry"); got != "2 entries" {
+		t.Errorf("count(2, entry) = %q", got)
+	}
+}

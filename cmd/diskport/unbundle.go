@@ -119,7 +119,7 @@ func unbundle(u *command, args []string) error {
 	if !r.Signed {
 		what = "parts and image digest verified; the manifest is UNSIGNED (accepted with --allow-unsigned)"
 	}
-	fmt.Fprintf(stdout, "restored %s (%d bytes) from %d parts: %s; image digest %s\n",
-		pos[0], m.Image.Size, len(m.Image.Parts.Part), what, m.Image.Digest.Hex)
+	fmt.Fprintf(stdout, "restored %s, %s, from %s: %s; image digest %s\n",
+		pos[0], sizeText(m.Image.Size), count(len(m.Image.Parts.Part), "part"), what, m.Image.Digest.Hex)
 	return nil
 }
