@@ -177,7 +177,7 @@ func TestOVAUpload(t *testing.T) {
 	testimg.SameAsQemu(t, vol, bare[0])
 	// --format ova uploads the whole appliance, for ImportInstance.
 	code, out, errText = call(t, "upload", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--create-bucket", "--part-size", "256KiB", "--format", "OVA", path)
-	if code != 0 || !strings.Contains(errText, "(OVA, ") {
+	if code != 0 || !strings.Contains(errText, "(OVA), ") {
 		t.Fatalf("upload --format OVA: %d %s", code, errText)
 	}
 	st, _ := os.Stat(path)
