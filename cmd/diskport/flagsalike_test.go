@@ -172,9 +172,15 @@ func TestConvertDestinations(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "-")); err == nil {
 		t.Error("convert made a file named -")
 	}
-	for _, args := range [][]string{{"--resume"}, {"--force"}, {"--device-zeroed"}} {
-		if code, out := exitCode(t, bin, append(append([]string{"convert"}, args...), vmdk, "-")...); code != 2 {
-			t.Errorf("convert %v to -: exit %d, %s", args, code, out)
+	for _, args := range [][]string{{"convert", "--resume", vmdk}, {"convert", "--force", vmdk}, {"convert", "--device-zeroed", vmdk},
+		{"unbundle", "--private-key", "k.pem", "--dir", work, "--manifest", "x.manifest.xml"}} {
+		cmd := exec.Command(bin, append(args, "-")...)
+		cmd.Dir = work
+		if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 2 {
+			t.Errorf("%v to -: %v, %s", args, err, out)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(work, "-")); err == nil {
+		t.Error("a file named - was made")
 	}
 }

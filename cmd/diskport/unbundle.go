@@ -52,6 +52,11 @@ func unbundle(u *command, args []string) error {
 	if *keyPath == "" || *manifest == "" {
 		return usageError("--private-key and --manifest are required")
 	}
+	if pos[0] == "-" {
+		// The volume is checked whole before it is committed: standard
+		// output would hold it before its digest is known.
+		return usageError("unbundle restores into a file or block device, not - (standard output): its digest is checked before the volume is committed")
+	}
 	if (*dir == "") == (*endpoint == "") {
 		return usageError("give one of --dir and --endpoint")
 	}
