@@ -155,8 +155,8 @@ func TestResumeAfterKill(t *testing.T) {
 	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
 	var res struct {
 		Done          bool   `json:"done"`
-		ResumedBytes  int64  `json:"resumed_bytes"`
-		VirtualSHA256 string `json:"virtual_sha256"`
+		ResumedBytes  int64  `json:"resumed-bytes"`
+		VirtualSHA256 string `json:"virtual-sha256"`
 	}
 	if err := json.Unmarshal(lines[len(lines)-1], &res); err != nil || !res.Done {
 		t.Fatalf("resume output %q: %v", lines[len(lines)-1], err)

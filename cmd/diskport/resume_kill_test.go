@@ -28,11 +28,11 @@ import (
 // convertDone is the last line of `convert --progress=json`.
 type convertDone struct {
 	Done          bool   `json:"done"`
-	VolumeSize    int64  `json:"volume_size"`
-	ResumedBytes  int64  `json:"resumed_bytes"`
-	StartedOver   string `json:"started_over"`
+	VolumeSize    int64  `json:"volume-size"`
+	ResumedBytes  int64  `json:"resumed-bytes"`
+	StartedOver   string `json:"started-over-reason"`
 	SHA256        string `json:"sha256"`
-	VirtualSHA256 string `json:"virtual_sha256"`
+	VirtualSHA256 string `json:"virtual-sha256"`
 }
 
 // convertToEnd runs `diskport convert --progress=json ARGS...` to the end and

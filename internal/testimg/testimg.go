@@ -12,9 +12,11 @@
 package testimg
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,4 +182,71 @@ func QemuRaw(t testing.TB, image string, args ...string) string {
 		a := append([]string{"convert", "-q"}, args...)
 		return run(t, append(a, "-O", "raw", image, filepath.Join(tmp, "qemu.raw"))...)
 	})
+}
+
+// Sample returns a copy of the sample image at path (one of the public
+// samples under vmdk/testdata, vhd/testdata, vhdx/testdata), decompressed
+// with the bzip2 program when its name ends in ".bz2", cached. The copy
+// leaves runs of 64 KiB of zeros as holes.
+func Sample(t testing.TB, path string) string {
+	t.Helper()
+	name := filepath.Base(path)
+	if !strings.HasSuffix(name, ".bz2") {
+		return path
+	}
+	name = strings.TrimSuffix(name, ".bz2")
+	return cached(t, key("sample", fileKey(t, path)), name, func(tmp string) error {
+		cmd := exec.Command("bzip2", "-dc", path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("bzip2 (the samples need it): %v", err)
+		}
+		werr := writeSparse(filepath.Join(tmp, name), out)
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("bzip2 -dc %s: %v", path, err)
+		}
+		return werr
+	})
+}
+
+// writeSparse copies r into a new file at path, seeking over each 64 KiB
+// block of zeros.
+func writeSparse(path string, r io.Reader) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	buf, zero := make([]byte, CellSize), make([]byte, CellSize)
+	var n int64
+	for {
+		k, rerr := io.ReadFull(r, buf)
+		if k > 0 {
+			if !bytes.Equal(buf[:k], zero[:k]) {
+				if _, err := f.WriteAt(buf[:k], n); err != nil {
+					f.Close()
+					return err
+				}
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			f.Close()
+			return rerr
+		}
+	}
+	if err := f.Truncate(n); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
