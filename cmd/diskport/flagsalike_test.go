@@ -34,9 +34,6 @@ func TestFlagsAlike(t *testing.T) {
 	flagLine := regexp.MustCompile(`(?m)^  -(\S+)(?: (\S+))?(?:\t|\n\s+)(.*)$`)
 	placeholders := map[string]bool{"string": true, "int": true, "size": true, "duration": true, "format": true, "N": true, "file": true}
 	for _, n := range completionNodes() {
-		if strings.HasPrefix(n.path, "serve") {
-			continue // another verb's owner checks serve's
-		}
 		help := helpOf(t, bin, n.path)
 		usage, _, _ := strings.Cut(help, "\n\n")
 		if strings.HasSuffix(strings.TrimSpace(help), "Flags:") {

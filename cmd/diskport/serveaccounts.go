@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -41,6 +44,14 @@ func runServeAccounts(args []string) error {
 	sub := ""
 	if len(args) > 0 {
 		sub = args[0]
+	}
+	switch sub {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintf(stdout, "usage: diskport %s\n\nmanage a server's accounts beside it:\n", serveAccountsUsage)
+		for _, name := range slices.Sorted(maps.Keys(accountsCommands)) {
+			fmt.Fprintf(stdout, "  %-7s %s\n", name, accountsCommands[name].summary)
+		}
+		return flag.ErrHelp
 	}
 	sc, ok := accountsCommands[sub]
 	if !ok {
