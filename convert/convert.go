@@ -112,8 +112,9 @@ type Result struct {
 // bookkeeping and of progress.
 const segmentSize = 8 << 20
 
-// bufferSize is the most a worker reads at once from a source that is not
-// memory-mapped.
+// bufferSize is the most a worker reads at once: the buffer it scans for
+// zero blocks, small enough to stay in the CPU's cache between the read
+// and the scan.
 const bufferSize = 1 << 20
 
 var zeros = make([]byte, bufferSize)
