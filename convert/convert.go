@@ -11,15 +11,15 @@
 // (raw, flat extents, uncompressed grains, VHD and VHDX blocks) bypasses the
 // format reader: a long run is first split by its storage's own holes
 // (SEEK_DATA: a flat extent or fixed VHD made from a sparse disk is sparse
-// itself, and its holes are never read), then copied inside the kernel
-// with copy_file_range after a scan of the source's mapping for zero
-// blocks, which are skipped (volume.Writer.CopyFrom); the bytes never pass
-// through the process, which saves most of the system time a RAW image's
-// conversion spends (bench/RESULTS.md). Where the kernel cannot copy
-// (another file system, a block device) or a checksum needs the bytes,
-// they are read with pread into a reused buffer, zero blocks skipped the
-// same way. (Not from a memory mapping: its first-touch page faults cost
-// more than the copy they save.)
+// itself, and its holes are never read), then read with pread into the
+// worker's reused buffer, where zero blocks are found (a word at a time)
+// and skipped, and the runs of data blocks are copied from the source
+// inside the kernel with copy_file_range (volume.Writer.CopyFrom), which
+// costs less system time than writing them from the buffer
+// (bench/RESULTS.md). Where the kernel cannot copy (another file system, a
+// block device), and when a checksum is asked (the digest must be of the
+// bytes written), they are written from the buffer. The source is never
+// memory-mapped: the faults of a mapping cost more than pread's copy.
 //
 // The volume is written through package volume: a file under a temporary
 // name beside the destination with a small journal of the finished
@@ -112,8 +112,9 @@ type Result struct {
 // bookkeeping and of progress.
 const segmentSize = 8 << 20
 
-// bufferSize is the most a worker reads at once from a source that is not
-// memory-mapped.
+// bufferSize is the most a worker reads at once: the buffer it scans for
+// zero blocks, small enough to stay in the CPU's cache between the read
+// and the scan.
 const bufferSize = 1 << 20
 
 var zeros = make([]byte, bufferSize)

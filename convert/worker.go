@@ -210,26 +210,25 @@ func (c *converter) segment(ctx context.Context, i int, buf []byte) ([]piece, er
 // checksumming.
 func (c *converter) data(ctx context.Context, e disk.Extent, buf []byte, ps []piece) ([]piece, error) {
 	keep := c.hash != nil
-	off := e.Offset
-	if hf, ok := e.Stored.(disk.OSStorage); ok && !keep && !e.Compressed {
-		// Stored verbatim in a host file: copied by the kernel.
-		k, err := c.out.CopyFrom(hf, e.StoredOffset, off, e.Length)
-		if err != nil {
-			return nil, err
-		}
-		c.progress(k)
-		off += k
-	}
-	for off < e.End() {
+	// Stored verbatim in a host file, the run's data blocks are copied by
+	// the kernel once read for the zero scan. Not when checksumming: the
+	// digest must be of the bytes written, so they are written from the
+	// buffer that was hashed.
+	hf, verbatim := e.Stored.(disk.OSStorage)
+	verbatim = verbatim && !keep && !e.Compressed
+	for off := e.Offset; off < e.End(); {
 		k := min(int64(len(buf)), e.End()-off)
 		b := buf[:k]
 		if keep {
 			b = c.hash.bufs.get()[:k]
 		}
-		if err := readData(c.src, e, off, b); err != nil {
+		if verbatim {
+			if err := c.out.CopyFrom(hf, e.StoredOffset+off-e.Offset, b, off); err != nil {
+				return nil, err
+			}
+		} else if err := readData(c.src, e, off, b); err != nil {
 			return nil, err
-		}
-		if err := c.out.Fill(b, off); err != nil {
+		} else if err := c.out.Fill(b, off); err != nil {
 			return nil, err
 		}
 		if keep {
@@ -246,9 +245,8 @@ func (c *converter) data(ctx context.Context, e disk.Extent, buf []byte, ps []pi
 
 // readData reads b at off, inside the data run e of src. Bytes stored
 // verbatim are read straight from their storage (for a host file, pread
-// from the page cache: measured cheaper than faulting in a mapping), not
-// through the image; compressed ones through the image, which inflates
-// them.
+// from the page cache), not through the image; compressed ones through the
+// image, which inflates them.
 func readData(src disk.Image, e disk.Extent, off int64, b []byte) error {
 	if e.Stored != nil && !e.Compressed {
 		return disk.ReadFull(e.Stored, "convert", "stored data", b, e.StoredOffset+off-e.Offset)

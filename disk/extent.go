@@ -40,7 +40,7 @@ type Extent struct {
 	Compressed bool
 	// Stored, when non-nil on a Data run, is the storage holding the run's
 	// bytes verbatim and contiguously starting at StoredOffset, so they can
-	// be copied without decoding (copy_file_range, an mmap).
+	// be copied without decoding (copy_file_range).
 	Stored Storage
 	// StoredOffset is the offset in Stored of the run's first byte.
 	StoredOffset int64

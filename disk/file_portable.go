@@ -7,7 +7,7 @@ import (
 )
 
 // The portable side of [OpenFile] and [HostFile], for every OS (and for
-// Linux built with the portable tag): no openat2, no mapping, no fadvise.
+// Linux built with the portable tag): no openat2, no fadvise.
 // Block devices are refused; holes are found where the OS can seek to
 // them (sparse_posix.go).
 
@@ -60,9 +60,6 @@ func OpenFile(path string, o FileOptions) (*os.File, error) {
 	return f, nil
 }
 
-// Bytes reports no mapping: the portable build reads with pread only.
-func (h *HostFile) Bytes(off, n int64) ([]byte, bool) { return nil, false }
-
 // Advise does nothing: the portable build has no fadvise.
 func (h *HostFile) Advise(off, n int64, advice int) {}
 
@@ -74,9 +71,6 @@ func (h *HostFile) NextData(off int64) (start, end int64, err error) {
 	}
 	return nextData(h, off)
 }
-
-// unmap is never called: the portable build maps nothing.
-func unmap([]byte) error { return nil }
 
 // kindOf names a file mode [OpenFile] refuses, or returns "" for one it
 // accepts under o.

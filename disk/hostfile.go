@@ -10,22 +10,18 @@ import (
 // A HostFile is a read-only host file or block device. It implements
 // [OSStorage] and [SparseStorage].
 //
-// Reads use pread: on the machines diskport was measured on, copying from a
-// memory mapping cost a page fault per page on first touch and ran several
-// times slower than pread for a sequential conversion (bench/RESULTS.md).
-// [HostFile.Bytes] maps the file on first use, for callers that want the
-// bytes in place. A mapped file that another process truncates while it is
-// read faults the program (SIGBUS); diskport reads images that are not being
-// written.
+// Reads use pread, and the file is never mapped: a mapping costs a page
+// fault per few pages on first touch (per page where the page cache holds
+// small folios, as it does for a file just written), which measured dearer
+// than pread's copy into a buffer (bench/RESULTS.md), and a mapped file that
+// another process truncates faults the program.
 type HostFile struct {
 	f      *os.File
 	name   string
 	size   int64
 	device bool
 
-	mapOnce sync.Once
-	data    []byte // the mapping; nil until Bytes maps it, or when it cannot
-	close   sync.Once
+	close sync.Once
 }
 
 // OpenHostFile opens path read-only with [OpenFile]. Regular files and
@@ -94,18 +90,9 @@ func (h *HostFile) ReadAt(p []byte, off int64) (int, error) {
 	return h.f.ReadAt(p, off)
 }
 
-// Close unmaps and closes the file. It is safe to call more than once.
+// Close closes the file. It is safe to call more than once.
 func (h *HostFile) Close() error {
 	var err error
-	h.close.Do(func() {
-		h.mapOnce.Do(func() {}) // no mapping after Close
-		if h.data != nil {
-			err = unmap(h.data)
-			h.data = nil
-		}
-		if cerr := h.f.Close(); err == nil {
-			err = cerr
-		}
-	})
+	h.close.Do(func() { err = h.f.Close() })
 	return err
 }

@@ -11,25 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The fast side of [HostFile]: a memory mapping, fadvise, and holes found
-// with SEEK_DATA and SEEK_HOLE.
-
-// Bytes returns the bytes [off, off+n) of a read-only mapping of the file,
-// mapping it on first use; ok is false when the file cannot be mapped or
-// the range is outside it.
-func (h *HostFile) Bytes(off, n int64) ([]byte, bool) {
-	h.mapOnce.Do(func() {
-		if h.size > 0 && int64(int(h.size)) == h.size {
-			if b, err := unix.Mmap(int(h.f.Fd()), 0, int(h.size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
-				h.data = b
-			}
-		}
-	})
-	if h.data == nil || off < 0 || n < 0 || off > h.size || n > h.size-off {
-		return nil, false
-	}
-	return h.data[off : off+n : off+n], true
-}
+// The fast side of [HostFile]: fadvise, and holes found with SEEK_DATA and
+// SEEK_HOLE.
 
 // Advise tells the kernel how the byte range will be read
 // ([AdviseSequential], [AdviseWillNeed]). It is a hint; errors are
@@ -67,9 +50,6 @@ func (h *HostFile) NextData(off int64) (start, end int64, err error) {
 	}
 	return start, min(end, h.size), nil
 }
-
-// unmap removes the mapping Bytes made.
-func unmap(b []byte) error { return unix.Munmap(b) }
 
 // AllocatedBytes returns the space fi's file occupies on disk (st_blocks),
 // and whether the file system reports it.

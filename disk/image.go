@@ -7,8 +7,8 @@
 // these) parses a [Storage] and returns an
 // [Image]. A converter reads an Image through [Image.ReadAt] and walks
 // [Image.Extents] to skip the ranges known to read as zeros and to copy the
-// ranges stored verbatim in a host file without passing them through
-// user-space buffers.
+// ranges stored verbatim in a host file without decoding them (the kernel
+// copies them, copy_file_range).
 //
 // Package disk imports no other diskport package.
 package disk

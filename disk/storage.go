@@ -18,15 +18,12 @@ type Storage interface {
 }
 
 // An OSStorage is a Storage backed by an open operating-system file, so its
-// bytes can be copied with copy_file_range or read from a mapping.
+// bytes can be copied by the kernel (copy_file_range).
 type OSStorage interface {
 	Storage
 	// File returns the open file. The caller must not close it or move its
 	// offset.
 	File() *os.File
-	// Bytes returns the stored bytes [off, off+n) without copying, when the
-	// storage is memory-mapped; ok is false otherwise.
-	Bytes(off, n int64) (b []byte, ok bool)
 }
 
 // A SparseStorage knows where its holes are.

@@ -1,22 +1,46 @@
 package disk
 
-import "bytes"
+import "encoding/binary"
 
-// zeroChunk is what IsZero compares against: big enough that the
-// comparison loop runs a few times per megabyte, small enough to stay in
-// the cache.
-var zeroChunk [64 << 10]byte
-
-// IsZero reports whether every byte of b is zero. It compares b against a
-// block of zeros with bytes.Equal, which the runtime does a vector at a
-// time, many times faster than a loop over the bytes (BenchmarkIsZero
-// compares the two).
+// IsZero reports whether every byte of b is zero.
+//
+// It reads b a 64-bit word at a time and returns at the first word that is
+// not zero. A block of real data almost always has one in its first few
+// words, so the common answer costs one load, and only a zero block is
+// read to its end (a cache line of eight words an iteration).
+// It never compares b against a buffer of zeros: that reads twice the
+// bytes, and a zero buffer big enough to matter pushes b out of the
+// cache (BenchmarkIsZero compares the two).
 func IsZero(b []byte) bool {
-	for len(b) > len(zeroChunk) {
-		if !bytes.Equal(b[:len(zeroChunk)], zeroChunk[:]) {
+	// The head, a byte at a time, until the rest is whole words.
+	for len(b)%8 != 0 {
+		if b[0] != 0 {
 			return false
 		}
-		b = b[len(zeroChunk):]
+		b = b[1:]
 	}
-	return bytes.Equal(b, zeroChunk[:len(b)])
+	if len(b) == 0 {
+		return true
+	}
+	// The first word alone: the usual answer for data.
+	if binary.LittleEndian.Uint64(b) != 0 {
+		return false
+	}
+	b = b[8:]
+	for len(b) >= 64 {
+		if binary.LittleEndian.Uint64(b)|binary.LittleEndian.Uint64(b[8:])|
+			binary.LittleEndian.Uint64(b[16:])|binary.LittleEndian.Uint64(b[24:])|
+			binary.LittleEndian.Uint64(b[32:])|binary.LittleEndian.Uint64(b[40:])|
+			binary.LittleEndian.Uint64(b[48:])|binary.LittleEndian.Uint64(b[56:]) != 0 {
+			return false
+		}
+		b = b[64:]
+	}
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	return true
 }

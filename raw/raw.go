@@ -3,10 +3,10 @@
 // The image is read through the storage it is opened on. The extent map
 // reports every data run as stored verbatim in the file at its own offset,
 // so a converter copies it straight from the file (pread from the page
-// cache, which measured faster than faulting in a memory mapping; the
-// mapping is still there through [disk.HostFile.Bytes]). Holes of a sparse file (found with SEEK_DATA and
-// SEEK_HOLE, on Linux, macOS and FreeBSD) are reported as zero runs; a file
-// system or OS that cannot tell reports the whole file as data.
+// cache, or copy_file_range). Holes of a sparse file (found with SEEK_DATA
+// and SEEK_HOLE, on Linux, macOS and FreeBSD) are reported as zero runs
+// before any byte is read; a file system or OS that cannot tell reports the
+// whole file as data.
 //
 // A file whose size is not a multiple of 512 has a virtual size rounded up
 // to the next multiple of 512, as qemu does; the padding reads as zeros.

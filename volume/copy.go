@@ -1,105 +1,75 @@
-//go:build linux && !portable
-
 package volume
 
 import (
-	"errors"
 	"fmt"
-	"runtime/debug"
-
-	"golang.org/x/sys/unix"
+	"io"
 
 	"github.com/diskport/diskport/disk"
 )
 
-// copyChunk is the most one copy_file_range call is asked to copy, so a
-// cancelled conversion stops within a few milliseconds and the other
-// workers get the file's lock between calls.
-const copyChunk = 8 << 20
-
-// CopyFrom fills [off, off+n), a range not written since Create (or made
-// zero by Zero since), with the n bytes of src at srcOff, copied inside the
-// kernel with copy_file_range: the bytes never pass through this process,
-// which saves the copy into and out of a buffer that Fill costs, and on a
-// file system that shares extents (XFS, Btrfs) the kernel may share them
-// instead of copying. Zero blocks are skipped as Fill skips them, found by
-// scanning src's mapping, so the volume is as sparse as Fill would make it.
+// CopyFrom reads len(b) bytes of src at srcOff into b and fills [off,
+// off+len(b)), a range not written since Create (or made zero by Zero
+// since), with them, as Fill(b, off) would: zero blocks are skipped where
+// the volume's unwritten space reads as zeros. b holds the bytes read
+// when it returns.
 //
-// It returns how many bytes it filled. Fewer than n with a nil error means
-// the kernel cannot copy between these files (another file system, a
-// block device, no mapping of src): the caller writes the rest with Fill.
-// Once the kernel has refused, later calls return 0 at once.
-func (w *Writer) CopyFrom(src disk.OSStorage, srcOff, off, n int64) (done int64, err error) {
-	if off < 0 || n < 0 || off+n > w.size {
-		return 0, fmt.Errorf("volume: copying %d bytes at %d past the end of %s (%d bytes)", n, off, w.dst, w.size)
+// The runs of data blocks go into a file volume by copy_file_range from
+// src, on Linux: the kernel copies them from src's page cache to the
+// volume's, which costs less system time than writing them from b (a write
+// from user memory), and on a file system that shares extents (XFS, Btrfs)
+// is no copy at all. So the bytes are copied once by read and once by the
+// kernel, and never mapped (the faults of a mapping cost more than the
+// read's copy). Where the kernel refuses (another file system, a block
+// device), and on other systems, they are written from b.
+func (w *Writer) CopyFrom(src disk.OSStorage, srcOff int64, b []byte, off int64) error {
+	n := int64(len(b))
+	if off < 0 || off+n > w.size {
+		return fmt.Errorf("volume: copying %d bytes at %d past the end of %s (%d bytes)", n, off, w.dst, w.size)
 	}
-	if w.noCopy.Load() || w.device || !w.fresh {
-		return 0, nil
+	if err := readSource(src, b, srcOff); err != nil {
+		return err
 	}
-	b, ok := src.Bytes(srcOff, n)
-	if !ok {
-		return 0, nil
+	if !w.fresh || w.device || w.noCopy.Load() {
+		return w.Fill(b, off)
 	}
-	// The zero scan reads src's mapping: a source truncated under it
-	// faults, which must be an error, not a crash.
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			err = fmt.Errorf("volume: reading %d bytes of %s at %d: the file shrank while it was being copied", n, src.Name(), srcOff)
-		}
-	}()
-	for done < n {
-		done += int64(zeroPrefix(b[done:], off+done, true))
-		d := int64(zeroPrefix(b[done:], off+done, false))
-		for d > 0 {
-			k, err := w.copyRange(src, srcOff+done, off+done, min(d, copyChunk))
-			done, d = done+k, d-k
-			if err != nil || k == 0 {
-				return done, err
+	for p := int64(0); p < n; {
+		p += int64(zeroPrefix(b[p:], off+p, true))
+		d := int64(zeroPrefix(b[p:], off+p, false))
+		if d > 0 {
+			if err := w.copyRun(src, srcOff+p, b[p:p+d], off+p); err != nil {
+				return err
 			}
 		}
+		p += d
 	}
-	return done, nil
+	return nil
 }
 
-// copyRange copies up to n bytes with copy_file_range, under the writers'
-// lock. It returns 0 and no error when the kernel refuses the copy.
-func (w *Writer) copyRange(src disk.OSStorage, srcOff, off, n int64) (int64, error) {
-	w.writing.Lock()
-	defer w.writing.Unlock()
-	done := int64(0)
-	for done < n {
-		so, do := srcOff+done, off+done
-		k, err := unix.CopyFileRange(int(src.File().Fd()), &so, int(w.f.Fd()), &do, int(n-done), 0)
-		if k > 0 {
-			done += int64(k)
-			w.written.Add(int64(k))
+// copyRun puts the data run b, read from src at srcOff, into the volume
+// at off: copied by the kernel where it can, the rest written from b.
+func (w *Writer) copyRun(src disk.OSStorage, srcOff int64, b []byte, off int64) error {
+	if !w.noCopy.Load() {
+		k, err := w.copyRange(src, srcOff, off, int64(len(b)))
+		if err != nil {
+			return err
 		}
-		switch {
-		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN):
-			continue
-		case err != nil && done == 0 && refused(err):
-			w.noCopy.Store(true)
-			return 0, nil
-		case err != nil:
-			return done, fmt.Errorf("volume: copying %s at %d into %s at %d: %w", src.Name(), srcOff+done, w.dst, off+done, err)
-		case k == 0:
-			return done, fmt.Errorf("volume: copying %s at %d into %s: the source ends %d bytes early", src.Name(), srcOff+done, w.dst, n-done)
-		}
+		b, off = b[k:], off+k
 	}
-	return done, nil
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := w.WriteAt(b, off)
+	return err
 }
 
-// refused reports whether err says the kernel cannot copy between the two
-// files at all (rather than that the copy failed).
-func refused(err error) bool {
-	for _, e := range []error{unix.EXDEV, unix.EINVAL, unix.EOPNOTSUPP, unix.ENOSYS, unix.EBADF, unix.ETXTBSY} {
-		if errors.Is(err, e) {
-			return true
-		}
+// readSource reads all of b from src at off.
+func readSource(src disk.Storage, b []byte, off int64) error {
+	n, err := src.ReadAt(b, off)
+	switch {
+	case n == len(b):
+		return nil
+	case err == nil || err == io.EOF:
+		return fmt.Errorf("volume: reading %d bytes of %s at %d: the file ends after %d of them (it shrank while it was being copied)", len(b), src.Name(), off, n)
 	}
-	return false
+	return fmt.Errorf("volume: reading %s at %d: %w", src.Name(), off, err)
 }

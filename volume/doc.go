@@ -12,8 +12,10 @@
 // FillZero: whole 4 KiB blocks of zeros are then skipped where the volume
 // already reads as zeros (a file keeps them as holes), and written where it
 // does not (a device that is not known to be zeroed). CopyFrom fills a
-// range the same way from bytes stored verbatim in another host file,
-// copied inside the kernel (copy_file_range). WriteAt and Zero write
+// range the same way from bytes stored verbatim in another host file: it
+// reads them into the caller's buffer to find the zero blocks, and has the
+// kernel copy the data blocks from that file (copy_file_range, on Linux)
+// rather than writing them from the buffer. WriteAt and Zero write
 // unconditionally. Writes into a file are made one at a time: the file
 // system holds the inode's lock through a buffered write's copy, and a
 // second writer would spin in the kernel for it. Writeback starts the kernel writing a finished

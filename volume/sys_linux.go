@@ -10,7 +10,7 @@ import (
 )
 
 // The Linux side of the writer: block devices, hole punching and
-// fdatasync. copy.go (copy_file_range) and writeback.go (sync_file_range)
+// fdatasync. copy_linux.go (copy_file_range) and writeback.go (sync_file_range)
 // are Linux-only too.
 
 // blockDevices says this build writes block devices.

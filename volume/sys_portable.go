@@ -30,9 +30,9 @@ func (w *Writer) zeroRange(off, n int64) error { return errNoZeroRange }
 // FlushFileBuffers on Windows, as os.File.Sync does).
 func datasync(f *os.File) error { return f.Sync() }
 
-// CopyFrom copies nothing: copy_file_range is Linux-only. It returns 0,
-// and the caller writes the range with Fill.
-func (w *Writer) CopyFrom(src disk.OSStorage, srcOff, off, n int64) (done int64, err error) {
+// copyRange copies nothing: copy_file_range is Linux-only, and CopyFrom
+// writes from its buffer.
+func (w *Writer) copyRange(src disk.OSStorage, srcOff, off, n int64) (int64, error) {
 	return 0, nil
 }
 

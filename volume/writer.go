@@ -54,7 +54,7 @@ type Writer struct {
 	// inode's lock through a buffered write's copy (ext4, XFS), and a
 	// second writer spins in the kernel on it, burning CPU.
 	writing sync.Mutex
-	noCopy  atomic.Bool // copy_file_range was refused: CopyFrom copies nothing
+	noCopy  atomic.Bool // copy_file_range was refused: CopyFrom writes from its buffer
 }
 
 // PartialName returns the temporary name a file volume for dst is written

@@ -55,6 +55,11 @@
 // Durable mode: `diskport convert` (fdatasync) against `qemu-img convert
 // -t writeback` (which flushes at the end).
 //
+// -baseline BIN times a second diskport binary (say one built from the
+// main branch, or from before a change) in the fast rounds as one more
+// tool, so a change is measured against what it replaces in the same run,
+// under the same load; it needs -anchors=false.
+//
 // It prints markdown tables and with -out writes them with a description
 // of the machine to a file such as bench/RESULTS.md (bench/BOUNDS.md,
 // kept by hand, says what bounds the targets that file misses).
@@ -64,7 +69,7 @@
 //	go run ./bench/compare [-runs 5] [-real-size 3221225472] [-real-files 1468006400]
 //	    [-size 2147483648] [-disks real,golden] [-formats raw,streamOptimized|none]
 //	    [-export stream,sparse,vhd,vhdfixed,ova|all] [-anchors=true] [-durable=true]
-//	    [-out bench/RESULTS.md]
+//	    [-baseline ./diskport-before] [-out bench/RESULTS.md]
 package main
 
 import (
@@ -100,6 +105,7 @@ type options struct {
 	work                string
 	durable             bool
 	anchors             bool
+	baseline            string
 	prepare             bool
 }
 
@@ -121,6 +127,7 @@ func parseFlags() options {
 	flag.StringVar(&o.work, "work", "", "directory for the outputs (default: a directory in -cache)")
 	flag.BoolVar(&o.durable, "durable", true, "also compare the durable mode (diskport without --no-sync against qemu-img -t writeback)")
 	flag.BoolVar(&o.anchors, "anchors", true, "in the fast mode also time qemu-img -m 16 -W and qemu-nbd + nbdcopy")
+	flag.StringVar(&o.baseline, "baseline", "", "also time this diskport binary in the fast mode, in the same rounds (needs -anchors=false)")
 	flag.BoolVar(&o.prepare, "prepare", false, "only build the raw disks and the images, then exit")
 	flag.Parse()
 	return o
@@ -166,6 +173,9 @@ func run() error {
 	o := parseFlags()
 	if o.runs < 1 {
 		return fmt.Errorf("-runs must be at least 1")
+	}
+	if o.baseline != "" && o.anchors {
+		return fmt.Errorf("-baseline needs -anchors=false (the baseline takes the anchors' place in the rounds)")
 	}
 	rows, err := pickFormats(o.formats)
 	if err != nil {
@@ -341,15 +351,7 @@ func compareImage(o options, p programs, set *imageSet, f format, work string) (
 	if err != nil {
 		return fast, durable, err
 	}
-	dp := func(sync bool) tool {
-		return command("diskport", outPath(work, "diskport"), func(src, dst string) []string {
-			a := []string{p.diskport, "convert", "--format", f.Diskport, "--exact-size", "--force"}
-			if !sync {
-				a = append(a, "--no-sync")
-			}
-			return append(a, src, dst)
-		})
-	}
+	dp := func(sync bool) tool { return diskportTool("diskport", p.diskport, f, work, sync) }
 	qm := func(name string, extra ...string) tool {
 		return command(name, outPath(work, name), func(src, dst string) []string {
 			a := append([]string{p.qemu, "convert", "-f", f.Qemu, "-O", "raw"}, extra...)
@@ -357,6 +359,9 @@ func compareImage(o options, p programs, set *imageSet, f format, work string) (
 		})
 	}
 	tools := []tool{dp(false), qm("qemu-img")}
+	if o.baseline != "" {
+		tools = append(tools, diskportTool(baselineName, o.baseline, f, work, false))
+	}
 	if o.anchors {
 		tools = append(tools, qm("qemu-img -m 16 -W", "-m", "16", "-W"),
 			nbdPipeline(p.qemuNbd, p.nbdcopy, f.Qemu, filepath.Join(work, "nbd.sock"), outPath(work, "qemu-nbd+nbdcopy")))
@@ -391,6 +396,20 @@ func compareImage(o options, p programs, set *imageSet, f format, work string) (
 		durable = row{format: f, virtualSize: vsize, tools: names(tools), times: times, verify: v}
 	}
 	return fast, durable, nil
+}
+
+// baselineName is the -baseline binary's name in the tables.
+const baselineName = "diskport baseline"
+
+// diskportTool is `bin convert` of f's image, without --no-sync when sync.
+func diskportTool(name, bin string, f format, work string, sync bool) tool {
+	return command(name, outPath(work, name), func(src, dst string) []string {
+		a := []string{bin, "convert", "--format", f.Diskport, "--exact-size", "--force"}
+		if !sync {
+			a = append(a, "--no-sync")
+		}
+		return append(a, src, dst)
+	})
 }
 
 // buildDiskport builds cmd/diskport of the module compare runs in into

@@ -126,6 +126,10 @@ func report(o options, m machine, started time.Time, results []corpus) string {
 			fmt.Fprintf(&b, "\n#### Anchors (same rounds): `qemu-img convert -m 16 -W -O raw` and `qemu-nbd --read-only --persistent --shared=0 --socket=S` + `nbdcopy nbd+unix:///?socket=S out.raw`\n\n")
 			anchorTable(&b, c.fast)
 		}
+		if o.baseline != "" && len(c.fast) > 0 && len(c.fast[0].tools) > 2 {
+			fmt.Fprintf(&b, "\n#### Baseline (same rounds): `%s` (-baseline), the same command\n\n", o.baseline)
+			baselineTable(&b, c.fast)
+		}
 		if len(c.durable) > 0 {
 			fmt.Fprintf(&b, "\n### Durable: `diskport convert --exact-size` (fdatasync) vs `qemu-img convert -t writeback -O raw` (flush)\n\n")
 			table(&b, c.durable, "")
@@ -209,6 +213,20 @@ func anchorTable(b *strings.Builder, rows []row) {
 		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f× | %.2f | %s | %.2f | %.2f× | %.2f | %s | ≥1.2× %s |\n", r.format.Name,
 			median(d, wall).Seconds(), median(w, wall).Seconds(), gw, median(w, cpu).Seconds(), faults(medianFaults(w)),
 			median(n, wall).Seconds(), gn, median(n, cpu).Seconds(), faults(medianFaults(n)), met(min(gw, gn), 1.2))
+	}
+}
+
+// baselineTable writes the -baseline binary of the fast rows against
+// diskport and against qemu-img.
+func baselineTable(b *strings.Builder, rows []row) {
+	fmt.Fprintf(b, "| format | diskport s | baseline s | baseline/diskport geo | qemu/baseline geo | diskport CPU s | baseline CPU s | CPU baseline/diskport | diskport minflt | baseline minflt |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		d, q, base := r.times[0], r.times[1], r.times[2]
+		dc, bc := median(d, cpu).Seconds(), median(base, cpu).Seconds()
+		fmt.Fprintf(b, "| %s | %.2f | %.2f | %.2f× | %.2f× | %.2f | %.2f | %.2f× | %s | %s |\n", r.format.Name,
+			median(d, wall).Seconds(), median(base, wall).Seconds(), geomeanRatio(d, base, wall), geomeanRatio(base, q, wall),
+			dc, bc, bc/dc, faults(medianFaults(d)), faults(medianFaults(base)))
 	}
 }
 
