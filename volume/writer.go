@@ -54,7 +54,8 @@ type Writer struct {
 	// inode's lock through a buffered write's copy (ext4, XFS), and a
 	// second writer spins in the kernel on it, burning CPU.
 	writing sync.Mutex
-	noCopy  atomic.Bool // copy_file_range was refused: CopyFrom copies nothing
+	//lint:ignore U1000 the portable build has no copy_file_range (copy.go)
+	noCopy atomic.Bool // copy_file_range was refused: CopyFrom copies nothing
 }
 
 // PartialName returns the temporary name a file volume for dst is written
