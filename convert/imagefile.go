@@ -59,6 +59,7 @@ func WriteFile(ctx context.Context, dst string, opts FileOptions, write func(f *
 		return nil, fmt.Errorf("convert: creating a file in %s: %w", dir, errors.Unwrap(err))
 	}
 	tmp := f.Name()
+	volume.SetSparse(f) // where it fails, the file is written whole
 	res, err := writeTemp(ctx, f, opts, write)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("convert: closing %s: %w", dst, cerr)

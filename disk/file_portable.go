@@ -4,6 +4,7 @@ package disk
 
 import (
 	"os"
+	"path/filepath"
 )
 
 // The portable side of [OpenFile] and [HostFile], for every OS (and for
@@ -28,6 +29,28 @@ func OpenFile(path string, o FileOptions) (*os.File, error) {
 	if o.NoFollow {
 		stat = os.Lstat
 	}
+	return openChecked(path, o, stat, func(flag int) (*os.File, error) {
+		return os.OpenFile(path, flag, 0)
+	})
+}
+
+// OpenInRoot is [OpenFile] with o.NoFollow for name inside root, the
+// portable build's counterpart of openat2 and [AdoptFile]: the Lstat and
+// the open both go through root, so no step of either lookup leaves
+// root's directory, whatever is renamed or linked meanwhile (os.Root
+// refuses ".." and symbolic links that climb out of it), and a symbolic
+// link as name's last component is refused. The path in errors and in
+// the file's name is root's name joined with name.
+func OpenInRoot(root *os.Root, name string, o FileOptions) (*os.File, error) {
+	o.NoFollow = true
+	path := filepath.Join(root.Name(), name)
+	return openChecked(path, o, func(string) (os.FileInfo, error) { return root.Lstat(name) },
+		func(flag int) (*os.File, error) { return root.OpenFile(name, flag, 0) })
+}
+
+// openChecked is [OpenFile] and [OpenInRoot]: stat (for path), check,
+// open(flag), check again.
+func openChecked(path string, o FileOptions, stat func(string) (os.FileInfo, error), open func(flag int) (*os.File, error)) (*os.File, error) {
 	before, err := stat(path)
 	if err != nil {
 		return nil, err
@@ -35,7 +58,7 @@ func OpenFile(path string, o FileOptions) (*os.File, error) {
 	if kind := kindOf(before.Mode(), o); kind != "" {
 		return nil, &FileKindError{Path: path, Kind: kind, Want: o.want()}
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
+	f, err := open(os.O_RDONLY | openNonblock)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,8 @@ command -v nbdcopy >/dev/null 2>&1 || need_apt="$need_apt libnbd-bin"
 command -v qemu-nbd >/dev/null 2>&1 || need_apt="$need_apt qemu-utils"
 # The API server's tests drive it with boto3 (Debian's, for /usr/bin/python3) and the aws CLI.
 [ "${1:-}" = "--test" ] && { { /usr/bin/python3 -c 'import boto3' || python3 -c 'import boto3'; } >/dev/null 2>&1 || need_apt="$need_apt python3-boto3"; command -v aws >/dev/null 2>&1 || need_apt="$need_apt awscli"; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt="$need_apt postgresql"; }
+# The portable build's test traces the CLI's system calls with strace.
+[ "${1:-}" = "--test" ] && { command -v strace >/dev/null 2>&1 || need_apt="$need_apt strace"; }
 # The image writers' tests read their output with libyal's vmdkinfo and vhdiinfo too.
 [ "${1:-}" = "--test" ] && { command -v vmdkinfo >/dev/null 2>&1 || need_apt="$need_apt libvmdk-utils"; command -v vhdiinfo >/dev/null 2>&1 || need_apt="$need_apt libvhdi-utils"; }
 if [ -n "$need_apt" ]; then

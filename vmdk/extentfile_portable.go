@@ -3,6 +3,7 @@
 package vmdk
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,21 +14,19 @@ import (
 
 // openBeneath opens name inside dir and nowhere else, refusing what
 // openat2 with RESOLVE_BENEATH and RESOLVE_NO_SYMLINKS refuses, without
-// openat2:
+// openat2: an absolute name, one with a volume name ("C:x", `\\.\dev`) or
+// a ".." that climbs out of dir (filepath.IsLocal; "a/../b" stays inside
+// and is taken, as the kernel takes it, when a is a directory), and a
+// symbolic link anywhere on the way.
 //
-//   - an absolute name, or one with a volume name ("C:x", `\\.\dev`), or
-//     a ".." that climbs out of dir (filepath.IsLocal; "a/../b" stays
-//     inside and is taken, as the kernel takes it);
-//   - a symbolic link anywhere on the way: each component is checked
-//     with Lstat before the next is looked at;
-//   - anything but a regular file at the end, by Lstat before it is
-//     opened, so a FIFO or device is never opened;
-//
-// and then opens the file with [disk.OpenFile] (NoFollow) and checks with
-// [os.SameFile] that the file opened is the one the walk saw, so a name
-// swapped for a link or another file after the walk is refused rather
-// than followed. A directory on the way swapped for a link between its
-// Lstat and the open is the one race this cannot close without openat.
+// It walks as the kernel does, one component at a time from an open
+// directory ([os.Root]): each directory is Lstat'ed in its parent,
+// refused if it is a link, opened through the parent and checked to be
+// the directory Lstat saw, and the last name is opened in the last
+// directory with [disk.OpenInRoot], which refuses a link, a FIFO or a
+// device before opening and checks the file opened. No path is looked up
+// from dir again after the walk, so renaming or linking anything on the
+// way meanwhile can make the open fail, never leave dir.
 func openBeneath(dir, name string) (*os.File, error) {
 	unsafe := func() error {
 		return disk.Errorf(formatName, disk.ErrUnsafe, "extent file %q escapes the descriptor's directory %s or is a symbolic link", name, dir)
@@ -35,45 +34,73 @@ func openBeneath(dir, name string) (*os.File, error) {
 	if name == "" || !filepath.IsLocal(name) || strings.ContainsRune(name, 0) {
 		return nil, unsafe()
 	}
-	path := dir
+	path := filepath.Join(dir, name)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	// walked holds the directories from dir down to the current one; a
+	// ".." steps back up it, as the kernel's walk does.
+	walked := []*os.Root{root}
+	defer func() {
+		for _, r := range walked {
+			r.Close()
+		}
+	}()
 	parts := strings.Split(filepath.ToSlash(name), "/")
-	var last os.FileInfo
-	for i, part := range parts {
+	last := parts[len(parts)-1]
+	for _, part := range parts[:len(parts)-1] {
 		switch part {
 		case "", ".":
 			continue
 		case "..":
-			// IsLocal has checked that this never climbs above dir, and
-			// every component walked so far is a real directory.
-			path = filepath.Dir(path)
+			if len(walked) == 1 {
+				return nil, unsafe() // IsLocal has refused this already
+			}
+			walked[len(walked)-1].Close()
+			walked = walked[:len(walked)-1]
 			continue
 		}
-		path = filepath.Join(path, part)
-		fi, err := os.Lstat(path)
+		cur := walked[len(walked)-1]
+		fi, err := cur.Lstat(part)
 		if err != nil {
-			return nil, err
+			return nil, openError(path, err)
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
 			return nil, unsafe()
 		}
-		if i < len(parts)-1 && !fi.IsDir() {
+		if !fi.IsDir() {
 			return nil, &os.PathError{Op: "open", Path: path, Err: syscall.ENOTDIR}
 		}
-		last = fi
+		next, err := cur.OpenRoot(part)
+		if err != nil {
+			return nil, openError(path, err)
+		}
+		walked = append(walked, next)
+		if st, err := next.Stat("."); err != nil || !os.SameFile(fi, st) {
+			return nil, unsafe() // replaced by a link since the Lstat
+		}
 	}
-	if last == nil || last.IsDir() {
+	if last == "" || last == "." || last == ".." {
 		return nil, &disk.FileKindError{Path: path, Kind: "a directory", Want: "a regular file"}
 	}
-	f, err := disk.OpenFile(path, disk.FileOptions{NoFollow: true})
-	if err != nil {
-		return nil, err
-	}
-	if st, err := f.Stat(); err != nil || !os.SameFile(st, last) {
-		f.Close()
-		if err != nil {
-			return nil, err
-		}
+	f, err := disk.OpenInRoot(walked[len(walked)-1], last, disk.FileOptions{})
+	var kind *disk.FileKindError
+	if errors.As(err, &kind) && kind.Kind == "a symbolic link" {
 		return nil, unsafe()
 	}
+	if err != nil {
+		return nil, openError(path, err)
+	}
 	return f, nil
+}
+
+// openError names the whole path in an error os.Root reports for one
+// component of it.
+func openError(path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return &os.PathError{Op: "open", Path: path, Err: pe.Err}
+	}
+	return err
 }

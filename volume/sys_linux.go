@@ -35,3 +35,7 @@ func (w *Writer) zeroRange(off, n int64) error {
 
 // datasync flushes f's data (not its times) to stable storage.
 func datasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
+
+// SetSparse does nothing on Linux: a file is sparse wherever it is not
+// written.
+func SetSparse(*os.File) error { return nil }

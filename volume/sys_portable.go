@@ -3,7 +3,6 @@
 package volume
 
 import (
-	"errors"
 	"os"
 
 	"github.com/diskport/diskport/disk"
@@ -11,20 +10,15 @@ import (
 
 // The portable side of the writer: files only, written with pwrite; zero
 // runs are skipped (Fill), which leaves holes wherever the file system
-// makes them for a file sized with Truncate; writeback is one fsync at
-// Commit.
+// makes them for a file sized with Truncate (on Windows, once SetSparse
+// has marked it); writeback is one fsync at Commit.
 
 // blockDevices says this build writes block devices: only Linux does.
 const blockDevices = false
 
-// punchesHoles says Zero leaves holes in a file rather than writing zeros.
-const punchesHoles = false
-
-// errNoZeroRange sends Zero to writing zeros.
-var errNoZeroRange = errors.New("volume: no portable way to punch a hole")
-
-// zeroRange has no portable call to make: Zero writes zeros.
-func (w *Writer) zeroRange(off, n int64) error { return errNoZeroRange }
+// zeroRange punches a hole where the OS has a call for it (Windows:
+// sparse_windows.go); an error means the caller writes zeros.
+func (w *Writer) zeroRange(off, n int64) error { return punchHole(w.f, off, n) }
 
 // datasync flushes f to stable storage: fsync (F_FULLFSYNC on macOS,
 // FlushFileBuffers on Windows, as os.File.Sync does).

@@ -133,6 +133,7 @@ func Create(dst string, size int64, opts Options) (*Writer, error) {
 			return nil, fmt.Errorf("volume: %w", err)
 		}
 		w.f = f
+		SetSparse(f) // where it fails, the file is written whole
 		if opts.Journal != nil {
 			w.journal = newJournal(w, *opts.Journal)
 		}
@@ -297,8 +298,8 @@ func (w *Writer) FillZero(off, n int64) error {
 
 // Zero makes [off, off+n) read as zeros, whatever was written there: on
 // Linux a file gets a hole (fallocate PUNCH_HOLE), a device is zeroed
-// (BLKZEROOUT); where the call is refused, and on other systems, zeros
-// are written.
+// (BLKZEROOUT); on Windows a file gets a hole (FSCTL_SET_ZERO_DATA);
+// where the call is refused, and on other systems, zeros are written.
 func (w *Writer) Zero(off, n int64) error {
 	if off < 0 || n < 0 || off+n > w.size {
 		return fmt.Errorf("volume: zeroing %d bytes at %d past the end of %s (%d bytes)", n, off, w.dst, w.size)
