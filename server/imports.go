@@ -180,7 +180,7 @@ func (s *Server) describeConversionTasks(ctx context.Context, c *call) (response
 		return nil, err
 	}
 	c.ids = ids
-	tasks, err := s.st.Tasks(ctx, c.account, ids)
+	tasks, err := s.st.TasksOf(ctx, c.account, store.LegacyKinds, ids)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errorf("InvalidConversionTaskId.NotFound", "%s.", notFoundMessage(err, "conversion task"))
 	}
