@@ -33,6 +33,12 @@ var actions = []action{
 	{"BundleInstance", (*Server).bundleInstance},
 	{"DescribeBundleTasks", (*Server).describeBundleTasks},
 	{"CancelBundleTask", (*Server).cancelBundleTask},
+	{"ImportSnapshot", (*Server).importSnapshot},
+	{"DescribeImportSnapshotTasks", (*Server).describeImportSnapshotTasks},
+	{"CancelImportTask", (*Server).cancelImportTask},
+	{"DescribeSnapshots", (*Server).describeSnapshots},
+	{"DeleteSnapshot", (*Server).deleteSnapshot},
+	{"CreateVolume", (*Server).createVolume},
 }
 
 // actionIndex finds a row of actions by name, and supported lists the

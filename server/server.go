@@ -109,7 +109,13 @@ type Config struct {
 	Expiration time.Duration
 	// S3Endpoint is where BundleInstance stores bundles (S3 POST under
 	// the caller's upload policy); its host:port must be on AllowFetch.
-	S3Endpoint string
+	// ImportSnapshot and ImportImage read their UserBucket objects (and
+	// s3:// Urls) there, with S3AccessKey and S3SecretKey, which stand
+	// for EC2's vmimport service role: "" means the environment's
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and S3Region "" the
+	// environment's AWS_REGION, else us-east-1).
+	S3Endpoint                         string
+	S3AccessKey, S3SecretKey, S3Region string
 	// ServerID names this server in the store: the holder of its task
 	// leases and of the volumes it converts. "" means HOSTNAME:DataDir.
 	ServerID string
@@ -120,6 +126,9 @@ type Config struct {
 	// share it (one file system) resume each other's conversions from
 	// their journals.
 	VolumeDir string
+	// SnapshotDir holds the snapshots (snap-ID.raw, sparse raw files of
+	// their volume size); "" means DataDir/snapshots.
+	SnapshotDir string
 	// UploadPoll is the first wait before looking again for a manifest or
 	// parts not uploaded yet (doubling up to 30 s); 0 means 1 s.
 	UploadPoll time.Duration
@@ -191,8 +200,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.ServerID = host + ":" + abs
 	}
-	if err := os.MkdirAll(cfg.VolumeDir, 0o755); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+	if cfg.SnapshotDir == "" {
+		cfg.SnapshotDir = filepath.Join(cfg.DataDir, "snapshots")
+	}
+	for _, dir := range []string{cfg.VolumeDir, cfg.SnapshotDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	fp, err := newFetchPolicy(cfg.AllowFetch)
 	if err != nil {
