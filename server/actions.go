@@ -39,6 +39,12 @@ var actions = []action{
 	{"DescribeSnapshots", (*Server).describeSnapshots},
 	{"DeleteSnapshot", (*Server).deleteSnapshot},
 	{"CreateVolume", (*Server).createVolume},
+	{"RegisterImage", (*Server).registerImage},
+	{"DescribeImages", (*Server).describeImages},
+	{"DeregisterImage", (*Server).deregisterImage},
+	{"CreateTags", (*Server).createTags},
+	{"DeleteTags", (*Server).deleteTags},
+	{"DescribeTags", (*Server).describeTags},
 }
 
 // actionIndex finds a row of actions by name, and supported lists the

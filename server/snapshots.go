@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/diskport/diskport/server/store"
 )
@@ -146,7 +147,8 @@ func (s *Server) deleteSnapshot(ctx context.Context, c *call) (response, error) 
 	case errors.Is(err, store.ErrNotFound):
 		return nil, notFound(err, "InvalidSnapshot.NotFound", "snapshot")
 	case errors.Is(err, store.ErrInUse):
-		return nil, errorf("InvalidSnapshot.InUse", "%s.", trimStore(err))
+		msg := trimStore(err)
+		return nil, errorf("InvalidSnapshot.InUse", "%s%s.", strings.ToUpper(msg[:1]), msg[1:])
 	case err != nil:
 		return nil, err
 	}
