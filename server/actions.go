@@ -35,6 +35,8 @@ var actions = []action{
 	{"CancelBundleTask", (*Server).cancelBundleTask},
 	{"ImportSnapshot", (*Server).importSnapshot},
 	{"DescribeImportSnapshotTasks", (*Server).describeImportSnapshotTasks},
+	{"ImportImage", (*Server).importImage},
+	{"DescribeImportImageTasks", (*Server).describeImportImageTasks},
 	{"CancelImportTask", (*Server).cancelImportTask},
 	{"DescribeSnapshots", (*Server).describeSnapshots},
 	{"DeleteSnapshot", (*Server).deleteSnapshot},

@@ -18,12 +18,17 @@ func isModern(t *store.Task) bool {
 
 // runImport converts an ImportSnapshot or ImportImage task's disks that
 // are not converted yet, each into its snapshot's file, through the one
-// import path.
+// import path. An OVA disk of ImportImage converts its appliance's every
+// disk, into its own snapshot and those it adds to the task.
 func (p *pool) runImport(ctx context.Context, t *store.Task) error {
 	p.log.Info("task", "event", "importing", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
 	for _, v := range slices.Clone(t.Volumes) {
-		if v.Status == store.ConversionCompleted {
-			continue
+		next := v
+		if isAppliance(v) {
+			next = nextDisk(t, v)
+		}
+		if v.Origin != "" || next == nil || next.Status == store.ConversionCompleted {
+			continue // done, or an OVA's added disk, converted with its appliance
 		}
 		note := ""
 		if t.TakenOverFrom != "" {
@@ -43,7 +48,7 @@ func (p *pool) runImport(ctx context.Context, t *store.Task) error {
 // importDisk converts one disk of a modern import task into its snapshot:
 // a sparse raw file of its image's virtual size rounded up to whole GiB.
 func (p *pool) importDisk(ctx context.Context, t *store.Task, v *store.Volume, note string) error {
-	if v.Size > 0 && p.inPlace(v) {
+	if v.Size > 0 && !isAppliance(v) && p.inPlace(v) {
 		return p.st.Progress(ctx, v.ID, t.LeaseGeneration, p.cfg.ServerID, v.BytesConverted, store.ConversionCompleted, "")
 	}
 	p.status(ctx, t, v, 0, "validating"+note)
@@ -52,7 +57,8 @@ func (p *pool) importDisk(ctx context.Context, t *store.Task, v *store.Volume, n
 		return err
 	}
 	defer img.Close()
-	if t.Kind == store.KindSnapshot && format == manifest.FormatOVA {
+	ova := format == manifest.FormatOVA
+	if ova && t.Kind == store.KindSnapshot {
 		return clientErrorf("%s is an OVA: import an appliance with ImportImage", redact(v.ManifestURL))
 	}
 	size := max((img.Size()+GiB-1)/GiB, 1)
@@ -63,7 +69,26 @@ func (p *pool) importDisk(ctx context.Context, t *store.Task, v *store.Volume, n
 		return err
 	}
 	v.Format, v.Bytes, v.Size = format, bytes, size
-	return p.convertImage(ctx, t, v, img, note, 0)
+	if !ova {
+		return p.convertImage(ctx, t, v, img, note, 0)
+	}
+	a, _ := img.Appliance()
+	if len(a.Disks) == 0 {
+		return clientErrorf("the OVA %s has no disks to import", redact(v.ManifestURL))
+	}
+	vols, err := p.expand(ctx, t, v, a)
+	if err != nil {
+		return err
+	}
+	for k, dv := range vols {
+		if dv.Status == store.ConversionCompleted {
+			continue
+		}
+		if err := p.convertApplianceDisk(ctx, t, img, k, dv, note); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // failureMessage is the status message of a task that failed with err:
