@@ -65,10 +65,10 @@ func (p *pool) importDisk(ctx context.Context, t *store.Task, v *store.Volume, n
 	if size > maxVolumeGiB {
 		return clientErrorf("the image's virtual size, %d bytes, is larger than %d GiB", img.Size(), maxVolumeGiB)
 	}
-	if err := p.st.SetSource(ctx, v.ID, t.LeaseGeneration, format, bytes, size); err != nil {
+	if err := p.st.SetSource(ctx, v.ID, t.LeaseGeneration, format, bytes, img.Size(), size); err != nil {
 		return err
 	}
-	v.Format, v.Bytes, v.Size = format, bytes, size
+	v.Format, v.Bytes, v.VirtualSize, v.Size = format, bytes, img.Size(), size
 	if !ova {
 		return p.convertImage(ctx, t, v, img, note, 0)
 	}

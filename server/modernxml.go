@@ -96,17 +96,17 @@ func modernProgress(t *store.Task, vols []*store.Volume) string {
 	}
 	var done, total int64
 	for _, v := range vols {
-		if v.Status == store.ConversionCompleted {
-			done += max(v.Size, 1) * GiB
-			total += max(v.Size, 1) * GiB
-			continue
+		size := v.VirtualSize // what the conversion counts to
+		if size == 0 {
+			size = max(v.Size, 1) * GiB // not opened yet (an OVA's added disk: its capacity)
 		}
-		if v.Size == 0 {
-			total += GiB // not opened yet: counted as one GiB to go
-			continue
+		switch {
+		case v.Status == store.ConversionCompleted:
+			done += size
+		case v.Size > 0:
+			done += min(v.BytesConverted, size)
 		}
-		done += v.BytesConverted
-		total += v.Size * GiB
+		total += size
 	}
 	if done == 0 {
 		return "3"

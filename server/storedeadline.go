@@ -212,10 +212,10 @@ func (b boundedStore) TaskByToken(ctx context.Context, account, token string) (*
 	return b.st.TaskByToken(ctx, account, token)
 }
 
-func (b boundedStore) SetSource(ctx context.Context, volumeID string, gen int64, format string, bytes, sizeGiB int64) error {
+func (b boundedStore) SetSource(ctx context.Context, volumeID string, gen int64, format string, bytes, virtualSize, sizeGiB int64) error {
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()
-	return b.st.SetSource(ctx, volumeID, gen, format, bytes, sizeGiB)
+	return b.st.SetSource(ctx, volumeID, gen, format, bytes, virtualSize, sizeGiB)
 }
 
 func (b boundedStore) Snapshots(ctx context.Context, account string, ids []string) ([]*store.Snapshot, error) {

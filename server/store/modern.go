@@ -93,9 +93,10 @@ type Modern interface {
 	// ClientToken, or ErrNotFound.
 	TaskByToken(ctx context.Context, account, token string) (*Task, error)
 	// SetSource records what a snapshot disk's bytes turned out to be
-	// (its format, its size in bytes, its volume size in GiB) when its
-	// task's lease generation is gen, or returns ErrState.
-	SetSource(ctx context.Context, volumeID string, gen int64, format string, bytes, sizeGiB int64) error
+	// (its format, its size in bytes, its virtual size in bytes and its
+	// volume size in GiB) when its task's lease generation is gen, or
+	// returns ErrState.
+	SetSource(ctx context.Context, volumeID string, gen int64, format string, bytes, virtualSize, sizeGiB int64) error
 
 	// Snapshots returns the account's completed snapshots with these ids
 	// (all of them when ids is empty). A missing id is ErrNotFound.
@@ -162,10 +163,10 @@ func (s *DB) TaskByToken(ctx context.Context, account, token string) (*Task, err
 }
 
 // SetSource records a snapshot disk's format, bytes and volume size.
-func (s *DB) SetSource(ctx context.Context, volumeID string, gen int64, format string, bytes, sizeGiB int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE volumes SET format = ?, bytes = ?, size = ?
+func (s *DB) SetSource(ctx context.Context, volumeID string, gen int64, format string, bytes, virtualSize, sizeGiB int64) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE volumes SET format = ?, bytes = ?, virtual_size = ?, size = ?
 		WHERE id = ? AND (SELECT lease_generation FROM tasks WHERE tasks.id = volumes.task_id) = ?`,
-		format, bytes, sizeGiB, volumeID, gen)
+		format, bytes, virtualSize, sizeGiB, volumeID, gen)
 	return fenced(res, err, "volume "+volumeID)
 }
 

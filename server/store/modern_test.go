@@ -65,10 +65,10 @@ func testModern(t *testing.T, open func(*testing.T) *DB) {
 			t.Fatalf("Claim: %+v, %v; want %s", c, err, want)
 		}
 		if want == "import-snap-1" {
-			if err := s.SetSource(ctx, "snap-1", c.LeaseGeneration+1, "RAW", 10, 1); !errors.Is(err, ErrState) {
+			if err := s.SetSource(ctx, "snap-1", c.LeaseGeneration+1, "RAW", 10, 10, 1); !errors.Is(err, ErrState) {
 				t.Fatalf("SetSource under an old lease: %v", err)
 			}
-			if err := s.SetSource(ctx, "snap-1", c.LeaseGeneration, "VMDK", 1000, 2); err != nil {
+			if err := s.SetSource(ctx, "snap-1", c.LeaseGeneration, "VMDK", 1000, 1<<31, 2); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Progress(ctx, "snap-1", c.LeaseGeneration, "srv", 5, ConversionCompleted, ""); err != nil {

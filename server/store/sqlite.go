@@ -228,6 +228,7 @@ var migrations = []string{
 	ALTER TABLE volumes ADD COLUMN kind TEXT NOT NULL DEFAULT 'volume';
 	ALTER TABLE volumes ADD COLUMN device_name TEXT NOT NULL DEFAULT '';
 	ALTER TABLE volumes ADD COLUMN source_snapshot TEXT NOT NULL DEFAULT '';
+	ALTER TABLE volumes ADD COLUMN virtual_size INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX volumes_source ON volumes(source_snapshot) WHERE source_snapshot != '';
 	CREATE TABLE images (
 		id TEXT PRIMARY KEY,

@@ -202,6 +202,9 @@ type Volume struct {
 	DeviceName string
 	// SourceSnapshot is the snapshot a volume of CreateVolume copies.
 	SourceSnapshot string
+	// VirtualSize is a snapshot disk's image's virtual size in bytes,
+	// once the worker opened it (0 before): what its progress counts to.
+	VirtualSize int64
 }
 
 // A Claim is one entry of a task's claim history.

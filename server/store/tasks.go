@@ -10,7 +10,7 @@ import (
 
 const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated, lease_owner, lease_generation, lease_expires, client_token, params_hash, image_id, architecture, license_type, boot_mode`
 
-const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message, server, origin, appliance_disk, kind, device_name, source_snapshot`
+const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message, server, origin, appliance_disk, kind, device_name, source_snapshot, virtual_size`
 
 // CreateTask stores a new task with its volumes and, for ImportInstance,
 // its instance, atomically.
@@ -59,10 +59,10 @@ func insertVolume(ctx context.Context, tx *rtx, account, task string, v *Volume)
 	if kind == "" {
 		kind = KindVolumeDisk
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		v.ID, account, task, v.InstanceID, v.Index, v.Size, v.AvailabilityZone, string(v.State), unix(v.Created),
 		v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, string(v.Status), v.StatusMessage, v.Server, v.Origin, v.ApplianceDisk,
-		string(kind), v.DeviceName, v.SourceSnapshot)
+		string(kind), v.DeviceName, v.SourceSnapshot, v.VirtualSize)
 	if isUnique(err) {
 		return fmt.Errorf("%w: volume %s", ErrExists, v.ID)
 	}
@@ -91,7 +91,7 @@ func scanVolume(r scanner) (*Volume, error) {
 	var created int64
 	if err := r.Scan(&v.ID, &v.AccountID, &v.TaskID, &v.InstanceID, &v.Index, &v.Size, &v.AvailabilityZone, &v.State, &created,
 		&v.Description, &v.Format, &v.Bytes, &v.ManifestURL, &v.BytesConverted, &v.Status, &v.StatusMessage, &v.Server,
-		&v.Origin, &v.ApplianceDisk, &v.Kind, &v.DeviceName, &v.SourceSnapshot); err != nil {
+		&v.Origin, &v.ApplianceDisk, &v.Kind, &v.DeviceName, &v.SourceSnapshot, &v.VirtualSize); err != nil {
 		return nil, err
 	}
 	v.Created = fromUnix(created)
