@@ -1,8 +1,10 @@
 // Package server is diskport's EC2 API server: the Query API actions of VM
 // import (ImportVolume, ImportInstance, DescribeConversionTasks,
 // CancelConversionTask), what a pipeline calls next (DescribeVolumes,
-// DescribeInstances, DeleteVolume), and BundleInstance with
-// DescribeBundleTasks and CancelBundleTask, converting and bundling for
+// DescribeInstances, DeleteVolume), BundleInstance with
+// DescribeBundleTasks and CancelBundleTask, and the VM Import API today's
+// tools call (ImportSnapshot, ImportImage and their Describe and Cancel,
+// the snapshots and images they make, tags), converting and bundling for
 // real.
 //
 // Requests are EC2 Query API calls: POST form bodies or GET query strings
@@ -18,6 +20,13 @@
 // journal). Each imported volume is a sparse raw file at
 // DIR/volumes/<volume-id>.raw, which a user attaches with a loop device
 // (losetup) or hands to qemu.
+//
+// ImportSnapshot and ImportImage read their disks from the S3 endpoint
+// (with the server's own S3 credentials) or an allowed https URL, as
+// single-part manifests through the same import path, into snapshots at
+// DIR/snapshots/<snapshot-id>.raw; ImportImage registers an image of
+// them. Their tasks are conversion tasks of kinds of their own, leased
+// and resumed as the others.
 //
 // As an extension of ImportInstance (AWS's ImportImage takes OVAs; its
 // ImportInstance does not), a disk image may be a whole OVA appliance:
