@@ -47,6 +47,11 @@ var actions = []action{
 	{"CreateTags", (*Server).createTags},
 	{"DeleteTags", (*Server).deleteTags},
 	{"DescribeTags", (*Server).describeTags},
+	{"ExportImage", (*Server).exportImage},
+	{"DescribeExportImageTasks", (*Server).describeExportImageTasks},
+	{"CreateInstanceExportTask", (*Server).createInstanceExportTask},
+	{"DescribeExportTasks", (*Server).describeExportTasks},
+	{"CancelExportTask", (*Server).cancelExportTask},
 }
 
 // actionIndex finds a row of actions by name, and supported lists the

@@ -13,7 +13,11 @@ import (
 // isModern says whether t is a task of the modern VM Import/Export API,
 // whose states and messages are its own (deleting, deleted, ClientError).
 func isModern(t *store.Task) bool {
-	return t.Kind == store.KindSnapshot || t.Kind == store.KindImage || t.Kind == store.KindCopy
+	switch t.Kind {
+	case store.KindSnapshot, store.KindImage, store.KindCopy, store.KindExportImage, store.KindExportInstance:
+		return true
+	}
+	return false
 }
 
 // runImport converts an ImportSnapshot or ImportImage task's disks that

@@ -311,6 +311,8 @@ func (p *pool) runTask(ctx context.Context, t *store.Task) error {
 		return p.runImport(ctx, t)
 	case store.KindCopy:
 		return p.runCopy(ctx, t)
+	case store.KindExportImage, store.KindExportInstance:
+		return p.runExport(ctx, t)
 	}
 	p.log.Info("task", "event", "converting", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
 	for _, v := range slices.Clone(t.Volumes) {
@@ -407,6 +409,9 @@ func (p *pool) removeFiles(ctx context.Context, t *store.Task) {
 	}
 	for _, v := range vols {
 		volume.Remove(p.volumePath(v.ID))
+	}
+	if t.Kind == store.KindExportImage || t.Kind == store.KindExportInstance {
+		p.removeExport(ctx, t)
 	}
 }
 

@@ -214,7 +214,8 @@ var migrations = []string{
 	CREATE UNIQUE INDEX volumes_appliance_disk ON volumes(origin, appliance_disk) WHERE origin != '';`,
 	// 5: the modern VM Import/Export API. ImportSnapshot and ImportImage
 	// tasks live in tasks (kinds snapshot and image) with the client's
-	// idempotency token and the image's attributes; their disks are rows
+	// idempotency token and the image's attributes (an export task's:
+	// what it writes where); their disks are rows
 	// of volumes of kind snapshot, which are the snapshots once the task
 	// completes; a volume made from a snapshot names it. Images (ami-)
 	// with their block devices, and tags on any resource.
@@ -224,6 +225,12 @@ var migrations = []string{
 	ALTER TABLE tasks ADD COLUMN architecture TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tasks ADD COLUMN license_type TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tasks ADD COLUMN boot_mode TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN export_format TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN export_container TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN export_target TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN s3_bucket TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN s3_prefix TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN role_name TEXT NOT NULL DEFAULT '';
 	CREATE UNIQUE INDEX tasks_client_token ON tasks(account_id, client_token) WHERE client_token != '';
 	ALTER TABLE volumes ADD COLUMN kind TEXT NOT NULL DEFAULT 'volume';
 	ALTER TABLE volumes ADD COLUMN device_name TEXT NOT NULL DEFAULT '';

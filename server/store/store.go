@@ -72,6 +72,10 @@ const (
 	// a task like the others (leased, resumed after a crash), which no
 	// Describe lists.
 	KindCopy TaskKind = "copy"
+	// KindExportImage is ExportImage's task, KindExportInstance
+	// CreateInstanceExportTask's.
+	KindExportImage    TaskKind = "export-image"
+	KindExportInstance TaskKind = "export-instance"
 )
 
 // A VolumeKind says what a row of volumes is: a volume (DescribeVolumes)
@@ -135,6 +139,13 @@ type Task struct {
 	// task's: the ami- it registers when it completes, and its
 	// attributes.
 	ImageID, Architecture, LicenseType, BootMode string
+	// ExportFormat (vmdk, vhd, raw), ExportContainer (ova or ""),
+	// ExportTarget (vmware, citrix, microsoft), S3Bucket, S3Prefix and
+	// RoleName are an export task's: what it writes, and where. Its
+	// ImageID (ExportImage) or InstanceID (CreateInstanceExportTask) is
+	// what it exports.
+	ExportFormat, ExportContainer, ExportTarget string
+	S3Bucket, S3Prefix, RoleName                string
 	// Tags are stored with the task by CreateTask (they are read with
 	// Tags, not with the task).
 	Tags             []Tag

@@ -8,7 +8,7 @@ import (
 	"slices"
 )
 
-const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated, lease_owner, lease_generation, lease_expires, client_token, params_hash, image_id, architecture, license_type, boot_mode`
+const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated, lease_owner, lease_generation, lease_expires, client_token, params_hash, image_id, architecture, license_type, boot_mode, export_format, export_container, export_target, s3_bucket, s3_prefix, role_name`
 
 const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message, server, origin, appliance_disk, kind, device_name, source_snapshot, virtual_size`
 
@@ -17,10 +17,11 @@ const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availabi
 func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 	return s.tx(ctx, func(tx *rtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`, seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM tasks))`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM tasks))`,
 			t.ID, t.AccountID, string(t.Kind), string(t.State), t.StatusMessage, t.Description, t.AvailabilityZone,
 			t.Platform, t.InstanceID, unix(t.Expiration), unix(t.Created), unix(t.Updated), t.LeaseOwner, t.LeaseGeneration, unix(t.LeaseExpires),
-			t.ClientToken, t.ParamsHash, t.ImageID, t.Architecture, t.LicenseType, t.BootMode)
+			t.ClientToken, t.ParamsHash, t.ImageID, t.Architecture, t.LicenseType, t.BootMode,
+			t.ExportFormat, t.ExportContainer, t.ExportTarget, t.S3Bucket, t.S3Prefix, t.RoleName)
 		if isUnique(err) {
 			if t.ClientToken != "" {
 				return fmt.Errorf("%w: task %s or client token %s", ErrExists, t.ID, t.ClientToken)
@@ -79,7 +80,8 @@ func scanTask(r scanner) (*Task, error) {
 	var exp, created, updated, lease int64
 	if err := r.Scan(&t.ID, &t.AccountID, &t.Kind, &t.State, &t.StatusMessage, &t.Description, &t.AvailabilityZone,
 		&t.Platform, &t.InstanceID, &exp, &created, &updated, &t.LeaseOwner, &t.LeaseGeneration, &lease,
-		&t.ClientToken, &t.ParamsHash, &t.ImageID, &t.Architecture, &t.LicenseType, &t.BootMode); err != nil {
+		&t.ClientToken, &t.ParamsHash, &t.ImageID, &t.Architecture, &t.LicenseType, &t.BootMode,
+		&t.ExportFormat, &t.ExportContainer, &t.ExportTarget, &t.S3Bucket, &t.S3Prefix, &t.RoleName); err != nil {
 		return nil, err
 	}
 	t.Expiration, t.Created, t.Updated, t.LeaseExpires = fromUnix(exp), fromUnix(created), fromUnix(updated), fromUnix(lease)
