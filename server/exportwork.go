@@ -100,6 +100,10 @@ func (p *pool) runExport(ctx context.Context, t *store.Task) error {
 	stop := p.reportExport(ctx, t, &done, img.Size())
 	defer stop()
 	key := exportKey(t)
+	// A run of the task killed mid-upload left its parts: gone first.
+	if err := c.AbortUploads(ctx, t.S3Bucket, key); err != nil {
+		p.log.Warn("aborting an earlier run's upload", "task", t.ID, "error", err.Error())
+	}
 	progress := func(d, _ int64) { done.Store(d) }
 	switch {
 	case t.ExportContainer == "ova":
@@ -212,12 +216,15 @@ func (c *countingReader) Read(b []byte) (int, error) {
 }
 
 // removeExport removes what a cancelled or failed export task stored:
-// its object, should its upload have completed (a failed multipart upload
-// is aborted by the client).
+// its object, should its upload have completed, and the parts of an
+// upload a killed run left.
 func (p *pool) removeExport(ctx context.Context, t *store.Task) {
 	c, err := p.s3Client()
 	if err != nil {
 		return
+	}
+	if err := c.AbortUploads(ctx, t.S3Bucket, exportKey(t)); err != nil {
+		p.log.Warn("aborting a cancelled export's upload", "task", t.ID, "error", err.Error())
 	}
 	if err := c.Remove(ctx, t.S3Bucket, exportKey(t)); err != nil && !strings.Contains(err.Error(), "NoSuchKey") {
 		p.log.Warn("removing a cancelled export's object", "task", t.ID, "error", err.Error())

@@ -224,6 +224,12 @@ func (c *Client) PutStream(ctx context.Context, bucket, key string, r io.Reader,
 	return info.Size, nil
 }
 
+// AbortUploads aborts the multipart uploads of bucket/key left
+// incomplete (by a process killed mid-upload), removing their parts.
+func (c *Client) AbortUploads(ctx context.Context, bucket, key string) error {
+	return Parse(c.mc.RemoveIncompleteUpload(ctx, bucket, key))
+}
+
 // Remove deletes bucket/key.
 func (c *Client) Remove(ctx context.Context, bucket, key string) error {
 	return Parse(c.mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}))
