@@ -71,9 +71,10 @@ func TestBoto3(t *testing.T) {
 }
 
 // TestBoto3Modern drives ImportSnapshot (as osbuild: UserBucket, no
-// Format), the snapshot_imported waiter, CreateTags, DescribeSnapshots and
-// CreateVolume with boto3, and compares the snapshot and the volume with
-// qemu-img's raw conversion.
+// Format), the snapshot_imported waiter, CreateTags, DescribeSnapshots,
+// CreateVolume, and ImportImage as Ansible finds its task (filters tag:Name
+// and task-state) with boto3, and compares the snapshots and the volume
+// with qemu-img's raw conversion.
 func TestBoto3Modern(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: runs boto3 in a Python subprocess")
@@ -97,6 +98,7 @@ func TestBoto3Modern(t *testing.T) {
 	}
 	var got struct {
 		Snapshot, Volume, Boto3 string
+		ImageSnapshot           string `json:"image_snapshot"`
 		Codes                   map[string]string
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
@@ -106,6 +108,7 @@ func TestBoto3Modern(t *testing.T) {
 	want := testimg.QemuRaw(t, image)
 	sameVolume(t, ts.VolumePath(got.Snapshot), want, 1<<30)
 	sameVolume(t, ts.VolumePath(got.Volume), want, 2<<30)
+	sameVolume(t, ts.VolumePath(got.ImageSnapshot), want, 1<<30)
 	if got.Codes["unknown_snapshot"] != "InvalidSnapshot.NotFound" || got.Codes["encrypted"] != "InvalidParameterValue" {
 		t.Fatalf("boto3 saw the refusals as %v", got.Codes)
 	}
