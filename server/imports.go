@@ -214,6 +214,9 @@ func (s *Server) cancelConversionTask(ctx context.Context, c *call) (response, e
 		reason = "Cancelled by user"
 	}
 	t, err := s.st.Task(ctx, c.account, id)
+	if err == nil && t.Kind != store.KindVolume && t.Kind != store.KindInstance {
+		err = store.ErrNotFound // a modern task, cancelled with CancelImportTask or CancelExportTask
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errorf("InvalidConversionTaskId.NotFound", "The conversion task ID '%s' does not exist.", clip(id))
 	}

@@ -136,7 +136,9 @@ type Config struct {
 	// their journals.
 	VolumeDir string
 	// SnapshotDir holds the snapshots (snap-ID.raw, sparse raw files of
-	// their volume size); "" means DataDir/snapshots.
+	// their volume size); "" means DataDir/snapshots, or VolumeDir/snapshots
+	// when VolumeDir is set: servers that share their volume directory
+	// share their snapshots too, and any of them copies or exports one.
 	SnapshotDir string
 	// UploadPoll is the first wait before looking again for a manifest or
 	// parts not uploaded yet (doubling up to 30 s); 0 means 1 s.
@@ -197,6 +199,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.SnapshotDir == "" && cfg.VolumeDir != "" {
+		cfg.SnapshotDir = filepath.Join(cfg.VolumeDir, "snapshots")
 	}
 	if cfg.VolumeDir == "" {
 		cfg.VolumeDir = filepath.Join(cfg.DataDir, "volumes")
