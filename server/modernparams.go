@@ -20,14 +20,14 @@ const retention = 7 * 24 * time.Hour
 // statusPending is a new modern task's status message.
 const statusPending = "pending"
 
-// paramsHash is a digest of the request's parameters but those of the
-// protocol (signature, version) and ClientToken: the same token with a
-// different digest is IdempotentParameterMismatch.
+// paramsHash is a digest of the request's action and parameters but those
+// of the protocol (signature, version) and ClientToken: the same token
+// with a different digest is IdempotentParameterMismatch.
 func paramsHash(c *call) string {
 	var keys []string
 	for k := range c.params {
 		switch {
-		case k == "Action" || k == "Version" || k == "ClientToken" || k == "DryRun" || k == "AWSAccessKeyId" ||
+		case k == "Version" || k == "ClientToken" || k == "DryRun" || k == "AWSAccessKeyId" ||
 			k == "Timestamp" || k == "Expires" || strings.HasPrefix(k, "Signature") || strings.HasPrefix(k, "X-Amz-"):
 			continue
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"os"
 	"slices"
 
@@ -81,6 +82,9 @@ func (p *pool) importDisk(ctx context.Context, t *store.Task, v *store.Volume, n
 		return clientErrorf("the OVA %s has no disks to import", redact(v.ManifestURL))
 	}
 	vols, err := p.expand(ctx, t, v, a)
+	if err != nil && !errors.Is(err, errFenced) && !errors.Is(err, errCancelled) && !store.Unavailable(err) && ctx.Err() == nil {
+		return &clientError{err} // a disk too large, too many disks
+	}
 	if err != nil {
 		return err
 	}
