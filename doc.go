@@ -41,17 +41,26 @@
 //     and the host files images are read from; disk/mapped, the core of
 //     the readers whose disk is a map of grains or blocks; disk/disktest,
 //     the checks every reader passes.
-//   - raw, vmdk, vhd and vhdx: the readers, which this package's format
-//     table opens.
+//   - raw, vmdk, vhd and vhdx: the readers (and writers) of RAW, VMDK,
+//     VHD and VHDX, which this package's format table opens;
+//     vmdk/internal/libdeflate, the cgo inflater of streamOptimized
+//     grains.
 //   - ova: OVA appliances, whose disks it opens through the format table.
 //   - convert: an image to a raw volume; volume: the file or block device
 //     a volume is written to, with its resume journal.
 //   - manifest: EC2 import manifests (made, read, uploaded, and read from
-//     as an image); bundle: AMI bundles under a BundleInstance policy.
+//     as an image), with manifest/parts (their parts stored, fetched and
+//     checked); bundle: AMI bundles under a BundleInstance policy.
 //   - server: the EC2 Query API server (VM import, BundleInstance), with
 //     server/auth (request signatures) and server/store (its durable
 //     state).
 //   - cmd/diskport: the command-line tool.
-//   - bench (benchmarks, and bench/compare against qemu-img) and fuzz
-//     (scripts that run the fuzz targets beside each parser).
+//   - bench (benchmarks; bench/compare, diskport against qemu-img;
+//     bench/realdisk, the real-content disks they read) and fuzz (scripts
+//     that run the fuzz targets beside each parser).
+//   - internal packages: internal/s3 (the one S3 client), internal/logtext
+//     (one-line, redacted log text), internal/atomicfile and
+//     internal/flock (files written and locked safely), and the test
+//     helpers internal/testimg, internal/testwait, internal/pgtest and
+//     internal/s3test.
 package diskport

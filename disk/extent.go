@@ -44,6 +44,14 @@ type Extent struct {
 	Stored Storage
 	// StoredOffset is the offset in Stored of the run's first byte.
 	StoredOffset int64
+	// Depth is the layer of a delta chain the run comes from: 0 the image
+	// itself, 1 its parent, and so on.
+	Depth int
+	// Unallocated is set on Zero runs no layer allocates: unallocated
+	// grains or blocks at the bottom of the chain, and the range past a
+	// smaller parent's end, as opposed to zeroed grains, zero blocks and
+	// holes in a raw file, which the image itself defines as zeros.
+	Unallocated bool
 }
 
 // End returns Offset+Length.
@@ -51,9 +59,9 @@ func (e Extent) End() int64 { return e.Offset + e.Length }
 
 // Mergeable reports whether next, which must start where e ends, continues
 // e as one uniform run: same kind and compression, and for stored runs the
-// same storage at the contiguous offset.
+// same storage at the contiguous offset, from the same layer of the chain.
 func (e Extent) Mergeable(next Extent) bool {
-	if e.Kind != next.Kind || e.Compressed != next.Compressed || e.End() != next.Offset {
+	if e.Kind != next.Kind || e.Compressed != next.Compressed || e.End() != next.Offset || e.Depth != next.Depth || e.Unallocated != next.Unallocated {
 		return false
 	}
 	if e.Kind == Zero {

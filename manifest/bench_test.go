@@ -18,6 +18,7 @@ import (
 	"github.com/diskport/diskport/convert"
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // benchImages are 256 MiB disks as raw and as streamOptimized VMDK: large
@@ -150,7 +151,7 @@ func BenchmarkConvertManifestHTTP(b *testing.B) {
 			}
 			b.ResetTimer()
 			benchConvert(b, func() (disk.Image, func()) {
-				s, err := OpenStorage(context.Background(), m, &HTTPStore{}, StorageOptions{})
+				s, err := parts.OpenStorage(context.Background(), m.File(), &parts.HTTPStore{}, parts.StorageOptions{})
 				if err != nil {
 					b.Fatal(err)
 				}

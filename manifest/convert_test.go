@@ -14,6 +14,7 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // convertImage converts img to a raw volume of exactly its virtual size and
@@ -74,11 +75,11 @@ func TestConvertFromManifestURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Verify(ctx, m, store, VerifyOptions{}); err != nil {
+			if _, err := parts.Verify(ctx, m.File(), store, parts.VerifyOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			counted := &countingStore{PartStore: store}
-			s, err := OpenStorage(ctx, m, counted, StorageOptions{Name: res.ManifestURL})
+			counted := &countingStore{Store: store}
+			s, err := parts.OpenStorage(ctx, m.File(), counted, parts.StorageOptions{Name: res.ManifestURL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,7 +117,7 @@ func TestDeclaredFormatChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.FileFormat = FormatVHD
-	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	s, _ := parts.OpenStorage(context.Background(), m.File(), parts.DirStore{Dir: dir}, parts.StorageOptions{})
 	if _, err := diskport.OpenStorage(s, diskport.Options{Format: m.FileFormat}); err == nil {
 		t.Fatal("VMDK parts opened as the declared VHD")
 	}
@@ -124,72 +125,11 @@ func TestDeclaredFormatChecked(t *testing.T) {
 
 // countingStore counts the fetches a store serves.
 type countingStore struct {
-	PartStore
+	parts.Store
 	n atomic.Int64
 }
 
-func (c *countingStore) OpenPart(ctx context.Context, p *Part, off, n int64) (io.ReadCloser, error) {
+func (c *countingStore) OpenPart(ctx context.Context, p *parts.Part, off, n int64) (io.ReadCloser, error) {
 	c.n.Add(1)
-	return c.PartStore.OpenPart(ctx, p, off, n)
-}
-
-// TestConvertStreamOnePass: converting a streamOptimized VMDK from its
-// parts with two workers is one pass over the file. The cache holds about
-// half the file's parts, and every 32 MiB of the disk the reader goes back
-// to the grain tables in the first part (which stays cached because it is
-// used that often); every part is fetched once, but the last, read at open
-// and again at the end, and parts of zeros, never fetched.
-func TestConvertStreamOnePass(t *testing.T) {
-	golden := testimg.Golden(t, testimg.Spec{Size: 96 << 20, Seed: 63})
-	img := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
-	dir := t.TempDir()
-	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Parts) < 20 {
-		t.Fatalf("only %d parts", len(m.Parts))
-	}
-	m, srv := served(t, m, dir)
-	s, err := OpenStorage(context.Background(), m, fastStore(), StorageOptions{CacheChunks: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	remote, err := diskport.OpenStorage(s, diskport.Options{Format: m.FileFormat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(t.TempDir(), "vol.raw")
-	// Checking the whole file's SHA-256 (hashed in order as the parts
-	// pass) fetches nothing more.
-	if _, err := convert.Convert(context.Background(), remote, dst, convert.Options{ExactSize: true, NoSync: true, Workers: 2, Verify: s.Verify}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("the volume converted from the parts differs from the image")
-	}
-	for i, p := range m.Parts {
-		n := srv.count(p.Key)
-		switch {
-		case knownZero(&p):
-			if n != 0 {
-				t.Errorf("%s holds zeros and was fetched %d times", p.Key, n)
-			}
-		case i == len(m.Parts)-1:
-			if n > 2 {
-				t.Errorf("the last part, %s, fetched %d times", p.Key, n)
-			}
-		case n != 1:
-			t.Errorf("%s (%d-%d) fetched %d times", p.Key, p.Offset, p.Offset+p.Length-1, n)
-		}
-	}
+	return c.Store.OpenPart(ctx, p, off, n)
 }

@@ -2,11 +2,8 @@ package manifest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +12,7 @@ import (
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/atomicfile"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/ova"
 )
 
@@ -197,11 +195,11 @@ func describe(s disk.Storage, name string, o *SplitOptions) (*Manifest, error) {
 	if ps > MaxPartSize {
 		return nil, errorf(disk.ErrTooLarge, "part size %d larger than %d", ps, int64(MaxPartSize))
 	}
-	if size > MaxFileSize {
-		return nil, errorf(disk.ErrTooLarge, "file of %d bytes larger than %d", size, int64(MaxFileSize))
+	if size > parts.MaxFileSize {
+		return nil, errorf(disk.ErrTooLarge, "file of %d bytes larger than %d", size, int64(parts.MaxFileSize))
 	}
-	if (size+ps-1)/ps > MaxParts {
-		return nil, errorf(disk.ErrTooLarge, "%d-byte parts of a %d-byte file are more than %d parts", ps, size, MaxParts)
+	if (size+ps-1)/ps > parts.MaxParts {
+		return nil, errorf(disk.ErrTooLarge, "%d-byte parts of a %d-byte file are more than %d parts", ps, size, parts.MaxParts)
 	}
 	if size == 0 {
 		return nil, errorf(disk.ErrCorrupt, "the image is empty")
@@ -227,44 +225,16 @@ func describe(s disk.Storage, name string, o *SplitOptions) (*Manifest, error) {
 	}
 	m := &Manifest{Version: Version, FileFormat: format, Importer: DefaultImporter, Size: size, VolumeSize: vol}
 	for off, i := int64(0), 0; off < size; off, i = off+ps, i+1 {
-		m.Parts = append(m.Parts, Part{Index: i, Offset: off, Length: min(ps, size-off), Key: prefix + o.Naming.PartName(name, i)})
+		m.Parts = append(m.Parts, parts.Part{Index: i, Offset: off, Length: min(ps, size-off), Key: prefix + o.Naming.PartName(name, i)})
 	}
 	return m, nil
-}
-
-// hashParts reads the file sequentially, part by part, setting each part's
-// SHA-256 and the file's, and hands each part's bytes to emit in order. buf
-// returns a buffer of at least the part size for each part; emit owns it.
-func hashParts(ctx context.Context, f io.ReaderAt, m *Manifest, buf func() []byte, emit func(p *Part, data []byte) error) error {
-	whole := sha256.New()
-	for i := range m.Parts {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		p := &m.Parts[i]
-		data := buf()[:p.Length]
-		if n, err := f.ReadAt(data, p.Offset); n < len(data) {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("manifest: reading bytes %d-%d of the image: %w", p.Offset, p.End()-1, err)
-		}
-		sum := sha256.Sum256(data)
-		p.SHA256 = hex.EncodeToString(sum[:])
-		whole.Write(data)
-		if err := emit(p, data); err != nil {
-			return err
-		}
-	}
-	m.SHA256 = hex.EncodeToString(whole.Sum(nil))
-	return nil
 }
 
 // Create splits the image file into parts in outDir (named by
 // opts.Naming), hashing them in the same pass, and writes the manifest
 // outDir/NAME.manifest.xml with the checksum extension. The manifest's URLs
-// are empty: the parts are read back with a [DirStore]. It returns the
-// manifest and the manifest file's path.
+// are empty: the parts are read back with a [parts.DirStore]. It returns
+// the manifest and the manifest file's path.
 func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Manifest, string, error) {
 	f, done, err := opts.source(image)
 	if err != nil {
@@ -287,25 +257,11 @@ func Create(ctx context.Context, image, outDir string, opts SplitOptions) (*Mani
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, "", err
 	}
-	dir := DirStore{Dir: outDir}
-	progress := progressCounter(opts.Progress, m.FileSize())
-	b := make([]byte, opts.partSize())
-	err = hashParts(ctx, f, m, func() []byte { return b }, func(p *Part, data []byte) error {
-		path, err := dir.Path(p)
-		if err != nil {
-			return err
-		}
-		if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
-			return err
-		}
-		if progress != nil {
-			progress(p.Length)
-		}
-		return nil
-	})
-	if err != nil {
+	file := m.File()
+	if err := (parts.DirStore{Dir: outDir}).Write(ctx, f, &file, opts.Progress); err != nil {
 		return nil, "", err
 	}
+	m.SHA256 = file.SHA256
 	if opts.Verify != nil {
 		if err := opts.Verify(); err != nil {
 			return nil, "", err

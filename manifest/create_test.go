@@ -14,6 +14,7 @@ import (
 
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 func TestCreate(t *testing.T) {
@@ -63,7 +64,7 @@ func TestCreate(t *testing.T) {
 	if !reflect.DeepEqual(m, m2) {
 		t.Fatalf("written manifest differs:\n%+v\n%+v", m, m2)
 	}
-	rep, err := Verify(context.Background(), m2, DirStore{dir}, VerifyOptions{})
+	rep, err := parts.Verify(context.Background(), m2.File(), parts.DirStore{Dir: dir}, parts.VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestCreateOptions(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "x.raw.manifest.xml")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Verify(context.Background(), m, DirStore{dir}, VerifyOptions{}); err != nil {
+	if _, err := parts.Verify(context.Background(), m.File(), parts.DirStore{Dir: dir}, parts.VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Exactly one part when the size is a multiple; an empty file is
@@ -177,59 +178,4 @@ func describeFile(t *testing.T, path string, o SplitOptions) (*Manifest, int64, 
 	defer f.Close()
 	m, err := describe(f, "big", &o)
 	return m, f.Size(), err
-}
-
-// TestVerifyDamage damages parts in a directory and checks every failure
-// is reported with its index and byte range.
-func TestVerifyDamage(t *testing.T) {
-	m, dir, _ := created(t, 4<<20+100, 1<<20)
-	ctx := context.Background()
-	store := DirStore{dir}
-	p := func(i int) string { return filepath.Join(dir, m.Parts[i].Key) }
-	os.Remove(p(1))
-	os.Truncate(p(2), 1000)
-	b, _ := os.ReadFile(p(3))
-	b[77] ^= 1
-	os.WriteFile(p(3), b, 0o644)
-	os.WriteFile(p(4), append(b[:100:100], 'x'), 0o644)
-	_, err := Verify(ctx, m, store, VerifyOptions{Parallel: 2})
-	var ve *VerifyError
-	if !errors.As(err, &ve) || !errors.Is(err, disk.ErrCorrupt) {
-		t.Fatalf("err = %v", err)
-	}
-	if len(ve.Failures) != 4 {
-		t.Fatalf("%d failures: %v", len(ve.Failures), err)
-	}
-	msg := err.Error()
-	for _, s := range []string{
-		"4 parts failed verification",
-		"part 1 (bytes 1048576-2097151) from " + p(1) + ": missing",
-		"part 2 (bytes 2097152-3145727) from " + p(2) + ": truncated: file has 1000 bytes",
-		"part 3 (bytes 3145728-4194303) from " + p(3) + ": checksum mismatch: sha256 ",
-		"part 4 (bytes 4194304-4194403) from " + p(4) + ": file has 101 bytes, more than its byte range",
-	} {
-		if !strings.Contains(msg, s) {
-			t.Errorf("error lacks %q:\n%s", s, msg)
-		}
-	}
-	// A part of the right length with other bytes fails its checksum.
-	os.WriteFile(p(1), make([]byte, 1<<20), 0o644)
-	if _, err := Verify(ctx, m, store, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 1 (bytes 1048576-2097151)") {
-		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestDirStoreKeys(t *testing.T) {
-	d := DirStore{"/x"}
-	for key, want := range map[string]string{"a/b/c.part0": "/x/c.part0", "c": "/x/c", `..\..\evil`: "/x/evil"} {
-		got, err := d.Path(&Part{Key: key})
-		if err != nil || got != want {
-			t.Errorf("Path(%q) = %q, %v; want %q", key, got, err, want)
-		}
-	}
-	for _, key := range []string{"", "a/..", "a/", "."} {
-		if _, err := d.Path(&Part{Key: key}); !errors.Is(err, disk.ErrUnsafe) {
-			t.Errorf("Path(%q): err = %v, want ErrUnsafe", key, err)
-		}
-	}
 }

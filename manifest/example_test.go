@@ -10,6 +10,7 @@ import (
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // ExampleOpenImage splits an image into an import manifest's parts and
@@ -53,7 +54,7 @@ func ExampleOpenImage() {
 // prints the presigned manifest URL that ImportVolume takes. It needs an
 // S3 endpoint and credentials, so go test compiles it without running it.
 func ExampleUpload() {
-	cfg := manifest.S3ConfigFromEnv("https://s3.eu-west-1.amazonaws.com")
+	cfg := parts.S3ConfigFromEnv("https://s3.eu-west-1.amazonaws.com")
 	res, err := manifest.Upload(context.Background(), cfg, "disk.vmdk", manifest.UploadOptions{
 		Bucket:        "my-imports",
 		RequireBucket: true,

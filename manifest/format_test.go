@@ -3,7 +3,6 @@ package manifest
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/disk/disktest"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // A declared RAW for a VMDK is refused by Create and Upload as diskport's
@@ -28,7 +28,7 @@ func TestDeclaredFormatRule(t *testing.T) {
 		t.Errorf("Create(VMDK declared RAW) = %v, want a mismatch", err)
 	}
 	// Upload checks the image before it talks to the endpoint.
-	_, err = Upload(ctx, S3Config{Endpoint: "http://127.0.0.1:1", AccessKey: "a", SecretKey: "b"}, vmdk,
+	_, err = Upload(ctx, parts.S3Config{Endpoint: "http://127.0.0.1:1", AccessKey: "a", SecretKey: "b"}, vmdk,
 		UploadOptions{SplitOptions: SplitOptions{Format: "raw"}, Bucket: "bucket"})
 	if !errors.Is(err, disk.ErrFormatMismatch) {
 		t.Errorf("Upload(VMDK declared RAW) = %v, want a mismatch", err)
@@ -54,7 +54,7 @@ func TestDeclaredFormatRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := OpenStorage(ctx, m, store, StorageOptions{Name: mpath})
+	s, err := parts.OpenStorage(ctx, m.File(), store, parts.StorageOptions{Name: mpath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,46 +69,21 @@ func TestDeclaredFormatRule(t *testing.T) {
 	img.Close()
 }
 
-// A FIFO or socket as a part file, as the image or as the manifest file is
-// refused at once: opening a FIFO blocks, and a FIFO part would hang
-// convert forever.
+// A FIFO as the image or as the manifest file is refused at once:
+// opening a FIFO blocks. (Part files: parts.TestSpecialFilesRefused.)
 func TestSpecialFilesRefused(t *testing.T) {
-	m, dir, _ := created(t, 3<<20, 1<<20)
-	part := filepath.Join(dir, m.Parts[1].Key)
-	os.Remove(part)
-	disktest.Mkfifo(t, part)
-	sockPart := filepath.Join(dir, m.Parts[2].Key)
-	os.Remove(sockPart)
-	disktest.Listen(t, sockPart)
+	fifo := filepath.Join(t.TempDir(), "disk.img.manifest.xml")
+	disktest.Mkfifo(t, fifo)
 	ctx := context.Background()
-	for _, i := range []int{1, 2} {
-		err := disktest.Within(t, "OpenPart", func() error {
-			r, err := DirStore{dir}.OpenPart(ctx, &m.Parts[i], 0, m.Parts[i].Length)
-			if err == nil {
-				r.Close()
-			}
-			return err
-		})
-		if !errors.Is(err, disk.ErrUnsafe) {
-			t.Errorf("OpenPart(part %d) = %v, want ErrUnsafe", i, err)
-		}
-	}
-	err := disktest.Within(t, "Verify", func() error {
-		_, err := Verify(ctx, m, DirStore{dir}, VerifyOptions{Parallel: 2})
-		return err
-	})
-	if !errors.Is(err, disk.ErrUnsafe) {
-		t.Errorf("Verify = %v, want ErrUnsafe", err)
-	}
-	err = disktest.Within(t, "Create", func() error {
-		_, _, err := Create(ctx, part, t.TempDir(), SplitOptions{})
+	err := disktest.Within(t, "Create", func() error {
+		_, _, err := Create(ctx, fifo, t.TempDir(), SplitOptions{})
 		return err
 	})
 	if !errors.Is(err, disk.ErrUnsafe) {
 		t.Errorf("Create(FIFO) = %v, want ErrUnsafe", err)
 	}
 	err = disktest.Within(t, "Open", func() error {
-		_, _, err := Open(ctx, part, nil)
+		_, _, err := Open(ctx, fifo, nil)
 		return err
 	})
 	if !errors.Is(err, disk.ErrUnsafe) {

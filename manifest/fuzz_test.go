@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // FuzzParse feeds the manifest reader arbitrary documents, seeded with
@@ -36,7 +37,7 @@ func FuzzParse(f *testing.F) {
 		if err := m.Validate(); err != nil {
 			t.Fatalf("parsed manifest does not validate: %v", err)
 		}
-		if m.FileSize() > MaxFileSize || len(m.Parts) > MaxParts {
+		if m.FileSize() > parts.MaxFileSize || len(m.Parts) > parts.MaxParts {
 			t.Fatalf("limits exceeded: %d bytes, %d parts", m.FileSize(), len(m.Parts))
 		}
 		out := m.Marshal()
@@ -72,7 +73,7 @@ func FuzzSniff(f *testing.F) {
 		default:
 			t.Fatalf("format %q", format)
 		}
-		if virtual < 0 || virtual > MaxFileSize {
+		if virtual < 0 || virtual > parts.MaxFileSize {
 			t.Fatalf("virtual size %d", virtual)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/ova"
 )
 
@@ -24,7 +25,7 @@ type Source struct {
 	Path     string
 	Manifest string
 	Parts    *Manifest
-	Store    PartStore
+	Store    parts.Store
 	// Disk is the disk of an OVA to read, by its number in boot order.
 	Disk int
 }
@@ -46,14 +47,14 @@ type ImageOptions struct {
 	// http.DefaultClient.
 	Client *http.Client
 	// Store, when set, is where a named manifest's parts are read from
-	// instead of the one [Open] picks (an [S3Store] when the presigned
-	// URLs expired).
-	Store PartStore
+	// instead of the one [Open] picks (a [parts.S3Store] when the
+	// presigned URLs expired).
+	Store parts.Store
 	// S3 is the endpoint and credentials an s3://bucket/key manifest is
 	// read with ([OpenS3]); nil refuses such a name.
-	S3 *S3Config
+	S3 *parts.S3Config
 	// Storage tunes the parts' cache and read-ahead.
-	Storage StorageOptions
+	Storage parts.StorageOptions
 	// Image are the options a disk image is opened with. For a manifest,
 	// Format is its file-format and must be empty, and there are no
 	// Parents. For an OVA, only MaxVirtualSize applies.
@@ -73,7 +74,8 @@ type ImageOptions struct {
 // image and everything it opened.
 type Image struct {
 	disk.Image
-	s    *Storage       // the manifest's parts; nil for a file
+	m    *Manifest      // the manifest; nil for a file
+	s    *parts.Storage // the manifest's parts; nil for a file
 	app  *ova.Appliance // the OVA the disk is read from; nil otherwise
 	disk *ova.Image     // the OVA disk, which Image is; nil otherwise
 	n    int            // the OVA disk's number
@@ -81,7 +83,8 @@ type Image struct {
 }
 
 // OpenImage opens the disk image src names: one call for [Open] or
-// [OpenS3], [OpenStorage], package ova and diskport.Open/OpenStorage.
+// [OpenS3], [parts.OpenStorage], package ova and
+// diskport.Open/OpenStorage.
 // A manifest's file-format is checked against the bytes (a
 // *diskport.MismatchError when they contradict it); an OVA, named or
 // declared by a manifest, is opened with its .mf required (unless
@@ -112,6 +115,9 @@ func OpenImage(ctx context.Context, src Source, opts ImageOptions) (*Image, erro
 	if opts.Image.Format != "" || len(opts.Image.Parents) > 0 {
 		return nil, errorf(disk.ErrUnsupported, "%s: a manifest's format is its file-format, and its image has no parents", src.name())
 	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
 	if opts.Store != nil {
 		store = opts.Store
 	}
@@ -119,7 +125,7 @@ func OpenImage(ctx context.Context, src Source, opts ImageOptions) (*Image, erro
 	if so.Name == "" {
 		so.Name = src.name()
 	}
-	s, err := OpenStorage(ctx, m, store, so)
+	s, err := parts.OpenStorage(ctx, m.File(), store, so)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +144,7 @@ func OpenImage(ctx context.Context, src Source, opts ImageOptions) (*Image, erro
 		s.Close()
 		return nil, err
 	}
-	img.s, img.own = s, true
+	img.m, img.s, img.own = m, s, true
 	return img, nil
 }
 
@@ -211,12 +217,7 @@ func diskOf(a *ova.Appliance, n int) (*Image, error) {
 }
 
 // Manifest returns the manifest the image is read from; nil for a file.
-func (i *Image) Manifest() *Manifest {
-	if i.s == nil {
-		return nil
-	}
-	return i.s.Manifest()
-}
+func (i *Image) Manifest() *Manifest { return i.m }
 
 // Appliance returns the OVA the image is a disk of, and its number in
 // boot order; nil for a disk image that is not in an OVA.
@@ -237,7 +238,7 @@ func (i *Image) Disk(n int) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Image{Image: d, s: i.s, app: i.app, disk: d, n: n}, nil
+	return &Image{Image: d, m: i.m, s: i.s, app: i.app, disk: d, n: n}, nil
 }
 
 // Fingerprint is the image's own resume fingerprint, when it has one (a

@@ -1,7 +1,8 @@
-// Package manifest reads, writes, creates, verifies and uploads EC2 import
-// manifests (the ImportManifestUrl of ImportInstance and ImportVolume), and
-// presents the parts a manifest names as one [disk.Storage], so an image can
-// be converted straight from its parts.
+// Package manifest reads, writes and creates EC2 import manifests (the
+// ImportManifestUrl of ImportInstance and ImportVolume), and is the one
+// import path: [OpenImage] opens what an import names (an image file, an
+// OVA's disk, or the image a manifest's parts hold) with every check its
+// source carries.
 //
 // An import manifest lists the parts a disk image file was split into: for
 // each, an inclusive byte range of the file, the S3 object key, and
@@ -18,26 +19,26 @@
 //
 // The pieces:
 //   - [Parse] and [Manifest.Marshal] read and write the XML; [Manifest.Validate]
-//     checks that the parts cover the file exactly once.
+//     checks the document and that the parts cover the file exactly once.
+//   - [Open] and [OpenS3] read a manifest from a path, a URL or a bucket,
+//     with the store its parts are read from.
 //   - [Create] splits an image into part files and a manifest, hashing in
 //     the same pass; [Upload] does the same into an S3 bucket with presigned
 //     URLs (SigV4, or SigV2 for old endpoints), resuming an interrupted
 //     upload.
-//   - A [PartStore] fetches parts: [DirStore], [HTTPStore] (the presigned
-//     URLs, with retries, resumed bodies and idle timeouts), [S3Store].
-//   - [Verify] checks every part and the whole file, reporting every failure
-//     with its index and byte range; [OpenStorage] reads the file from its
-//     parts, verified, cached and fetched ahead, for the format readers
-//     (parts whose checksum is that of zeros are not fetched at all).
+//   - [OpenImage] opens the image a [Source] names through diskport's
+//     format table; from a manifest, its parts are read, cached and
+//     checked by package [parts], which stores, fetches and verifies the
+//     parts ([Manifest.File] is what it reads).
 package manifest
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // Version is the only manifest version ever written: the version element's
@@ -50,16 +51,11 @@ const DefaultPartSize = 10 << 20
 // Namespace is the XML namespace of diskport's checksum extension.
 const Namespace = "urn:x-diskport:import-manifest:1"
 
-// Limits on what a manifest may declare, so hostile input stays bounded.
-const (
-	// MaxManifestSize is the largest manifest document read (64 MiB: some
-	// 35,000 parts with three presigned URLs each).
-	MaxManifestSize = 64 << 20
-	// MaxParts is the largest number of parts accepted.
-	MaxParts = 1 << 20
-	// MaxFileSize is the largest file a manifest may describe (64 TiB).
-	MaxFileSize = 64 << 40
-)
+// MaxManifestSize is the largest manifest document read (64 MiB: some
+// 35,000 parts with three presigned URLs each), so hostile input stays
+// bounded; what the parts may hold is bounded by [parts.MaxParts] and
+// [parts.MaxFileSize].
+const MaxManifestSize = 64 << 20
 
 // The file formats of import manifests, as the file-format element spells
 // them: EC2's names from diskport's format table. [Manifest.FileFormat]
@@ -127,7 +123,7 @@ type Manifest struct {
 	// VolumeSize is the size of the volume to create, in GiB.
 	VolumeSize int64
 	// Parts are the parts in index order, covering the file contiguously.
-	Parts []Part
+	Parts []parts.Part
 	// SHA256 is the lower-case hex SHA-256 of the whole file, from
 	// diskport's extension; empty when the manifest has none.
 	SHA256 string
@@ -138,124 +134,40 @@ type Importer struct {
 	Name, Version, Release string
 }
 
-// A Part is one part of the file: a byte range stored as one object.
-type Part struct {
-	// Index is the part's index, 0 for the first.
-	Index int
-	// Offset and Length are the byte range of the file the part holds.
-	Offset, Length int64
-	// Key is the S3 object name of the part.
-	Key string
-	// HeadURL, GetURL and DeleteURL are presigned URLs of the part's
-	// object; DeleteURL may be empty.
-	HeadURL, GetURL, DeleteURL string
-	// SHA256 is the lower-case hex SHA-256 of the part's bytes, from
-	// diskport's extension; empty when the manifest has none.
-	SHA256 string
-}
-
-// End returns the offset just past the part.
-func (p *Part) End() int64 { return p.Offset + p.Length }
-
-// String names the part and its byte range for messages:
-// "part 3 (bytes 31457280-41943039)".
-func (p *Part) String() string {
-	if p.Length == 0 {
-		return fmt.Sprintf("part %d (empty, at byte %d)", p.Index, p.Offset)
-	}
-	return fmt.Sprintf("part %d (bytes %d-%d)", p.Index, p.Offset, p.End()-1)
-}
+// File returns the file m describes as package parts reads it: its parts
+// (sharing m.Parts) and whole-file SHA-256.
+func (m *Manifest) File() parts.File { return parts.File{Parts: m.Parts, SHA256: m.SHA256} }
 
 // FileSize returns the size of the file the parts hold: the sum of their
 // lengths. It differs from Size only in euca2ools' VMDK manifests.
-func (m *Manifest) FileSize() int64 {
-	if len(m.Parts) == 0 {
-		return 0
-	}
-	return m.Parts[len(m.Parts)-1].End()
-}
+func (m *Manifest) FileSize() int64 { return m.File().Size() }
 
 // HasChecksums reports whether every part and the whole file carry a
 // SHA-256.
-func (m *Manifest) HasChecksums() bool {
-	if m.SHA256 == "" {
-		return false
-	}
-	for i := range m.Parts {
-		if m.Parts[i].SHA256 == "" {
-			return false
-		}
-	}
-	return true
-}
+func (m *Manifest) HasChecksums() bool { return m.File().HasChecksums() }
 
-// Validate checks the manifest's structure: a known file format, parts
-// indexed 0..n-1 in order, byte ranges that cover [0, FileSize) exactly
-// once, sizes within limits, checksums well-formed, and Size equal to
-// FileSize (except that a VMDK manifest may declare a larger Size, the
-// virtual size euca2ools writes).
+// Validate checks the manifest's structure: a known file format, sizes
+// within limits, parts that [parts.File.Validate] accepts (indexed
+// 0..n-1 in order, byte ranges that cover [0, FileSize) exactly once,
+// checksums well-formed), and Size equal to FileSize (except that a VMDK
+// manifest may declare a larger Size, the virtual size euca2ools writes).
 func (m *Manifest) Validate() error {
 	if _, ok := manifestFormat(m.FileFormat); !ok {
 		return errorf(disk.ErrUnsupported, "file-format %q is not one of %s", m.FileFormat, ec2Names())
 	}
-	if m.Size < 0 || m.Size > MaxFileSize {
-		return errorf(disk.ErrTooLarge, "size %d out of range (limit %d)", m.Size, int64(MaxFileSize))
+	if m.Size < 0 || m.Size > parts.MaxFileSize {
+		return errorf(disk.ErrTooLarge, "size %d out of range (limit %d)", m.Size, int64(parts.MaxFileSize))
 	}
-	if m.VolumeSize < 0 || m.VolumeSize > MaxFileSize>>30 {
+	if m.VolumeSize < 0 || m.VolumeSize > parts.MaxFileSize>>30 {
 		return errorf(disk.ErrCorrupt, "volume-size %d GiB out of range", m.VolumeSize)
 	}
-	if len(m.Parts) == 0 {
-		return errorf(disk.ErrCorrupt, "no parts")
+	if err := m.File().Validate(); err != nil {
+		return err
 	}
-	if len(m.Parts) > MaxParts {
-		return errorf(disk.ErrTooLarge, "%d parts (limit %d)", len(m.Parts), MaxParts)
-	}
-	var pos int64
-	for i := range m.Parts {
-		p := &m.Parts[i]
-		if p.Index != i {
-			return errorf(disk.ErrCorrupt, "part %d has index %d", i, p.Index)
-		}
-		if p.Length < 0 || p.Offset < 0 {
-			return errorf(disk.ErrCorrupt, "part %d has byte range start %d length %d", i, p.Offset, p.Length)
-		}
-		if p.Offset != pos {
-			if p.Offset < pos {
-				return errorf(disk.ErrCorrupt, "%s overlaps the previous part, which ends at byte %d", p, pos-1)
-			}
-			return errorf(disk.ErrCorrupt, "%s leaves a gap: bytes %d-%d are in no part", p, pos, p.Offset-1)
-		}
-		if p.Length > MaxFileSize-pos {
-			return errorf(disk.ErrTooLarge, "%s ends past %d bytes", p, int64(MaxFileSize))
-		}
-		if p.Length == 0 {
-			return errorf(disk.ErrCorrupt, "part %d is empty", i)
-		}
-		if p.SHA256 != "" && !isHexDigest(p.SHA256) {
-			return errorf(disk.ErrCorrupt, "%s: sha256 %q is not 64 hex digits", p, p.SHA256)
-		}
-		pos = p.End()
-	}
-	if m.SHA256 != "" && !isHexDigest(m.SHA256) {
-		return errorf(disk.ErrCorrupt, "file sha256 %q is not 64 hex digits", m.SHA256)
-	}
-	if pos != m.Size && !(m.FileFormat == FormatVMDK && pos < m.Size) {
+	if pos := m.FileSize(); pos != m.Size && !(m.FileFormat == FormatVMDK && pos < m.Size) {
 		return errorf(disk.ErrCorrupt, "size %d disagrees with the parts, which hold %d bytes", m.Size, pos)
 	}
 	return nil
-}
-
-func isHexDigest(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // errorf returns a *disk.Error of format "manifest".

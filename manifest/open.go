@@ -3,16 +3,15 @@ package manifest
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/logtext"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // IsURL reports whether s is an http or https URL rather than a path.
@@ -22,21 +21,21 @@ func IsURL(s string) bool {
 
 // Open reads the manifest at a local path or an http(s) URL (such as an
 // ImportManifestUrl) and picks the store to read its parts from:
-//   - for a URL, an [HTTPStore] using the parts' get-urls (relative ones
+//   - for a URL, a [parts.HTTPStore] using the parts' get-urls (relative ones
 //     resolved against the manifest's URL) with the given client (nil for
 //     the default);
-//   - for a path, a [DirStore] on the manifest's directory when the part
-//     files are there, else an HTTPStore when the parts have get-urls;
+//   - for a path, a [parts.DirStore] on the manifest's directory when the
+//     part files are there, else an HTTPStore when the parts have get-urls;
 //   - for a directory, the same for the one NAME.manifest.xml in it (more
 //     than one, or none, is an error naming them).
-func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest, PartStore, error) {
+func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest, parts.Store, error) {
 	if IsURL(pathOrURL) {
 		u, err := url.Parse(pathOrURL)
 		if err != nil {
 			return nil, nil, fmt.Errorf("manifest: bad URL %s", RedactURL(pathOrURL)) // url.Parse's error quotes it whole
 		}
-		store := &HTTPStore{Client: client, Base: u}
-		b, err := store.get(ctx, pathOrURL)
+		store := &parts.HTTPStore{Client: client, Base: u}
+		b, err := store.Fetch(ctx, pathOrURL, maxManifestSize)
 		if err != nil {
 			return nil, nil, fmt.Errorf("manifest: fetching %s: %w", logtext.RedactURL(pathOrURL), err)
 		}
@@ -62,10 +61,10 @@ func Open(ctx context.Context, pathOrURL string, client *http.Client) (*Manifest
 	if err != nil {
 		return nil, nil, err
 	}
-	dir := DirStore{Dir: filepath.Dir(pathOrURL)}
+	dir := parts.DirStore{Dir: filepath.Dir(pathOrURL)}
 	if m.Parts[0].GetURL != "" {
 		if path, err := dir.Path(&m.Parts[0]); err != nil || !exists(path) {
-			return m, &HTTPStore{Client: client}, nil
+			return m, &parts.HTTPStore{Client: client}, nil
 		}
 	}
 	return m, dir, nil
@@ -105,44 +104,40 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// get fetches a small document (a manifest) with the store's retries.
-func (h *HTTPStore) get(ctx context.Context, u string) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		b, err := h.getOnce(ctx, u)
-		if err == nil {
-			return b, nil
-		}
-		he, isHTTP := err.(*HTTPError)
-		if ctx.Err() != nil || attempt >= h.retries() || (isHTTP && !he.transient()) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(h.backoff(attempt)):
-		}
+// IsS3URL reports whether s names an object as s3://bucket/key.
+func IsS3URL(s string) bool { return strings.HasPrefix(s, "s3://") }
+
+// OpenS3 reads the manifest at s3://bucket/key with the S3 API and
+// credentials (for a manifest whose presigned URLs have expired), and
+// returns it with a [parts.S3Store] reading its parts by key from the same
+// bucket.
+func OpenS3(ctx context.Context, cfg parts.S3Config, s3url string) (*Manifest, *parts.S3Store, error) {
+	bucket, key, ok := strings.Cut(strings.TrimPrefix(s3url, "s3://"), "/")
+	if !IsS3URL(s3url) || !ok || bucket == "" || key == "" {
+		return nil, nil, fmt.Errorf("manifest: %q is not s3://BUCKET/KEY", s3url)
 	}
+	store, err := parts.NewS3Store(cfg, bucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := store.Fetch(ctx, key, maxManifestSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("manifest: fetching %s: %w", s3url, err)
+	}
+	m, err := ParseBytes(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, store, nil
 }
 
-func (h *HTTPStore) getOnce(ctx context.Context, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("bad URL %s", RedactURL(u)) // url.Parse's error quotes the whole URL
+// RedactURL drops a URL's query string, where presigned URLs keep their
+// credentials (the signature, and for SigV4 the access key ID). Anything
+// that is not an http(s) URL (a local path) is returned unchanged. Every
+// name, summary and error this package makes from a URL goes through it.
+func RedactURL(s string) string {
+	if !IsURL(s) {
+		return s
 	}
-	resp, err := h.client().Do(req)
-	if err != nil {
-		return nil, logtext.RedactErr(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, newHTTPError(resp)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > maxManifestSize {
-		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", maxManifestSize)
-	}
-	return b, nil
+	return logtext.RedactURL(s)
 }

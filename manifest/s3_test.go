@@ -14,13 +14,14 @@ import (
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/internal/testwait"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
 
-func s3Config(t testing.TB) S3Config {
+func s3Config(t testing.TB) parts.S3Config {
 	s := s3test.Shared(t)
-	return S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
+	return parts.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
 }
 
 // uploadImages are small images of every format, from one golden disk.
@@ -73,10 +74,10 @@ func TestS3RoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s v2=%v: Open(manifest URL): %v", format, v2, err)
 			}
-			if _, err := Verify(ctx, m2, store, VerifyOptions{}); err != nil {
+			if _, err := parts.Verify(ctx, m2.File(), store, parts.VerifyOptions{}); err != nil {
 				t.Fatalf("%s v2=%v: Verify: %v", format, v2, err)
 			}
-			s, err := OpenStorage(ctx, m2, store, StorageOptions{})
+			s, err := parts.OpenStorage(ctx, m2.File(), store, parts.StorageOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,11 +85,11 @@ func TestS3RoundTrip(t *testing.T) {
 				t.Fatalf("%s v2=%v: bytes read through the manifest differ from the file", format, v2)
 			}
 			// The S3 API store reads the same.
-			byKey, err := NewS3Store(cfg, bucket)
+			byKey, err := parts.NewS3Store(cfg, bucket)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Verify(ctx, m2, byKey, VerifyOptions{}); err != nil {
+			if _, err := parts.Verify(ctx, m2.File(), byKey, parts.VerifyOptions{}); err != nil {
 				t.Fatalf("S3Store verify: %v", err)
 			}
 		}
@@ -131,7 +132,7 @@ func TestS3Resume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Verify(context.Background(), m, store, VerifyOptions{}); err != nil {
+	if _, err := parts.Verify(context.Background(), m.File(), store, parts.VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -163,32 +164,32 @@ func TestS3CorruptPart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Verify(ctx, m, store, VerifyOptions{})
-	var ve *VerifyError
+	_, err = parts.Verify(ctx, m.File(), store, parts.VerifyOptions{})
+	var ve *parts.VerifyError
 	if !errors.As(err, &ve) || len(ve.Failures) != 1 || ve.Failures[0].Part.Index != 2 || !errors.Is(err, disk.ErrCorrupt) {
 		t.Fatalf("err = %v", err)
 	}
 	if !strings.Contains(err.Error(), "part 2 (bytes 1048576-1572863)") || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Fatalf("err = %v", err)
 	}
-	s, _ := OpenStorage(ctx, m, store, StorageOptions{})
+	s, _ := parts.OpenStorage(ctx, m.File(), store, parts.StorageOptions{})
 	if _, err := s.ReadAt(make([]byte, 10), p.Offset); err == nil {
 		t.Fatal("read of the corrupt part succeeded")
 	}
 	// A truncated object is named too.
 	client.Put(ctx, bucket, p.Key, bad[:100], "", nil)
-	if _, err := Verify(ctx, m, store, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 2 (bytes 1048576-1572863)") || !strings.Contains(err.Error(), "truncated: server has 100 bytes") {
+	if _, err := parts.Verify(ctx, m.File(), store, parts.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 2 (bytes 1048576-1572863)") || !strings.Contains(err.Error(), "truncated: server has 100 bytes") {
 		t.Fatalf("err = %v", err)
 	}
 	client.Remove(ctx, bucket, p.Key)
-	if _, err := Verify(ctx, m, store, VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 2 (bytes 1048576-1572863)") || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "NoSuchKey") {
+	if _, err := parts.Verify(ctx, m.File(), store, parts.VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 2 (bytes 1048576-1572863)") || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "NoSuchKey") {
 		t.Fatalf("err = %v", err)
 	}
 	res, err = Upload(ctx, cfg, img, opts)
 	if err != nil || res.Uploaded != 1 {
 		t.Fatalf("repair: %v, uploaded %d", err, res.Uploaded)
 	}
-	if _, err := Verify(ctx, m, store, VerifyOptions{}); err != nil {
+	if _, err := parts.Verify(ctx, m.File(), store, parts.VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -214,7 +215,7 @@ func TestS3Expired(t *testing.T) {
 	if strings.Contains(err.Error(), "X-Amz-Signature") {
 		t.Fatalf("error shows the signature: %v", err)
 	}
-	_, err = Verify(context.Background(), res.Manifest, &HTTPStore{}, VerifyOptions{})
+	_, err = parts.Verify(context.Background(), res.Manifest.File(), &parts.HTTPStore{}, parts.VerifyOptions{})
 	if err == nil || !strings.Contains(err.Error(), "part 0 (bytes 0-") || !strings.Contains(err.Error(), "HTTP 403") {
 		t.Fatalf("err = %v", err)
 	}

@@ -1,6 +1,9 @@
 package manifest
 
-import "github.com/diskport/diskport/internal/logtext"
+import (
+	"github.com/diskport/diskport/internal/logtext"
+	"github.com/diskport/diskport/manifest/parts"
+)
 
 // Summary is a manifest as `diskport manifest show --output=json` prints
 // it: its fields, with every presigned URL's query (its signature) dropped.
@@ -29,13 +32,13 @@ type PartSummary struct {
 	Length int64  `json:"length"`
 	Key    string `json:"key"`
 	SHA256 string `json:"sha256,omitempty"`
-	// From is where the part is read from ([PartStore.Where]): a path, an
+	// From is where the part is read from ([parts.Store.Where]): a path, an
 	// s3:// name or a URL without its query.
 	From string `json:"from"`
 }
 
 // Summarize returns m's [Summary], its parts located in store.
-func (m *Manifest) Summarize(store PartStore) Summary {
+func (m *Manifest) Summarize(store parts.Store) Summary {
 	s := Summary{
 		Version: m.Version, FileFormat: m.FileFormat,
 		Size: m.Size, FileSize: m.FileSize(), VolumeSizeGiB: m.VolumeSize,

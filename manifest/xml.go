@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // maxManifestSize is MaxManifestSize; tests lower it.
@@ -203,7 +204,7 @@ func (im *xmlImpt) sizes(m *Manifest) error {
 
 // parts returns the parts the element lists, in index order: as many as
 // its count says, each index once.
-func (ps *xmlParts) parts() ([]Part, error) {
+func (ps *xmlParts) parts() ([]parts.Part, error) {
 	if ps.Count == nil {
 		return nil, errorf(disk.ErrCorrupt, "parts element has no count attribute")
 	}
@@ -214,10 +215,10 @@ func (ps *xmlParts) parts() ([]Part, error) {
 	if count != int64(len(ps.Part)) {
 		return nil, errorf(disk.ErrCorrupt, "parts count is %d but %d part elements are listed", count, len(ps.Part))
 	}
-	if count > MaxParts {
-		return nil, errorf(disk.ErrTooLarge, "%d parts (limit %d)", count, MaxParts)
+	if count > parts.MaxParts {
+		return nil, errorf(disk.ErrTooLarge, "%d parts (limit %d)", count, parts.MaxParts)
 	}
-	parts := make([]Part, count)
+	list := make([]parts.Part, count)
 	seen := make([]bool, count)
 	for i := range ps.Part {
 		xp := &ps.Part[i]
@@ -235,16 +236,16 @@ func (ps *xmlParts) parts() ([]Part, error) {
 			return nil, errorf(disk.ErrCorrupt, "part index %d listed twice", idx)
 		}
 		seen[idx] = true
-		if parts[idx], err = xp.part(idx); err != nil {
+		if list[idx], err = xp.part(idx); err != nil {
 			return nil, err
 		}
 	}
-	return parts, nil
+	return list, nil
 }
 
 // part returns the part element, whose index is idx.
-func (xp *xmlPart) part(idx int64) (Part, error) {
-	p := Part{
+func (xp *xmlPart) part(idx int64) (parts.Part, error) {
+	p := parts.Part{
 		Index:     int(idx),
 		Key:       strings.TrimSpace(xp.Key),
 		HeadURL:   strings.TrimSpace(xp.HeadURL),

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 func TestParseDialects(t *testing.T) {
@@ -75,7 +76,7 @@ func sampleManifest() *Manifest {
 		SHA256:     strings.Repeat("ab", 32),
 	}
 	for i, n := range []int64{10, 10, 5} {
-		m.Parts = append(m.Parts, Part{Index: i, Offset: int64(i) * 10, Length: n,
+		m.Parts = append(m.Parts, parts.Part{Index: i, Offset: int64(i) * 10, Length: n,
 			Key: "d.part" + string(rune('0'+i)), HeadURL: "h?a=1&b=2", GetURL: "g", SHA256: strings.Repeat("0"+string(rune('1'+i)), 32)})
 	}
 	return m

@@ -44,7 +44,7 @@ DISKPORT_ACCESS_KEY_ID=AKIDDISKPORTDEMO DISKPORT_SECRET_ACCESS_KEY=diskport-demo
 	bin/diskport serve --listen "127.0.0.1:$apiport" --data "$work/data" --s3-endpoint "$s3" >"$work/serve.log" 2>&1 &
 pids="$pids $!"
 for i in $(seq 100); do
-	if curl -fs "$s3/minio/health/ready" >/dev/null 2>&1 && curl -s "$api" >/dev/null 2>&1; then break; fi
+	if curl -fs "$s3/minio/health/ready" >/dev/null 2>&1 && curl -fs "$api/readyz" >/dev/null 2>&1; then break; fi
 	sleep 0.1
 done
 

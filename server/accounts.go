@@ -77,3 +77,15 @@ func FirstAccount(ctx context.Context, st store.Store, accessKeyID, secret strin
 	}
 	return key, generated, nil
 }
+
+// RotateKey gives the account named name a new key pair in place of all
+// its others, which every server sharing the store refuses from the next
+// request on.
+func RotateKey(ctx context.Context, st store.Store, name string) (*store.Account, *store.AccessKey, error) {
+	k := NewAccessKey()
+	a, err := st.RotateKey(ctx, name, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, k, nil
+}

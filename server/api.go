@@ -2,12 +2,14 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -81,12 +83,22 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if code != "" {
 		attrs = append(attrs, "code", code)
 	}
-	s.log.Info("request", attrs...)
+	s.log.Log(context.Background(), requestLevel(c.action, status), "request", attrs...)
 	action := c.action
 	if _, known := actionIndex[action]; !known {
 		action = "other" // a client's arbitrary string is no label
 	}
 	s.metrics.request(action, code, status, s.cfg.Clock().Sub(start))
+}
+
+// requestLevel is the level of a request's log line: a Describe call a
+// client polls with logs at DEBUG when it succeeds, lest a pipeline
+// waiting on a task fill the log; every other request at INFO.
+func requestLevel(action string, status int) slog.Level {
+	if strings.HasPrefix(action, "Describe") && status == http.StatusOK {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // serve parses, authenticates and dispatches a request.

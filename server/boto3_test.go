@@ -34,7 +34,8 @@ func TestBoto3(t *testing.T) {
 	t.Parallel()
 	py := python3WithBoto3(t)
 	s3 := s3test.Shared(t)
-	ts := startServer(t, "", s3.Host)
+	// The script's client is in us-west-2 and imports into us-west-2c.
+	ts := startServerWith(t, "", func(c *Config) { c.Region = "us-west-2" }, s3.Host)
 	golden := testimg.Golden(t, testimg.Spec{Size: 4<<20 + 512, Seed: 77})
 	image := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
 	res, murl := upload(t, s3, image)

@@ -17,7 +17,11 @@ func (p *pool) runBundle(ctx context.Context, b *store.BundleTask) {
 	fail := func(code, msg string) {
 		b.State, b.ErrorCode, b.ErrorMessage, b.Updated = string(bundle.Failed), code, clipMessage(redact(msg)), p.now()
 		p.st.UpdateBundle(detached(ctx), b, append(activeBundle, string(bundle.Cancelling)))
-		p.log.Info("bundle", "event", "failed", "bundle", b.ID, "account", b.AccountID, "code", code)
+		if code == bundle.CodeCancelled {
+			p.log.Info("bundle", "event", "cancelled", "bundle", b.ID, "account", b.AccountID)
+			return
+		}
+		p.log.Warn("bundle", "event", "failed", "bundle", b.ID, "account", b.AccountID, "code", code, "error", b.ErrorMessage)
 	}
 	insts, err := p.st.Instances(ctx, b.AccountID, []string{b.InstanceID})
 	if err != nil || len(insts[0].VolumeIDs) == 0 {

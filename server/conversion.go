@@ -13,6 +13,7 @@ import (
 
 	"github.com/diskport/diskport/convert"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -172,7 +173,7 @@ func (p *pool) openImage(ctx context.Context, t *store.Task, v *store.Volume) (*
 	if m.Size != v.Bytes {
 		return nil, fmt.Errorf("Image.Bytes is %d but the manifest's image is %d bytes", v.Bytes, m.Size)
 	}
-	opts := manifest.ImageOptions{Storage: manifest.StorageOptions{Name: redact(v.ManifestURL)}}
+	opts := manifest.ImageOptions{Storage: parts.StorageOptions{Name: redact(v.ManifestURL)}}
 	if isAppliance(v) {
 		opts.Image.MaxVirtualSize = maxVolumeGiB * GiB
 	}

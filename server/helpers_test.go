@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -16,9 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/s3test"
+	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -117,7 +117,7 @@ func (ts *testServer) sdk(key, secret string) *ec2.Client {
 // returns the presigned manifest URL.
 func upload(t *testing.T, s *s3test.Server, image string) (*manifest.UploadResult, string) {
 	t.Helper()
-	cfg := manifest.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
+	cfg := parts.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
 	res, err := manifest.Upload(context.Background(), cfg, image, manifest.UploadOptions{
 		Bucket: s.Bucket(t), SplitOptions: manifest.SplitOptions{PartSize: 1 << 20}})
 	if err != nil {
@@ -155,66 +155,7 @@ func waitTask(t testing.TB, c *ec2.Client, id string, timeout time.Duration) (st
 // zeros up to size.
 func sameVolume(t *testing.T, volume, want string, size int64) {
 	t.Helper()
-	st, err := os.Stat(volume)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Size() != size {
-		t.Fatalf("volume %s is %d bytes, want %d", volume, st.Size(), size)
-	}
-	exp, err := os.ReadFile(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(volume)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got := make([]byte, len(exp))
-	if _, err := io.ReadFull(f, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, exp) {
-		i := 0
-		for i < len(got) && got[i] == exp[i] {
-			i++
-		}
-		t.Fatalf("volume differs from qemu-img's raw conversion at byte %d", i)
-	}
-	// Past the virtual disk, read only what the file stores: a hole reads
-	// as zeros without reading it (a GiB of them, per volume, is seconds
-	// of system time).
-	h, err := disk.OpenHostFile(volume)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	buf := make([]byte, 1<<20)
-	for off := int64(len(exp)); off < size; {
-		data, hole, err := h.NextData(off)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if data >= size {
-			break // no data after off
-		}
-		for off = data; off < hole; {
-			n, err := f.ReadAt(buf[:min(int64(len(buf)), hole-off)], off)
-			for i, b := range buf[:n] {
-				if b != 0 {
-					t.Fatalf("volume byte %d past the virtual disk is %#x, not zero", off+int64(i), b)
-				}
-			}
-			off += int64(n)
-			if err != nil && err != io.EOF {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				t.Fatalf("volume ends at %d, inside its data at %d-%d", off, data, hole)
-			}
-		}
-	}
+	testimg.SameVolume(t, volume, want, size)
 }
 
 // noVolumeFiles checks that nothing of a volume is left in dir.

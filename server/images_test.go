@@ -90,7 +90,7 @@ func TestSDKSnapshotsAndImages(t *testing.T) {
 	}
 
 	// CreateVolume of the snapshot: the snapshot's bytes, its holes holes.
-	cv, err := c.CreateVolume(ctx, &ec2.CreateVolumeInput{SnapshotId: aws.String(snap), AvailabilityZone: aws.String("eu-west-3a"), Size: aws.Int32(2)})
+	cv, err := c.CreateVolume(ctx, &ec2.CreateVolumeInput{SnapshotId: aws.String(snap), AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(2)})
 	if err != nil || cv.State != types.VolumeStateCreating || aws.ToString(cv.SnapshotId) != snap {
 		t.Fatalf("CreateVolume: %+v, %v", cv, err)
 	}
@@ -107,7 +107,7 @@ func TestSDKSnapshotsAndImages(t *testing.T) {
 	if used, ok := disk.AllocatedBytes(fi); ok && used > 64<<20 {
 		t.Fatalf("the 2 GiB volume of a %d-byte disk allocates %d bytes", 2<<20, used)
 	}
-	cv, err = c.CreateVolume(ctx, &ec2.CreateVolumeInput{SnapshotId: aws.String(snap), AvailabilityZone: aws.String("eu-west-3a")})
+	cv, err = c.CreateVolume(ctx, &ec2.CreateVolumeInput{SnapshotId: aws.String(snap), AvailabilityZone: aws.String("us-east-1a")})
 	if err != nil || aws.ToInt32(cv.Size) != 1 {
 		t.Fatalf("CreateVolume of the snapshot's size: %+v, %v", cv, err)
 	}
@@ -125,7 +125,7 @@ func TestSDKSnapshotsAndImages(t *testing.T) {
 	if _, err := eve.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{SnapshotIds: []string{snap}}); apiCode(err) != "InvalidSnapshot.NotFound" {
 		t.Fatalf("eve describes the snapshot: %v", err)
 	}
-	if _, err := eve.CreateVolume(ctx, &ec2.CreateVolumeInput{SnapshotId: aws.String(snap), AvailabilityZone: aws.String("x")}); apiCode(err) != "InvalidSnapshot.NotFound" {
+	if _, err := eve.CreateVolume(ctx, &ec2.CreateVolumeInput{SnapshotId: aws.String(snap), AvailabilityZone: aws.String("us-east-1a")}); apiCode(err) != "InvalidSnapshot.NotFound" {
 		t.Fatalf("eve copies the snapshot: %v", err)
 	}
 	if _, err := eve.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{ami}, Tags: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}}); apiCode(err) != "InvalidID" {

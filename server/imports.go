@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -31,7 +32,7 @@ func (s *Server) diskImage(c *call, prefix string, now time.Time) (*store.Volume
 	if err != nil {
 		return nil, err
 	}
-	bytes, err := c.integer(prefix+"Image.Bytes", 1, manifest.MaxFileSize, true)
+	bytes, err := c.integer(prefix+"Image.Bytes", 1, parts.MaxFileSize, true)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +60,7 @@ func (s *Server) diskImage(c *call, prefix string, now time.Time) (*store.Volume
 }
 
 // zone returns the availability zone parameter, or the region's first.
+// A zone of another region is refused as EC2 refuses it.
 func (s *Server) zone(c *call, name string) (string, error) {
 	z := strings.TrimSpace(c.get(name))
 	if z == "" {
@@ -67,7 +69,32 @@ func (s *Server) zone(c *call, name string) (string, error) {
 	if err := maxLength(name, z, 64); err != nil {
 		return "", err
 	}
+	if !inRegion(z, s.cfg.Region) {
+		return "", errorf("InvalidParameterValue", "Invalid availability zone: [%s]", z)
+	}
 	return z, nil
+}
+
+// inRegion says whether zone is one of region's: the region's name and a
+// letter (us-east-1a), or a Local or Wavelength Zone of it
+// (us-west-2-lax-1a, us-east-1-wl1-bos-wlz-1).
+func inRegion(zone, region string) bool {
+	rest, ok := strings.CutPrefix(zone, region)
+	if !ok || rest == "" {
+		return false
+	}
+	if len(rest) == 1 {
+		return rest[0] >= 'a' && rest[0] <= 'z'
+	}
+	if rest[0] != '-' || rest[len(rest)-1] == '-' {
+		return false
+	}
+	for _, r := range rest[1:] {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) importVolume(ctx context.Context, c *call) (response, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/s3"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -74,9 +75,9 @@ type objectStore struct {
 	bucket string
 }
 
-func (o *objectStore) Where(p *manifest.Part) string { return "s3://" + o.bucket + "/" + p.Key }
+func (o *objectStore) Where(p *parts.Part) string { return "s3://" + o.bucket + "/" + p.Key }
 
-func (o *objectStore) OpenPart(ctx context.Context, p *manifest.Part, off, n int64) (io.ReadCloser, error) {
+func (o *objectStore) OpenPart(ctx context.Context, p *parts.Part, off, n int64) (io.ReadCloser, error) {
 	r, _, err := o.c.Get(ctx, o.bucket, p.Key, off, n)
 	return r, err
 }
@@ -89,8 +90,8 @@ func (o *objectStore) OpenPart(ctx context.Context, p *manifest.Part, off, n int
 // bytes contradict is a ClientError naming both.
 func (p *pool) openSource(ctx context.Context, v *store.Volume) (*manifest.Image, string, int64, error) {
 	name := redact(v.ManifestURL)
-	part := manifest.Part{}
-	var ps manifest.PartStore
+	part := parts.Part{}
+	var ps parts.Store
 	if bucket, key, ok := splitS3URL(v.ManifestURL); ok {
 		c, err := p.s3Client()
 		if err != nil {
@@ -109,12 +110,12 @@ func (p *pool) openSource(ctx context.Context, v *store.Volume) (*manifest.Image
 		if err != nil {
 			return nil, "", 0, err
 		}
-		part.Key, part.GetURL, part.Length, ps = name, v.ManifestURL, size, &manifest.HTTPStore{Client: p.fetch.client}
+		part.Key, part.GetURL, part.Length, ps = name, v.ManifestURL, size, &parts.HTTPStore{Client: p.fetch.client}
 	}
 	if part.Length == 0 {
 		return nil, "", 0, clientErrorf("%s is empty", name)
 	}
-	m := &manifest.Manifest{Version: manifest.Version, FileFormat: v.Format, Size: part.Length, Parts: []manifest.Part{part}}
+	m := &manifest.Manifest{Version: manifest.Version, FileFormat: v.Format, Size: part.Length, Parts: []parts.Part{part}}
 	if m.FileFormat == "" {
 		f, err := diskport.Detect(&probe{ctx: ctx, ps: ps, part: &m.Parts[0], name: name})
 		if err != nil {
@@ -124,7 +125,7 @@ func (p *pool) openSource(ctx context.Context, v *store.Volume) (*manifest.Image
 			return nil, "", 0, clientErrorf("%s: the bytes are a %s image, which is not imported (RAW, VMDK, VHD, VHDX or OVA)", name, strings.ToUpper(string(f)))
 		}
 	}
-	opts := manifest.ImageOptions{Storage: manifest.StorageOptions{Name: name}}
+	opts := manifest.ImageOptions{Storage: parts.StorageOptions{Name: name}}
 	opts.Image.MaxVirtualSize = maxVolumeGiB * GiB
 	img, err := manifest.OpenImage(ctx, manifest.Source{Parts: m, Store: ps}, opts)
 	var me *diskport.MismatchError
@@ -179,8 +180,8 @@ func (p *pool) headSize(ctx context.Context, u string) (int64, error) {
 // last MiB, each fetched once, and any other range as it is asked for.
 type probe struct {
 	ctx  context.Context
-	ps   manifest.PartStore
-	part *manifest.Part
+	ps   parts.Store
+	part *parts.Part
 	name string
 
 	head, tail []byte

@@ -18,6 +18,7 @@ import (
 	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/internal/testwait"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // testAppliance is an OVA built the way ovftool lays one out (the OVF
@@ -83,7 +84,7 @@ func virtualSize(t *testing.T, path string) int64 {
 // new bucket of s and returns the manifest's size and presigned URL.
 func uploadOVA(t *testing.T, s *s3test.Server, path string) (int64, string) {
 	t.Helper()
-	cfg := manifest.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
+	cfg := parts.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
 	res, err := manifest.Upload(context.Background(), cfg, path, manifest.UploadOptions{
 		Bucket: s.Bucket(t), SplitOptions: manifest.SplitOptions{PartSize: 1 << 20, Format: "ova"}})
 	if err != nil {
@@ -221,7 +222,7 @@ func TestOVAImportVolume(t *testing.T) {
 	for _, app := range []testAppliance{oneDiskOVA(t, false), oneDiskOVA(t, true), twoDiskOVA(t)} {
 		size, murl := uploadOVA(t, s3, app.path)
 		out, err := c.ImportVolume(context.Background(), &ec2.ImportVolumeInput{
-			AvailabilityZone: aws.String("eu-west-3a"),
+			AvailabilityZone: aws.String("us-east-1a"),
 			Image:            &types.DiskImageDetail{Format: "OVA", Bytes: aws.Int64(size), ImportManifestUrl: aws.String(murl)},
 			Volume:           &types.VolumeDetail{Size: aws.Int64(1)},
 		})

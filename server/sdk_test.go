@@ -49,7 +49,7 @@ func TestSDKImportVolume(t *testing.T) {
 			}
 			res, murl := upload(t, s3, image)
 			out, err := c.ImportVolume(context.Background(), &ec2.ImportVolumeInput{
-				AvailabilityZone: aws.String("eu-west-3b"),
+				AvailabilityZone: aws.String("us-east-1b"),
 				Description:      aws.String("import of " + f.name),
 				Image:            &types.DiskImageDetail{Format: types.DiskImageFormat(f.ec2Format), Bytes: aws.Int64(res.Manifest.Size), ImportManifestUrl: aws.String(murl)},
 				Volume:           &types.VolumeDetail{Size: aws.Int64(1)},
@@ -59,7 +59,7 @@ func TestSDKImportVolume(t *testing.T) {
 			}
 			ct := out.ConversionTask
 			if ct == nil || !strings.HasPrefix(aws.ToString(ct.ConversionTaskId), "import-vol-") || ct.State != types.ConversionTaskStateActive ||
-				ct.ImportVolume == nil || ct.ImportVolume.Volume == nil || aws.ToString(ct.ImportVolume.AvailabilityZone) != "eu-west-3b" ||
+				ct.ImportVolume == nil || ct.ImportVolume.Volume == nil || aws.ToString(ct.ImportVolume.AvailabilityZone) != "us-east-1b" ||
 				aws.ToInt64(ct.ImportVolume.Image.Size) != res.Manifest.Size || aws.ToString(ct.ExpirationTime) == "" {
 				t.Fatalf("ImportVolume answered %+v", ct)
 			}
@@ -74,7 +74,7 @@ func TestSDKImportVolume(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(dv.Volumes) != 1 || dv.Volumes[0].State != types.VolumeStateAvailable || aws.ToInt32(dv.Volumes[0].Size) != 1 ||
-				aws.ToString(dv.Volumes[0].AvailabilityZone) != "eu-west-3b" || dv.Volumes[0].CreateTime == nil {
+				aws.ToString(dv.Volumes[0].AvailabilityZone) != "us-east-1b" || dv.Volumes[0].CreateTime == nil {
 				t.Fatalf("DescribeVolumes: %+v", dv.Volumes)
 			}
 			dt, err := c.DescribeConversionTasks(context.Background(), &ec2.DescribeConversionTasksInput{ConversionTaskIds: []string{id}})
@@ -111,7 +111,7 @@ func TestSDKImportInstance(t *testing.T) {
 		DiskImages: disks,
 		LaunchSpecification: &types.ImportInstanceLaunchSpecification{
 			Architecture: types.ArchitectureValuesX8664, InstanceType: types.InstanceTypeM5Large,
-			Monitoring: aws.Bool(true), Placement: &types.Placement{AvailabilityZone: aws.String("eu-west-3a")},
+			Monitoring: aws.Bool(true), Placement: &types.Placement{AvailabilityZone: aws.String("us-east-1a")},
 		},
 	})
 	if err != nil {
@@ -145,7 +145,7 @@ func TestSDKImportInstance(t *testing.T) {
 	in := di.Reservations[0].Instances[0]
 	if in.State == nil || in.State.Name != types.InstanceStateNameStopped || len(in.BlockDeviceMappings) != 2 ||
 		aws.ToString(in.BlockDeviceMappings[0].DeviceName) != "/dev/sda1" || in.Monitoring.State != types.MonitoringStateEnabled ||
-		in.InstanceType != types.InstanceTypeM5Large || aws.ToString(in.Placement.AvailabilityZone) != "eu-west-3a" {
+		in.InstanceType != types.InstanceTypeM5Large || aws.ToString(in.Placement.AvailabilityZone) != "us-east-1a" {
 		t.Fatalf("instance %+v", in)
 	}
 	// Another account sees neither the instance nor its volumes.

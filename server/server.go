@@ -45,8 +45,10 @@
 // The server fetches the manifest URLs its clients give it, so it fetches
 // only http(s) URLs whose host:port is on its allow list, never follows a
 // redirect off it, and never connects to a link-local or metadata address.
-// It logs one structured line per request and per task transition, never a
-// signature, a secret or a presigned query string.
+// It logs one structured line per request (at DEBUG for a Describe call
+// that succeeds: clients poll with them) and per task transition (at WARN
+// for an import that failed, with its reason), never a signature, a secret
+// or a presigned query string.
 //
 // For BundleInstance the server plays EC2's part: it bundles the
 // instance's root volume, signs the bundle's manifest and encrypts its key
@@ -100,8 +102,9 @@ type Config struct {
 	// Store keeps the state; DataDir holds the volumes (DataDir/volumes).
 	Store   store.Store
 	DataDir string
-	// Region names the default availability zone (REGION + "a"); "" means
-	// us-east-1.
+	// Region names the default availability zone (REGION + "a"), and
+	// ImportVolume and ImportInstance refuse a zone of another region;
+	// "" means us-east-1.
 	Region string
 	// Workers is how many conversions run at once; 0 means 2.
 	Workers int
@@ -152,6 +155,11 @@ type Config struct {
 	// /metrics are served on, by Start, and the API's address no longer
 	// answers them; "" serves them beside the API.
 	MetricsListen string
+	// MetricsListener, when set, is a listener already bound for the
+	// operational endpoints, used in place of listening on MetricsListen:
+	// a caller binds every address before it creates anything. Close
+	// closes it.
+	MetricsListener net.Listener
 }
 
 // A Server answers EC2 Query API requests and runs the conversions.
@@ -234,10 +242,13 @@ func New(cfg Config) (*Server, error) {
 	s.verifier = &auth.Verifier{Lookup: s.lookupKey, Now: cfg.Clock}
 	s.pool = newPool(cfg, s.metrics, fp, key)
 	s.ops = s.opsMux()
-	if cfg.MetricsListen != "" {
+	s.opsLn = cfg.MetricsListener
+	if s.opsLn == nil && cfg.MetricsListen != "" {
 		if s.opsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
 			return nil, fmt.Errorf("server: metrics listener: %w", err)
 		}
+	}
+	if s.opsLn != nil {
 		s.opsSrv = &http.Server{Handler: s.ops, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	}
 	return s, nil

@@ -46,6 +46,30 @@ func (b boundedStore) AccessKey(ctx context.Context, id string) (*store.AccessKe
 	return b.st.AccessKey(ctx, id)
 }
 
+func (b boundedStore) Accounts(ctx context.Context) ([]*store.Account, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.Accounts(ctx)
+}
+
+func (b boundedStore) AccessKeys(ctx context.Context, account string) ([]*store.AccessKey, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.AccessKeys(ctx, account)
+}
+
+func (b boundedStore) RemoveAccount(ctx context.Context, name string) (*store.Account, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.RemoveAccount(ctx, name)
+}
+
+func (b boundedStore) RotateKey(ctx context.Context, name string, key *store.AccessKey) (*store.Account, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.RotateKey(ctx, name, key)
+}
+
 func (b boundedStore) CreateTask(ctx context.Context, t *store.Task, inst *store.Instance) error {
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()

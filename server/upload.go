@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/server/store"
 )
 
@@ -24,7 +25,7 @@ const partChecks = 8
 // upload afterwards. While waiting, with back-off, the status message says
 // what is missing ("Pending: 3 of 12 parts uploaded"); at the task's
 // expirationTime it gives up with errExpired.
-func (p *pool) awaitUpload(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Manifest, manifest.PartStore, error) {
+func (p *pool) awaitUpload(ctx context.Context, t *store.Task, v *store.Volume) (*manifest.Manifest, parts.Store, error) {
 	wait := p.cfg.UploadPoll
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -64,13 +65,13 @@ func (p *pool) awaitUpload(ctx context.Context, t *store.Task, v *store.Volume) 
 
 // isNotFound reports whether err is an HTTP 404 (S3's NoSuchKey).
 func isNotFound(err error) bool {
-	var he *manifest.HTTPError
+	var he *parts.HTTPError
 	return errors.As(err, &he) && he.StatusCode == http.StatusNotFound
 }
 
 // partsPresent counts the parts that can be fetched, remembering those
 // found in present so they are not asked for again.
-func (p *pool) partsPresent(ctx context.Context, m *manifest.Manifest, ps manifest.PartStore, present map[int]bool) (int, error) {
+func (p *pool) partsPresent(ctx context.Context, m *manifest.Manifest, ps parts.Store, present map[int]bool) (int, error) {
 	var (
 		mu    sync.Mutex
 		wg    sync.WaitGroup

@@ -367,18 +367,24 @@ func (p *pool) finish(ctx context.Context, t *store.Task, err error) {
 		err = errCancelled // cancelled while its last bytes were written
 	}
 	p.removeFiles(ctx, t)
+	// EC2 reports a failed or expired import as cancelled; the log says
+	// which, and why, at WARN.
 	from := []store.TaskState{store.TaskActive, store.TaskCancelling}
 	msg := failureMessage(t, err)
+	level, event := slog.LevelWarn, "failed"
 	if errors.Is(err, errCancelled) {
 		from = []store.TaskState{store.TaskCancelling}
 		msg = p.cancelReason(ctx, t)
+		level, event = slog.LevelInfo, "cancelled"
 	} else if errors.Is(err, errExpired) {
 		msg = "Import task is expired: it did not finish before its expirationTime"
+		event = "expired"
 	}
 	terr := p.st.Transition(ctx, t.ID, from, store.TaskCancelled, msg)
 	if errors.Is(terr, store.ErrState) && !errors.Is(err, errCancelled) {
 		// Cancelled by the client while failing: the reason wins.
 		msg = p.cancelReason(ctx, t)
+		level, event = slog.LevelInfo, "cancelled"
 		terr = p.st.Transition(ctx, t.ID, []store.TaskState{store.TaskCancelling}, store.TaskCancelled, msg)
 	}
 	if terr != nil {
@@ -388,7 +394,7 @@ func (p *pool) finish(ctx context.Context, t *store.Task, err error) {
 		return
 	}
 	p.metrics.tasks.WithLabelValues(string(store.TaskCancelled)).Inc()
-	p.log.Info("task", "event", "cancelled", "task", t.ID, "account", t.AccountID, "status_message", msg)
+	p.log.Log(ctx, level, "task", "event", event, "task", t.ID, "account", t.AccountID, "status_message", msg)
 }
 
 // cancelReason is the ReasonMessage a cancelling task was given.

@@ -273,6 +273,14 @@ func replayLog(s disk.Storage, h *header) (disk.Storage, *logReplay, error) {
 		}
 	}
 	rep.entries, rep.first, rep.head, rep.newSize, rep.replayed = len(active), active[0].sequence, head.sequence, size, true
-	rep.note = fmt.Sprintf("replayed in memory: %d entries (sequence %d to %d), %d data sectors, %d bytes zeroed; the file was not modified", rep.entries, rep.first, rep.head, rep.data, rep.zero)
+	rep.note = fmt.Sprintf("replayed in memory: %d %s (sequence %d to %d), %d data %s, %d bytes zeroed; the file was not modified", rep.entries, plural(rep.entries, "entry", "entries"), rep.first, rep.head, rep.data, plural(rep.data, "sector", "sectors"), rep.zero)
 	return newOverlay(s, size, writes), rep, nil
+}
+
+// plural returns one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -113,7 +113,7 @@ func TestSampleDirtyLog(t *testing.T) {
 	if !m.LogReplayed() || m.Info().Specific["log_replayed"] != true {
 		t.Fatalf("log not replayed: %v", m.Info().Specific["log"])
 	}
-	if !strings.Contains(m.Info().Specific["log"].(string), "1 data sectors") {
+	if !strings.Contains(m.Info().Specific["log"].(string), "1 data sector,") {
 		t.Errorf("log note %q", m.Info().Specific["log"])
 	}
 	if m.Size() != 10<<30 {

@@ -18,8 +18,9 @@ func init() {
 	register(&command{
 		name:    "bundle",
 		summary: "bundle a volume as an AMI bundle into S3 under a BundleInstance upload policy",
-		usage: "bundle [--format F] --endpoint URL --bucket B --prefix P --access-key-id K --upload-policy B64 " +
-			"--upload-policy-signature S --ec2-cert PEM [--user-cert PEM --user-key PEM] [--out DIR] [--part-size 10MiB] [--workers N] [-p] (VOLUME | --manifest MANIFEST)",
+		usage: "bundle " + imageSynopsis + " --endpoint URL --bucket B --prefix P --access-key-id K --upload-policy B64 " +
+			"--upload-policy-signature S --ec2-cert PEM [--user-cert PEM --user-key PEM] [--user ID] [--arch A] [--instance-id ID] [--level 1-9] " +
+			"[--out DIR] [--part-size 10MiB] [--workers N] [--task-xml] [-p] (VOLUME | --manifest MANIFEST)",
 		run: runBundle,
 	})
 
@@ -177,8 +178,8 @@ func runBundle(c *command, args []string) error {
 		return fmt.Errorf("%w: the bundle stored in %s holds these bytes; delete it", err, where)
 	}
 	if !*f.taskXML {
-		fmt.Fprintf(stdout, "bundled %s (%d bytes) into %s%s: %d parts, %d bytes, image digest %s\n",
-			manifest.RedactURL(src), m.Image.Size, where, bundle.ManifestName(*f.prefix), len(m.Image.Parts.Part), m.Image.BundledSize, m.Image.Digest.Hex)
+		fmt.Fprintf(stdout, "bundled %s, %s, into %s%s: %s, %s, image digest %s\n",
+			manifest.RedactURL(src), sizeText(m.Image.Size), where, bundle.ManifestName(*f.prefix), count(len(m.Image.Parts.Part), "part"), sizeText(m.Image.BundledSize), m.Image.Digest.Hex)
 	}
 	return nil
 }

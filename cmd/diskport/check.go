@@ -17,7 +17,7 @@ func init() {
 	register(&command{
 		name:    "check",
 		summary: "read every table and block of an image (inflating every grain), writing nothing: the verdict convert would give",
-		usage:   "check [--format F] [--output human|json] [--workers N] [-p] (IMAGE | --manifest MANIFEST)",
+		usage:   "check " + imageSynopsis + " [--output human|json] [--workers N] [-p] " + sourceSynopsis,
 		run:     runCheck,
 	})
 }
@@ -48,15 +48,12 @@ func runCheck(c *command, args []string) error {
 	var f imageFlags
 	f.register(fs)
 	f.registerEndpoint(fs)
-	out := fs.String("output", "human", "output format: human or json")
+	out := choiceFlag(fs, "output", "output `format`: human or json", "human", "json")
 	workers := workersFlag(fs, 0, "segments read at once (default: one per CPU, at most 8)")
 	progress := progressFlags(fs)
 	pos, err := c.parse(fs, args, 0, 1)
 	if err != nil {
 		return err
-	}
-	if *out != "human" && *out != "json" {
-		return usageError("--output must be human or json, not %q", *out)
 	}
 	path, _, err := f.split(pos, 0)
 	if err != nil {
@@ -92,7 +89,7 @@ func runCheck(c *command, args []string) error {
 			fmt.Fprintf(stdout, "ERROR %s\n", logtext.OneLine(p.Error()))
 		}
 		if len(res.Problems) == 0 {
-			fmt.Fprintf(stdout, "No errors were found on the image.\nRead %d bytes: %d in data runs, %d in zero runs.\n", res.VirtualSize, res.DataBytes, res.ZeroBytes)
+			fmt.Fprintf(stdout, "No errors were found on the image.\nRead %s: %s in data runs, %s in zero runs.\n", sizeText(res.VirtualSize), sizeText(res.DataBytes), sizeText(res.ZeroBytes))
 		}
 	}
 	if n := len(res.Problems); n > 0 {

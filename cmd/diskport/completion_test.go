@@ -51,8 +51,8 @@ func TestVersionTagged(t *testing.T) {
 	}
 }
 
-// TestCompletion runs the bash script in bash: verbs, subcommands and
-// flags complete. The zsh script is the bash one behind bashcompinit, and
+// TestCompletion runs the bash script in bash: verbs, subcommands (serve
+// accounts add|list|remove|rotate too) and each one's own flags complete. The zsh script is the bash one behind bashcompinit, and
 // the fish script is checked as text (neither shell is installed here).
 func TestCompletion(t *testing.T) {
 	t.Parallel()
@@ -82,6 +82,23 @@ func TestCompletion(t *testing.T) {
 		{[]string{"diskport", "convert", "--volume-s"}, "--volume-size"},
 		{[]string{"diskport", "upload", "--work"}, "--workers"},
 		{[]string{"diskport", "help", "unb"}, "unbundle"},
+		// Every subcommand, nested ones too, and each offered only its
+		// own flags.
+		{[]string{"diskport", "serve", "acc"}, "accounts"},
+		{[]string{"diskport", "serve", "accounts", "r"}, "remove rotate"},
+		{[]string{"diskport", "serve", "accounts", "l"}, "list"},
+		{[]string{"diskport", "serve", "accounts", "add", "--da"}, "--data"},
+		{[]string{"diskport", "serve", "accounts", "add", "--list"}, ""},
+		{[]string{"diskport", "serve", "--tls-c"}, "--tls-cert"},
+		{[]string{"diskport", "serve", "accounts", "add", "--tls-c"}, ""},
+		{[]string{"diskport", "manifest", "create", "--na"}, "--name --naming"},
+		{[]string{"diskport", "manifest", "create", "--bu"}, ""},
+		{[]string{"diskport", "manifest", "verify", "--bu"}, "--bucket"},
+		{[]string{"diskport", "manifest", "show", "--wor"}, ""},
+		{[]string{"diskport", "policy", "create", "--sig"}, ""},
+		{[]string{"diskport", "policy", "check", "--sig"}, "--signature"},
+		{[]string{"diskport", "policy", "create", "--bucket", "b", "--unsi"}, "--unsigned"},
+		{[]string{"diskport", "manifest", "--na"}, ""},
 	} {
 		if got := complete(tc.words...); got != tc.want {
 			t.Errorf("complete %v = %q, want %q", tc.words, got, tc.want)
@@ -96,7 +113,10 @@ func TestCompletion(t *testing.T) {
 	code, fish := exitCode(t, bin, "completion", "fish")
 	if code != 0 || !strings.Contains(fish, "complete -c diskport -f -n __fish_use_subcommand -a convert -d ") ||
 		!strings.Contains(fish, "complete -c diskport -F -n '__fish_seen_subcommand_from convert' -l volume-size") ||
-		!strings.Contains(fish, "-n '__fish_seen_subcommand_from manifest' -a verify") {
+		!strings.Contains(fish, "-n '__fish_seen_subcommand_from manifest; and not __fish_seen_subcommand_from create verify show' -a verify") ||
+		!strings.Contains(fish, "-n '__fish_seen_subcommand_from manifest; and __fish_seen_subcommand_from verify' -l workers") ||
+		strings.Contains(fish, "-n '__fish_seen_subcommand_from manifest; and __fish_seen_subcommand_from create' -l workers") ||
+		!strings.Contains(fish, "-n '__fish_seen_subcommand_from serve; and __fish_seen_subcommand_from accounts; and not __fish_seen_subcommand_from add list remove rotate' -a rotate") {
 		t.Errorf("completion fish: exit %d, %s", code, fish)
 	}
 	if code, _ := exitCode(t, bin, "completion", "tcsh"); code != 2 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/diskport/diskport/convert"
@@ -17,8 +18,10 @@ func init() {
 	register(&command{
 		name:    "convert",
 		summary: "convert an image to a raw, EBS-sized volume, or to a VMDK, VHD or OVA image",
-		usage:   "convert [--format F] [-O raw|vmdk|vhd|ova [--subformat S | -o subformat=S]] [--volume-size GIB | --exact-size] [-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--workers N] [--disk N] (SRC | --manifest MANIFEST) DST | --all DSTDIR OVA",
-		run:     runConvert,
+		usage: "convert " + imageSynopsis + " [-O raw|vmdk|vhd|ova [--subformat S | -o subformat=S]] [--volume-size GIB | --exact-size] " +
+			"[-p | --progress[=json]] [--checksum sha256] [--resume] [--no-sync] [--force] [--device-zeroed] [--workers N] " +
+			"(SRC | --manifest MANIFEST [--endpoint URL]) (DST | -) | --all DSTDIR OVA",
+		run: runConvert,
 	})
 }
 
@@ -35,12 +38,12 @@ func runConvert(c *command, args []string) error {
 	var progress progressMode
 	fs.Var(&progress, "progress", "show progress: a bar on stderr, or --progress=json for JSON lines on stdout")
 	fs.Var(&progress, "p", "short for --progress")
-	checksum := fs.String("checksum", "", "print a checksum of the volume: sha256")
+	checksum := fs.String("checksum", "", "print a checksum of the volume: sha256 (any case)")
 	resume := fs.Bool("resume", false, "continue an interrupted (even killed) conversion into the same destination, or start over when it left nothing usable; "+
 		"with --resume, a run stopped by SIGINT, SIGTERM or SIGHUP keeps its partial output for the next --resume (without it, the partial output is removed)")
 	noSync := fs.Bool("no-sync", false, "do not flush the volume to stable storage (benchmarks, scratch work)")
 	zeroed := fs.Bool("device-zeroed", false, "a block-device destination already reads as zeros; skip zeroing it")
-	workers := fs.Int("workers", 0, "parallel workers (default: one per CPU, at most 8)")
+	workers := fs.Int("workers", 0, "segments read and written at once (with -O vmdk, vhd or ova: read and compressed) (default: one per CPU, at most 8)")
 	all := fs.String("all", "", "for an OVA: convert every disk into this directory, as NAME-N.raw in boot order")
 	var output outputFlags
 	output.register(fs)
@@ -69,6 +72,7 @@ func runConvert(c *command, args []string) error {
 	if *exact && volGiB != 0 {
 		return usageError("--exact-size and --volume-size exclude each other")
 	}
+	*checksum = strings.ToLower(*checksum)
 	if *checksum != "" && *checksum != "sha256" {
 		return usageError("--checksum supports sha256, not %q", *checksum)
 	}
@@ -94,11 +98,19 @@ func runConvert(c *command, args []string) error {
 		return err
 	}
 	defer im.Close()
+	if pos[1] == "-" && exp == nil {
+		return convertToStdout(ctx, im, pos[0], progress, opts)
+	}
 	if exp != nil {
 		return runExport(ctx, im, pos[0], pos[1], exp, exportOptions{force: *force, noSync: *noSync, checksum: *checksum != "", workers: *workers, progress: progress})
 	}
 	if im.Sequential() {
 		opts.Workers = 1 // a gzip-compressed member is read as a stream
+	}
+	if !*resume && !*force {
+		if err := partialLeft(pos[1]); err != nil {
+			return err
+		}
 	}
 	var rep *progressReporter
 	switch progress {
@@ -116,33 +128,59 @@ func runConvert(c *command, args []string) error {
 		if ctx.Err() != nil {
 			return stoppedError(ctx, *resume)
 		}
-		return existsHint(err)
+		return destError(existsHint(err), pos[1])
 	}
-	return printConverted(manifest.RedactURL(pos[0]), pos[1], progress, res) // a presigned URL's query is a credential
+	return printConverted(manifest.RedactURL(pos[0]), pos[1], progress, *resume, res) // a presigned URL's query is a credential
+}
+
+// convertToStdout writes the raw volume of im to standard output, front to
+// back, and its summary to stderr.
+func convertToStdout(ctx context.Context, im *manifest.Image, src string, progress progressMode, opts convert.Options) error {
+	switch {
+	case opts.Resume || opts.Force || opts.DeviceZeroed:
+		return usageError("--resume, --force and --device-zeroed are for a file or device destination, not - (standard output)")
+	case progress == "json":
+		return usageError("--progress=json prints to standard output, where the volume goes: use -p")
+	}
+	var rep *progressReporter
+	if progress == "bar" {
+		rep = newProgress(progress, stderr, im.Size(), "converting")
+		opts.Progress = rep.update
+	}
+	res, err := streamVolume(ctx, im, stdout, opts)
+	rep.finish()
+	if err != nil {
+		return err
+	}
+	saved := stdout
+	defer func() { stdout = saved }()
+	stdout = stderr // standard output holds the volume
+	return printConverted(manifest.RedactURL(src), "-", "", false, res)
 }
 
 // printConverted reports a finished conversion of src to dst: a JSON line
-// on stdout with --progress=json, else lines of text.
-func printConverted(src, dst string, progress progressMode, res *convert.Result) error {
+// on stdout with --progress=json, else lines of text. With --resume it
+// says whether the run continued an interrupted one or started over.
+func printConverted(src, dst string, progress progressMode, resume bool, res *convert.Result) error {
 	if progress == "json" {
-		return json.NewEncoder(stdout).Encode(map[string]any{
-			"done": true, "source": src, "destination": dst,
-			"virtual_size": res.VirtualSize, "volume_size": res.VolumeSize,
-			"written_bytes": res.WrittenBytes, "resumed_bytes": res.ResumedBytes, "started_over": res.StartedOver,
-			"sha256": hexOrEmpty(res.SHA256), "virtual_sha256": hexOrEmpty(res.VirtualSHA256),
+		return json.NewEncoder(stdout).Encode(convertedJSON{
+			Done: true, Source: src, Destination: dst,
+			VirtualSize: res.VirtualSize, VolumeSize: res.VolumeSize,
+			WrittenBytes: res.WrittenBytes, ResumedBytes: res.ResumedBytes,
+			StartedOver: res.StartedOver != "", StartedOverReason: res.StartedOver,
+			SHA256: hex.EncodeToString(res.SHA256), VirtualSHA256: hex.EncodeToString(res.VirtualSHA256),
 		})
 	}
 	if res.StartedOver != "" {
 		fmt.Fprintf(stdout, "resume: %s\n", res.StartedOver)
 	}
-	fmt.Fprintf(stdout, "converted %s (%d bytes) to %s: volume %d bytes (%d GiB)\n",
-		src, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
-	if res.ResumedBytes > 0 {
-		fmt.Fprintf(stdout, "resumed: %d bytes were already converted by the interrupted run\n", res.ResumedBytes)
+	fmt.Fprintf(stdout, "converted %s, %s, to %s: volume %s\n", src, sizeText(res.VirtualSize), dst, sizeText(res.VolumeSize))
+	if resume && res.StartedOver == "" {
+		fmt.Fprintf(stdout, "resumed: %s were already converted by the interrupted run\n", sizeText(res.ResumedBytes))
 	}
 	if res.SHA256 != nil {
-		fmt.Fprintf(stdout, "sha256 %x  volume (%d bytes)\n", res.SHA256, res.VolumeSize)
-		fmt.Fprintf(stdout, "sha256 %x  virtual disk (first %d bytes)\n", res.VirtualSHA256, res.VirtualSize)
+		fmt.Fprintf(stdout, "sha256 %x  volume (%s)\n", res.SHA256, count(res.VolumeSize, "byte"))
+		fmt.Fprintf(stdout, "sha256 %x  virtual disk (first %s)\n", res.VirtualSHA256, count(res.VirtualSize, "byte"))
 	}
 	return nil
 }
@@ -156,5 +194,3 @@ func stoppedError(ctx context.Context, resume bool) error {
 	}
 	return fmt.Errorf("convert stopped: %v; %s", context.Cause(ctx), kept)
 }
-
-func hexOrEmpty(b []byte) string { return hex.EncodeToString(b) }

@@ -1,6 +1,6 @@
 package main
 
-import "github.com/diskport/diskport/manifest"
+import "github.com/diskport/diskport/manifest/parts"
 
 // secretEnv names the environment variable the secret access key is read
 // from; it is never taken from a flag.
@@ -8,8 +8,8 @@ const secretEnv = "AWS_SECRET_ACCESS_KEY"
 
 // s3Config returns the S3 settings of the AWS environment variables with
 // the flags' endpoint and region, when given, over them.
-func s3Config(endpoint, region string, sigv2 bool) manifest.S3Config {
-	cfg := manifest.S3ConfigFromEnv(endpoint)
+func s3Config(endpoint, region string, sigv2 bool) parts.S3Config {
+	cfg := parts.S3ConfigFromEnv(endpoint)
 	if region != "" {
 		cfg.Region = region
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -180,7 +181,7 @@ func runExport(ctx context.Context, img *manifest.Image, src, dst string, e *exp
 			if ctx.Err() != nil {
 				return fmt.Errorf("convert stopped: %v; nothing was left at %s", context.Cause(ctx), dst)
 			}
-			return existsHint(err)
+			return destError(existsHint(err), dst)
 		}
 		size, sum = res.Size, res.SHA256
 	}
@@ -190,12 +191,12 @@ func runExport(ctx context.Context, img *manifest.Image, src, dst string, e *exp
 		out = stderr // standard output holds the image
 	}
 	if o.progress == "json" {
-		return json.NewEncoder(out).Encode(map[string]any{
-			"done": true, "source": src, "destination": dst, "format": e.what(),
-			"virtual_size": img.Size(), "image_size": size, "sha256": hexOrEmpty(sum),
+		return json.NewEncoder(out).Encode(exportedJSON{
+			Done: true, Source: src, Destination: dst, Format: e.what(),
+			VirtualSize: img.Size(), ImageSize: size, SHA256: hex.EncodeToString(sum),
 		})
 	}
-	fmt.Fprintf(out, "wrote %s (%d bytes) as %s to %s: %d bytes\n", src, img.Size(), e.what(), dst, size)
+	fmt.Fprintf(out, "wrote %s, %s, as %s to %s: %s\n", src, sizeText(img.Size()), e.what(), dst, sizeText(size))
 	if e.format == diskport.VHD && img.Size()%512 != 0 {
 		fmt.Fprintf(out, "the VHD's current size is %d bytes: the virtual size rounded up to a whole sector\n", (img.Size()+511)/512*512)
 	}

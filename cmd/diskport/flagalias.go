@@ -1,6 +1,10 @@
 package main
 
-import "flag"
+import (
+	"flag"
+	"fmt"
+	"strings"
+)
 
 // workersFlag registers --workers, the one name of parallelism in every
 // verb, with def as its default, and the verb's old names for it as
@@ -32,4 +36,36 @@ func printFlags(fs *flag.FlagSet) {
 		}
 	})
 	shown.PrintDefaults()
+}
+
+// choice is a flag taking one of a few values, in any case: its value is
+// the listed spelling of the one given.
+type choice struct {
+	value   string
+	choices []string
+}
+
+// choiceFlag registers a choice flag with the given values, the first
+// the default.
+func choiceFlag(fs *flag.FlagSet, name, usage string, choices ...string) *string {
+	c := &choice{value: choices[0], choices: choices}
+	fs.Var(c, name, usage)
+	return &c.value
+}
+
+func (c *choice) String() string {
+	if c == nil {
+		return ""
+	}
+	return c.value
+}
+
+func (c *choice) Set(s string) error {
+	for _, x := range c.choices {
+		if strings.EqualFold(s, x) {
+			c.value = x
+			return nil
+		}
+	}
+	return fmt.Errorf("want %s, not %q", strings.Join(c.choices, " or "), s)
 }

@@ -20,25 +20,27 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 	"github.com/diskport/diskport/server"
 	"github.com/diskport/diskport/server/store"
 	"github.com/minio/minio-go/v7"
 )
 
 // forgedPart is the part size of the forged imports: larger than
-// manifest.MaxChunk, so that a part is never held whole and its sum is
+// parts.MaxChunk, so that a part is never held whole and its sum is
 // checked as it streams past.
-const forgedPart = manifest.MaxChunk + 2<<20
+const forgedPart = parts.MaxChunk + 2<<20
 
 // TestForgedImports uploads an image to S3 (MinIO) and forges what the
 // import reads in three ways: two parts' entries swapped in the manifest
 // (each with its own checksum, so only the whole file's catches it), a
 // whole-file SHA-256 that does not match, and one byte flipped in a stored
-// part larger than manifest.MaxChunk (the manifest untouched). The CLI
+// part larger than parts.MaxChunk (the manifest untouched). The CLI
 // (convert and check --manifest) and the API server (ImportVolume) open
 // the source through the same import path: each must refuse every
 // forgery, name the checksum that failed, and leave no volume.
 func TestForgedImports(t *testing.T) {
+	t.Parallel()
 	s := s3test.Shared(t)
 	mc := s.Client(t)
 	image := filepath.Join(t.TempDir(), "disk.img")
@@ -50,7 +52,7 @@ func TestForgedImports(t *testing.T) {
 	if err := os.WriteFile(image, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := manifest.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
+	cfg := parts.S3Config{Endpoint: s.Endpoint, Region: s.Region, AccessKey: s.AccessKey, SecretKey: s.SecretKey}
 	putManifest := func(t *testing.T, bucket, key string, m *manifest.Manifest) {
 		t.Helper()
 		doc := m.Marshal()

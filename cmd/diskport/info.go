@@ -14,7 +14,7 @@ func init() {
 	register(&command{
 		name:    "info",
 		summary: "describe an image: format, virtual size, allocation",
-		usage:   "info [--format F] [--output human|json] (IMAGE | --manifest MANIFEST)",
+		usage:   "info " + imageSynopsis + " [--output human|json] " + sourceSynopsis,
 		run:     runInfo,
 	})
 }
@@ -32,9 +32,12 @@ func runInfo(c *command, args []string) error {
 	if output == "json" {
 		e := json.NewEncoder(stdout)
 		e.SetIndent("", "    ")
-		q := qemuInfoOf(info, path)
+		q := qemuInfoOf(info, path, im.Manifest() == nil && !isOVA)
 		if isOVA {
 			q.Diskport.Appliance = applianceJSON(path, im)
+			if n, ok := hostAllocation([]string{path}); ok {
+				q.ActualSize = n // the file qemu-img would read
+			}
 		}
 		return e.Encode(q)
 	}

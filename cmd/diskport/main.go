@@ -149,9 +149,14 @@ func (c *command) parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) (
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(stdout, "usage: diskport %s\n\n%s\n\nFlags:\n", c.usage, c.summary)
-				fs.SetOutput(stdout)
-				printFlags(fs)
+				fmt.Fprintf(stdout, "usage: diskport %s\n\n%s\n", c.usage, c.summary)
+				documented := false
+				fs.VisitAll(func(f *flag.Flag) { documented = documented || f.Usage != "" })
+				if documented { // a verb without flags shows no empty section
+					fmt.Fprint(stdout, "\nFlags:\n")
+					fs.SetOutput(stdout)
+					printFlags(fs)
+				}
 				return nil, flag.ErrHelp
 			}
 			return nil, usageError("%v", err)

@@ -15,14 +15,20 @@ import (
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/logtext"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // manifestUsage is the synopsis of the manifest verb. A MANIFEST is a
 // path, a directory holding one manifest, an http(s) URL or
 // s3://BUCKET/KEY.
-const manifestUsage = `manifest create [--force] [--part-size 10MiB] [--format F] [--volume-size GIB] [--naming aws|euca2ools] [-p] IMAGE OUTDIR
-       diskport manifest verify [--workers N] [--bucket B] [--endpoint URL] [-p] MANIFEST
-       diskport manifest show [--output human|json] [--endpoint URL] MANIFEST`
+const manifestUsage = manifestCreateUsage + "\n       diskport " + manifestVerifyUsage + "\n       diskport " + manifestShowUsage
+
+// The synopses of manifest's subcommands.
+const (
+	manifestCreateUsage = "manifest create " + splitSynopsis + " [--force] [-p] IMAGE OUTDIR"
+	manifestVerifyUsage = "manifest verify [--workers N] [--bucket B] [--endpoint URL] [-p] MANIFEST"
+	manifestShowUsage   = "manifest show [--output human|json] [--endpoint URL] MANIFEST"
+)
 
 func init() {
 	register(&command{
@@ -54,7 +60,7 @@ func runManifest(c *command, args []string) error {
 }
 
 func manifestCreate(args []string) error {
-	c := &command{name: "manifest create", summary: "split an image into parts and write NAME.manifest.xml with checksums", usage: "manifest create [flags] IMAGE OUTDIR"}
+	c := &command{name: "manifest create", summary: "split an image into parts and write NAME.manifest.xml with checksums", usage: manifestCreateUsage}
 	fs := c.flags()
 	var sf splitFlags
 	sf.register(fs)
@@ -90,12 +96,12 @@ func manifestCreate(args []string) error {
 	if err != nil {
 		return mismatchHint(err)
 	}
-	fmt.Fprintf(stdout, "%s: %s, %d bytes in %d parts, volume %d GiB\n", path, m.FileFormat, m.Size, len(m.Parts), m.VolumeSize)
+	fmt.Fprintf(stdout, "%s: %s, %s in %s, volume %d GiB\n", path, m.FileFormat, sizeText(m.Size), count(len(m.Parts), "part"), m.VolumeSize)
 	return nil
 }
 
 func manifestVerify(args []string) error {
-	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: "manifest verify [--workers N] [--bucket B] [--endpoint URL] [-p] MANIFEST"}
+	c := &command{name: "manifest verify", summary: "check a manifest's structure, its parts' sizes and every checksum", usage: manifestVerifyUsage}
 	fs := c.flags()
 	par := workersFlag(fs, 4, "parts fetched at once", "parallel")
 	bucket := fs.String("bucket", "", "read the parts by key from this bucket with the S3 API (credentials from the AWS environment variables) instead of their URLs")
@@ -118,12 +124,12 @@ func manifestVerify(args []string) error {
 		return err
 	}
 	if *bucket != "" {
-		if store, err = manifest.NewS3Store(s3Config(*endpoint, "", false), *bucket); err != nil {
+		if store, err = parts.NewS3Store(s3Config(*endpoint, "", false), *bucket); err != nil {
 			return err
 		}
 	}
 	bar := newBar(*progress, m.FileSize(), "verifying")
-	rep, err := manifest.Verify(ctx, m, store, manifest.VerifyOptions{Parallel: *par, Progress: bar.set})
+	rep, err := parts.Verify(ctx, m.File(), store, parts.VerifyOptions{Parallel: *par, Progress: bar.set})
 	bar.finish()
 	if err != nil {
 		return err
@@ -132,21 +138,18 @@ func manifestVerify(args []string) error {
 	if !rep.Checksums {
 		what = "sizes only: the manifest carries no checksums"
 	}
-	fmt.Fprintf(stdout, "ok: %d parts, %d bytes (%s); sha256 %s\n", rep.Parts, rep.Bytes, what, rep.SHA256)
+	fmt.Fprintf(stdout, "ok: %s, %s (%s); sha256 %s\n", count(rep.Parts, "part"), sizeText(rep.Bytes), what, rep.SHA256)
 	return nil
 }
 
 func manifestShow(args []string) error {
-	c := &command{name: "manifest show", summary: "print a manifest readably", usage: "manifest show [--output human|json] [--endpoint URL] MANIFEST"}
+	c := &command{name: "manifest show", summary: "print a manifest readably", usage: manifestShowUsage}
 	fs := c.flags()
-	out := fs.String("output", "human", "output format: human or json")
+	out := choiceFlag(fs, "output", "output `format`: human or json", "human", "json")
 	endpoint := fs.String("endpoint", "", "S3 endpoint URL of an s3://BUCKET/KEY manifest (default: https://s3.REGION.amazonaws.com)")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if *out != "human" && *out != "json" {
-		return usageError("--output must be human or json, not %q", *out)
 	}
 	m, store, err := openManifest(context.Background(), pos[0], *endpoint)
 	if err != nil {
@@ -161,7 +164,7 @@ func manifestShow(args []string) error {
 	return nil
 }
 
-func showManifest(w io.Writer, m *manifest.Manifest, store manifest.PartStore) {
+func showManifest(w io.Writer, m *manifest.Manifest, store parts.Store) {
 	fmt.Fprintf(w, "version:      %s\n", m.Version)
 	fmt.Fprintf(w, "file format:  %s\n", m.FileFormat)
 	fmt.Fprintf(w, "importer:     %s %s (%s)\n", m.Importer.Name, m.Importer.Version, m.Importer.Release)

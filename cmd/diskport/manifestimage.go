@@ -7,6 +7,7 @@ import (
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // openManifestImage opens the image a manifest's parts hold (convert, info
@@ -19,7 +20,7 @@ func openManifestImage(ctx context.Context, pathOrURL string, progress func(done
 // openManifestImageAt is openManifestImage with the S3 endpoint an
 // s3://bucket/key manifest is read from ("": the region's).
 func openManifestImageAt(ctx context.Context, pathOrURL, endpoint string, progress func(done, total int64)) (*manifest.Image, error) {
-	opts := manifest.ImageOptions{Storage: manifest.StorageOptions{Progress: progress}}
+	opts := manifest.ImageOptions{Storage: parts.StorageOptions{Progress: progress}}
 	if manifest.IsS3URL(pathOrURL) {
 		cfg := s3Config(endpoint, "", false)
 		opts.S3 = &cfg
@@ -35,7 +36,7 @@ func openManifestImageAt(ctx context.Context, pathOrURL, endpoint string, progre
 // openManifest reads a manifest from a path, a directory holding one, a
 // URL, or s3://bucket/key with the AWS environment's credentials at
 // endpoint ("": the region's), and the store its parts are read from.
-func openManifest(ctx context.Context, pathOrURL, endpoint string) (*manifest.Manifest, manifest.PartStore, error) {
+func openManifest(ctx context.Context, pathOrURL, endpoint string) (*manifest.Manifest, parts.Store, error) {
 	if manifest.IsS3URL(pathOrURL) {
 		return manifest.OpenS3(ctx, s3Config(endpoint, "", false), pathOrURL)
 	}

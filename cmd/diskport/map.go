@@ -11,7 +11,7 @@ func init() {
 	register(&command{
 		name:    "map",
 		summary: "print the extent map: which ranges hold data and which read as zeros",
-		usage:   "map [--format F] [--output human|json] (IMAGE | --manifest MANIFEST)",
+		usage:   "map " + imageSynopsis + " [--output human|json] " + sourceSynopsis,
 		run:     runMap,
 	})
 }
@@ -30,7 +30,8 @@ func runMap(c *command, args []string) error {
 	} else {
 		fmt.Fprint(w, "[")
 	}
-	first, format := true, im.Info().Format
+	info := im.Info()
+	first, format, flat := true, info.Format, flatStorage(info)
 	for e, err := range im.Extents(0, im.Size()) {
 		if err != nil {
 			return err
@@ -45,12 +46,17 @@ func runMap(c *command, args []string) error {
 			fmt.Fprintf(w, "%#-20x%#-20x%-6s%s\n", e.Offset, e.Length, e.Kind, where)
 			continue
 		}
-		b, _ := json.Marshal(qemuMapEntryOf(e, format))
-		if !first {
-			fmt.Fprint(w, ",\n")
+		err = qemuMapEntries(e, format, flat, func(m qemuMapEntry) {
+			b, _ := json.Marshal(m)
+			if !first {
+				fmt.Fprint(w, ",\n")
+			}
+			first = false
+			w.Write(b)
+		})
+		if err != nil {
+			return err
 		}
-		first = false
-		w.Write(b)
 	}
 	if output == "json" {
 		fmt.Fprintln(w, "]")

@@ -13,6 +13,13 @@ import (
 	"github.com/diskport/diskport/ova"
 )
 
+// imageSynopsis and sourceSynopsis are the synopsis of the image flags
+// and the image argument, in every verb that opens an image.
+const (
+	imageSynopsis  = "[-f|--format F [--trust-format]] [--parent FILE]... [--max-virtual-size SIZE] [--disk N] [--no-verify-manifest]"
+	sourceSynopsis = "(IMAGE | --manifest MANIFEST [--endpoint URL])"
+)
+
 // imageFlags are the flags every verb that opens an image takes.
 type imageFlags struct {
 	format   string
@@ -31,10 +38,10 @@ func (f *imageFlags) registerEndpoint(fs *flag.FlagSet) {
 }
 
 func (f *imageFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+" (default: detect)")
+	fs.StringVar(&f.format, "format", "", "declared image format: "+diskport.FormatNames()+", or ova for an OVA appliance's disk (--disk picks it) (default: detect)")
 	fs.StringVar(&f.format, "f", "", "short for --format")
 	fs.BoolVar(&f.trust, "trust-format", false, "read the image as --format even when its bytes look like another format")
-	fs.Var(&f.parents, "parent", "a parent image of a delta image, nearest first (repeatable)")
+	fs.Var(&f.parents, "parent", "a parent image `file` of a delta image, nearest first (repeatable)")
 	fs.StringVar(&f.manifest, "manifest", "", "read the image an EC2 import manifest's parts hold (a manifest path, a directory holding one, a URL, or s3://BUCKET/KEY), without reassembling it")
 	fs.Var(&f.maxSize, "max-virtual-size", "refuse sparse images larger than this `size` (2048GiB, 500G, or bytes; 0: the readers' defaults)")
 	f.ova.register(fs)
@@ -73,9 +80,18 @@ func (f *imageFlags) open(ctx context.Context, path string) (*manifest.Image, er
 		}
 		return openManifestImageAt(ctx, f.manifest, f.endpoint, nil)
 	}
+	format := f.format
+	if strings.EqualFold(strings.TrimSpace(format), "ova") {
+		// An OVA is read as it is without --format: its disk --disk
+		// picks, checked against its .mf.
+		if !isOVA(path) {
+			return nil, fmt.Errorf("--format ova: %s is not an OVA (a tar archive)", path)
+		}
+		format = ""
+	}
 	img, err := manifest.OpenImage(ctx, manifest.Source{Path: path, Disk: f.ova.disk}, manifest.ImageOptions{
 		Image: diskport.Options{
-			Format:         f.format,
+			Format:         format,
 			TrustFormat:    f.trust,
 			Parents:        f.parents,
 			MaxVirtualSize: int64(f.maxSize),
@@ -89,13 +105,40 @@ func (f *imageFlags) open(ctx context.Context, path string) (*manifest.Image, er
 	if errors.Is(err, disk.ErrUnsupported) && (f.ova.disk != 0 || f.ova.noVerify) && !isOVA(path) {
 		return nil, usageError("--disk and --no-verify-manifest are for an OVA, and %s is not one", path)
 	}
-	return img, mismatchHint(err)
+	return img, parentHint(mismatchHint(err))
+}
+
+// parentWords rewrites the readers' advice about parents, which names
+// library fields, in the flag a user gives.
+var parentWords = strings.NewReplacer(
+	"; pass the opened parent in Options.Parent", "; give it with --parent FILE",
+	", which must be supplied by the caller", ": give it with --parent FILE",
+	"a parent was supplied but", "--parent was given, but",
+	"a parent was given, but", "--parent was given, but",
+	"supplied parent", "--parent",
+	"were given", "were given with --parent",
+)
+
+// parentHint gives an error about a delta image's parent the CLI's
+// wording: the --parent flag, never Options.Parent or "the caller".
+func parentHint(err error) error {
+	if err == nil || !errors.Is(err, disk.ErrUnsafe) && !errors.Is(err, disk.ErrCorrupt) {
+		return err
+	}
+	if msg := parentWords.Replace(err.Error()); msg != err.Error() {
+		return &hinted{msg, err}
+	}
+	return err
 }
 
 // mismatchHint gives a declared format the bytes contradict the CLI's
 // advice, in flags (the library's advice names Options fields).
 func mismatchHint(err error) error {
 	var me *diskport.MismatchError
+	if errors.As(err, &me) && me.Found == diskport.Tar {
+		// A tar is an appliance to open, never bytes to read as a disk.
+		return &hinted{fmt.Sprintf("%s (give --format ova, or no --format, to read the appliance's disks; --disk N picks one)", me.Reason()), err}
+	}
 	if errors.As(err, &me) {
 		fix := ""
 		if me.Found.Readable() {
@@ -122,13 +165,10 @@ func (c *command) openWithOutput(ctx context.Context, args []string) (img *manif
 	var f imageFlags
 	f.register(fs)
 	f.registerEndpoint(fs)
-	out := fs.String("output", "human", "output format: human or json")
+	out := choiceFlag(fs, "output", "output `format`: human or json", "human", "json")
 	pos, err := c.parse(fs, args, 0, 1)
 	if err != nil {
 		return nil, "", "", err
-	}
-	if *out != "human" && *out != "json" {
-		return nil, "", "", usageError("--output must be human or json, not %q", *out)
 	}
 	if path, _, err = f.split(pos, 0); err != nil {
 		return nil, "", "", err

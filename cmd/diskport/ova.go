@@ -26,7 +26,7 @@ type ovaFlags struct {
 }
 
 func (f *ovaFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&f.disk, "disk", 0, "for an OVA: the disk to read, by its number in boot order (`info` lists them; default 0, the boot disk)")
+	fs.IntVar(&f.disk, "disk", 0, "for an OVA: the `N`th disk to read, by its number in boot order (info lists them; default 0, the boot disk)")
 	fs.BoolVar(&f.noVerify, "no-verify-manifest", false, "for an OVA: read it even when its .mf is missing, lacks a disk or lists a file the OVA lacks")
 }
 
@@ -96,10 +96,10 @@ func printAppliance(w io.Writer, path string, img *manifest.Image) {
 // applianceJSON is the appliance part of `info --output json` for an OVA.
 func applianceJSON(path string, img *manifest.Image) map[string]any {
 	a, _ := img.Appliance()
-	return map[string]any{
+	return kebab(map[string]any{
 		"path": path, "ovf_version": a.Version, "descriptor": a.Descriptor, "manifest": a.Manifest,
 		"certificate": a.Cert, "signature": a.Signature, "unverified": a.Unverified, "virtual_system": a.System, "disks": a.Disks,
-	}
+	})
 }
 
 // convertAllOVA converts every disk of the OVA at path into dir, as
@@ -114,8 +114,8 @@ func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts con
 	if a == nil {
 		return usageError("--all is for an OVA, and %s is not one", path)
 	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return fmt.Errorf("--all %s: not a directory", dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--all: %w", err)
 	}
 	base := filepath.Base(path)
 	base = base[:len(base)-len(filepath.Ext(base))]
@@ -131,15 +131,19 @@ func convertAllOVA(ctx context.Context, path, dir string, f imageFlags, opts con
 		if img.Sequential() {
 			o.Workers = 1 // a gzip-compressed member is read as a stream
 		}
-		res, err := convert.Convert(ctx, img, dst, o)
+		err := partialLeft(dst)
+		var res *convert.Result
+		if o.Force || o.Resume || err == nil {
+			res, err = convert.Convert(ctx, img, dst, o)
+		}
 		if i > 0 {
 			img.Close()
 		}
 		if err != nil {
-			return fmt.Errorf("disk %d (%s): %w", i, d.File, err)
+			return fmt.Errorf("disk %d (%s): %w", i, d.File, destError(existsHint(err), dst))
 		}
-		fmt.Fprintf(stdout, "converted %s disk %d (%s, %d bytes) to %s: volume %d bytes (%d GiB)\n",
-			path, i, d.File, res.VirtualSize, dst, res.VolumeSize, convert.GiBs(res.VolumeSize))
+		fmt.Fprintf(stdout, "converted %s disk %d (%s), %s, to %s: volume %s\n",
+			path, i, d.File, sizeText(res.VirtualSize), dst, sizeText(res.VolumeSize))
 	}
 	return nil
 }

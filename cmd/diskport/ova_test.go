@@ -48,7 +48,7 @@ func TestOVAVerbs(t *testing.T) {
 	}
 	code, out, _ = call(t, "info", "--output", "json", "--disk", "1", path)
 	var j map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &j) != nil || j["format"] != "vhd" || j["diskport"].(map[string]any)["appliance"].(map[string]any)["virtual_system"] != "appliance-vm" {
+	if code != 0 || json.Unmarshal([]byte(out), &j) != nil || j["format"] != "vpc" || j["diskport"].(map[string]any)["appliance"].(map[string]any)["virtual-system"] != "appliance-vm" {
 		t.Fatalf("info --output json --disk 1: %d %q", code, out)
 	}
 	dir := t.TempDir()
@@ -177,7 +177,7 @@ func TestOVAUpload(t *testing.T) {
 	testimg.SameAsQemu(t, vol, bare[0])
 	// --format ova uploads the whole appliance, for ImportInstance.
 	code, out, errText = call(t, "upload", "--endpoint", s.Endpoint, "--bucket", s.Bucket(t), "--create-bucket", "--part-size", "256KiB", "--format", "OVA", path)
-	if code != 0 || !strings.Contains(errText, "(OVA, ") {
+	if code != 0 || !strings.Contains(errText, "(OVA), ") {
 		t.Fatalf("upload --format OVA: %d %s", code, errText)
 	}
 	st, _ := os.Stat(path)

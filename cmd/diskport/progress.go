@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,7 @@ type progressMode string
 func (m *progressMode) String() string   { return string(*m) }
 func (m *progressMode) IsBoolFlag() bool { return true }
 func (m *progressMode) Set(s string) error {
-	switch s {
+	switch strings.ToLower(s) {
 	case "true", "bar":
 		*m = "bar"
 	case "json":
@@ -45,13 +46,43 @@ type progressReporter struct {
 	tot  int64
 }
 
-// progressJSON is one line of --progress=json.
+// progressJSON is one line of --progress=json. Its keys, like every JSON
+// key diskport writes, are in qemu-img's kebab-case.
 type progressJSON struct {
-	BytesConverted int64   `json:"bytes_converted"`
-	TotalBytes     int64   `json:"total_bytes"`
+	BytesConverted int64   `json:"bytes-converted"`
+	TotalBytes     int64   `json:"total-bytes"`
 	Percent        float64 `json:"percent"`
-	BytesPerSecond float64 `json:"bytes_per_second"`
-	ETASeconds     float64 `json:"eta_seconds"`
+	BytesPerSecond float64 `json:"bytes-per-second"`
+	ETASeconds     float64 `json:"eta-seconds"`
+}
+
+// convertedJSON is the last line of `convert --progress=json`: the result.
+// A checksum not asked for is absent, never "".
+type convertedJSON struct {
+	Done         bool   `json:"done"`
+	Source       string `json:"source"`
+	Destination  string `json:"destination"`
+	VirtualSize  int64  `json:"virtual-size"`
+	VolumeSize   int64  `json:"volume-size"`
+	WrittenBytes int64  `json:"written-bytes"`
+	ResumedBytes int64  `json:"resumed-bytes"`
+	// StartedOver is true when --resume found nothing usable to continue
+	// and started over; StartedOverReason says why.
+	StartedOver       bool   `json:"started-over"`
+	StartedOverReason string `json:"started-over-reason,omitempty"`
+	SHA256            string `json:"sha256,omitempty"`
+	VirtualSHA256     string `json:"virtual-sha256,omitempty"`
+}
+
+// exportedJSON is the last line of `convert -O FMT --progress=json`.
+type exportedJSON struct {
+	Done        bool   `json:"done"`
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Format      string `json:"format"`
+	VirtualSize int64  `json:"virtual-size"`
+	ImageSize   int64  `json:"image-size"`
+	SHA256      string `json:"sha256,omitempty"`
 }
 
 func newProgress(mode progressMode, w io.Writer, total int64, what string) *progressReporter {
@@ -65,6 +96,7 @@ func newProgress(mode progressMode, w io.Writer, total int64, what string) *prog
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription(what),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionUseIECUnits(true), // KiB, MiB, GiB, as qemu-img and the summaries
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,7 +43,7 @@ func TestNoPresignedQueryPrinted(t *testing.T) {
 	}))
 	defer srv.Close()
 	good := *m
-	good.Parts = append([]manifest.Part(nil), m.Parts...)
+	good.Parts = slices.Clone(m.Parts)
 	for i := range good.Parts {
 		good.Parts[i].GetURL = srv.URL + "/" + good.Parts[i].Key + "?" + secretQuery
 	}
@@ -50,7 +51,7 @@ func TestNoPresignedQueryPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := good
-	bad.Parts = append([]manifest.Part(nil), good.Parts...)
+	bad.Parts = slices.Clone(good.Parts)
 	bad.Parts[1].GetURL = srv.URL + "/denied/" + good.Parts[1].Key + "?" + secretQuery
 	if err := os.WriteFile(filepath.Join(parts, "bad.manifest.xml"), bad.Marshal(), 0o644); err != nil {
 		t.Fatal(err)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,8 +23,8 @@ import (
 	"github.com/diskport/diskport/server/store"
 )
 
-const serveUsage = `serve --data DIR --s3-endpoint URL [--store postgres://…|sqlite:FILE] [--volumes DIR] [--lease-timeout 30s] [--server-id ID] [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F] [--metrics-listen ADDR]
-       diskport serve accounts add --data DIR [--store postgres://…|sqlite:FILE] NAME`
+const serveUsage = `serve --data DIR --s3-endpoint URL [--store postgres://…|sqlite:FILE] [--volumes DIR] [--lease-timeout 30s] [--server-id ID] [--listen 127.0.0.1:8773] [--region R] [--workers N] [--allow-fetch HOST:PORT,...] [--tls-cert F --tls-key F] [--metrics-listen ADDR] [--log-level debug|info|warn|error] [--log-format json|text]
+       diskport ` + serveAccountsUsage
 
 func init() {
 	register(&command{
@@ -33,7 +35,7 @@ func init() {
 	})
 }
 
-// runServe runs `diskport serve` and `diskport serve accounts add`.
+// runServe runs `diskport serve` and `diskport serve accounts …`.
 func runServe(c *command, args []string) error {
 	if len(args) > 0 && args[0] == "accounts" {
 		return runServeAccounts(args[1:])
@@ -41,13 +43,15 @@ func runServe(c *command, args []string) error {
 	return serveAPI(c, args)
 }
 
-// serveAPI runs the server until a signal stops it.
+// serveAPI runs the server until a signal stops it. It binds its
+// addresses before it creates or prints anything: a server that cannot
+// listen leaves no data directory, account or key behind.
 func serveAPI(c *command, args []string) error {
 	fs := c.flags()
 	listen := fs.String("listen", "127.0.0.1:8773", "address to listen on")
 	data := fs.String("data", "", "data directory: the database (diskport.db), the volumes (volumes/VOLUME-ID.raw) and the bundle key pair (bundle.key, bundle.crt)")
 	s3 := fs.String("s3-endpoint", "", "the S3 endpoint import manifests live on and BundleInstance stores bundles to (its host:port is the default fetch allow list)")
-	region := fs.String("region", "us-east-1", "region whose first zone is the default availability zone")
+	region := fs.String("region", "us-east-1", "the region: its first zone is the default availability zone, and a zone of another region is refused")
 	workers := fs.Int("workers", 2, "conversion and bundle tasks run at once")
 	allow := fs.String("allow-fetch", "", "comma-separated host:port list manifest and part URLs may name (default: the --s3-endpoint's)")
 	cert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (with --tls-key)")
@@ -57,6 +61,8 @@ func serveAPI(c *command, args []string) error {
 	lease := fs.Duration("lease-timeout", 30*time.Second, "how long a task's lease lasts unrenewed before another server may take the task over")
 	serverID := fs.String("server-id", "", "this server's name in the store (default HOSTNAME:DATA)")
 	metricsListen := fs.String("metrics-listen", "", "serve /healthz, /readyz and /metrics on this address, over HTTP, instead of beside the API")
+	logLevel := fs.String("log-level", "info", "the least severe log lines written to standard error: debug (every request, polling included), info, warn or error")
+	logFormat := fs.String("log-format", "json", "the log lines' form: json (one object a line) or text (key=value)")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -76,6 +82,31 @@ func serveAPI(c *command, args []string) error {
 	if *lease < time.Second {
 		return usageError("--lease-timeout must be at least 1s")
 	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if *cert != "" {
+		pair, err := tls.LoadX509KeyPair(*cert, *key)
+		if err != nil {
+			return fmt.Errorf("--tls-cert %s, --tls-key %s: %w", *cert, *key, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}}
+	}
+	ln, err := listenFlag("--listen", *listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	var mln net.Listener
+	if *metricsListen != "" {
+		if mln, err = listenFlag("--metrics-listen", *metricsListen); err != nil {
+			return err
+		}
+		defer mln.Close()
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	st, unlock, err := openData(ctx, *data, *storeURL)
@@ -91,22 +122,17 @@ func serveAPI(c *command, args []string) error {
 	if generated {
 		fmt.Fprintf(stdout, "created the first account, \"default\"; its key pair (shown only now):\n%s %s\n", k.ID, k.Secret)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	srv, err := server.New(server.Config{Store: st, DataDir: *data, Region: *region, Workers: *workers, AllowFetch: allowList,
 		S3Endpoint: *s3, Logger: log, LeaseTimeout: *lease, ServerID: *serverID, VolumeDir: *volumes,
-		MetricsListen: *metricsListen})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", *listen)
+		MetricsListener: mln})
 	if err != nil {
 		return err
 	}
 	srv.Start(ctx)
 	defer srv.Close()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	hs := &http.Server{Handler: srv, TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	scheme := "http"
-	if *cert != "" {
+	if tlsConfig != nil {
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "serving the EC2 API on %s://%s (data %s, fetching from %s)\n", scheme, ln.Addr(), *data, strings.Join(allowList, ","))
@@ -115,8 +141,8 @@ func serveAPI(c *command, args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		if *cert != "" {
-			errc <- hs.ServeTLS(ln, *cert, *key)
+		if tlsConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)
 		}
@@ -126,12 +152,55 @@ func serveAPI(c *command, args []string) error {
 		return err
 	case <-ctx.Done():
 	}
+	log.Info("shutting down", "reason", context.Cause(ctx).Error())
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	srv.Close()
+	log.Info("stopped")
 	return nil
+}
+
+// listenFlag listens on the address a flag gave, saying which flag and
+// address in its error.
+func listenFlag(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err // "bind: address already in use", without the address again
+		}
+		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
+	}
+	return ln, nil
+}
+
+// newLogger returns the server's logger: --log-level and --log-format,
+// either case.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "info":
+		l = slog.LevelInfo
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		return nil, usageError("--log-level must be debug, info, warn or error, not %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, usageError("--log-format must be json or text, not %q", format)
 }
 
 // fetchAllowList is --allow-fetch split, or the S3 endpoint's host:port.
@@ -191,39 +260,4 @@ func openStore(ctx context.Context, dir, storeURL string) (*store.DB, error) {
 		return store.OpenFile(path)
 	}
 	return nil, usageError("--store must be postgres://…, postgresql://… or sqlite:FILE, not %q", logtext.RedactPassword(storeURL))
-}
-
-func runServeAccounts(args []string) error {
-	c := &command{name: "serve accounts", summary: "add an account to a server's data directory and print its key pair", usage: "serve accounts add --data DIR NAME"}
-	if len(args) == 0 || args[0] != "add" {
-		return usageError("want: diskport serve accounts add --data DIR NAME")
-	}
-	fs := c.flags()
-	data := fs.String("data", "", "the server's data directory")
-	storeURL := fs.String("store", "", "the server's --store")
-	pos, err := c.parse(fs, args[1:], 1, 1)
-	if err != nil {
-		return err
-	}
-	if *data == "" && *storeURL == "" {
-		return usageError("--data or --store is required")
-	}
-	// The store is opened without the server's lock: SQLite's own locking
-	// lets a running server and this command share the database.
-	if *storeURL == "" {
-		if err := os.MkdirAll(*data, 0o700); err != nil {
-			return err
-		}
-	}
-	st, err := openStore(context.Background(), *data, *storeURL)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	a, k, err := server.AddAccount(context.Background(), st, pos[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "added account %s (%s); its key pair:\n%s %s\n", a.Name, a.ID, k.ID, k.Secret)
-	return nil
 }

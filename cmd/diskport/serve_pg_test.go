@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -132,11 +131,7 @@ func (c *cluster) importVolume(i int, image, format string) (task, vol string) {
 // conversion of image.
 func sameAsQemu(t *testing.T, path, image string) {
 	t.Helper()
-	want := mustRead(t, testimg.QemuRaw(t, image))
-	got := mustRead(t, path)
-	if len(got) != 1<<30 || !bytes.Equal(got[:len(want)], want) || !bytes.Equal(got[len(want):], make([]byte, len(got)-len(want))) {
-		t.Fatalf("the volume %s (%d bytes) differs from qemu-img's conversion", path, len(got))
-	}
+	testimg.SameVolume(t, path, testimg.QemuRaw(t, image), 1<<30)
 }
 
 // await polls server i until every task is completed.
@@ -186,6 +181,7 @@ func TestServePostgresThreeServers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
+	t.Parallel()
 	// Throttled, so that each conversion lasts long enough for the other
 	// servers to claim the next tasks.
 	c := newCluster(t, 4<<20)
@@ -318,6 +314,7 @@ func TestServePostgresKill9Takeover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
+	t.Parallel()
 	c, image, task, vol, owner := takeoverSetup(t)
 	p := c.procs[owner]
 	p.cmd.Process.Signal(syscall.SIGKILL)
@@ -375,6 +372,7 @@ func TestServePostgresPausedWorker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
+	t.Parallel()
 	c, image, task, vol, owner := takeoverSetup(t)
 	p := c.procs[owner]
 	p.cmd.Process.Signal(syscall.SIGSTOP)
@@ -415,6 +413,7 @@ func TestServePostgresRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
+	t.Parallel()
 	c := newCluster(t, 8<<20)
 	c.start(2, true, "--lease-timeout", "2s")
 	var tasks, vols, images []string

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+
+	"github.com/diskport/diskport/disk"
 	"strconv"
 	"strings"
 	"time"
@@ -106,4 +108,22 @@ func (d *duration) Set(s string) error {
 	}
 	*d = duration(time.Duration(days)*24*time.Hour + rest)
 	return nil
+}
+
+// sizeText writes n bytes as qemu-img does, in binary units and then
+// exactly: "64 MiB (67125248 bytes)".
+func sizeText(n int64) string {
+	return disk.FormatSize(n) + " (" + count(n, "byte") + ")"
+}
+
+// count writes n and the noun, in the plural unless n is 1: "1 part",
+// "3 parts", "2 entries".
+func count[N int | int64](n N, noun string) string {
+	if n != 1 {
+		if strings.HasSuffix(noun, "y") {
+			noun = noun[:len(noun)-1] + "ie"
+		}
+		noun += "s"
+	}
+	return strconv.FormatInt(int64(n), 10) + " " + noun
 }

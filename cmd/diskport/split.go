@@ -2,10 +2,14 @@ package main
 
 import (
 	"flag"
+	"strings"
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/manifest"
 )
+
+// splitSynopsis is the synopsis of the split flags.
+const splitSynopsis = "[--format F|ova [--trust-format]] [--disk N] [--no-verify-manifest] [--volume-size GIB] [--part-size 10MiB] [--naming aws|euca2ools] [--name NAME]"
 
 // splitFlags are the flags that say how an image is cut into parts, shared
 // by manifest create and upload.
@@ -31,7 +35,7 @@ func (f *splitFlags) register(fs *flag.FlagSet) {
 }
 
 func (f *splitFlags) options() (manifest.SplitOptions, error) {
-	naming, err := manifest.ParseNaming(f.naming)
+	naming, err := manifest.ParseNaming(strings.ToLower(f.naming))
 	if err != nil {
 		return manifest.SplitOptions{}, usageError("%v", err)
 	}

@@ -52,6 +52,11 @@ func unbundle(u *command, args []string) error {
 	if *keyPath == "" || *manifest == "" {
 		return usageError("--private-key and --manifest are required")
 	}
+	if pos[0] == "-" {
+		// The volume is checked whole before it is committed: standard
+		// output would hold it before its digest is known.
+		return usageError("unbundle restores into a file or block device, not - (standard output): its digest is checked before the volume is committed")
+	}
 	if (*dir == "") == (*endpoint == "") {
 		return usageError("give one of --dir and --endpoint")
 	}
@@ -94,9 +99,14 @@ func unbundle(u *command, args []string) error {
 	// Written under a temporary name, flushed and renamed into place
 	// only once complete and verified: a crash or a signal never
 	// leaves a partial volume under the final name.
+	if !*force {
+		if err := partialLeft(pos[0]); err != nil {
+			return err
+		}
+	}
 	w, err := volume.Create(pos[0], r.Manifest.Image.Size, volume.Options{Force: *force})
 	if err != nil {
-		return existsHint(err)
+		return destError(existsHint(err), pos[0])
 	}
 	bar := newBar(*progress, r.Manifest.Image.Size, "restoring")
 	r.Progress = bar.set
@@ -114,7 +124,7 @@ func unbundle(u *command, args []string) error {
 	if !r.Signed {
 		what = "parts and image digest verified; the manifest is UNSIGNED (accepted with --allow-unsigned)"
 	}
-	fmt.Fprintf(stdout, "restored %s (%d bytes) from %d parts: %s; image digest %s\n",
-		pos[0], m.Image.Size, len(m.Image.Parts.Part), what, m.Image.Digest.Hex)
+	fmt.Fprintf(stdout, "restored %s, %s, from %s: %s; image digest %s\n",
+		pos[0], sizeText(m.Image.Size), count(len(m.Image.Parts.Part), "part"), what, m.Image.Digest.Hex)
 	return nil
 }

@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 func init() {
 	register(&command{
 		name:    "upload",
 		summary: "upload an image to S3 as import-manifest parts and print the ImportManifestUrl",
-		usage:   "upload --endpoint URL --bucket B [--create-bucket] [--prefix P] [--sigv2] [--expires 7d] [--part-size 10MiB] [--workers N] [-p] IMAGE",
+		usage:   "upload --endpoint URL --bucket B [--create-bucket] [--region R] [--prefix P] [--sigv2] [--expires 7d] " + splitSynopsis + " [--workers N] [-p] IMAGE",
 		run:     runUpload,
 	})
 }
@@ -79,16 +80,16 @@ func runUpload(c *command, args []string) error {
 	b.finish()
 	if err != nil {
 		if res != nil && res.Uploaded+res.Skipped > 0 {
-			return fmt.Errorf("%w (%d parts stored; run the same command again to resume)", err, res.Uploaded+res.Skipped)
+			return fmt.Errorf("%w (%s stored; run the same command again to resume)", err, count(res.Uploaded+res.Skipped, "part"))
 		}
-		if errors.Is(err, manifest.ErrNoBucket) {
+		if errors.Is(err, parts.ErrNoBucket) {
 			return &hinted{err.Error() + " (check the name, or give --create-bucket to create it)", err}
 		}
 		return mismatchHint(err)
 	}
 	m := res.Manifest
-	fmt.Fprintf(stderr, "uploaded %s (%s, %d bytes) to s3://%s/%s: %d parts sent, %d already there; volume %d GiB\n",
-		pos[0], m.FileFormat, m.Size, *bucket, res.ManifestKey, res.Uploaded, res.Skipped, m.VolumeSize)
+	fmt.Fprintf(stderr, "uploaded %s (%s), %s, to s3://%s/%s: %s sent, %d already there; volume %d GiB\n",
+		pos[0], m.FileFormat, sizeText(m.Size), *bucket, res.ManifestKey, count(res.Uploaded, "part"), res.Skipped, m.VolumeSize)
 	fmt.Fprintln(stdout, res.ManifestURL)
 	return nil
 }

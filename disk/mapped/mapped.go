@@ -432,7 +432,7 @@ func (st *walkState) extent(r Run) bool {
 			st.stopped = !m.parentExtents(r.Off, r.Off+r.Len, st.yield)
 			return !st.stopped
 		}
-		x.Kind = disk.Zero
+		x.Kind, x.Unallocated = disk.Zero, true
 	case Zero:
 		x.Kind = disk.Zero
 	case Stored:
@@ -444,8 +444,10 @@ func (st *walkState) extent(r Run) bool {
 	return !st.stopped
 }
 
-// parentExtents yields the parent's extents over the hole [off, end), and
-// disk.Zero past the parent's size. It reports whether to go on.
+// parentExtents yields the parent's extents over the hole [off, end), one
+// layer deeper, and unallocated disk.Zero past the parent's size (a range
+// of the image itself, as qemu-img map counts it). It reports whether to
+// go on.
 func (m *Image) parentExtents(off, end int64, yield func(disk.Extent, error) bool) bool {
 	pe := min(end, m.parent.Size())
 	if off < pe {
@@ -454,13 +456,14 @@ func (m *Image) parentExtents(off, end int64, yield func(disk.Extent, error) boo
 				yield(disk.Extent{}, err)
 				return false
 			}
+			x.Depth++
 			if !yield(x, nil) {
 				return false
 			}
 		}
 	}
 	if z := max(off, pe); z < end {
-		return yield(disk.Extent{Offset: z, Length: end - z, Kind: disk.Zero}, nil)
+		return yield(disk.Extent{Offset: z, Length: end - z, Kind: disk.Zero, Unallocated: true}, nil)
 	}
 	return true
 }

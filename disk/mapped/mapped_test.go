@@ -243,6 +243,11 @@ func TestExtents(t *testing.T) {
 		return disk.Extent{Offset: off, Length: n, Kind: disk.Data, Stored: st, StoredOffset: at}
 	}
 	zero := func(off, n int64) disk.Extent { return disk.Extent{Offset: off, Length: n, Kind: disk.Zero} }
+	// A hole no layer fills is a Zero run marked unallocated, apart from
+	// the zeros the image defines.
+	hole := func(off, n int64) disk.Extent {
+		return disk.Extent{Offset: off, Length: n, Kind: disk.Zero, Unallocated: true}
+	}
 	comp := disk.Extent{Offset: 24 << 10, Length: 8 << 10, Kind: disk.Data, Compressed: true}
 	cases := []struct {
 		name       string
@@ -250,11 +255,13 @@ func TestExtents(t *testing.T) {
 		off, n     int64
 		want       []disk.Extent
 	}{
-		{"all", 0, 0, -1, []disk.Extent{data(0, 12<<10, 0), zero(12<<10, 12<<10), comp, data(32<<10, 4<<10, 40<<10), zero(36<<10, 28<<10)}},
-		{"clipped", 0, 100, 24<<10 - 100 + 10, []disk.Extent{data(100, 12<<10-100, 100), zero(12<<10, 12<<10), {Offset: 24 << 10, Length: 10, Kind: disk.Data, Compressed: true}}},
+		{"all", 0, 0, -1, []disk.Extent{data(0, 12<<10, 0), hole(12<<10, 8<<10), zero(20<<10, 4<<10), comp, data(32<<10, 4<<10, 40<<10), hole(36<<10, 28<<10)}},
+		{"clipped", 0, 100, 24<<10 - 100 + 10, []disk.Extent{data(100, 12<<10-100, 100), hole(12<<10, 8<<10), zero(20<<10, 4<<10), {Offset: 24 << 10, Length: 10, Kind: disk.Data, Compressed: true}}},
 		{"before start", 0, -5, 10, []disk.Extent{data(0, 5, 0)}},
 		{"past end", 0, 64 << 10, 10, nil},
-		{"parent in holes", 16 << 10, 12 << 10, 12 << 10, []disk.Extent{{Offset: 12 << 10, Length: 4 << 10, Kind: disk.Data}, zero(16<<10, 8<<10)}},
+		// The parent's data is one layer down; past the parent's end the
+		// hole is the image's own, unallocated.
+		{"parent in holes", 16 << 10, 12 << 10, 12 << 10, []disk.Extent{{Offset: 12 << 10, Length: 4 << 10, Kind: disk.Data, Depth: 1}, hole(16<<10, 4<<10), zero(20<<10, 4<<10)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,6 +1,6 @@
-// Package s3 is diskport's one S3 client, shared by manifest (import
-// uploads and parts read by key) and bundle (bundles read and removed by
-// key, stored with POST policies): the client setup from an endpoint URL
+// Package s3 is diskport's one S3 client, shared by manifest/parts
+// (import uploads and parts read by key) and bundle (bundles read and
+// removed by key, stored with POST policies): the client setup from an endpoint URL
 // and static credentials, the few object operations they use, S3's
 // signature version 2 for presigned URLs and POST policies, and S3's error
 // responses parsed into an [Error] ("Code: Message", never the raw XML).

@@ -247,6 +247,17 @@ type Store interface {
 	AccountCount(ctx context.Context) (int, error)
 	// AccessKey returns the key pair with this id.
 	AccessKey(ctx context.Context, id string) (*AccessKey, error)
+	// Accounts returns the accounts, by name, and AccessKeys an account's
+	// key pairs, oldest first, without their secrets.
+	Accounts(ctx context.Context) ([]*Account, error)
+	AccessKeys(ctx context.Context, account string) ([]*AccessKey, error)
+	// RemoveAccount deletes the account named name and its key pairs
+	// (ErrNotFound when there is none); its tasks, volumes and instances
+	// stay, out of every account's sight.
+	RemoveAccount(ctx context.Context, name string) (*Account, error)
+	// RotateKey replaces every key pair of the account named name with
+	// key, atomically.
+	RotateKey(ctx context.Context, name string, key *AccessKey) (*Account, error)
 
 	// CreateTask stores a new task with its volumes and, for
 	// ImportInstance, its instance, atomically.

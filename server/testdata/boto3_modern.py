@@ -41,7 +41,7 @@ def main():
     snaps = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag:Name", "Values": ["boto3-*"]}])["Snapshots"]
     if len(snaps) != 1 or snaps[0]["SnapshotId"] != snap or snaps[0]["State"] != "completed":
         sys.exit("DescribeSnapshots answered %r" % snaps)
-    vol = ec2.create_volume(SnapshotId=snap, AvailabilityZone="us-west-2a", Size=2)
+    vol = ec2.create_volume(SnapshotId=snap, AvailabilityZone="us-east-1a", Size=2)
     if vol["State"] != "creating" or vol["SnapshotId"] != snap or vol["Size"] != 2:
         sys.exit("CreateVolume answered %r" % vol)
     ec2.get_waiter("volume_available").wait(VolumeIds=[vol["VolumeId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 120})

@@ -1,4 +1,4 @@
-package manifest
+package parts
 
 import (
 	"context"
@@ -93,7 +93,7 @@ func (h *HTTPStore) URL(p *Part) (string, error) {
 	}
 	u, err := url.Parse(p.GetURL)
 	if err != nil {
-		return "", errorf(disk.ErrCorrupt, "part %d get-url %s does not parse", p.Index, RedactURL(p.GetURL))
+		return "", errorf(disk.ErrCorrupt, "part %d get-url %s does not parse", p.Index, logtext.RedactURL(p.GetURL))
 	}
 	if !u.IsAbs() {
 		if h.Base == nil {
@@ -113,17 +113,6 @@ func (h *HTTPStore) Where(p *Part) string {
 	s, err := h.URL(p)
 	if err != nil {
 		return p.GetURL
-	}
-	return logtext.RedactURL(s)
-}
-
-// RedactURL drops a URL's query string, where presigned URLs keep their
-// credentials (the signature, and for SigV4 the access key ID). Anything
-// that is not an http(s) URL (a local path) is returned unchanged. Every
-// name, summary and error this package makes from a URL goes through it.
-func RedactURL(s string) string {
-	if !IsURL(s) {
-		return s
 	}
 	return logtext.RedactURL(s)
 }
@@ -236,7 +225,7 @@ func (r *httpBody) try() error {
 func (r *httpBody) request(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
 	if err != nil {
-		return fmt.Errorf("bad URL %s", RedactURL(r.url))
+		return fmt.Errorf("bad URL %s", logtext.RedactURL(r.url))
 	}
 	whole := r.off == 0 && r.n == r.part.Length
 	if !whole {
@@ -349,4 +338,48 @@ func (r *httpBody) drop() {
 func (r *httpBody) Close() error {
 	r.drop()
 	return nil
+}
+
+// Fetch GETs the document at u whole (the manifest beside the parts),
+// with the store's client and retries; a body larger than limit bytes is
+// refused (disk.ErrTooLarge).
+func (h *HTTPStore) Fetch(ctx context.Context, u string, limit int64) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		b, err := h.fetchOnce(ctx, u, limit)
+		if err == nil {
+			return b, nil
+		}
+		he, isHTTP := err.(*HTTPError)
+		if ctx.Err() != nil || attempt >= h.retries() || (isHTTP && !he.transient()) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(h.backoff(attempt)):
+		}
+	}
+}
+
+func (h *HTTPStore) fetchOnce(ctx context.Context, u string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("bad URL %s", logtext.RedactURL(u)) // url.Parse's error quotes the whole URL
+	}
+	resp, err := h.client().Do(req)
+	if err != nil {
+		return nil, logtext.RedactErr(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, newHTTPError(resp)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", limit)
+	}
+	return b, nil
 }

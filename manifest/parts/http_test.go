@@ -1,4 +1,4 @@
-package manifest
+package parts
 
 import (
 	"bytes"
@@ -99,15 +99,15 @@ func (s *partServer) count(name string) int {
 	return s.requests[name]
 }
 
-// served points the manifest's get-urls at the server.
-func served(t testing.TB, m *Manifest, dir string) (*Manifest, *partServer) {
+// served points the parts' get-urls at the server.
+func served(t testing.TB, f File, dir string) (File, *partServer) {
 	s := newPartServer(t, dir)
-	c := *m
-	c.Parts = append([]Part(nil), m.Parts...)
+	c := f
+	c.Parts = append([]Part(nil), f.Parts...)
 	for i := range c.Parts {
 		c.Parts[i].GetURL = s.URL + "/bkt/" + c.Parts[i].Key + "?X-Amz-Signature=secret"
 	}
-	return &c, s
+	return c, s
 }
 
 func fastStore() *HTTPStore { return &HTTPStore{Backoff: time.Millisecond} }
@@ -121,9 +121,9 @@ func readAll(t testing.TB, s disk.Storage) []byte {
 }
 
 func TestStorageHTTP(t *testing.T) {
-	m, dir, data := created(t, 3<<20+777, 256<<10)
-	m, srv := served(t, m, dir)
-	s, err := OpenStorage(context.Background(), m, fastStore(), StorageOptions{Parallel: 3, CacheChunks: 5})
+	f, dir, data := created(t, 3<<20+777, 256<<10)
+	f, srv := served(t, f, dir)
+	s, err := OpenStorage(context.Background(), f, fastStore(), StorageOptions{Parallel: 3, CacheChunks: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,16 +170,16 @@ func TestStorageHTTP(t *testing.T) {
 // TestStorageSequentialFetchesOnce checks a sequential reader fetches each
 // part once, read ahead in parallel.
 func TestStorageSequentialFetchesOnce(t *testing.T) {
-	m, dir, data := created(t, 4<<20, 256<<10)
-	m, srv := served(t, m, dir)
-	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
+	f, dir, data := created(t, 4<<20, 256<<10)
+	f, srv := served(t, f, dir)
+	s, _ := OpenStorage(context.Background(), f, fastStore(), StorageOptions{})
 	b := make([]byte, 64<<10)
 	for off := int64(0); off < s.Size(); off += int64(len(b)) {
 		if _, err := s.ReadAt(b, off); err != nil || !bytes.Equal(b, data[off:off+int64(len(b))]) {
 			t.Fatalf("at %d: %v", off, err)
 		}
 	}
-	for _, p := range m.Parts {
+	for _, p := range f.Parts {
 		if n := srv.count(p.Key); n != 1 {
 			t.Errorf("%s fetched %d times", p.Key, n)
 		}
@@ -187,11 +187,11 @@ func TestStorageSequentialFetchesOnce(t *testing.T) {
 }
 
 func TestHTTPRetries(t *testing.T) {
-	m, dir, data := created(t, 1<<20, 256<<10)
-	m, srv := served(t, m, dir)
+	f, dir, data := created(t, 1<<20, 256<<10)
+	f, srv := served(t, f, dir)
 	srv.drop["disk.img.part1"] = 2
 	srv.status["disk.img.part2"] = []int{503, 500, 429}
-	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
+	s, _ := OpenStorage(context.Background(), f, fastStore(), StorageOptions{})
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")
 	}
@@ -201,7 +201,7 @@ func TestHTTPRetries(t *testing.T) {
 	if srv.count("disk.img.part2") != 4 {
 		t.Fatalf("part2 requests %d", srv.count("disk.img.part2"))
 	}
-	if _, err := Verify(context.Background(), m, fastStore(), VerifyOptions{}); err != nil {
+	if _, err := Verify(context.Background(), f, fastStore(), VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -209,11 +209,11 @@ func TestHTTPRetries(t *testing.T) {
 // TestHTTPStall: a server that stops sending mid-part is abandoned after
 // the idle timeout and the part fetched again from where it stopped.
 func TestHTTPStall(t *testing.T) {
-	m, dir, data := created(t, 512<<10, 256<<10)
-	m, srv := served(t, m, dir)
+	f, dir, data := created(t, 512<<10, 256<<10)
+	f, srv := served(t, f, dir)
 	srv.stall["disk.img.part1"] = 1
 	store := &HTTPStore{Backoff: time.Millisecond, IdleTimeout: time.Second}
-	s, _ := OpenStorage(context.Background(), m, store, StorageOptions{})
+	s, _ := OpenStorage(context.Background(), f, store, StorageOptions{})
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")
 	}
@@ -223,7 +223,7 @@ func TestHTTPStall(t *testing.T) {
 		t.Fatalf("%d requests, %d ranges", srv.count("disk.img.part1"), srv.ranges)
 	}
 	srv.stall["disk.img.part0"] = 10
-	_, err := Verify(context.Background(), m, &HTTPStore{Backoff: time.Millisecond, IdleTimeout: 100 * time.Millisecond, Retries: 1}, VerifyOptions{})
+	_, err := Verify(context.Background(), f, &HTTPStore{Backoff: time.Millisecond, IdleTimeout: 100 * time.Millisecond, Retries: 1}, VerifyOptions{})
 	if err == nil || !strings.Contains(err.Error(), "part 0 (bytes 0-262143)") ||
 		!strings.Contains(err.Error(), "no data for 100ms") && !strings.Contains(err.Error(), "no response for 100ms") {
 		t.Fatalf("err = %v", err)
@@ -231,13 +231,13 @@ func TestHTTPStall(t *testing.T) {
 }
 
 func TestHTTPErrors(t *testing.T) {
-	m, dir, _ := created(t, 1<<20, 256<<10)
-	m, srv := served(t, m, dir)
+	f, dir, _ := created(t, 1<<20, 256<<10)
+	f, srv := served(t, f, dir)
 	ctx := context.Background()
 
 	// An expired URL: S3's 403 body is surfaced, not retried.
 	srv.status["disk.img.part2"] = []int{403}
-	s, _ := OpenStorage(ctx, m, fastStore(), StorageOptions{})
+	s, _ := OpenStorage(ctx, f, fastStore(), StorageOptions{})
 	_, err := s.ReadAt(make([]byte, 10), 2*256<<10+5)
 	var he *HTTPError
 	if !errors.As(err, &he) || he.StatusCode != 403 {
@@ -265,9 +265,9 @@ func TestHTTPErrors(t *testing.T) {
 	// A server that keeps cutting the connection: retries run out. (A
 	// new server each time: the storages above may still be fetching in
 	// the background.)
-	m, srv = served(t, m, dir)
+	f, srv = served(t, f, dir)
 	srv.drop["disk.img.part3"] = 100
-	s, _ = OpenStorage(ctx, m, fastStore(), StorageOptions{})
+	s, _ = OpenStorage(ctx, f, fastStore(), StorageOptions{})
 	_, err = s.ReadAt(make([]byte, 10), 3*256<<10)
 	if err == nil || !strings.Contains(err.Error(), "part 3 (bytes 786432-1048575)") || !strings.Contains(err.Error(), "unexpected EOF") {
 		t.Fatalf("err = %v", err)
@@ -277,10 +277,10 @@ func TestHTTPErrors(t *testing.T) {
 	}
 
 	// A missing object and a truncated one.
-	m, srv = served(t, m, dir)
+	f, srv = served(t, f, dir)
 	os.Remove(filepath.Join(dir, "disk.img.part0"))
 	os.Truncate(filepath.Join(dir, "disk.img.part1"), 1000)
-	_, err = Verify(ctx, m, fastStore(), VerifyOptions{})
+	_, err = Verify(ctx, f, fastStore(), VerifyOptions{})
 	var ve *VerifyError
 	if !errors.As(err, &ve) || len(ve.Failures) != 2 {
 		t.Fatalf("err = %v", err)
@@ -295,11 +295,11 @@ func TestHTTPErrors(t *testing.T) {
 }
 
 func TestStorageChecksum(t *testing.T) {
-	m, dir, data := created(t, 1<<20, 256<<10)
+	f, dir, data := created(t, 1<<20, 256<<10)
 	b, _ := os.ReadFile(filepath.Join(dir, "disk.img.part1"))
 	b[5] ^= 0x80
 	os.WriteFile(filepath.Join(dir, "disk.img.part1"), b, 0o644)
-	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	s, _ := OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 	got := make([]byte, 100)
 	if _, err := s.ReadAt(got, 0); err != nil || !bytes.Equal(got, data[:100]) {
 		t.Fatalf("good part: %v", err)
@@ -319,9 +319,9 @@ func TestStorageChecksum(t *testing.T) {
 func TestStorageBigParts(t *testing.T) {
 	defer func(v int64) { chunkLimit = v }(chunkLimit)
 	chunkLimit = 100 << 10
-	m, dir, data := created(t, 1<<20+3, 600<<10)
-	m, srv := served(t, m, dir)
-	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
+	f, dir, data := created(t, 1<<20+3, 600<<10)
+	f, srv := served(t, f, dir)
+	s, _ := OpenStorage(context.Background(), f, fastStore(), StorageOptions{})
 	if len(s.chunks) != 6+5 {
 		t.Fatalf("%d chunks", len(s.chunks))
 	}
@@ -331,40 +331,13 @@ func TestStorageBigParts(t *testing.T) {
 	if srv.ranges == 0 {
 		t.Fatal("no range requests")
 	}
-	if _, err := Verify(context.Background(), m, fastStore(), VerifyOptions{}); err != nil {
+	if _, err := Verify(context.Background(), f, fastStore(), VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, "disk.img.part1"))
 	b[5] ^= 1
 	os.WriteFile(filepath.Join(dir, "disk.img.part1"), b, 0o644)
-	if _, err := Verify(context.Background(), m, fastStore(), VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 1 (bytes 614400-1048578): checksum mismatch") && !strings.Contains(err.Error(), "checksum mismatch") {
-		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestOpenURL(t *testing.T) {
-	m, dir, data := created(t, 700<<10, 256<<10)
-	// A manifest with relative get-urls, served beside its parts.
-	for i := range m.Parts {
-		m.Parts[i].GetURL = m.Parts[i].Key + "?sig=1"
-	}
-	os.WriteFile(filepath.Join(dir, "disk.img.manifest.xml"), m.Marshal(), 0o644)
-	srv := newPartServer(t, dir)
-	m2, store, err := Open(context.Background(), srv.URL+"/b/disk.img.manifest.xml?X-Amz-Signature=1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := OpenStorage(context.Background(), m2, store, StorageOptions{})
-	if !bytes.Equal(readAll(t, s), data) {
-		t.Fatal("read differs")
-	}
-	// From the local path, the parts are read from the directory.
-	_, store, err = Open(context.Background(), filepath.Join(dir, "disk.img.manifest.xml"), nil)
-	if _, ok := store.(DirStore); err != nil || !ok {
-		t.Fatalf("local open: %T %v", store, err)
-	}
-	srv.status["gone.xml"] = []int{403}
-	if _, _, err := Open(context.Background(), srv.URL+"/b/gone.xml", nil); err == nil || !strings.Contains(err.Error(), "Request has expired") {
+	if _, err := Verify(context.Background(), f, fastStore(), VerifyOptions{}); err == nil || !strings.Contains(err.Error(), "part 1 (bytes 614400-1048578): checksum mismatch") && !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -373,8 +346,8 @@ func TestOpenURL(t *testing.T) {
 // byte outside them is zero, and every 4 KiB block inside them that starts
 // a run holds data.
 func TestStorageNextData(t *testing.T) {
-	m, dir, data := created(t, 2<<20+4097, 300<<10)
-	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	f, dir, data := created(t, 2<<20+4097, 300<<10)
+	s, _ := OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 	var _ disk.SparseStorage = s
 	pos, runs := int64(0), 0
 	for pos < s.Size() {
@@ -430,20 +403,17 @@ func TestStorageSkipsZeroParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 256 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := split(t, img, dir, 256<<10)
 	for _, checked := range []bool{true, false} {
-		c := *m
-		c.Parts = append([]Part(nil), m.Parts...)
+		c := f
+		c.Parts = append([]Part(nil), f.Parts...)
 		if !checked {
 			c.SHA256 = ""
 			for i := range c.Parts {
 				c.Parts[i].SHA256 = ""
 			}
 		}
-		sm, srv := served(t, &c, dir)
+		sm, srv := served(t, c, dir)
 		s, err := OpenStorage(context.Background(), sm, fastStore(), StorageOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -474,9 +444,9 @@ func TestStorageSkipsZeroParts(t *testing.T) {
 // chunks after it, which the pass has consumed.
 func TestStorageReadAheadSkipsConsumed(t *testing.T) {
 	const chunk = 256 << 10
-	m, dir, data := created(t, 4<<20, chunk)
-	m, srv := served(t, m, dir)
-	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{Parallel: 2, CacheChunks: 4})
+	f, dir, data := created(t, 4<<20, chunk)
+	f, srv := served(t, f, dir)
+	s, _ := OpenStorage(context.Background(), f, fastStore(), StorageOptions{Parallel: 2, CacheChunks: 4})
 	defer s.Close()
 	b := make([]byte, 64<<10)
 	read := func(off int64) {
@@ -489,7 +459,7 @@ func TestStorageReadAheadSkipsConsumed(t *testing.T) {
 	}
 	read(3 * chunk) // back 4 chunks: still "moving forward" for read-ahead
 	read(8 * chunk)
-	for i, p := range m.Parts[:9] {
+	for i, p := range f.Parts[:9] {
 		want := 1
 		if i == 3 {
 			want = 2 // evicted, and read again

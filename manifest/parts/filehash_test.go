@@ -1,4 +1,4 @@
-package manifest
+package parts
 
 import (
 	"bytes"
@@ -16,16 +16,16 @@ import (
 // TestVerifySequential: a sequential reader has every chunk hashed on
 // the way, so Verify fetches nothing again.
 func TestVerifySequential(t *testing.T) {
-	m, dir, data := created(t, 4<<20, 256<<10)
-	m, srv := served(t, m, dir)
-	s, _ := OpenStorage(context.Background(), m, fastStore(), StorageOptions{})
+	f, dir, data := created(t, 4<<20, 256<<10)
+	f, srv := served(t, f, dir)
+	s, _ := OpenStorage(context.Background(), f, fastStore(), StorageOptions{})
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")
 	}
 	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range m.Parts {
+	for _, p := range f.Parts {
 		if n := srv.count(p.Key); n != 1 {
 			t.Errorf("%s fetched %d times", p.Key, n)
 		}
@@ -36,10 +36,10 @@ func TestVerifySequential(t *testing.T) {
 // tiny cache, so that chunks are fetched ahead of their turn, evicted and
 // fetched again: each is hashed once, in order, and the file checks.
 func TestVerifyOutOfOrder(t *testing.T) {
-	m, dir, data := created(t, 4<<20+1000, 256<<10)
+	f, dir, data := created(t, 4<<20+1000, 256<<10)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := 0; round < 5; round++ {
-		s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{Parallel: 1, CacheChunks: 1})
+		s, _ := OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{Parallel: 1, CacheChunks: 1})
 		b := make([]byte, 1000)
 		for range 60 {
 			off := rng.Int64N(s.Size() - int64(len(b)))
@@ -59,7 +59,7 @@ func TestVerifyOutOfOrder(t *testing.T) {
 // TestVerifySwappedParts swaps two parts' files and their checksum
 // entries: every part verifies on its own, the file does not.
 func TestVerifySwappedParts(t *testing.T) {
-	m, dir, data := created(t, 2<<20, 256<<10)
+	f, dir, data := created(t, 2<<20, 256<<10)
 	a, b := filepath.Join(dir, "disk.img.part1"), filepath.Join(dir, "disk.img.part5")
 	if bytes.Equal(data[256<<10:512<<10], data[5*256<<10:6*256<<10]) {
 		t.Fatal("parts 1 and 5 are the same")
@@ -67,21 +67,21 @@ func TestVerifySwappedParts(t *testing.T) {
 	os.Rename(a, a+".tmp")
 	os.Rename(b, a)
 	os.Rename(a+".tmp", b)
-	m.Parts[1].SHA256, m.Parts[5].SHA256 = m.Parts[5].SHA256, m.Parts[1].SHA256
-	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{Name: "swapped.manifest.xml"})
+	f.Parts[1].SHA256, f.Parts[5].SHA256 = f.Parts[5].SHA256, f.Parts[1].SHA256
+	s, _ := OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{Name: "swapped.manifest.xml"})
 	readAll(t, s) // every part matches its checksum
 	err := s.Verify()
-	if !errors.Is(err, disk.ErrCorrupt) || !strings.Contains(err.Error(), "swapped.manifest.xml: file checksum mismatch") || !strings.Contains(err.Error(), m.SHA256) {
+	if !errors.Is(err, disk.ErrCorrupt) || !strings.Contains(err.Error(), "swapped.manifest.xml: file checksum mismatch") || !strings.Contains(err.Error(), f.SHA256) {
 		t.Fatalf("Verify = %v", err)
 	}
 	// Without reading first, Verify fetches the parts itself.
-	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	s, _ = OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 	if err := s.Verify(); !errors.Is(err, disk.ErrCorrupt) {
 		t.Fatalf("Verify without reads = %v", err)
 	}
 	// A manifest without a file checksum has nothing to check.
-	m.SHA256 = ""
-	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	f.SHA256 = ""
+	s, _ = OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
@@ -95,14 +95,11 @@ func TestVerifyZeroAndBigParts(t *testing.T) {
 	clear(data[1<<20 : 2<<20]) // parts 4-7 of 256 KiB hold zeros
 	os.WriteFile(img, data, 0o644)
 	dir := t.TempDir()
-	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 256 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !knownZero(&m.Parts[5]) {
+	f := split(t, img, dir, 256<<10)
+	if !knownZero(&f.Parts[5]) {
 		t.Fatal("part 5 is not known to be zeros")
 	}
-	s, _ := OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	s, _ := OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")
 	}
@@ -112,8 +109,8 @@ func TestVerifyZeroAndBigParts(t *testing.T) {
 
 	defer func(v int64) { chunkLimit = v }(chunkLimit)
 	chunkLimit = 100 << 10
-	m, dir, data = created(t, 1<<20+3, 600<<10)
-	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	f, dir, data = created(t, 1<<20+3, 600<<10)
+	s, _ = OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 	if !bytes.Equal(readAll(t, s), data) {
 		t.Fatal("read differs")
 	}
@@ -124,7 +121,7 @@ func TestVerifyZeroAndBigParts(t *testing.T) {
 	b, _ := os.ReadFile(part)
 	b[5] ^= 1
 	os.WriteFile(part, b, 0o644)
-	s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+	s, _ = OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 	readAll(t, s) // big parts are read in ranges, hashed as they pass
 	var pe *PartError
 	if err := s.Verify(); !errors.Is(err, disk.ErrCorrupt) || !errors.As(err, &pe) || pe.Part.Index != 1 {
@@ -133,9 +130,9 @@ func TestVerifyZeroAndBigParts(t *testing.T) {
 
 	// Without a whole-file sum, a big part's own sum still holds, read
 	// or not.
-	m.SHA256 = ""
+	f.SHA256 = ""
 	for _, read := range []bool{true, false} {
-		s, _ = OpenStorage(context.Background(), m, DirStore{dir}, StorageOptions{})
+		s, _ = OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 		if read {
 			readAll(t, s)
 		}

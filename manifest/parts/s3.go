@@ -1,11 +1,9 @@
-package manifest
+package parts
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"strings"
 
 	"github.com/diskport/diskport/disk"
 	"github.com/diskport/diskport/internal/s3"
@@ -49,15 +47,16 @@ func newClient(cfg S3Config) (*s3.Client, error) {
 	return s3.New(c)
 }
 
-// An S3Store reads parts from a bucket by key with the S3 API (for
-// manifests whose presigned URLs have expired).
+// An S3Store keeps parts in a bucket, by key, with the S3 API: it reads
+// them (for a manifest whose presigned URLs have expired) and uploads them
+// ([S3Store.Upload]).
 type S3Store struct {
 	client *s3.Client
 	bucket string
 }
 
-// NewS3Store returns a store reading parts from bucket at the endpoint of
-// cfg, which must carry credentials.
+// NewS3Store returns the store of bucket at the endpoint of cfg, which
+// must carry credentials.
 func NewS3Store(cfg S3Config, bucket string) (*S3Store, error) {
 	c, err := newClient(cfg)
 	if err != nil {
@@ -70,7 +69,7 @@ func NewS3Store(cfg S3Config, bucket string) (*S3Store, error) {
 func (s *S3Store) Where(p *Part) string { return "s3://" + s.bucket + "/" + p.Key }
 
 // OpenPart gets [off, off+n) of the part's object, checking the object's
-// size against the manifest.
+// size against the part's.
 func (s *S3Store) OpenPart(ctx context.Context, p *Part, off, n int64) (io.ReadCloser, error) {
 	whole := off == 0 && n == p.Length
 	if whole {
@@ -87,7 +86,7 @@ func (s *S3Store) OpenPart(ctx context.Context, p *Part, off, n int64) (io.ReadC
 	return obj, nil
 }
 
-// s3Error turns a missing object into a corruption of the manifest's file.
+// s3Error turns a missing object into a corruption of the file.
 func s3Error(err error) error {
 	var er *s3.Error
 	if errors.As(err, &er) && er.Code == "NoSuchKey" {
@@ -96,37 +95,21 @@ func s3Error(err error) error {
 	return err
 }
 
-// IsS3URL reports whether s names an object as s3://bucket/key.
-func IsS3URL(s string) bool { return strings.HasPrefix(s, "s3://") }
-
-// OpenS3 reads the manifest at s3://bucket/key with the S3 API and
-// credentials (for a manifest whose presigned URLs have expired), and
-// returns it with an [S3Store] reading its parts by key from the same
-// bucket.
-func OpenS3(ctx context.Context, cfg S3Config, s3url string) (*Manifest, *S3Store, error) {
-	bucket, key, ok := strings.Cut(strings.TrimPrefix(s3url, "s3://"), "/")
-	if !IsS3URL(s3url) || !ok || bucket == "" || key == "" {
-		return nil, nil, fmt.Errorf("manifest: %q is not s3://BUCKET/KEY", s3url)
-	}
-	store, err := NewS3Store(cfg, bucket)
+// Fetch reads the object key of the bucket whole (the manifest beside
+// the parts); an object larger than limit bytes is refused
+// (disk.ErrTooLarge).
+func (s *S3Store) Fetch(ctx context.Context, key string, limit int64) ([]byte, error) {
+	obj, _, err := s.client.Get(ctx, s.bucket, key, 0, 0)
 	if err != nil {
-		return nil, nil, err
-	}
-	obj, _, err := store.client.Get(ctx, bucket, key, 0, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("manifest: fetching %s: %w", s3url, err)
+		return nil, err
 	}
 	defer obj.Close()
-	b, err := io.ReadAll(io.LimitReader(obj, maxManifestSize+1))
+	b, err := io.ReadAll(io.LimitReader(obj, limit+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("manifest: fetching %s: %w", s3url, s3.Parse(err))
+		return nil, s3.Parse(err)
 	}
-	if int64(len(b)) > maxManifestSize {
-		return nil, nil, errorf(disk.ErrTooLarge, "%s: document larger than %d bytes", s3url, maxManifestSize)
+	if int64(len(b)) > limit {
+		return nil, errorf(disk.ErrTooLarge, "document larger than %d bytes", limit)
 	}
-	m, err := ParseBytes(b)
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, store, nil
+	return b, nil
 }

@@ -1,4 +1,4 @@
-package manifest
+package parts
 
 import (
 	"context"
@@ -27,8 +27,8 @@ type Report struct {
 	// Parts and Bytes count what was checked.
 	Parts int
 	Bytes int64
-	// Checksums reports whether the manifest carried diskport's checksums;
-	// without them only lengths are checked.
+	// Checksums reports whether every part and the whole file had a
+	// SHA-256; without them only lengths are checked.
 	Checksums bool
 	// SHA256 is the whole file's SHA-256 as read, "" if a part failed.
 	SHA256 string
@@ -41,7 +41,7 @@ type Report struct {
 type VerifyError struct {
 	Failures []*PartError
 	// FileSHA256, when set, is the whole file's checksum as read, which
-	// differs from the manifest's.
+	// differs from the one the File gives.
 	FileSHA256 string
 	Want       string
 }
@@ -76,13 +76,13 @@ func (e *VerifyError) Unwrap() []error {
 	return errs
 }
 
-// Verify fetches every part from store and checks its length and, when the
-// manifest has them, the SHA-256 of each part and of the whole file. It
+// Verify fetches every part of f from store and checks its length and,
+// when f has them, the SHA-256 of each part and of the whole file. It
 // carries on past failing parts and returns a *VerifyError naming every
 // one. Errors that stop the check (a cancelled context) are returned as
 // they are.
-func Verify(ctx context.Context, m *Manifest, store PartStore, opts VerifyOptions) (*Report, error) {
-	if err := m.Validate(); err != nil {
+func Verify(ctx context.Context, f File, store Store, opts VerifyOptions) (*Report, error) {
+	if err := f.Validate(); err != nil {
 		return nil, err
 	}
 	par := opts.Parallel
@@ -90,16 +90,16 @@ func Verify(ctx context.Context, m *Manifest, store PartStore, opts VerifyOption
 		par = 4
 	}
 	big := false
-	for i := range m.Parts {
-		big = big || m.Parts[i].Length > chunkLimit
+	for i := range f.Parts {
+		big = big || f.Parts[i].Length > chunkLimit
 	}
-	rep := &Report{Checksums: m.HasChecksums()}
+	rep := &Report{Checksums: f.HasChecksums()}
 	whole := sha256.New()
 	var err error
 	if big {
-		err = verifyStreaming(ctx, m, store, rep, whole, progressCounter(opts.Progress, m.FileSize()))
+		err = verifyStreaming(ctx, f.Parts, store, rep, whole, progressCounter(opts.Progress, f.Size()))
 	} else {
-		err = verifyBuffered(ctx, m, store, par, rep, whole, progressCounter(opts.Progress, m.FileSize()))
+		err = verifyBuffered(ctx, f.Parts, store, par, rep, whole, progressCounter(opts.Progress, f.Size()))
 	}
 	if err != nil {
 		return rep, err
@@ -108,8 +108,8 @@ func Verify(ctx context.Context, m *Manifest, store PartStore, opts VerifyOption
 		return rep, &VerifyError{Failures: rep.Failures}
 	}
 	rep.SHA256 = hex.EncodeToString(whole.Sum(nil))
-	if m.SHA256 != "" && rep.SHA256 != m.SHA256 {
-		return rep, &VerifyError{FileSHA256: rep.SHA256, Want: m.SHA256}
+	if f.SHA256 != "" && rep.SHA256 != f.SHA256 {
+		return rep, &VerifyError{FileSHA256: rep.SHA256, Want: f.SHA256}
 	}
 	return rep, nil
 }
@@ -121,16 +121,16 @@ type verifyResult struct {
 
 // verifyBuffered fetches up to par parts at once into memory and hashes
 // them into whole in order.
-func verifyBuffered(ctx context.Context, m *Manifest, store PartStore, par int, rep *Report, whole hash.Hash, progress func(int64)) error {
+func verifyBuffered(ctx context.Context, ps []Part, store Store, par int, rep *Report, whole hash.Hash, progress func(int64)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make([]chan verifyResult, len(m.Parts))
+	results := make([]chan verifyResult, len(ps))
 	for i := range results {
 		results[i] = make(chan verifyResult, 1)
 	}
 	sem := make(chan struct{}, par)
 	go func() {
-		for i := range m.Parts {
+		for i := range ps {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -139,10 +139,10 @@ func verifyBuffered(ctx context.Context, m *Manifest, store PartStore, par int, 
 			go func(p *Part, out chan<- verifyResult) {
 				data, err := fetchPart(ctx, store, p, make([]byte, p.Length))
 				out <- verifyResult{data, err}
-			}(&m.Parts[i], results[i])
+			}(&ps[i], results[i])
 		}
 	}()
-	for i := range m.Parts {
+	for i := range ps {
 		var r verifyResult
 		select {
 		case r = <-results[i]:
@@ -157,9 +157,9 @@ func verifyBuffered(ctx context.Context, m *Manifest, store PartStore, par int, 
 			whole.Write(r.data)
 		}
 		rep.Parts++
-		rep.Bytes += m.Parts[i].Length
+		rep.Bytes += ps[i].Length
 		if progress != nil {
-			progress(m.Parts[i].Length)
+			progress(ps[i].Length)
 		}
 	}
 	return nil
@@ -183,10 +183,10 @@ func record(ctx context.Context, rep *Report, err error) error {
 }
 
 // verifyStreaming checks parts one at a time without holding them in
-// memory: for manifests with parts too large to buffer.
-func verifyStreaming(ctx context.Context, m *Manifest, store PartStore, rep *Report, whole hash.Hash, progress func(int64)) error {
-	for i := range m.Parts {
-		p := &m.Parts[i]
+// memory: for files with parts too large to buffer.
+func verifyStreaming(ctx context.Context, ps []Part, store Store, rep *Report, whole hash.Hash, progress func(int64)) error {
+	for i := range ps {
+		p := &ps[i]
 		err := streamPart(ctx, store, p, whole, len(rep.Failures) == 0)
 		if err := record(ctx, rep, err); err != nil {
 			return err
@@ -200,7 +200,7 @@ func verifyStreaming(ctx context.Context, m *Manifest, store PartStore, rep *Rep
 	return nil
 }
 
-func streamPart(ctx context.Context, store PartStore, p *Part, whole hash.Hash, feedWhole bool) error {
+func streamPart(ctx context.Context, store Store, p *Part, whole hash.Hash, feedWhole bool) error {
 	wrap := func(err error) error { return &PartError{Part: *p, Where: store.Where(p), Err: err} }
 	rc, err := store.OpenPart(ctx, p, 0, p.Length)
 	if err != nil {

@@ -1,4 +1,4 @@
-package manifest
+package parts
 
 import (
 	"crypto/sha256"
@@ -20,22 +20,22 @@ import (
 // [Storage.Verify]), and a chunk fetched twice is hashed once.
 type orderedHash struct {
 	mu   sync.Mutex // held while hashing, so that chunks go in order
-	file hash.Hash  // nil when the manifest has no whole-file sum
+	file hash.Hash  // nil when the file has no whole-file sum
 	part hash.Hash  // the split part being hashed; nil between them
 	next int        // the chunks before next are hashed
 	// bad is the first split part whose sum did not match.
 	bad error
 }
 
-// newOrderedHash returns the hash of what m's chunks must add up to, or
+// newOrderedHash returns the hash of what f's chunks must add up to, or
 // nil when there is nothing to check at the end.
-func newOrderedHash(m *Manifest, split func(p *Part) bool) *orderedHash {
+func newOrderedHash(f *File, split func(p *Part) bool) *orderedHash {
 	h := &orderedHash{}
-	if m.SHA256 != "" {
+	if f.SHA256 != "" {
 		h.file = sha256.New()
 	}
-	for i := range m.Parts {
-		if p := &m.Parts[i]; p.SHA256 != "" && split(p) {
+	for i := range f.Parts {
+		if p := &f.Parts[i]; p.SHA256 != "" && split(p) {
 			return h
 		}
 	}
@@ -82,7 +82,7 @@ func (s *Storage) hashAhead() {
 func (s *Storage) hashChunk(c *chunk) {
 	h := s.oh
 	ref := s.chunks[h.next]
-	p := &s.m.Parts[ref.part]
+	p := &s.file.Parts[ref.part]
 	if ref.off == 0 && ref.n < p.Length && p.SHA256 != "" {
 		h.part = sha256.New() // the first chunk of a split part
 	}
@@ -107,15 +107,15 @@ func (s *Storage) hashChunk(c *chunk) {
 }
 
 // Verify checks what can be checked only once every byte has passed,
-// against the manifest: the SHA-256 of each part larger than MaxChunk,
+// against the file's sums: the SHA-256 of each part larger than MaxChunk,
 // then that of the whole file (the check that the parts, each matching
 // its own checksum, are also the right parts in the right places). Parts
 // fetched whole were checked as they came. Call it once the reader is
 // done. The chunks were hashed as they were fetched; Verify fetches only
 // those not hashed on the way (fetched ahead of their turn and evicted
 // before it, or never read, as after a resumed conversion). The error
-// names the part (a [*PartError]) or the storage (the manifest), and
-// matches disk.ErrCorrupt. A storage whose manifest has no sums passes.
+// names the part (a [*PartError]) or the storage (by its Name: the
+// manifest), and matches disk.ErrCorrupt. A file without sums passes.
 func (s *Storage) Verify() error {
 	if s.oh == nil {
 		return nil
@@ -147,8 +147,8 @@ func (s *Storage) Verify() error {
 	if s.oh.file == nil {
 		return nil
 	}
-	if got := hex.EncodeToString(s.oh.file.Sum(nil)); got != s.m.SHA256 {
-		return errorf(disk.ErrCorrupt, "%s: file checksum mismatch: sha256 %s, manifest says %s (parts are missing, swapped or replaced)", s.opts.Name, got, s.m.SHA256)
+	if got := hex.EncodeToString(s.oh.file.Sum(nil)); got != s.file.SHA256 {
+		return errorf(disk.ErrCorrupt, "%s: file checksum mismatch: sha256 %s, manifest says %s (parts are missing, swapped or replaced)", s.opts.Name, got, s.file.SHA256)
 	}
 	return nil
 }

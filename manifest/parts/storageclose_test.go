@@ -1,4 +1,4 @@
-package manifest
+package parts
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // a server that never answers, the read waiting on it fails, and reads
 // after Close fail with ErrClosed.
 func TestStorageCloseStopsFetches(t *testing.T) {
-	m, _, _ := created(t, 1<<20, 256<<10)
+	f, _, _ := created(t, 1<<20, 256<<10)
 	arrived := make(chan struct{}, 16)
 	cancelled := make(chan struct{}, 16)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -22,12 +22,12 @@ func TestStorageCloseStopsFetches(t *testing.T) {
 		cancelled <- struct{}{}
 	}))
 	defer hs.Close()
-	c := *m
-	c.Parts = append([]Part(nil), m.Parts...)
+	c := f
+	c.Parts = append([]Part(nil), f.Parts...)
 	for i := range c.Parts {
 		c.Parts[i].GetURL = hs.URL + "/bkt/" + c.Parts[i].Key
 	}
-	s, err := OpenStorage(context.Background(), &c, &HTTPStore{IdleTimeout: time.Hour}, StorageOptions{})
+	s, err := OpenStorage(context.Background(), c, &HTTPStore{IdleTimeout: time.Hour}, StorageOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,20 +75,20 @@ func TestStorageCloseStopsFetches(t *testing.T) {
 // TestStorageContextEnds: the context given to OpenStorage ending stops
 // the fetches too, and the reads report it.
 func TestStorageContextEnds(t *testing.T) {
-	m, _, _ := created(t, 1<<20, 256<<10)
+	f, _, _ := created(t, 1<<20, 256<<10)
 	arrived := make(chan struct{}, 16)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		<-r.Context().Done()
 	}))
 	defer hs.Close()
-	c := *m
-	c.Parts = append([]Part(nil), m.Parts...)
+	c := f
+	c.Parts = append([]Part(nil), f.Parts...)
 	for i := range c.Parts {
 		c.Parts[i].GetURL = hs.URL + "/bkt/" + c.Parts[i].Key
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := OpenStorage(ctx, &c, &HTTPStore{IdleTimeout: time.Hour}, StorageOptions{})
+	s, err := OpenStorage(ctx, c, &HTTPStore{IdleTimeout: time.Hour}, StorageOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package manifest
+package parts
 
 import (
 	"context"
@@ -37,7 +37,7 @@ const MaxChunk = 32 << 20
 // chunkLimit is MaxChunk; tests lower it.
 var chunkLimit int64 = MaxChunk
 
-// A Storage is the file a manifest describes, read from its parts: a
+// A Storage is a [File] read from its parts: a
 // [disk.Storage] with random access, safe for concurrent use. Parts are
 // fetched whole (and their length and checksum verified before any byte is
 // used), kept in a small cache, and fetched ahead of a sequential reader
@@ -47,8 +47,8 @@ var chunkLimit int64 = MaxChunk
 // that of zeros is not fetched at all: its bytes are known. It is a
 // [disk.SparseStorage]: its zero blocks are reported as holes.
 type Storage struct {
-	m     *Manifest
-	store PartStore
+	file  File
+	store Store
 	opts  StorageOptions
 	size  int64
 
@@ -135,10 +135,10 @@ func dataRuns(b []byte) []dataRun {
 	return runs
 }
 
-// OpenStorage returns the file m describes, read from store. ctx bounds
-// every fetch the storage makes; Close stops those in flight too.
-func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts StorageOptions) (*Storage, error) {
-	if err := m.Validate(); err != nil {
+// OpenStorage returns file, read from store. ctx bounds every fetch the
+// storage makes; Close stops those in flight too.
+func OpenStorage(ctx context.Context, file File, store Store, opts StorageOptions) (*Storage, error) {
+	if err := file.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.Parallel <= 0 {
@@ -152,13 +152,13 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 		opts.Name = "manifest"
 	}
 	opts.Name = logtext.RedactURL(opts.Name) // a presigned URL's query is a credential
-	s := &Storage{m: m, store: store, opts: opts, size: m.FileSize(),
+	s := &Storage{file: file, store: store, opts: opts, size: file.Size(),
 		cache: make(map[int]*chunk), sem: make(chan struct{}, opts.Parallel), last: -1,
 		done: make(chan struct{}), inflight: make(map[*chunk]context.CancelCauseFunc)}
 	s.unwatch = context.AfterFunc(ctx, func() { s.halt(context.Cause(ctx)) })
-	s.oh = newOrderedHash(m, func(p *Part) bool { return p.Length > chunkLimit })
-	for i := range m.Parts {
-		p := &m.Parts[i]
+	s.oh = newOrderedHash(&file, func(p *Part) bool { return p.Length > chunkLimit })
+	for i := range file.Parts {
+		p := &file.Parts[i]
 		if p.Length <= chunkLimit {
 			s.chunks = append(s.chunks, chunkRef{part: i, n: p.Length, fileStart: p.Offset})
 			continue
@@ -181,9 +181,6 @@ func OpenStorage(ctx context.Context, m *Manifest, store PartStore, opts Storage
 	}
 	return s, nil
 }
-
-// Manifest returns the manifest the storage reads.
-func (s *Storage) Manifest() *Manifest { return s.m }
 
 // Size returns the file's size: the sum of the parts' lengths.
 func (s *Storage) Size() int64 { return s.size }
@@ -428,7 +425,7 @@ func (s *Storage) fetchChunk(ctx context.Context, i int, c *chunk) {
 	}
 	defer func() { <-s.sem }()
 	ref := s.chunks[i]
-	p := &s.m.Parts[ref.part]
+	p := &s.file.Parts[ref.part]
 	switch {
 	case ref.off == 0 && ref.n == p.Length && knownZero(p):
 		c.zero = true // no data, no runs

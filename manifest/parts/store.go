@@ -1,4 +1,4 @@
-package manifest
+package parts
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 	"github.com/diskport/diskport/disk"
 )
 
-// A PartStore fetches the bytes of a manifest's parts: from a directory
+// A Store fetches the bytes of a file's parts: from a directory
 // ([DirStore]), over HTTP from the presigned URLs ([HTTPStore]), or from an
 // S3 bucket ([S3Store]).
-type PartStore interface {
+type Store interface {
 	// OpenPart returns a reader of the n bytes of part p starting at byte
 	// off of the part (0 <= off, off+n <= p.Length). The reader reports an
 	// error, never a clean EOF, if the stored part is shorter; a store that
@@ -50,8 +50,8 @@ func (e *PartError) Error() string {
 func (e *PartError) Unwrap() error { return e.Err }
 
 // fetchPart reads part p whole into buf (len(buf) >= p.Length), checking
-// its length and, when the manifest has one, its SHA-256.
-func fetchPart(ctx context.Context, store PartStore, p *Part, buf []byte) ([]byte, error) {
+// its length and, when it has one, its SHA-256.
+func fetchPart(ctx context.Context, store Store, p *Part, buf []byte) ([]byte, error) {
 	buf = buf[:p.Length]
 	wrap := func(err error) error { return &PartError{Part: *p, Where: store.Where(p), Err: err} }
 	rc, err := store.OpenPart(ctx, p, 0, p.Length)
@@ -79,7 +79,7 @@ func fetchPart(ctx context.Context, store PartStore, p *Part, buf []byte) ([]byt
 	return buf, nil
 }
 
-// A DirStore reads parts from files in a directory, each named by the last
+// A DirStore keeps parts in files in a directory, each named by the last
 // element of its key (so `uuid/disk.img.part0` is Dir/disk.img.part0).
 type DirStore struct {
 	Dir string
@@ -107,7 +107,7 @@ func (d DirStore) Where(p *Part) string {
 	return path
 }
 
-// OpenPart opens the part's file, checking its size against the manifest.
+// OpenPart opens the part's file, checking its size against the part's.
 func (d DirStore) OpenPart(ctx context.Context, p *Part, off, n int64) (io.ReadCloser, error) {
 	path, err := d.Path(p)
 	if err != nil {
