@@ -62,10 +62,13 @@
 // The package has two halves that meet in [Server]. The Query API parses,
 // authenticates and answers requests: api.go (the request path, errors,
 // the XML envelope), actions.go (the one table of actions), params.go,
-// xml.go and bundlexml.go (the response shapes), and a file per group of
-// actions (imports.go, describe.go, bundles.go). The workers run the
+// modernparams.go, xml.go, modernxml.go and bundlexml.go (the response
+// shapes), and a file per group of actions (imports.go, describe.go,
+// bundles.go, importsnapshot.go, importimage.go, snapshots.go,
+// createvolume.go, images.go, tags.go, export.go). The workers run the
 // tasks the API queues: worker.go (scheduling, leases, takeover,
-// finishing), conversion.go, appliance.go, upload.go, bundlework.go and
+// finishing), conversion.go, appliance.go, upload.go, modernsource.go and
+// modernwork.go (the modern imports), exportwork.go, bundlework.go and
 // bundleparts.go, all on a pool that holds only what they need (the
 // store with a deadline on every call, the configuration, the logger,
 // the metrics, the fetch policy and the bundle key), never the Server.

@@ -1,6 +1,8 @@
 // Package store keeps the API server's durable state: accounts and their
-// key pairs, conversion tasks, the volumes and instances they create, and
-// bundle tasks.
+// key pairs, conversion tasks (the legacy imports', and the modern
+// ImportSnapshot, ImportImage, CreateVolume and export tasks), the
+// volumes, snapshots and instances they create, images, tags, and bundle
+// tasks.
 //
 // [Store] is the interface the server uses; [Open] returns the SQLite
 // implementation (one database file in the data directory, WAL mode). The
