@@ -128,7 +128,11 @@ func (p *pool) expand(ctx context.Context, t *store.Task, v *store.Volume, a *ov
 		if have[k] {
 			continue
 		}
-		add = append(add, &store.Volume{ID: newID("vol-", 17), InstanceID: t.InstanceID, Size: gib,
+		id, kind := newID("vol-", 17), store.KindVolumeDisk
+		if isModern(t) { // an ImportImage disk: a snapshot of each disk
+			id, kind = newID("snap-", 17), store.KindSnapshotDisk
+		}
+		add = append(add, &store.Volume{ID: id, Kind: kind, InstanceID: t.InstanceID, Size: gib,
 			AvailabilityZone: v.AvailabilityZone, State: store.VolumeCreating, Created: now,
 			Description: addedDescription(v, k, d.File), Format: v.Format, Bytes: v.Bytes, ManifestURL: v.ManifestURL,
 			Status: store.ConversionActive, StatusMessage: statusQueued, Origin: v.ID, ApplianceDisk: k})

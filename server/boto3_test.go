@@ -70,3 +70,47 @@ func TestBoto3(t *testing.T) {
 		t.Fatalf("boto3 saw the refusals as %v", got.Codes)
 	}
 }
+
+// TestBoto3Modern drives ImportSnapshot (as osbuild: UserBucket, no
+// Format), the snapshot_imported waiter, CreateTags, DescribeSnapshots,
+// CreateVolume, and ImportImage as Ansible finds its task (filters tag:Name
+// and task-state) with boto3, and compares the snapshots and the volume
+// with qemu-img's raw conversion.
+func TestBoto3Modern(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: runs boto3 in a Python subprocess")
+	}
+	t.Parallel()
+	py := python3WithBoto3(t)
+	s3 := s3test.Shared(t)
+	ts := modernServer(t, s3)
+	golden := testimg.Golden(t, testimg.Spec{Size: 4<<20 + 512, Seed: 78})
+	image := testimg.Make(t, golden, "vmdk", "subformat=streamOptimized")
+	bucket := putObjects(t, s3, map[string]string{"image.vmdk": image})
+	cmd := exec.Command(py, "testdata/boto3_modern.py", ts.URL, testKey, testSecret, bucket, "image.vmdk")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	out, err := cmd.Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("boto3 script: %v\n%s%s", err, out, msg)
+	}
+	var got struct {
+		Snapshot, Volume, Boto3 string
+		ImageSnapshot           string `json:"image_snapshot"`
+		Codes                   map[string]string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("boto3 script printed %q: %v", out, err)
+	}
+	t.Logf("boto3 %s: snapshot %s, volume %s", got.Boto3, got.Snapshot, got.Volume)
+	want := testimg.QemuRaw(t, image)
+	sameVolume(t, ts.VolumePath(got.Snapshot), want, 1<<30)
+	sameVolume(t, ts.VolumePath(got.Volume), want, 2<<30)
+	sameVolume(t, ts.VolumePath(got.ImageSnapshot), want, 1<<30)
+	if got.Codes["unknown_snapshot"] != "InvalidSnapshot.NotFound" || got.Codes["encrypted"] != "InvalidParameterValue" {
+		t.Fatalf("boto3 saw the refusals as %v", got.Codes)
+	}
+}

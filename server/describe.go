@@ -22,7 +22,7 @@ func (s *Server) describeVolumes(ctx context.Context, c *call) (response, error)
 	}
 	r := &describeVolumesResponse{Volumes: []volumeXML{}}
 	for _, v := range vols {
-		x := volumeXML{VolumeID: v.ID, Size: v.Size, AvailabilityZone: v.AvailabilityZone, Status: v.State,
+		x := volumeXML{VolumeID: v.ID, Size: v.Size, SnapshotID: v.SourceSnapshot, AvailabilityZone: v.AvailabilityZone, Status: v.State,
 			CreateTime: formatTime(v.Created), VolumeType: "standard", Attachments: []attachmentXML{}}
 		if v.InstanceID != "" && v.State == store.VolumeInUse {
 			x.Attachments = append(x.Attachments, attachmentXML{VolumeID: v.ID, InstanceID: v.InstanceID,

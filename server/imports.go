@@ -207,7 +207,7 @@ func (s *Server) describeConversionTasks(ctx context.Context, c *call) (response
 		return nil, err
 	}
 	c.ids = ids
-	tasks, err := s.st.Tasks(ctx, c.account, ids)
+	tasks, err := s.st.TasksOf(ctx, c.account, store.LegacyKinds, ids)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errorf("InvalidConversionTaskId.NotFound", "%s.", notFoundMessage(err, "conversion task"))
 	}
@@ -241,6 +241,9 @@ func (s *Server) cancelConversionTask(ctx context.Context, c *call) (response, e
 		reason = "Cancelled by user"
 	}
 	t, err := s.st.Task(ctx, c.account, id)
+	if err == nil && t.Kind != store.KindVolume && t.Kind != store.KindInstance {
+		err = store.ErrNotFound // a modern task, cancelled with CancelImportTask or CancelExportTask
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errorf("InvalidConversionTaskId.NotFound", "The conversion task ID '%s' does not exist.", clip(id))
 	}

@@ -228,7 +228,7 @@ func TestSDKRefusals(t *testing.T) {
 	if apiCode(err) != "InvalidConversionTaskId.NotFound" {
 		t.Fatalf("cancel of an unknown task: %v", err)
 	}
-	_, err = c.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("x"), Size: aws.Int32(1)})
+	_, err = c.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String("ami-1"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1)})
 	if apiCode(err) != "UnsupportedOperation" || !strings.Contains(err.Error(), "ImportVolume") {
 		t.Fatalf("unsupported action: %v", err)
 	}

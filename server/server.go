@@ -1,8 +1,10 @@
 // Package server is diskport's EC2 API server: the Query API actions of VM
 // import (ImportVolume, ImportInstance, DescribeConversionTasks,
 // CancelConversionTask), what a pipeline calls next (DescribeVolumes,
-// DescribeInstances, DeleteVolume), and BundleInstance with
-// DescribeBundleTasks and CancelBundleTask, converting and bundling for
+// DescribeInstances, DeleteVolume), BundleInstance with
+// DescribeBundleTasks and CancelBundleTask, and the VM Import API today's
+// tools call (ImportSnapshot, ImportImage and their Describe and Cancel,
+// the snapshots and images they make, tags), converting and bundling for
 // real.
 //
 // Requests are EC2 Query API calls: POST form bodies or GET query strings
@@ -18,6 +20,13 @@
 // journal). Each imported volume is a sparse raw file at
 // DIR/volumes/<volume-id>.raw, which a user attaches with a loop device
 // (losetup) or hands to qemu.
+//
+// ImportSnapshot and ImportImage read their disks from the S3 endpoint
+// (with the server's own S3 credentials) or an allowed https URL, as
+// single-part manifests through the same import path, into snapshots at
+// DIR/snapshots/<snapshot-id>.raw; ImportImage registers an image of
+// them. Their tasks are conversion tasks of kinds of their own, leased
+// and resumed as the others.
 //
 // As an extension of ImportInstance (AWS's ImportImage takes OVAs; its
 // ImportInstance does not), a disk image may be a whole OVA appliance:
@@ -53,10 +62,13 @@
 // The package has two halves that meet in [Server]. The Query API parses,
 // authenticates and answers requests: api.go (the request path, errors,
 // the XML envelope), actions.go (the one table of actions), params.go,
-// xml.go and bundlexml.go (the response shapes), and a file per group of
-// actions (imports.go, describe.go, bundles.go). The workers run the
+// modernparams.go, xml.go, modernxml.go and bundlexml.go (the response
+// shapes), and a file per group of actions (imports.go, describe.go,
+// bundles.go, importsnapshot.go, importimage.go, snapshots.go,
+// createvolume.go, images.go, tags.go, export.go). The workers run the
 // tasks the API queues: worker.go (scheduling, leases, takeover,
-// finishing), conversion.go, appliance.go, upload.go, bundlework.go and
+// finishing), conversion.go, appliance.go, upload.go, modernsource.go and
+// modernwork.go (the modern imports), exportwork.go, bundlework.go and
 // bundleparts.go, all on a pool that holds only what they need (the
 // store with a deadline on every call, the configuration, the logger,
 // the metrics, the fetch policy and the bundle key), never the Server.
@@ -112,7 +124,13 @@ type Config struct {
 	Expiration time.Duration
 	// S3Endpoint is where BundleInstance stores bundles (S3 POST under
 	// the caller's upload policy); its host:port must be on AllowFetch.
-	S3Endpoint string
+	// ImportSnapshot and ImportImage read their UserBucket objects (and
+	// s3:// Urls) there, with S3AccessKey and S3SecretKey, which stand
+	// for EC2's vmimport service role: "" means the environment's
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and S3Region "" the
+	// environment's AWS_REGION, else us-east-1).
+	S3Endpoint                         string
+	S3AccessKey, S3SecretKey, S3Region string
 	// ServerID names this server in the store: the holder of its task
 	// leases and of the volumes it converts. "" means HOSTNAME:DataDir.
 	ServerID string
@@ -123,6 +141,11 @@ type Config struct {
 	// share it (one file system) resume each other's conversions from
 	// their journals.
 	VolumeDir string
+	// SnapshotDir holds the snapshots (snap-ID.raw, sparse raw files of
+	// their volume size); "" means DataDir/snapshots, or VolumeDir/snapshots
+	// when VolumeDir is set: servers that share their volume directory
+	// share their snapshots too, and any of them copies or exports one.
+	SnapshotDir string
 	// UploadPoll is the first wait before looking again for a manifest or
 	// parts not uploaded yet (doubling up to 30 s); 0 means 1 s.
 	UploadPoll time.Duration
@@ -188,6 +211,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.SnapshotDir == "" && cfg.VolumeDir != "" {
+		cfg.SnapshotDir = filepath.Join(cfg.VolumeDir, "snapshots")
+	}
 	if cfg.VolumeDir == "" {
 		cfg.VolumeDir = filepath.Join(cfg.DataDir, "volumes")
 	}
@@ -199,8 +225,13 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.ServerID = host + ":" + abs
 	}
-	if err := os.MkdirAll(cfg.VolumeDir, 0o755); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+	if cfg.SnapshotDir == "" {
+		cfg.SnapshotDir = filepath.Join(cfg.DataDir, "snapshots")
+	}
+	for _, dir := range []string{cfg.VolumeDir, cfg.SnapshotDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	fp, err := newFetchPolicy(cfg.AllowFetch)
 	if err != nil {

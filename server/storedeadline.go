@@ -223,3 +223,69 @@ func (b boundedStore) BundleParts(ctx context.Context, bundleID string) (map[int
 
 // Close is the Server's caller's to call, on the store it gave.
 func (b boundedStore) Close() error { return nil }
+
+func (b boundedStore) TasksOf(ctx context.Context, account string, kinds []store.TaskKind, ids []string) ([]*store.Task, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.TasksOf(ctx, account, kinds, ids)
+}
+
+func (b boundedStore) TaskByToken(ctx context.Context, account, token string) (*store.Task, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.TaskByToken(ctx, account, token)
+}
+
+func (b boundedStore) SetSource(ctx context.Context, volumeID string, gen int64, format string, bytes, virtualSize, sizeGiB int64) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.SetSource(ctx, volumeID, gen, format, bytes, virtualSize, sizeGiB)
+}
+
+func (b boundedStore) Snapshots(ctx context.Context, account string, ids []string) ([]*store.Snapshot, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.Snapshots(ctx, account, ids)
+}
+
+func (b boundedStore) DeleteSnapshot(ctx context.Context, account, id string) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.DeleteSnapshot(ctx, account, id)
+}
+
+func (b boundedStore) CreateImage(ctx context.Context, img *store.Image) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.CreateImage(ctx, img)
+}
+
+func (b boundedStore) Images(ctx context.Context, account string, ids []string) ([]*store.Image, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.Images(ctx, account, ids)
+}
+
+func (b boundedStore) DeregisterImage(ctx context.Context, account, id string) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.DeregisterImage(ctx, account, id)
+}
+
+func (b boundedStore) CreateTags(ctx context.Context, account string, tags []store.Tag) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.CreateTags(ctx, account, tags)
+}
+
+func (b boundedStore) DeleteTags(ctx context.Context, account string, tags []store.Tag) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.DeleteTags(ctx, account, tags)
+}
+
+func (b boundedStore) Tags(ctx context.Context, account string, ids []string) ([]store.Tag, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.st.Tags(ctx, account, ids)
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,8 +59,12 @@ func newPool(cfg Config, m *metrics, fetch *fetchPolicy, key *rsa.PrivateKey) *p
 // now is the server's clock, in UTC.
 func (p *pool) now() time.Time { return p.cfg.Clock().UTC() }
 
-// volumePath is where a volume's raw file lives.
+// volumePath is where a volume's raw file lives, or a snapshot's (a
+// snap- id).
 func (p *pool) volumePath(volumeID string) string {
+	if strings.HasPrefix(volumeID, "snap-") {
+		return filepath.Join(p.cfg.SnapshotDir, volumeID+".raw")
+	}
 	return filepath.Join(p.cfg.VolumeDir, volumeID+".raw")
 }
 
@@ -301,6 +306,14 @@ func (p *pool) leaseLost(ctx context.Context, t *store.Task) error {
 // OVA disk image converts its appliance's every disk, into its own volume
 // and those it adds to the task.
 func (p *pool) runTask(ctx context.Context, t *store.Task) error {
+	switch t.Kind {
+	case store.KindSnapshot, store.KindImage:
+		return p.runImport(ctx, t)
+	case store.KindCopy:
+		return p.runCopy(ctx, t)
+	case store.KindExportImage, store.KindExportInstance:
+		return p.runExport(ctx, t)
+	}
 	p.log.Info("task", "event", "converting", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
 	for _, v := range slices.Clone(t.Volumes) {
 		next := v // the volume to convert next
@@ -357,7 +370,7 @@ func (p *pool) finish(ctx context.Context, t *store.Task, err error) {
 	// EC2 reports a failed or expired import as cancelled; the log says
 	// which, and why, at WARN.
 	from := []store.TaskState{store.TaskActive, store.TaskCancelling}
-	msg := "Failed: " + clipMessage(redact(err.Error()))
+	msg := failureMessage(t, err)
 	level, event := slog.LevelWarn, "failed"
 	if errors.Is(err, errCancelled) {
 		from = []store.TaskState{store.TaskCancelling}
@@ -402,6 +415,9 @@ func (p *pool) removeFiles(ctx context.Context, t *store.Task) {
 	}
 	for _, v := range vols {
 		volume.Remove(p.volumePath(v.ID))
+	}
+	if t.Kind == store.KindExportImage || t.Kind == store.KindExportInstance {
+		p.removeExport(ctx, t)
 	}
 }
 

@@ -206,6 +206,30 @@ func (c *Client) Put(ctx context.Context, bucket, key string, data []byte, conte
 	return Parse(err)
 }
 
+// PutStream stores what r yields as bucket/key with a multipart upload
+// of partSize-byte parts, threads of them in flight at once (each a
+// buffer of partSize), reading r to its end: size is its length, or -1
+// when unknown. A failure aborts the upload, so no part is left behind.
+// It returns the bytes stored.
+func (c *Client) PutStream(ctx context.Context, bucket, key string, r io.Reader, size, partSize int64, threads int) (int64, error) {
+	info, err := c.mc.PutObject(ctx, bucket, key, r, size, minio.PutObjectOptions{
+		PartSize:              uint64(partSize),
+		NumThreads:            uint(max(threads, 1)),
+		ConcurrentStreamParts: threads > 1,
+		ContentType:           "application/octet-stream",
+	})
+	if err != nil {
+		return 0, Parse(err)
+	}
+	return info.Size, nil
+}
+
+// AbortUploads aborts the multipart uploads of bucket/key left
+// incomplete (by a process killed mid-upload), removing their parts.
+func (c *Client) AbortUploads(ctx context.Context, bucket, key string) error {
+	return Parse(c.mc.RemoveIncompleteUpload(ctx, bucket, key))
+}
+
 // Remove deletes bucket/key.
 func (c *Client) Remove(ctx context.Context, bucket, key string) error {
 	return Parse(c.mc.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}))

@@ -80,8 +80,9 @@ func accountByName(ctx context.Context, tx *rtx, name string) (*Account, error) 
 
 // RemoveAccount deletes the account named name with its key pairs, so
 // that no request signed by one of them is accepted any more. An account
-// that owns conversion or bundle tasks keeps them, with their volumes and
-// instances, under the name "removed/ID"; its name is free again.
+// that owns conversion or bundle tasks (or images, or tags) keeps them,
+// with their volumes, snapshots and instances, under the name
+// "removed/ID"; its name is free again.
 func (s *DB) RemoveAccount(ctx context.Context, name string) (*Account, error) {
 	var a *Account
 	err := s.tx(ctx, func(tx *rtx) error {
@@ -93,8 +94,9 @@ func (s *DB) RemoveAccount(ctx context.Context, name string) (*Account, error) {
 			return fmt.Errorf("store: %w", err)
 		}
 		var owned int
-		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM tasks WHERE account_id = ?) + (SELECT count(*) FROM bundle_tasks WHERE account_id = ?)`,
-			a.ID, a.ID).Scan(&owned); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM tasks WHERE account_id = ?) + (SELECT count(*) FROM bundle_tasks WHERE account_id = ?)
+			+ (SELECT count(*) FROM images WHERE account_id = ?) + (SELECT count(*) FROM tags WHERE account_id = ?)`,
+			a.ID, a.ID, a.ID, a.ID).Scan(&owned); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 		q, args := `DELETE FROM accounts WHERE id = ?`, []any{a.ID}

@@ -212,6 +212,67 @@ var migrations = []string{
 	`ALTER TABLE volumes ADD COLUMN origin TEXT NOT NULL DEFAULT '';
 	ALTER TABLE volumes ADD COLUMN appliance_disk INTEGER NOT NULL DEFAULT 0;
 	CREATE UNIQUE INDEX volumes_appliance_disk ON volumes(origin, appliance_disk) WHERE origin != '';`,
+	// 5: the modern VM Import/Export API. ImportSnapshot and ImportImage
+	// tasks live in tasks (kinds snapshot and image) with the client's
+	// idempotency token and the image's attributes (an export task's:
+	// what it writes where); their disks are rows
+	// of volumes of kind snapshot, which are the snapshots once the task
+	// completes; a volume made from a snapshot names it. Images (ami-)
+	// with their block devices, and tags on any resource.
+	`ALTER TABLE tasks ADD COLUMN client_token TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN params_hash TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN image_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN architecture TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN license_type TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN boot_mode TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN export_format TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN export_container TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN export_target TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN s3_bucket TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN s3_prefix TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tasks ADD COLUMN role_name TEXT NOT NULL DEFAULT '';
+	CREATE UNIQUE INDEX tasks_client_token ON tasks(account_id, client_token) WHERE client_token != '';
+	ALTER TABLE volumes ADD COLUMN kind TEXT NOT NULL DEFAULT 'volume';
+	ALTER TABLE volumes ADD COLUMN device_name TEXT NOT NULL DEFAULT '';
+	ALTER TABLE volumes ADD COLUMN source_snapshot TEXT NOT NULL DEFAULT '';
+	ALTER TABLE volumes ADD COLUMN virtual_size INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX volumes_source ON volumes(source_snapshot) WHERE source_snapshot != '';
+	CREATE TABLE images (
+		id TEXT PRIMARY KEY,
+		account_id TEXT NOT NULL REFERENCES accounts(id),
+		task_id TEXT NOT NULL,
+		name TEXT NOT NULL,
+		description TEXT NOT NULL,
+		state TEXT NOT NULL,
+		architecture TEXT NOT NULL,
+		platform TEXT NOT NULL,
+		root_device_name TEXT NOT NULL,
+		virtualization_type TEXT NOT NULL,
+		ena_support INTEGER NOT NULL,
+		boot_mode TEXT NOT NULL,
+		created INTEGER NOT NULL
+	);
+	CREATE INDEX images_account ON images(account_id);
+	CREATE UNIQUE INDEX images_name ON images(account_id, name) WHERE state != 'deregistered';
+	CREATE TABLE image_devices (
+		image_id TEXT NOT NULL REFERENCES images(id),
+		idx INTEGER NOT NULL,
+		device_name TEXT NOT NULL,
+		snapshot_id TEXT NOT NULL,
+		volume_size INTEGER NOT NULL,
+		volume_type TEXT NOT NULL,
+		delete_on_termination INTEGER NOT NULL,
+		PRIMARY KEY (image_id, idx)
+	);
+	CREATE INDEX image_devices_snapshot ON image_devices(snapshot_id);
+	CREATE TABLE tags (
+		account_id TEXT NOT NULL REFERENCES accounts(id),
+		resource_id TEXT NOT NULL,
+		key TEXT NOT NULL,
+		value TEXT NOT NULL,
+		PRIMARY KEY (resource_id, key)
+	);
+	CREATE INDEX tags_account ON tags(account_id);`,
 }
 
 // CreateAccount adds an account with its first key pair.

@@ -1,6 +1,8 @@
 // Package store keeps the API server's durable state: accounts and their
-// key pairs, conversion tasks, the volumes and instances they create, and
-// bundle tasks.
+// key pairs, conversion tasks (the legacy imports', and the modern
+// ImportSnapshot, ImportImage, CreateVolume and export tasks), the
+// volumes, snapshots and instances they create, images, tags, and bundle
+// tasks.
 //
 // [Store] is the interface the server uses; [Open] returns the SQLite
 // implementation (one database file in the data directory, WAL mode). The
@@ -66,6 +68,26 @@ type TaskKind string
 const (
 	KindVolume   TaskKind = "volume"   // ImportVolume
 	KindInstance TaskKind = "instance" // ImportInstance
+	KindSnapshot TaskKind = "snapshot" // ImportSnapshot
+	KindImage    TaskKind = "image"    // ImportImage
+	// KindCopy is CreateVolume's copy of a snapshot into a new volume:
+	// a task like the others (leased, resumed after a crash), which no
+	// Describe lists.
+	KindCopy TaskKind = "copy"
+	// KindExportImage is ExportImage's task, KindExportInstance
+	// CreateInstanceExportTask's.
+	KindExportImage    TaskKind = "export-image"
+	KindExportInstance TaskKind = "export-instance"
+)
+
+// A VolumeKind says what a row of volumes is: a volume (DescribeVolumes)
+// or a snapshot (DescribeSnapshots), which a modern import task makes.
+type VolumeKind string
+
+// Kinds of volume record.
+const (
+	KindVolumeDisk   VolumeKind = "volume"
+	KindSnapshotDisk VolumeKind = "snapshot"
 )
 
 // A VolumeState is a volume's state, as EC2 names it.
@@ -108,10 +130,29 @@ type Task struct {
 	StatusMessage    string
 	Description      string
 	AvailabilityZone string
-	// Platform and InstanceID are set for an ImportInstance task.
+	// Platform and InstanceID are set for an ImportInstance task;
+	// Platform for an ImportImage task too.
 	Platform, InstanceID string
-	Expiration           time.Time
-	Created, Updated     time.Time
+	// ClientToken is the client's idempotency token ("" for none) and
+	// ParamsHash a digest of the request's other parameters: the same
+	// token with other parameters is refused.
+	ClientToken, ParamsHash string
+	// ImageID, Architecture, LicenseType and BootMode are an ImportImage
+	// task's: the ami- it registers when it completes, and its
+	// attributes.
+	ImageID, Architecture, LicenseType, BootMode string
+	// ExportFormat (vmdk, vhd, raw), ExportContainer (ova or ""),
+	// ExportTarget (vmware, citrix, microsoft), S3Bucket, S3Prefix and
+	// RoleName are an export task's: what it writes, and where. Its
+	// ImageID (ExportImage) or InstanceID (CreateInstanceExportTask) is
+	// what it exports.
+	ExportFormat, ExportContainer, ExportTarget string
+	S3Bucket, S3Prefix, RoleName                string
+	// Tags are stored with the task by CreateTask (they are read with
+	// Tags, not with the task).
+	Tags             []Tag
+	Expiration       time.Time
+	Created, Updated time.Time
 	// LeaseOwner is the server that claimed the task last, under
 	// LeaseGeneration (1 for the first claim), until LeaseExpires unless
 	// it renews the lease.
@@ -163,6 +204,20 @@ type Volume struct {
 	// number in boot order.
 	Origin        string
 	ApplianceDisk int
+	// Kind is KindVolumeDisk ("" is taken as it) or KindSnapshotDisk: a
+	// modern import task's disk, whose ID is the snapshot's (snap-), and
+	// whose ManifestURL is then the disk image's Url (https://, or
+	// s3://bucket/key for a UserBucket) and Format "" until the bytes
+	// tell it (when the client gave none).
+	Kind VolumeKind
+	// DeviceName is an ImportImage disk's device (DiskContainer.N.DeviceName,
+	// or "" for the default by Index).
+	DeviceName string
+	// SourceSnapshot is the snapshot a volume of CreateVolume copies.
+	SourceSnapshot string
+	// VirtualSize is a snapshot disk's image's virtual size in bytes,
+	// once the worker opened it (0 before): what its progress counts to.
+	VirtualSize int64
 }
 
 // A Claim is one entry of a task's claim history.
@@ -220,8 +275,10 @@ type Store interface {
 	// Transition moves a task from one of the states in from to state to
 	// with the status message, or returns ErrState. Moving to
 	// TaskCompleted makes the task's volumes available (in-use for an
-	// instance's); moving to TaskCancelled deletes them and terminates the
-	// instance. The task and its records change together.
+	// instance's; completed snapshots for a modern import's) and, for an
+	// ImportImage task, registers its image; moving to TaskCancelled
+	// deletes them and terminates the instance. The task and its records
+	// change together.
 	Transition(ctx context.Context, id string, from []TaskState, to TaskState, message string) error
 	// SetStatus sets an active task's status message when its lease
 	// generation is gen (ErrState otherwise); a task in another state
@@ -294,6 +351,8 @@ type Store interface {
 	// BundleParts returns the digests of a bundle task's stored parts by
 	// index.
 	BundleParts(ctx context.Context, bundleID string) (map[int]string, error)
+
+	Modern
 
 	// Close releases the store.
 	Close() error

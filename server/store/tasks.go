@@ -8,19 +8,24 @@ import (
 	"slices"
 )
 
-const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated, lease_owner, lease_generation, lease_expires`
+const taskColumns = `id, account_id, kind, state, status_message, description, availability_zone, platform, instance_id, expiration, created, updated, lease_owner, lease_generation, lease_expires, client_token, params_hash, image_id, architecture, license_type, boot_mode, export_format, export_container, export_target, s3_bucket, s3_prefix, role_name`
 
-const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message, server, origin, appliance_disk`
+const volumeColumns = `id, account_id, task_id, instance_id, idx, size, availability_zone, state, created, description, format, bytes, manifest_url, bytes_converted, status, status_message, server, origin, appliance_disk, kind, device_name, source_snapshot, virtual_size`
 
 // CreateTask stores a new task with its volumes and, for ImportInstance,
 // its instance, atomically.
 func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 	return s.tx(ctx, func(tx *rtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`, seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM tasks))`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM tasks))`,
 			t.ID, t.AccountID, string(t.Kind), string(t.State), t.StatusMessage, t.Description, t.AvailabilityZone,
-			t.Platform, t.InstanceID, unix(t.Expiration), unix(t.Created), unix(t.Updated), t.LeaseOwner, t.LeaseGeneration, unix(t.LeaseExpires))
+			t.Platform, t.InstanceID, unix(t.Expiration), unix(t.Created), unix(t.Updated), t.LeaseOwner, t.LeaseGeneration, unix(t.LeaseExpires),
+			t.ClientToken, t.ParamsHash, t.ImageID, t.Architecture, t.LicenseType, t.BootMode,
+			t.ExportFormat, t.ExportContainer, t.ExportTarget, t.S3Bucket, t.S3Prefix, t.RoleName)
 		if isUnique(err) {
+			if t.ClientToken != "" {
+				return fmt.Errorf("%w: task %s or client token %s", ErrExists, t.ID, t.ClientToken)
+			}
 			return fmt.Errorf("%w: task %s", ErrExists, t.ID)
 		}
 		if err != nil {
@@ -30,6 +35,9 @@ func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 			if err := insertVolume(ctx, tx, t.AccountID, t.ID, v); err != nil {
 				return err
 			}
+		}
+		if err := insertTags(ctx, tx, t.AccountID, t.Tags); err != nil {
+			return err
 		}
 		if inst != nil {
 			_, err := tx.ExecContext(ctx, `INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -48,9 +56,14 @@ func (s *DB) CreateTask(ctx context.Context, t *Task, inst *Instance) error {
 
 // insertVolume adds v to task of account.
 func insertVolume(ctx context.Context, tx *rtx, account, task string, v *Volume) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	kind := v.Kind
+	if kind == "" {
+		kind = KindVolumeDisk
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO volumes (`+volumeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		v.ID, account, task, v.InstanceID, v.Index, v.Size, v.AvailabilityZone, string(v.State), unix(v.Created),
-		v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, string(v.Status), v.StatusMessage, v.Server, v.Origin, v.ApplianceDisk)
+		v.Description, v.Format, v.Bytes, v.ManifestURL, v.BytesConverted, string(v.Status), v.StatusMessage, v.Server, v.Origin, v.ApplianceDisk,
+		string(kind), v.DeviceName, v.SourceSnapshot, v.VirtualSize)
 	if isUnique(err) {
 		return fmt.Errorf("%w: volume %s", ErrExists, v.ID)
 	}
@@ -66,7 +79,9 @@ func scanTask(r scanner) (*Task, error) {
 	t := &Task{}
 	var exp, created, updated, lease int64
 	if err := r.Scan(&t.ID, &t.AccountID, &t.Kind, &t.State, &t.StatusMessage, &t.Description, &t.AvailabilityZone,
-		&t.Platform, &t.InstanceID, &exp, &created, &updated, &t.LeaseOwner, &t.LeaseGeneration, &lease); err != nil {
+		&t.Platform, &t.InstanceID, &exp, &created, &updated, &t.LeaseOwner, &t.LeaseGeneration, &lease,
+		&t.ClientToken, &t.ParamsHash, &t.ImageID, &t.Architecture, &t.LicenseType, &t.BootMode,
+		&t.ExportFormat, &t.ExportContainer, &t.ExportTarget, &t.S3Bucket, &t.S3Prefix, &t.RoleName); err != nil {
 		return nil, err
 	}
 	t.Expiration, t.Created, t.Updated, t.LeaseExpires = fromUnix(exp), fromUnix(created), fromUnix(updated), fromUnix(lease)
@@ -78,7 +93,7 @@ func scanVolume(r scanner) (*Volume, error) {
 	var created int64
 	if err := r.Scan(&v.ID, &v.AccountID, &v.TaskID, &v.InstanceID, &v.Index, &v.Size, &v.AvailabilityZone, &v.State, &created,
 		&v.Description, &v.Format, &v.Bytes, &v.ManifestURL, &v.BytesConverted, &v.Status, &v.StatusMessage, &v.Server,
-		&v.Origin, &v.ApplianceDisk); err != nil {
+		&v.Origin, &v.ApplianceDisk, &v.Kind, &v.DeviceName, &v.SourceSnapshot, &v.VirtualSize); err != nil {
 		return nil, err
 	}
 	v.Created = fromUnix(created)
@@ -217,12 +232,14 @@ func (s *DB) Unfinished(ctx context.Context) ([]*Task, error) {
 // Transition moves a task from one of the states in from to state to with
 // the status message, or returns ErrState (ErrNotFound for no such task).
 // Moving to TaskCompleted makes the task's volumes available (in-use for
-// an instance's) and marks their conversion completed; moving to
+// an instance's) and marks their conversion completed, and registers an
+// ImportImage task's image (completeImageTask); moving to
 // TaskCancelled deletes them and terminates the task's instance. The task and its volumes change together.
 func (s *DB) Transition(ctx context.Context, id string, from []TaskState, to TaskState, message string) error {
 	return s.tx(ctx, func(tx *rtx) error {
 		var state TaskState
-		err := tx.QueryRowContext(ctx, `SELECT state FROM tasks WHERE id = ?`, id).Scan(&state)
+		var kind TaskKind
+		err := tx.QueryRowContext(ctx, `SELECT state, kind FROM tasks WHERE id = ?`, id).Scan(&state, &kind)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: task %s", ErrNotFound, id)
 		}
@@ -241,6 +258,9 @@ func (s *DB) Transition(ctx context.Context, id string, from []TaskState, to Tas
 			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = ?, status_message = '',
 				state = CASE WHEN instance_id = '' THEN ? ELSE ? END WHERE task_id = ?`,
 				string(ConversionCompleted), string(VolumeAvailable), string(VolumeInUse), id)
+			if err == nil && kind == KindImage {
+				return completeImageTask(ctx, tx, id, s.now())
+			}
 		case TaskCancelled:
 			_, err = tx.ExecContext(ctx, `UPDATE volumes SET status = ?, status_message = ?, state = ? WHERE task_id = ?`,
 				string(ConversionCancelled), message, string(VolumeDeleted), id)
@@ -291,7 +311,7 @@ func fenced(res sql.Result, err error, what string) error {
 // Volumes returns the account's volumes with these ids (all not deleted
 // when ids is empty). A missing or deleted id is ErrNotFound.
 func (s *DB) Volumes(ctx context.Context, account string, ids []string) ([]*Volume, error) {
-	return byIDs(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE account_id = ? AND state != '`+string(VolumeDeleted)+`'`, "created, id", account, ids,
+	return byIDs(ctx, `SELECT `+volumeColumns+` FROM volumes WHERE account_id = ? AND kind = '`+string(KindVolumeDisk)+`' AND state != '`+string(VolumeDeleted)+`'`, "created, id", account, ids,
 		s.queryVolumes, func(v *Volume) string { return v.ID })
 }
 
