@@ -129,7 +129,7 @@ func FuzzPatch(f *testing.F) {
 }
 
 // TestPatchBases checks FuzzPatch starts from extents that open and read
-// whole, so its patches damage valid structures.
+// (their first 4 MiB), so its patches damage valid structures.
 func TestPatchBases(t *testing.T) {
 	for _, base := range patchBases() {
 		s := disk.NewMemStorage("base.vmdk", base.b)
@@ -141,7 +141,7 @@ func TestPatchBases(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", base.name, err)
 		}
-		buf := make([]byte, img.Size())
+		buf := make([]byte, min(img.Size(), 4<<20))
 		if _, err := img.ReadAt(buf, 0); err != nil {
 			t.Fatalf("%s: %v", base.name, err)
 		}
