@@ -3,7 +3,7 @@
 GO ?= go
 STATICCHECK = $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: demo test test-short cross deps test-deps build bench fuzz clean
+.PHONY: demo test test-short cross deps test-deps build bench fuzz fuzz-campaign clean
 
 ## demo: install what is missing, build, convert an example image, print info
 demo: deps
@@ -43,10 +43,20 @@ build:
 bench: deps
 	$(GO) run ./bench/compare
 
-## fuzz: run every fuzz target for FUZZTIME each (seed corpora run in `make test`)
+## fuzz: run every fuzz target for FUZZTIME each (FUZZPARALLEL workers) and
+## print per target its executions, executions/s, new inputs and crashes;
+## fails on a crash or a target under 1,000 executions/s (scripts/fuzz.sh)
 FUZZTIME ?= 60s
+FUZZPARALLEL ?= 1
 fuzz:
-	sh fuzz/run.sh $(FUZZTIME)
+	FUZZPARALLEL=$(FUZZPARALLEL) sh scripts/fuzz.sh -t $(FUZZTIME)
+
+## fuzz-campaign: FUZZPKGTIME (default 1h) of fuzzing per parser package,
+## split between its targets: one CPU-hour each with FUZZPARALLEL=1
+FUZZPKGTIME ?= 1h
+FUZZCAMPAIGN = vmdk vhd vhdx ova manifest bundle server server/auth .
+fuzz-campaign:
+	FUZZPARALLEL=$(FUZZPARALLEL) FUZZLOG=$${FUZZLOG:-$${TMPDIR:-/tmp}/diskport-fuzz-campaign} sh scripts/fuzz.sh -P $(FUZZPKGTIME) $(FUZZCAMPAIGN)
 
 clean:
 	rm -rf bin demo

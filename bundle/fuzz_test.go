@@ -156,7 +156,17 @@ func FuzzExtract(f *testing.F) {
 		m.Image.Parts = Parts{Count: 1, Part: []Part{{Filename: "p", Digest: Digest{Algorithm: "SHA1", Hex: hex.EncodeToString(psum[:])}}}}
 		r := &Reader{Manifest: m, src: memSource{"p": ct.Bytes()}, key: key, iv: iv, opt: ReadOptions{MaxPartSize: DefaultMaxPartSize}}
 		out := &boundedWriter{limit: int64(len(fuzzVolume))}
-		err := r.Extract(context.Background(), out)
+		// Extract runs goroutines (fetching, decrypting and gunzipping
+		// ahead): an input that wedges them must fail here, where the
+		// fuzzer keeps it, not hang the worker until the run's end.
+		done := make(chan error, 1)
+		go func() { done <- r.Extract(context.Background(), out) }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Extract of a %d-byte stream did not return in 10s", len(stream))
+		}
 		if bytes.Equal(stream, good) && err != nil {
 			t.Fatalf("the intact stream was refused: %v", err)
 		}

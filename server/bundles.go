@@ -144,28 +144,32 @@ func matchAny(v string, patterns []string) bool {
 	return false
 }
 
+// wildcard matches v against p, * any run of bytes, ? any one byte. It
+// backtracks only to the last star seen, so a match costs at most
+// len(p)×len(v) steps: filter values come from clients, and trying every
+// split at every star would be exponential in their number.
 func wildcard(p, v string) bool {
-	for len(p) > 0 {
-		switch p[0] {
-		case '*':
-			for i := len(v); i >= 0; i-- {
-				if wildcard(p[1:], v[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if v == "" {
-				return false
-			}
+	pi, vi := 0, 0
+	star, mark := -1, 0 // the last star's index in p, and where in v it took up
+	for vi < len(v) {
+		switch {
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, vi
+			pi++
+		case pi < len(p) && (p[pi] == '?' || p[pi] == v[vi]):
+			pi++
+			vi++
+		case star >= 0:
+			mark++ // the star takes one more byte
+			pi, vi = star+1, mark
 		default:
-			if v == "" || v[0] != p[0] {
-				return false
-			}
+			return false
 		}
-		p, v = p[1:], v[1:]
 	}
-	return v == ""
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
 }
 
 func (s *Server) cancelBundleTask(ctx context.Context, c *call) (response, error) {

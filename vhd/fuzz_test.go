@@ -9,8 +9,9 @@ import (
 	"github.com/diskport/diskport/disk"
 )
 
-// fuzzSeeds returns small valid and broken VHDs to start fuzzing from.
-func fuzzSeeds(t testing.TB) [][]byte {
+// builtVHDs returns small valid VHDs: dynamic, differencing (with
+// locators of three platforms) and fixed.
+func builtVHDs() [][]byte {
 	const bs = 4096
 	dyn := buildVHD(spec{diskType: TypeDynamic, size: 5*bs + 1024, blockSize: bs, creator: "win ",
 		blocks: map[int]specBlock{0: {data: pattern(1, bs)}, 2: {data: pattern(2, bs), bitmap: []byte{0x5a}}, 5: {data: pattern(3, 1024)}}})
@@ -18,7 +19,12 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		locators: []specLocator{{platformW2ku, utf16le(`C:\base.vhd`)}, {platformW2ru, utf16le(`.\base.vhd`)}, {platformMacX, []byte("file:///base.vhd")}},
 		blocks:   map[int]specBlock{1: {data: pattern(4, bs), bitmap: []byte{0x81}}, 3: {data: pattern(5, bs)}}})
 	fixed := buildVHD(spec{diskType: TypeFixed, size: 3000, fixedData: pattern(6, 3000), creator: "qem2"})
-	seeds := [][]byte{dyn, diff, fixed}
+	return [][]byte{dyn, diff, fixed}
+}
+
+// fuzzSeeds returns small valid and broken VHDs to start fuzzing from.
+func fuzzSeeds(t testing.TB) [][]byte {
+	seeds := builtVHDs()
 	// Large samples make the fuzzer's minimisation crawl: only afl5.
 	for _, name := range []string{"afl5.img"} {
 		b, err := os.ReadFile(sample(t, name))

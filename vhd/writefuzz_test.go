@@ -10,18 +10,19 @@ import (
 )
 
 // fuzzSource builds a small sparse source from fuzz bytes: two bytes of
-// size (up to about 4.4 MiB, any byte count), then five bytes per segment
-// (sector offset, length in 256-byte units, fill), the fill 0 making a
+// size (up to about 448 KiB, any byte count: inside one 2 MiB block, so
+// an input costs a block's write at most), then five bytes per segment
+// (sector offset, length in 4-byte units, fill), the fill 0 making a
 // data run of zeros.
 func fuzzSource(data []byte) *sparseSource {
 	if len(data) < 2 {
 		return newSparseSource(int64(len(data)))
 	}
-	size := int64(binary.BigEndian.Uint16(data)) * 71
+	size := int64(binary.BigEndian.Uint16(data)) * 7
 	var segs []segment
 	for rest := data[2:]; len(rest) >= 5 && len(segs) < 16; rest = rest[5:] {
 		off := int64(binary.BigEndian.Uint16(rest)) * 512 % (size + 1)
-		n := int64(binary.BigEndian.Uint16(rest[2:])) * 256 % (5 << 19)
+		n := int64(binary.BigEndian.Uint16(rest[2:])) * 4 % (size + 1)
 		b := make([]byte, n)
 		if fill := rest[4]; fill != 0 {
 			copy(b, pattern(uint64(fill), int(n)))

@@ -21,6 +21,7 @@ type sparseSpec struct {
 	desc       string           // embedded descriptor ("" for none)
 	data       map[int64][]byte // grain index -> grain bytes
 	zeroed     []int64          // grain indices with GTE 1
+	align      uint64           // overHead alignment in sectors (default 128)
 }
 
 // A sparseLayout says where buildSparse put things (sectors).
@@ -37,6 +38,9 @@ func (s *sparseSpec) defaults() {
 	}
 	if s.gtes == 0 {
 		s.gtes = 512
+	}
+	if s.align == 0 {
+		s.align = 128
 	}
 	if s.version == 0 {
 		s.version = 1
@@ -71,7 +75,7 @@ func buildSparse(s sparseSpec) ([]byte, sparseLayout) {
 			next += gtSecs
 		}
 	}
-	L.overHead = (next + 127) / 128 * 128
+	L.overHead = (next + s.align - 1) / s.align * s.align
 	buf := make([]byte, L.overHead*512)
 	L.grains = map[int64]uint64{}
 	gbytes := int(s.grain * 512)
