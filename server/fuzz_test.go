@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/diskport/diskport/manifest"
+	"github.com/diskport/diskport/manifest/parts"
 )
 
 // FuzzQuery parses fuzzed query strings and form bodies as serve does and
@@ -123,7 +124,7 @@ func checkDiskImage(t *testing.T, s *Server, c *call, prefix string, now time.Ti
 		return
 	}
 	if !slices.Contains([]string{manifest.FormatVMDK, manifest.FormatRAW, manifest.FormatVHD, manifest.FormatOVA}, v.Format) ||
-		v.Bytes < 1 || v.Bytes > manifest.MaxFileSize || v.Size < 1 || v.Size > maxVolumeGiB || len(v.Description) > 255 ||
+		v.Bytes < 1 || v.Bytes > parts.MaxFileSize || v.Size < 1 || v.Size > maxVolumeGiB || len(v.Description) > 255 ||
 		v.Format == manifest.FormatRAW && v.Bytes > v.Size*GiB {
 		t.Fatalf("%sImage read as %+v", prefix, v)
 	}
