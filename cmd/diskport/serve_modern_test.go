@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,6 +32,7 @@ func TestServeBinaryImportSnapshotKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: kill -9 of the serve binary mid-import through MinIO")
 	}
+	t.Parallel()
 	bin := buildCLI(t)
 	s3 := s3test.Shared(t)
 	target, _ := url.Parse(s3.Endpoint)
@@ -109,17 +108,7 @@ func TestServeBinaryImportSnapshotKill9(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	want, err := os.ReadFile(testimg.QemuRaw(t, image))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(filepath.Join(data, "snapshots", aws.ToString(d.SnapshotId)+".raw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1<<30 || !bytes.Equal(got[:len(want)], want) || !bytes.Equal(got[len(want):], make([]byte, len(got)-len(want))) {
-		t.Fatalf("the snapshot (%d bytes) differs from qemu-img's conversion", len(got))
-	}
+	testimg.SameVolume(t, filepath.Join(data, "snapshots", aws.ToString(d.SnapshotId)+".raw"), testimg.QemuRaw(t, image), 1<<30)
 }
 
 // TestServePostgresImportSnapshotTakeover: two servers share a PostgreSQL
@@ -131,6 +120,7 @@ func TestServePostgresImportSnapshotTakeover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: a PostgreSQL cluster of serve processes")
 	}
+	t.Parallel()
 	c := newCluster(t, 24<<20)
 	env := []string{"DISKPORT_ACCESS_KEY_ID=" + pgKey, "DISKPORT_SECRET_ACCESS_KEY=" + pgSecret,
 		"AWS_ACCESS_KEY_ID=" + c.s3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + c.s3.SecretKey, "AWS_REGION=" + c.s3.Region}
