@@ -43,7 +43,7 @@ func importedInstance(t *testing.T, c *ec2.Client, s3 *s3test.Server, image stri
 
 func waitBundle(t *testing.T, c *ec2.Client, id string) types.BundleTask {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute) // a loaded machine under -race bundles slowly
 	for {
 		out, err := c.DescribeBundleTasks(context.Background(), &ec2.DescribeBundleTasksInput{BundleIds: []string{id}})
 		if err != nil {
