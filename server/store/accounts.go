@@ -15,49 +15,31 @@ const removedPrefix = "removed/"
 
 // Accounts returns the accounts, by name; removed ones are left out.
 func (s *DB) Accounts(ctx context.Context) ([]*Account, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, name, created FROM accounts WHERE name NOT LIKE '`+removedPrefix+`%' ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var as []*Account
-	for rows.Next() {
-		a := &Account{}
-		var created int64
-		if err := rows.Scan(&a.ID, &a.Name, &created); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		a.Created = fromUnix(created)
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	return as, nil
+	return queryRows(ctx, s.rdb, `SELECT id, name, created FROM accounts WHERE name NOT LIKE '`+removedPrefix+`%' ORDER BY name`,
+		func(r scanner) (*Account, error) {
+			a := &Account{}
+			var created int64
+			if err := r.Scan(&a.ID, &a.Name, &created); err != nil {
+				return nil, err
+			}
+			a.Created = fromUnix(created)
+			return a, nil
+		})
 }
 
 // AccessKeys returns the account's key pairs, oldest first, without their
 // secrets: a listing never shows one.
 func (s *DB) AccessKeys(ctx context.Context, account string) ([]*AccessKey, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, created FROM access_keys WHERE account_id = ? ORDER BY created, id`, account)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var ks []*AccessKey
-	for rows.Next() {
-		k := &AccessKey{AccountID: account}
-		var created int64
-		if err := rows.Scan(&k.ID, &created); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		k.Created = fromUnix(created)
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	return ks, nil
+	return queryRows(ctx, s.rdb, `SELECT id, created FROM access_keys WHERE account_id = ? ORDER BY created, id`,
+		func(r scanner) (*AccessKey, error) {
+			k := &AccessKey{AccountID: account}
+			var created int64
+			if err := r.Scan(&k.ID, &created); err != nil {
+				return nil, err
+			}
+			k.Created = fromUnix(created)
+			return k, nil
+		}, account)
 }
 
 // accountByName reads the account named name in tx, or ErrNotFound.
