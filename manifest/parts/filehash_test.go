@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/testimg"
 )
 
 // TestVerifySequential: a sequential reader has every chunk hashed on
@@ -91,7 +92,7 @@ func TestVerifySwappedParts(t *testing.T) {
 // (parts known to hold zeros) and the chunks of parts too big to verify
 // on their own: a byte changed in a big part is caught by Verify only.
 func TestVerifyZeroAndBigParts(t *testing.T) {
-	img, data := testFile(t, 3<<20, 9)
+	img, data := testimg.MixedFile(t, 3<<20, 9)
 	clear(data[1<<20 : 2<<20]) // parts 4-7 of 256 KiB hold zeros
 	os.WriteFile(img, data, 0o644)
 	dir := t.TempDir()
