@@ -60,6 +60,19 @@ func accountByName(ctx context.Context, tx *rtx, name string) (*Account, error) 
 	return a, nil
 }
 
+// revokeKeys reads the account named name in tx and deletes its every key
+// pair.
+func revokeKeys(ctx context.Context, tx *rtx, name string) (*Account, error) {
+	a, err := accountByName(ctx, tx, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM access_keys WHERE account_id = ?`, a.ID); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return a, nil
+}
+
 // RemoveAccount deletes the account named name with its key pairs, so
 // that no request signed by one of them is accepted any more. An account
 // that owns conversion or bundle tasks (or images, or tags) keeps them,
@@ -69,11 +82,8 @@ func (s *DB) RemoveAccount(ctx context.Context, name string) (*Account, error) {
 	var a *Account
 	err := s.tx(ctx, func(tx *rtx) error {
 		var err error
-		if a, err = accountByName(ctx, tx, name); err != nil {
+		if a, err = revokeKeys(ctx, tx, name); err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM access_keys WHERE account_id = ?`, a.ID); err != nil {
-			return fmt.Errorf("store: %w", err)
 		}
 		var owned int
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM tasks WHERE account_id = ?) + (SELECT count(*) FROM bundle_tasks WHERE account_id = ?)
@@ -99,11 +109,8 @@ func (s *DB) RotateKey(ctx context.Context, name string, key *AccessKey) (*Accou
 	var a *Account
 	err := s.tx(ctx, func(tx *rtx) error {
 		var err error
-		if a, err = accountByName(ctx, tx, name); err != nil {
+		if a, err = revokeKeys(ctx, tx, name); err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM access_keys WHERE account_id = ?`, a.ID); err != nil {
-			return fmt.Errorf("store: %w", err)
 		}
 		key.AccountID = a.ID
 		if _, err := tx.ExecContext(ctx, `INSERT INTO access_keys VALUES (?, ?, ?, ?)`, key.ID, a.ID, key.Secret, unix(key.Created)); err != nil {
