@@ -19,7 +19,7 @@ import (
 
 func TestCreate(t *testing.T) {
 	const size, ps = 5<<20 + 1234, 1 << 20
-	img, data := testFile(t, size, 1)
+	img, data := testimg.MixedFile(t, size, 1)
 	dir := t.TempDir()
 	m, mpath, err := Create(context.Background(), img, dir, SplitOptions{PartSize: ps})
 	if err != nil {
@@ -74,7 +74,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestCreateOptions(t *testing.T) {
-	img, _ := testFile(t, 3000, 2)
+	img, _ := testimg.MixedFile(t, 3000, 2)
 	dir := t.TempDir()
 	m, _, err := Create(context.Background(), img, dir, SplitOptions{PartSize: 1000, Naming: NamingEuca2ools, Name: "x.raw", KeyPrefix: "pre", VolumeSize: 9 << 30})
 	if err != nil {

@@ -12,17 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/testimg"
 	"github.com/diskport/diskport/manifest/parts"
 )
-
-func readAll(t testing.TB, s disk.Storage) []byte {
-	b := make([]byte, s.Size())
-	if _, err := s.ReadAt(b, 0); err != nil {
-		t.Fatalf("ReadAt(all): %v", err)
-	}
-	return b
-}
 
 // TestOpenURL opens a manifest by URL, its relative get-urls resolved
 // against it, and by path, its parts beside it; an expired URL's error
@@ -49,7 +41,7 @@ func TestOpenURL(t *testing.T) {
 	}
 	s, _ := parts.OpenStorage(context.Background(), m2.File(), store, parts.StorageOptions{})
 	defer s.Close()
-	if !bytes.Equal(readAll(t, s), data) {
+	if !bytes.Equal(testimg.ReadAll(t, s), data) {
 		t.Fatal("read differs")
 	}
 	// From the local path, the parts are read from the directory.

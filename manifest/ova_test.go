@@ -20,8 +20,8 @@ import (
 // .mf of SHA-256 checksums unless noMF.
 func rawOVA(t *testing.T, noMF bool) string {
 	t.Helper()
-	d1, _ := testFile(t, 3<<20, 161)
-	d2, _ := testFile(t, 1<<20+512, 162)
+	d1, _ := testimg.MixedFile(t, 3<<20, 161)
+	d2, _ := testimg.MixedFile(t, 1<<20+512, 162)
 	alg := "SHA256"
 	if noMF {
 		alg = ""
@@ -95,7 +95,7 @@ func TestCreateOVA(t *testing.T) {
 	second.Close()
 	boot.Close()
 
-	notOVF, _ := testFile(t, 4096, 3)
+	notOVF, _ := testimg.MixedFile(t, 4096, 3)
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
 	tw.WriteHeader(&tar.Header{Name: "disk.img", Mode: 0o644, Size: 4096})

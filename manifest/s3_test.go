@@ -81,7 +81,7 @@ func TestS3RoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(readAll(t, s), want) {
+			if !bytes.Equal(testimg.ReadAll(t, s), want) {
 				t.Fatalf("%s v2=%v: bytes read through the manifest differ from the file", format, v2)
 			}
 			// The S3 API store reads the same.

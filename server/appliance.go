@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
 
 	"github.com/diskport/diskport/manifest"
 	"github.com/diskport/diskport/ova"
@@ -73,6 +75,27 @@ func nextDisk(t *store.Task, v *store.Volume) *store.Volume {
 		}
 	}
 	return nil
+}
+
+// pendingDisks yields each of the task's disks whose conversion is not
+// completed with the volume it converts next: its own, or an appliance's
+// next disk (nextDisk). A disk an appliance added is passed over: it is
+// converted with its appliance.
+func pendingDisks(t *store.Task) iter.Seq2[*store.Volume, *store.Volume] {
+	return func(yield func(v, next *store.Volume) bool) {
+		for _, v := range slices.Clone(t.Volumes) {
+			next := v
+			if isAppliance(v) {
+				next = nextDisk(t, v)
+			}
+			if v.Origin != "" || next == nil || next.Status == store.ConversionCompleted {
+				continue
+			}
+			if !yield(v, next) {
+				return
+			}
+		}
+	}
 }
 
 // convertApplianceDisk converts disk k of the appliance whose boot disk

@@ -52,26 +52,13 @@ func (p *pool) convertImage(ctx context.Context, t *store.Task, v *store.Volume,
 		return fmt.Errorf("the image's virtual size, %d bytes, does not fit the %d GiB of Volume.Size", img.Size(), v.Size)
 	}
 	var done atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(p.cfg.ProgressInterval)
-		defer tick.Stop()
-		last := int64(-1)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if d := done.Load(); d != last {
-					last = d
-					p.status(ctx, t, v, d, progressMessage(t, v, d, img.Size())+note)
-				}
-			}
+	last := int64(-1)
+	stop := p.everyInterval(func() {
+		if d := done.Load(); d != last {
+			last = d
+			p.status(ctx, t, v, d, progressMessage(t, v, d, img.Size())+note)
 		}
-	}()
+	})
 	p.status(ctx, t, v, 0, progressMessage(t, v, 0, img.Size())+note)
 	began := p.now()
 	res, err := convert.Convert(ctx, img, dst, convert.Options{
@@ -83,8 +70,7 @@ func (p *pool) convertImage(ctx context.Context, t *store.Task, v *store.Volume,
 		// worker's lease, after the source's own checks.
 		Verify: func() error { return p.checkLease(ctx, t) },
 	})
-	close(stop)
-	wg.Wait()
+	stop()
 	if err != nil {
 		return err
 	}
@@ -94,6 +80,27 @@ func (p *pool) convertImage(ctx context.Context, t *store.Task, v *store.Volume,
 		"written_bytes", res.WrittenBytes, "resumed_bytes", res.ResumedBytes)
 	v.BytesConverted, v.Status = res.VirtualSize, store.ConversionCompleted
 	return p.st.Progress(ctx, v.ID, t.LeaseGeneration, p.cfg.ServerID, res.VirtualSize, store.ConversionCompleted, "")
+}
+
+// everyInterval calls report every ProgressInterval, on a goroutine of
+// its own, until the function it returns is called; that one returns once
+// report no longer runs.
+func (p *pool) everyInterval(report func()) (stop func()) {
+	stopc := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(p.cfg.ProgressInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopc:
+				return
+			case <-tick.C:
+				report()
+			}
+		}
+	})
+	return func() { close(stopc); wg.Wait() }
 }
 
 // checkLease returns errFenced unless t is still active under this

@@ -118,16 +118,12 @@ func (s *Server) exportLocation(c *call, bucketParam, prefixParam string) (strin
 // S3Bucket/S3Prefix+task-id.format on the server's S3 endpoint.
 func (s *Server) exportImage(ctx context.Context, c *call) (response, error) {
 	now := s.cfg.Clock().UTC()
-	token, err := clientToken(c)
+	prev, token, hash, err := s.earlierTask(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	hash := paramsHash(c)
-	if t, err := s.idempotent(ctx, c, token, hash); t != nil || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return &exportImageResponse{exportImageTaskXML: exportImageTask(t, nil)}, nil
+	if prev != nil {
+		return &exportImageResponse{exportImageTaskXML: exportImageTask(prev, nil)}, nil
 	}
 	id, err := c.required("ImageId")
 	if err != nil {
@@ -162,41 +158,49 @@ func (s *Server) exportImage(ctx context.Context, c *call) (response, error) {
 	if err := maxLength("Description", t.Description, 255); err != nil {
 		return nil, err
 	}
-	if t.Tags, err = tagSpecs(c, "export-image-task", t.ID); err != nil {
-		return nil, err
-	}
-	if t, err = s.createModernTask(ctx, c, t); err != nil {
+	if t, err = s.createModernTask(ctx, c, t, "export-image-task"); err != nil {
 		return nil, err
 	}
 	return &exportImageResponse{exportImageTaskXML: exportImageTask(t, t.Tags)}, nil
 }
 
-func (s *Server) describeExportImageTasks(ctx context.Context, c *call) (response, error) {
-	ids, err := c.list("ExportImageTaskId")
+// exportTasks returns the account's listed export tasks of kind with the
+// ids idParam.N names (all when none), filtered by Filter.N (tags only),
+// and their tags.
+func (s *Server) exportTasks(ctx context.Context, c *call, idParam string, kind store.TaskKind) ([]*store.Task, []store.Tag, error) {
+	ids, err := c.list(idParam)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fs, err := filters(c, "Filter", "tag:", "tag-key")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.ids = ids
-	tasks, err := s.st.TasksOf(ctx, c.account, []store.TaskKind{store.KindExportImage}, ids)
+	tasks, err := s.st.TasksOf(ctx, c.account, []store.TaskKind{kind}, ids)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound(err, "InvalidExportTaskID.NotFound", "export task")
+		return nil, nil, notFound(err, "InvalidExportTaskID.NotFound", "export task")
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tags, err := s.st.Tags(ctx, c.account, taskIDs(tasks))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var list []*store.Task
+	var out []*store.Task
 	for _, t := range tasks {
 		if (len(ids) > 0 || s.listed(t)) && match(fs, tags, t.ID, func(string) []string { return nil }) {
-			list = append(list, t)
+			out = append(out, t)
 		}
+	}
+	return out, tags, nil
+}
+
+func (s *Server) describeExportImageTasks(ctx context.Context, c *call) (response, error) {
+	list, tags, err := s.exportTasks(ctx, c, "ExportImageTaskId", store.KindExportImage)
+	if err != nil {
+		return nil, err
 	}
 	page, next, err := page(c, list, func(t *store.Task) string { return t.ID }, 1)
 	if err != nil {
@@ -268,41 +272,20 @@ func (s *Server) createInstanceExportTask(ctx context.Context, c *call) (respons
 	if err := maxLength("Description", t.Description, 255); err != nil {
 		return nil, err
 	}
-	if t.Tags, err = tagSpecs(c, "export-instance-task", t.ID); err != nil {
-		return nil, err
-	}
-	if t, err = s.createModernTask(ctx, c, t); err != nil {
+	if t, err = s.createModernTask(ctx, c, t, "export-instance-task"); err != nil {
 		return nil, err
 	}
 	return &exportTaskResponse{ExportTask: exportTask(t, t.Tags)}, nil
 }
 
 func (s *Server) describeExportTasks(ctx context.Context, c *call) (response, error) {
-	ids, err := c.list("ExportTaskId")
-	if err != nil {
-		return nil, err
-	}
-	fs, err := filters(c, "Filter", "tag:", "tag-key")
-	if err != nil {
-		return nil, err
-	}
-	c.ids = ids
-	tasks, err := s.st.TasksOf(ctx, c.account, []store.TaskKind{store.KindExportInstance}, ids)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound(err, "InvalidExportTaskID.NotFound", "export task")
-	}
-	if err != nil {
-		return nil, err
-	}
-	tags, err := s.st.Tags(ctx, c.account, taskIDs(tasks))
+	tasks, tags, err := s.exportTasks(ctx, c, "ExportTaskId", store.KindExportInstance)
 	if err != nil {
 		return nil, err
 	}
 	r := &describeExportTasksResponse{Tasks: []exportTaskXML{}}
 	for _, t := range tasks {
-		if (len(ids) > 0 || s.listed(t)) && match(fs, tags, t.ID, func(string) []string { return nil }) {
-			r.Tasks = append(r.Tasks, exportTask(t, tags))
-		}
+		r.Tasks = append(r.Tasks, exportTask(t, tags))
 	}
 	return r, nil
 }
@@ -322,16 +305,8 @@ func (s *Server) cancelExportTask(ctx context.Context, c *call) (response, error
 	if err != nil {
 		return nil, err
 	}
-	t := tasks[0]
-	err = s.st.Transition(ctx, t.ID, []store.TaskState{store.TaskActive}, store.TaskCancelling, "Cancelled by user")
-	if errors.Is(err, store.ErrState) {
-		return nil, errorf("IncorrectState", "The export task %s is %s and cannot be cancelled.", t.ID, s.currentState(ctx, c.account, t))
-	}
-	if err != nil {
+	if err := s.cancelTask(ctx, c, tasks[0], "Cancelled by user", "export", legacyState); err != nil {
 		return nil, err
 	}
-	t.State = store.TaskCancelling
-	s.taskLog(t, "cancelling")
-	s.pool.cancel(t.ID)
 	return &returnResponse{Return: true}, nil
 }

@@ -75,19 +75,7 @@ func TestSDKExport(t *testing.T) {
 				out.Progress == nil || string(out.DiskImageFormat) != strings.ToLower(f.format) {
 				t.Fatalf("ExportImage answered %+v", out)
 			}
-			var task types.ExportImageTask
-			for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-				dt, err := c.DescribeExportImageTasks(ctx, &ec2.DescribeExportImageTasksInput{ExportImageTaskIds: []string{id}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if task = dt.ExportImageTasks[0]; aws.ToString(task.Status) != "active" {
-					break
-				}
-				if task.Progress == nil || time.Now().After(deadline) {
-					t.Fatalf("export task: %+v", task)
-				}
-			}
+			task := waitExportImage(t, c, id)
 			if aws.ToString(task.Status) != "completed" {
 				t.Fatalf("export ended %s: %s", aws.ToString(task.Status), aws.ToString(task.StatusMessage))
 			}
@@ -137,29 +125,36 @@ func TestSDKExport(t *testing.T) {
 	if _, err := c.CancelExportTask(ctx, &ec2.CancelExportTaskInput{ExportTaskId: aws.String(cid)}); err != nil && apiCode(err) != "IncorrectState" {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		dt, err := c.DescribeExportImageTasks(ctx, &ec2.DescribeExportImageTasksInput{ExportImageTaskIds: []string{cid}})
-		if err != nil {
-			t.Fatal(err)
+	switch ct := waitExportImage(t, c, cid); aws.ToString(ct.Status) {
+	case "deleted":
+		if _, err := s3.Client(t).StatObject(ctx, bucket, "cancelled/"+cid+".raw", minio.StatObjectOptions{}); err == nil {
+			t.Fatal("a cancelled export left its object")
 		}
-		st := aws.ToString(dt.ExportImageTasks[0].Status)
-		if st == "deleted" {
-			if _, err := s3.Client(t).StatObject(ctx, bucket, "cancelled/"+cid+".raw", minio.StatObjectOptions{}); err == nil {
-				t.Fatal("a cancelled export left its object")
-			}
-			break
-		}
-		if st == "completed" {
-			break // finished before the cancel reached it: nothing to check
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cancelled export: %s", st)
-		}
+	case "completed": // finished before the cancel reached it: nothing to check
+	default:
+		t.Fatalf("cancelled export: %+v", ct)
 	}
 	if _, err := c.ExportImage(ctx, &ec2.ExportImageInput{ImageId: aws.String("ami-0123456789abcdef0"), DiskImageFormat: types.DiskImageFormatVmdk,
 		S3ExportLocation: &types.ExportTaskS3LocationRequest{S3Bucket: aws.String(bucket)}}); apiCode(err) != "InvalidAMIID.NotFound" {
 		t.Fatalf("an unknown image: %v", err)
 	}
+}
+
+// waitExportImage waits for an ExportImage task to end (waitModern),
+// through DescribeExportImageTasks.
+func waitExportImage(t *testing.T, c *ec2.Client, id string) types.ExportImageTask {
+	t.Helper()
+	return waitModern(t, id, func() (types.ExportImageTask, *string, *string, *string) {
+		out, err := c.DescribeExportImageTasks(context.Background(), &ec2.DescribeExportImageTasksInput{ExportImageTaskIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.ExportImageTasks) != 1 {
+			t.Fatalf("DescribeExportImageTasks(%s): %+v", id, out.ExportImageTasks)
+		}
+		et := out.ExportImageTasks[0]
+		return et, et.Status, et.Progress, et.StatusMessage
+	})
 }
 
 // untarVMDK extracts an OVA's .vmdk member into a file.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/diskport/diskport"
 	"github.com/diskport/diskport/internal/s3"
@@ -173,26 +172,14 @@ func (p *pool) uploadVHD(ctx context.Context, c *s3.Client, t *store.Task, key s
 	return err
 }
 
-// reportExport records an export's progress every ProgressInterval until
-// the returned function is called.
+// reportExport records an export's progress now and every
+// ProgressInterval until the returned function is called.
 func (p *pool) reportExport(ctx context.Context, t *store.Task, done *atomic.Int64, total int64) func() {
-	stopc := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(p.cfg.ProgressInterval)
-		defer tick.Stop()
-		for {
-			p.taskStatus(ctx, t, fmt.Sprintf("Progress: %d%%", min(done.Load()*100/max(total, 1), 99)))
-			select {
-			case <-stopc:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() { close(stopc); wg.Wait() }
+	report := func() {
+		p.taskStatus(ctx, t, fmt.Sprintf("Progress: %d%%", min(done.Load()*100/max(total, 1), 99)))
+	}
+	report()
+	return p.everyInterval(report)
 }
 
 // taskStatus records a task's status message (an export's: it has no

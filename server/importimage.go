@@ -62,16 +62,12 @@ func importImageTask(t *store.Task, tags []store.Tag) importImageTaskXML {
 // image whose block devices are the snapshots, the first the root.
 func (s *Server) importImage(ctx context.Context, c *call) (response, error) {
 	now := s.cfg.Clock().UTC()
-	token, err := clientToken(c)
+	prev, token, hash, err := s.earlierTask(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	hash := paramsHash(c)
-	if t, err := s.idempotent(ctx, c, token, hash); t != nil || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return s.importImageAnswer(ctx, c, t)
+	if prev != nil {
+		return s.importImageAnswer(ctx, c, prev)
 	}
 	if err := encryption(c); err != nil {
 		return nil, err
@@ -132,20 +128,14 @@ func (s *Server) importImage(ctx context.Context, c *call) (response, error) {
 		t.Volumes = append(t.Volumes, v)
 	}
 	t.AvailabilityZone = t.Volumes[0].AvailabilityZone
-	if t.Tags, err = tagSpecs(c, "import-image-task", t.ID); err != nil {
-		return nil, err
-	}
-	if t, err = s.createModernTask(ctx, c, t); err != nil {
+	if t, err = s.createModernTask(ctx, c, t, "import-image-task"); err != nil {
 		return nil, err
 	}
 	return s.importImageAnswer(ctx, c, t)
 }
 
 func (s *Server) importImageAnswer(ctx context.Context, c *call, t *store.Task) (response, error) {
-	if len(c.ids) == 0 {
-		c.ids = []string{t.ID}
-	}
-	tags, err := s.st.Tags(ctx, c.account, []string{t.ID})
+	tags, err := s.answerTags(ctx, c, t)
 	if err != nil {
 		return nil, err
 	}

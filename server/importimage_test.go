@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -13,13 +12,12 @@ import (
 	"github.com/diskport/diskport/internal/testimg"
 )
 
-// waitImportImage polls DescribeImportImageTasks every 100 ms as Packer
-// does every 5 s (completed is success, deleted failure), checking that
-// Progress is present while the task is active.
+// waitImportImage waits for an ImportImage task to end (waitModern),
+// through DescribeImportImageTasks as Packer does (completed is success,
+// deleted failure).
 func waitImportImage(t *testing.T, c *ec2.Client, id string) types.ImportImageTask {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	return waitModern(t, id, func() (types.ImportImageTask, *string, *string, *string) {
 		out, err := c.DescribeImportImageTasks(context.Background(), &ec2.DescribeImportImageTasksInput{ImportTaskIds: []string{id}})
 		if err != nil {
 			t.Fatal(err)
@@ -28,19 +26,8 @@ func waitImportImage(t *testing.T, c *ec2.Client, id string) types.ImportImageTa
 			t.Fatalf("DescribeImportImageTasks(%s): %+v", id, out.ImportImageTasks)
 		}
 		it := out.ImportImageTasks[0]
-		switch st := aws.ToString(it.Status); st {
-		case "active", "deleting":
-			if it.Progress == nil {
-				t.Fatalf("task %s is %s (%s) without Progress", id, st, aws.ToString(it.StatusMessage))
-			}
-		default:
-			return it
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s still %s (%s)", id, aws.ToString(it.Status), aws.ToString(it.StatusMessage))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return it, it.Status, it.Progress, it.StatusMessage
+	})
 }
 
 // TestSDKImportImage imports an image of two disks (a streamOptimized

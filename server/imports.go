@@ -250,18 +250,32 @@ func (s *Server) cancelConversionTask(ctx context.Context, c *call) (response, e
 	if err != nil {
 		return nil, err
 	}
-	err = s.st.Transition(ctx, t.ID, []store.TaskState{store.TaskActive}, store.TaskCancelling, reason)
+	if err := s.cancelTask(ctx, c, t, reason, "conversion", legacyState); err != nil {
+		return nil, err
+	}
+	return &returnResponse{Return: true}, nil
+}
+
+// cancelTask moves t from active to cancelling, reason its status message,
+// and stops its worker. A task no longer active is IncorrectState: "The
+// what task ID is STATE and cannot be cancelled.", STATE as show names it.
+func (s *Server) cancelTask(ctx context.Context, c *call, t *store.Task, reason, what string, show func(store.TaskState) string) error {
+	err := s.st.Transition(ctx, t.ID, []store.TaskState{store.TaskActive}, store.TaskCancelling, reason)
 	if errors.Is(err, store.ErrState) {
-		return nil, errorf("IncorrectState", "The conversion task %s is %s and cannot be cancelled.", t.ID, s.currentState(ctx, c.account, t))
+		return errorf("IncorrectState", "The %s task %s is %s and cannot be cancelled.", what, t.ID, show(s.currentState(ctx, c.account, t)))
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	t.State = store.TaskCancelling
 	s.taskLog(t, "cancelling")
 	s.pool.cancel(t.ID)
-	return &returnResponse{Return: true}, nil
+	return nil
 }
+
+// legacyState names a task state as the conversion and export task APIs
+// do: the store's own name (active, cancelling, cancelled, completed).
+func legacyState(st store.TaskState) string { return string(st) }
 
 // currentState re-reads a task's state for an error message.
 func (s *Server) currentState(ctx context.Context, account string, t *store.Task) store.TaskState {

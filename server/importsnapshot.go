@@ -14,16 +14,12 @@ import (
 // allowed https:// Url, into a snapshot (DATA/snapshots/snap-ID.raw).
 func (s *Server) importSnapshot(ctx context.Context, c *call) (response, error) {
 	now := s.cfg.Clock().UTC()
-	token, err := clientToken(c)
+	prev, token, hash, err := s.earlierTask(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	hash := paramsHash(c)
-	if t, err := s.idempotent(ctx, c, token, hash); t != nil || err != nil {
-		if err != nil {
-			return nil, err
-		}
-		return s.importSnapshotAnswer(ctx, c, t)
+	if prev != nil {
+		return s.importSnapshotAnswer(ctx, c, prev)
 	}
 	if err := encryption(c); err != nil {
 		return nil, err
@@ -42,20 +38,22 @@ func (s *Server) importSnapshot(ctx context.Context, c *call) (response, error) 
 	t := &store.Task{ID: newID("import-snap-", 17), AccountID: c.account, Kind: store.KindSnapshot, State: store.TaskActive,
 		StatusMessage: statusPending, Description: desc, AvailabilityZone: v.AvailabilityZone, ClientToken: token, ParamsHash: hash,
 		Expiration: now.Add(s.cfg.Expiration), Created: now, Updated: now, Volumes: []*store.Volume{v}}
-	if t.Tags, err = tagSpecs(c, "import-snapshot-task", t.ID); err != nil {
-		return nil, err
-	}
-	if t, err = s.createModernTask(ctx, c, t); err != nil {
+	if t, err = s.createModernTask(ctx, c, t, "import-snapshot-task"); err != nil {
 		return nil, err
 	}
 	return s.importSnapshotAnswer(ctx, c, t)
 }
 
-// createModernTask stores a new modern task and wakes the workers, and
-// returns it; or, when a concurrent call with the same ClientToken stored
-// its task first, that one.
-func (s *Server) createModernTask(ctx context.Context, c *call, t *store.Task) (*store.Task, error) {
-	err := s.st.CreateTask(ctx, t, nil)
+// createModernTask reads the tags of TagSpecification.N for a resource of
+// type tagType, stores t, a new modern task, with them and wakes the
+// workers, and returns it; or, when a concurrent call with the same
+// ClientToken stored its task first, that one.
+func (s *Server) createModernTask(ctx context.Context, c *call, t *store.Task, tagType string) (*store.Task, error) {
+	var err error
+	if t.Tags, err = tagSpecs(c, tagType, t.ID); err != nil {
+		return nil, err
+	}
+	err = s.st.CreateTask(ctx, t, nil)
 	if errors.Is(err, store.ErrExists) && t.ClientToken != "" {
 		prev, err2 := s.idempotent(ctx, c, t.ClientToken, t.ParamsHash)
 		if err2 != nil {
@@ -77,11 +75,18 @@ func (s *Server) createModernTask(ctx context.Context, c *call, t *store.Task) (
 	return t, nil
 }
 
-func (s *Server) importSnapshotAnswer(ctx context.Context, c *call, t *store.Task) (response, error) {
+// answerTags returns the tags of t, the task a create call answers with
+// (new, or an earlier call's), whose id the call touched unless it noted
+// others.
+func (s *Server) answerTags(ctx context.Context, c *call, t *store.Task) ([]store.Tag, error) {
 	if len(c.ids) == 0 {
 		c.ids = []string{t.ID}
 	}
-	tags, err := s.st.Tags(ctx, c.account, []string{t.ID})
+	return s.st.Tags(ctx, c.account, []string{t.ID})
+}
+
+func (s *Server) importSnapshotAnswer(ctx context.Context, c *call, t *store.Task) (response, error) {
+	tags, err := s.answerTags(ctx, c, t)
 	if err != nil {
 		return nil, err
 	}
@@ -171,16 +176,9 @@ func (s *Server) cancelImportTask(ctx context.Context, c *call) (response, error
 		return nil, err
 	}
 	t := tasks[0]
-	err = s.st.Transition(ctx, t.ID, []store.TaskState{store.TaskActive}, store.TaskCancelling, reason)
-	if errors.Is(err, store.ErrState) {
-		return nil, errorf("IncorrectState", "The import task %s is %s and cannot be cancelled.", t.ID, modernState(s.currentState(ctx, c.account, t)))
-	}
-	if err != nil {
+	if err := s.cancelTask(ctx, c, t, reason, "import", modernState); err != nil {
 		return nil, err
 	}
-	t.State = store.TaskCancelling
-	s.taskLog(t, "cancelling")
-	s.pool.cancel(t.ID)
 	return &cancelImportTaskResponse{ImportTaskID: t.ID, PreviousState: "active", State: modernState(store.TaskCancelling)}, nil
 }
 

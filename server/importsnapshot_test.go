@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/diskport/diskport/internal/s3test"
 	"github.com/diskport/diskport/internal/testimg"
+	"github.com/diskport/diskport/internal/testwait"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -44,12 +45,37 @@ func putObjects(t *testing.T, s3 *s3test.Server, files map[string]string) string
 	return bucket
 }
 
-// waitImportSnapshot polls DescribeImportSnapshotTasks until the task is
-// no longer active, checking that Progress is present while it is.
+// waitModern polls describe, which reads a modern task's Describe item
+// with its status, progress and status message, until the task is neither
+// active nor deleting, checking that Progress is present while it is, and
+// returns the last item.
+func waitModern[T any](t *testing.T, id string, describe func() (item T, status, progress, message *string)) T {
+	t.Helper()
+	var item T
+	var status, message *string
+	ended := testwait.Until(2*time.Minute, func() bool {
+		var progress *string
+		item, status, progress, message = describe()
+		switch st := aws.ToString(status); st {
+		case "active", "deleting":
+			if progress == nil {
+				t.Fatalf("task %s is %s (%s) without Progress", id, st, aws.ToString(message))
+			}
+			return false
+		}
+		return true
+	})
+	if !ended {
+		t.Fatalf("task %s still %s (%s)", id, aws.ToString(status), aws.ToString(message))
+	}
+	return item
+}
+
+// waitImportSnapshot waits for an ImportSnapshot task to end
+// (waitModern), through DescribeImportSnapshotTasks.
 func waitImportSnapshot(t *testing.T, c *ec2.Client, id string) types.SnapshotTaskDetail {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	return waitModern(t, id, func() (types.SnapshotTaskDetail, *string, *string, *string) {
 		out, err := c.DescribeImportSnapshotTasks(context.Background(), &ec2.DescribeImportSnapshotTasksInput{ImportTaskIds: []string{id}})
 		if err != nil {
 			t.Fatal(err)
@@ -58,19 +84,8 @@ func waitImportSnapshot(t *testing.T, c *ec2.Client, id string) types.SnapshotTa
 			t.Fatalf("DescribeImportSnapshotTasks(%s): %+v", id, out.ImportSnapshotTasks)
 		}
 		d := *out.ImportSnapshotTasks[0].SnapshotTaskDetail
-		switch st := aws.ToString(d.Status); st {
-		case "active", "deleting":
-			if d.Progress == nil {
-				t.Fatalf("task %s is %s (%s) without Progress", id, st, aws.ToString(d.StatusMessage))
-			}
-		default:
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task %s still %s (%s)", id, aws.ToString(d.Status), aws.ToString(d.StatusMessage))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return d, d.Status, d.Progress, d.StatusMessage
+	})
 }
 
 // TestSDKImportSnapshot imports images from MinIO with aws-sdk-go-v2, as

@@ -61,6 +61,18 @@ func (s *Server) idempotent(ctx context.Context, c *call, token, hash string) (*
 	return t, nil
 }
 
+// earlierTask reads ClientToken and returns the task an earlier call with
+// the same token created (nil when there is none, or no token), with the
+// token and the parameters' hash that a new task records.
+func (s *Server) earlierTask(ctx context.Context, c *call) (prev *store.Task, token, hash string, err error) {
+	if token, err = clientToken(c); err != nil {
+		return nil, "", "", err
+	}
+	hash = paramsHash(c)
+	prev, err = s.idempotent(ctx, c, token, hash)
+	return prev, token, hash, err
+}
+
 // clientToken reads ClientToken (at most 64 ASCII characters, as EC2).
 func clientToken(c *call) (string, error) {
 	tok := c.get("ClientToken")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"slices"
 
 	"github.com/diskport/diskport/manifest"
 	"github.com/diskport/diskport/server/store"
@@ -27,14 +26,7 @@ func isModern(t *store.Task) bool {
 // disk, into its own snapshot and those it adds to the task.
 func (p *pool) runImport(ctx context.Context, t *store.Task) error {
 	p.log.Info("task", "event", "importing", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
-	for _, v := range slices.Clone(t.Volumes) {
-		next := v
-		if isAppliance(v) {
-			next = nextDisk(t, v)
-		}
-		if v.Origin != "" || next == nil || next.Status == store.ConversionCompleted {
-			continue // done, or an OVA's added disk, converted with its appliance
-		}
+	for v := range pendingDisks(t) {
 		note := ""
 		if t.TakenOverFrom != "" {
 			note = " (taken over from " + t.TakenOverFrom + ")"

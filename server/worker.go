@@ -315,14 +315,7 @@ func (p *pool) runTask(ctx context.Context, t *store.Task) error {
 		return p.runExport(ctx, t)
 	}
 	p.log.Info("task", "event", "converting", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
-	for _, v := range slices.Clone(t.Volumes) {
-		next := v // the volume to convert next
-		if isAppliance(v) {
-			next = nextDisk(t, v)
-		}
-		if v.Origin != "" || next == nil || next.Status == store.ConversionCompleted {
-			continue // done, or an OVA's added disk, converted with its appliance
-		}
+	for v, next := range pendingDisks(t) {
 		note := ""
 		if t.TakenOverFrom != "" {
 			note = " (taken over from " + t.TakenOverFrom + ", whose lease expired: "

@@ -115,3 +115,13 @@ func zerosAfter(f *os.File, name string, off, end int64, buf []byte) string {
 	}
 	return ""
 }
+
+// ReadAll reads the whole of s, failing the test on any error.
+func ReadAll(t testing.TB, s disk.Storage) []byte {
+	t.Helper()
+	b := make([]byte, s.Size())
+	if _, err := s.ReadAt(b, 0); err != nil {
+		t.Fatalf("ReadAt(all): %v", err)
+	}
+	return b
+}

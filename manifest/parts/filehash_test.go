@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/testimg"
 )
 
 // TestVerifySequential: a sequential reader has every chunk hashed on
@@ -19,7 +20,7 @@ func TestVerifySequential(t *testing.T) {
 	f, dir, data := created(t, 4<<20, 256<<10)
 	f, srv := served(t, f, dir)
 	s, _ := OpenStorage(context.Background(), f, fastStore(), StorageOptions{})
-	if !bytes.Equal(readAll(t, s), data) {
+	if !bytes.Equal(testimg.ReadAll(t, s), data) {
 		t.Fatal("read differs")
 	}
 	if err := s.Verify(); err != nil {
@@ -69,7 +70,7 @@ func TestVerifySwappedParts(t *testing.T) {
 	os.Rename(a+".tmp", b)
 	f.Parts[1].SHA256, f.Parts[5].SHA256 = f.Parts[5].SHA256, f.Parts[1].SHA256
 	s, _ := OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{Name: "swapped.manifest.xml"})
-	readAll(t, s) // every part matches its checksum
+	testimg.ReadAll(t, s) // every part matches its checksum
 	err := s.Verify()
 	if !errors.Is(err, disk.ErrCorrupt) || !strings.Contains(err.Error(), "swapped.manifest.xml: file checksum mismatch") || !strings.Contains(err.Error(), f.SHA256) {
 		t.Fatalf("Verify = %v", err)
@@ -91,7 +92,7 @@ func TestVerifySwappedParts(t *testing.T) {
 // (parts known to hold zeros) and the chunks of parts too big to verify
 // on their own: a byte changed in a big part is caught by Verify only.
 func TestVerifyZeroAndBigParts(t *testing.T) {
-	img, data := testFile(t, 3<<20, 9)
+	img, data := testimg.MixedFile(t, 3<<20, 9)
 	clear(data[1<<20 : 2<<20]) // parts 4-7 of 256 KiB hold zeros
 	os.WriteFile(img, data, 0o644)
 	dir := t.TempDir()
@@ -100,7 +101,7 @@ func TestVerifyZeroAndBigParts(t *testing.T) {
 		t.Fatal("part 5 is not known to be zeros")
 	}
 	s, _ := OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
-	if !bytes.Equal(readAll(t, s), data) {
+	if !bytes.Equal(testimg.ReadAll(t, s), data) {
 		t.Fatal("read differs")
 	}
 	if err := s.Verify(); err != nil {
@@ -111,7 +112,7 @@ func TestVerifyZeroAndBigParts(t *testing.T) {
 	chunkLimit = 100 << 10
 	f, dir, data = created(t, 1<<20+3, 600<<10)
 	s, _ = OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
-	if !bytes.Equal(readAll(t, s), data) {
+	if !bytes.Equal(testimg.ReadAll(t, s), data) {
 		t.Fatal("read differs")
 	}
 	if err := s.Verify(); err != nil {
@@ -122,7 +123,7 @@ func TestVerifyZeroAndBigParts(t *testing.T) {
 	b[5] ^= 1
 	os.WriteFile(part, b, 0o644)
 	s, _ = OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
-	readAll(t, s) // big parts are read in ranges, hashed as they pass
+	testimg.ReadAll(t, s) // big parts are read in ranges, hashed as they pass
 	var pe *PartError
 	if err := s.Verify(); !errors.Is(err, disk.ErrCorrupt) || !errors.As(err, &pe) || pe.Part.Index != 1 {
 		t.Fatalf("Verify of a changed big part = %v", err)
@@ -134,7 +135,7 @@ func TestVerifyZeroAndBigParts(t *testing.T) {
 	for _, read := range []bool{true, false} {
 		s, _ = OpenStorage(context.Background(), f, DirStore{dir}, StorageOptions{})
 		if read {
-			readAll(t, s)
+			testimg.ReadAll(t, s)
 		}
 		if err := s.Verify(); !errors.As(err, &pe) || pe.Part.Index != 1 || !strings.Contains(err.Error(), "checksum mismatch") {
 			t.Fatalf("Verify of a changed big part, no file sum, read %v = %v", read, err)

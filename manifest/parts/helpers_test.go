@@ -1,40 +1,13 @@
 package parts
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
-)
 
-// testFile writes size bytes of mixed content (random runs, zero runs,
-// text) to a temporary file and returns its path and bytes.
-func testFile(t testing.TB, size int64, seed uint64) (string, []byte) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 7))
-	b := make([]byte, size)
-	for off := int64(0); off < size; {
-		n := min(int64(rng.IntN(100000)+1), size-off)
-		switch rng.IntN(3) {
-		case 0:
-			for i := off; i < off+n; i++ {
-				b[i] = byte(rng.Uint32())
-			}
-		case 1: // zeros
-		case 2:
-			copy(b[off:off+n], bytes.Repeat([]byte("import manifest part "), int(n/21)+1))
-		}
-		off += n
-	}
-	path := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, b
-}
+	"github.com/diskport/diskport/internal/testimg"
+)
 
 // split cuts the file at img into parts of partSize bytes named
 // disk.img.partN, as the AWS tools name them, and writes them to dir with
@@ -64,7 +37,7 @@ func split(t testing.TB, img, dir string, partSize int64) File {
 // file's parts, the directory and the file's bytes.
 func created(t testing.TB, size, partSize int64) (File, string, []byte) {
 	t.Helper()
-	img, data := testFile(t, size, uint64(size))
+	img, data := testimg.MixedFile(t, size, uint64(size))
 	dir := t.TempDir()
 	return split(t, img, dir, partSize), dir, data
 }

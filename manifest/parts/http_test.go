@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/diskport/diskport/disk"
+	"github.com/diskport/diskport/internal/testimg"
 )
 
 // partServer serves a directory of parts like S3 serves presigned GETs,
@@ -112,14 +113,6 @@ func served(t testing.TB, f File, dir string) (File, *partServer) {
 
 func fastStore() *HTTPStore { return &HTTPStore{Backoff: time.Millisecond} }
 
-func readAll(t testing.TB, s disk.Storage) []byte {
-	b := make([]byte, s.Size())
-	if _, err := s.ReadAt(b, 0); err != nil {
-		t.Fatalf("ReadAt(all): %v", err)
-	}
-	return b
-}
-
 func TestStorageHTTP(t *testing.T) {
 	f, dir, data := created(t, 3<<20+777, 256<<10)
 	f, srv := served(t, f, dir)
@@ -132,7 +125,7 @@ func TestStorageHTTP(t *testing.T) {
 	if s.Size() != int64(len(data)) {
 		t.Fatalf("Size %d", s.Size())
 	}
-	if !bytes.Equal(readAll(t, s), data) {
+	if !bytes.Equal(testimg.ReadAll(t, s), data) {
 		t.Fatal("sequential read differs")
 	}
 	// Random reads, concurrently, spanning part boundaries.
@@ -192,7 +185,7 @@ func TestHTTPRetries(t *testing.T) {
 	srv.drop["disk.img.part1"] = 2
 	srv.status["disk.img.part2"] = []int{503, 500, 429}
 	s, _ := OpenStorage(context.Background(), f, fastStore(), StorageOptions{})
-	if !bytes.Equal(readAll(t, s), data) {
+	if !bytes.Equal(testimg.ReadAll(t, s), data) {
 		t.Fatal("read differs")
 	}
 	if srv.count("disk.img.part1") != 3 || srv.ranges != 2 {
@@ -214,7 +207,7 @@ func TestHTTPStall(t *testing.T) {
 	srv.stall["disk.img.part1"] = 1
 	store := &HTTPStore{Backoff: time.Millisecond, IdleTimeout: time.Second}
 	s, _ := OpenStorage(context.Background(), f, store, StorageOptions{})
-	if !bytes.Equal(readAll(t, s), data) {
+	if !bytes.Equal(testimg.ReadAll(t, s), data) {
 		t.Fatal("read differs")
 	}
 	// One retry resuming where the body stopped (more only if the machine
@@ -325,7 +318,7 @@ func TestStorageBigParts(t *testing.T) {
 	if len(s.chunks) != 6+5 {
 		t.Fatalf("%d chunks", len(s.chunks))
 	}
-	if !bytes.Equal(readAll(t, s), data) {
+	if !bytes.Equal(testimg.ReadAll(t, s), data) {
 		t.Fatal("read differs")
 	}
 	if srv.ranges == 0 {
@@ -418,7 +411,7 @@ func TestStorageSkipsZeroParts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(readAll(t, s), data) {
+		if !bytes.Equal(testimg.ReadAll(t, s), data) {
 			t.Fatalf("checked %v: read differs", checked)
 		}
 		if start, end, err := s.NextData(256 << 10); err != nil || start != 3*256<<10 || end != 3*256<<10+8192 {

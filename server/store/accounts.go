@@ -15,49 +15,31 @@ const removedPrefix = "removed/"
 
 // Accounts returns the accounts, by name; removed ones are left out.
 func (s *DB) Accounts(ctx context.Context) ([]*Account, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, name, created FROM accounts WHERE name NOT LIKE '`+removedPrefix+`%' ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var as []*Account
-	for rows.Next() {
-		a := &Account{}
-		var created int64
-		if err := rows.Scan(&a.ID, &a.Name, &created); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		a.Created = fromUnix(created)
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	return as, nil
+	return queryRows(ctx, s.rdb, `SELECT id, name, created FROM accounts WHERE name NOT LIKE '`+removedPrefix+`%' ORDER BY name`,
+		func(r scanner) (*Account, error) {
+			a := &Account{}
+			var created int64
+			if err := r.Scan(&a.ID, &a.Name, &created); err != nil {
+				return nil, err
+			}
+			a.Created = fromUnix(created)
+			return a, nil
+		})
 }
 
 // AccessKeys returns the account's key pairs, oldest first, without their
 // secrets: a listing never shows one.
 func (s *DB) AccessKeys(ctx context.Context, account string) ([]*AccessKey, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, created FROM access_keys WHERE account_id = ? ORDER BY created, id`, account)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer rows.Close()
-	var ks []*AccessKey
-	for rows.Next() {
-		k := &AccessKey{AccountID: account}
-		var created int64
-		if err := rows.Scan(&k.ID, &created); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		k.Created = fromUnix(created)
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	return ks, nil
+	return queryRows(ctx, s.rdb, `SELECT id, created FROM access_keys WHERE account_id = ? ORDER BY created, id`,
+		func(r scanner) (*AccessKey, error) {
+			k := &AccessKey{AccountID: account}
+			var created int64
+			if err := r.Scan(&k.ID, &created); err != nil {
+				return nil, err
+			}
+			k.Created = fromUnix(created)
+			return k, nil
+		}, account)
 }
 
 // accountByName reads the account named name in tx, or ErrNotFound.
@@ -78,6 +60,19 @@ func accountByName(ctx context.Context, tx *rtx, name string) (*Account, error) 
 	return a, nil
 }
 
+// revokeKeys reads the account named name in tx and deletes its every key
+// pair.
+func revokeKeys(ctx context.Context, tx *rtx, name string) (*Account, error) {
+	a, err := accountByName(ctx, tx, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM access_keys WHERE account_id = ?`, a.ID); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return a, nil
+}
+
 // RemoveAccount deletes the account named name with its key pairs, so
 // that no request signed by one of them is accepted any more. An account
 // that owns conversion or bundle tasks (or images, or tags) keeps them,
@@ -87,11 +82,8 @@ func (s *DB) RemoveAccount(ctx context.Context, name string) (*Account, error) {
 	var a *Account
 	err := s.tx(ctx, func(tx *rtx) error {
 		var err error
-		if a, err = accountByName(ctx, tx, name); err != nil {
+		if a, err = revokeKeys(ctx, tx, name); err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM access_keys WHERE account_id = ?`, a.ID); err != nil {
-			return fmt.Errorf("store: %w", err)
 		}
 		var owned int
 		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM tasks WHERE account_id = ?) + (SELECT count(*) FROM bundle_tasks WHERE account_id = ?)
@@ -117,11 +109,8 @@ func (s *DB) RotateKey(ctx context.Context, name string, key *AccessKey) (*Accou
 	var a *Account
 	err := s.tx(ctx, func(tx *rtx) error {
 		var err error
-		if a, err = accountByName(ctx, tx, name); err != nil {
+		if a, err = revokeKeys(ctx, tx, name); err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM access_keys WHERE account_id = ?`, a.ID); err != nil {
-			return fmt.Errorf("store: %w", err)
 		}
 		key.AccountID = a.ID
 		if _, err := tx.ExecContext(ctx, `INSERT INTO access_keys VALUES (?, ?, ?, ?)`, key.ID, a.ID, key.Secret, unix(key.Created)); err != nil {
