@@ -26,11 +26,13 @@ func isModern(t *store.Task) bool {
 // disk, into its own snapshot and those it adds to the task.
 func (p *pool) runImport(ctx context.Context, t *store.Task) error {
 	p.log.Info("task", "event", "importing", "task", t.ID, "account", t.AccountID, "kind", t.Kind)
-	for v := range pendingDisks(t) {
+	for v, next := range pendingDisks(t) {
 		note := ""
 		if t.TakenOverFrom != "" {
+			// The journal is the one of the disk converted next: an
+			// OVA's appliance row has none of its own.
 			note = " (taken over from " + t.TakenOverFrom + ")"
-			if _, err := os.Stat(volume.JournalName(p.volumePath(v.ID))); err == nil {
+			if _, err := os.Stat(volume.JournalName(p.volumePath(next.ID))); err == nil {
 				note = " (taken over from " + t.TakenOverFrom + ", resuming from its journal)"
 			}
 			t.TakenOverFrom = ""
