@@ -62,7 +62,11 @@ func openSQLite(path string, ms []string) (*DB, error) {
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// The writer's transactions take the write lock when they begin: one
+	// that read first and wrote second would fail at once with
+	// SQLITE_BUSY_SNAPSHOT (no busy timeout applies) whenever another
+	// process (a second server, `serve accounts`) wrote in between.
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode()+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
