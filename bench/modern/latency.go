@@ -19,7 +19,8 @@ import (
 type latencyResult struct {
 	byAction map[string][]time.Duration
 	all      []time.Duration
-	wall     time.Duration // from the first task started to the last ended
+	idle     []time.Duration // the same calls with no task running
+	wall     time.Duration   // from the first task started to the last ended
 	imports  int
 	exports  int
 }
@@ -55,6 +56,10 @@ var cheapActions = []struct {
 	}},
 }
 
+// idleProbe is how long the cheap actions are called before the tasks
+// start.
+const idleProbe = 15 * time.Second
+
 type taskIDs struct{ imports, exports []string }
 
 // latency starts 4 imports and 2 exports (of ami) at once
@@ -64,6 +69,17 @@ func (b *bench) latency(ctx context.Context, ami string) (*latencyResult, error)
 	quiesce()
 	res := &latencyResult{byAction: map[string][]time.Duration{}, imports: 4, exports: 2}
 	ids := &taskIDs{}
+	// The idle baseline: the machine's load without the server's tasks.
+	c := b.srv.ec2Client()
+	for i, end := 0, time.Now().Add(idleProbe); time.Now().Before(end); i++ {
+		a := cheapActions[i%len(cheapActions)]
+		t0 := time.Now()
+		if err := a.call(ctx, c, ids); err != nil {
+			return nil, fmt.Errorf("%s: %v", a.name, err)
+		}
+		res.idle = append(res.idle, time.Since(t0))
+	}
+	logf("latency: idle p50 %v p99 %v", percentile(res.idle, 50), percentile(res.idle, 99))
 	start := time.Now()
 	for range res.imports {
 		out, err := b.c.ImportSnapshot(ctx, b.importInput())

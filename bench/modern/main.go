@@ -5,7 +5,7 @@
 // latency while tasks run.
 //
 // It builds diskport, starts MinIO (the binary internal/s3test installs)
-// and `diskport serve` (SQLite, --workers 6) reading and writing that
+// and `diskport serve` (SQLite, --workers 6 by default) reading and writing that
 // MinIO with its root credentials, and uploads the streamOptimized VMDK
 // of the real-content disk (bench/realdisk; made and cached as
 // bench/compare makes it) as s3://bench/disk.vmdk. Then:
@@ -36,7 +36,8 @@
 //
 // Usage:
 //
-//	go run ./bench/modern [-runs 5] [-real-size 3221225472] [-real-files 1468006400] [-out bench/RESULTS.md]
+//	go run ./bench/modern [-runs 5] [-real-size 3221225472] [-real-files 1468006400]
+//	    [-pairs=true] [-latency=true] [-workers 6] [-serve-env K=V,...] [-serve-log FILE] [-out bench/RESULTS.md]
 package main
 
 import (
@@ -44,6 +45,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 func main() {
@@ -59,6 +61,9 @@ type options struct {
 	realSize, realFiles int64
 	cache, work, out    string
 	latency, pairs      bool
+	serveEnv            []string
+	serveLog            string
+	workers             int
 }
 
 func parseFlags() options {
@@ -75,6 +80,12 @@ func parseFlags() options {
 	flag.StringVar(&o.out, "out", "", "append the report to this file (such as bench/RESULTS.md)")
 	flag.BoolVar(&o.pairs, "pairs", true, "time the import and export pairs")
 	flag.BoolVar(&o.latency, "latency", true, "measure API latency while 4 imports and 2 exports run")
+	env := flag.String("serve-env", "", "comma-separated KEY=VALUE pairs added to the serve process's environment (experiments such as GOMAXPROCS=8)")
+	flag.IntVar(&o.workers, "workers", 6, "the server's --workers (6: the latency phase's tasks all run at once)")
+	flag.StringVar(&o.serveLog, "serve-log", "", "write the server's log, every request at debug level (duration_ms), to this file")
 	flag.Parse()
+	if *env != "" {
+		o.serveEnv = strings.Split(*env, ",")
+	}
 	return o
 }

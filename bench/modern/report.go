@@ -39,16 +39,20 @@ func verdict(ok bool) string {
 func report(b *bench, info realdisk.Info, rows []pairRow, lat *latencyResult, loadBefore, loadAfter string) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "## Modern API: ImportSnapshot and ExportImage vs `diskport convert`\n\n")
-	fmt.Fprintf(&s, "`go run ./bench/modern -runs %d -real-size %d -real-files %d` (%s, %s, %d CPUs, %s).\n\n",
-		b.o.runs, b.o.realSize, b.o.realFiles, time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.Version(), runtime.NumCPU(), firstLine("uname", "-sr"))
+	env := ""
+	if len(b.o.serveEnv) > 0 {
+		env = " -serve-env " + strings.Join(b.o.serveEnv, ",")
+	}
+	fmt.Fprintf(&s, "`go run ./bench/modern -runs %d -real-size %d -real-files %d -pairs=%v -latency=%v -workers %d%s` (%s, %s, %d CPUs, %s).\n\n",
+		b.o.runs, b.o.realSize, b.o.realFiles, b.o.pairs, b.o.latency, b.o.workers, env, time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.Version(), runtime.NumCPU(), firstLine("uname", "-sr"))
 	fmt.Fprintf(&s, "Disk: the real-content ext4 disk (bench/realdisk, %d MiB, %d files, %d MB), as qemu-img's streamOptimized VMDK (%d MiB) in MinIO. "+
-		"Server: `diskport serve` (SQLite, --workers 6) on the same machine as MinIO; the client is aws-sdk-go-v2 polling every %v. "+
+		"Server: `diskport serve` (SQLite, --workers %d) on the same machine as MinIO; the client is aws-sdk-go-v2 polling every %v. "+
 		"Import: ImportSnapshot (UserBucket, Format VMDK) until DescribeImportSnapshotTasks says completed, against `diskport convert --manifest M out.raw`, "+
 		"M a one-part manifest whose GetURL is a presigned URL of the same object (convert reads an object over HTTP only through a manifest). "+
 		"Export: ExportImage (VMDK, of an image RegisterImage made over the snapshot) to MinIO until DescribeExportImageTasks says completed, against "+
 		"`diskport convert -O vmdk --subformat streamOptimized SNAPSHOT.raw out.vmdk`. Both sides durable. Pairs alternate which runs first; outputs removed and `sync` before each run; "+
 		"one untimed run of each first. CPU: the serve process's user+system (polling included), convert's rusage; MinIO's in neither.\n\n",
-		info.Size>>20, info.Files, info.Bytes/1e6, b.size>>20, pollEvery)
+		info.Size>>20, info.Files, info.Bytes/1e6, b.size>>20, b.o.workers, pollEvery)
 	fmt.Fprintf(&s, "Load average (1, 5, 15 min) before: %s; after: %s, on %d CPUs shared with other sessions (a `make test` ran at the same time): wall times are stretched and noisy, the pairwise ratio is what counts.\n\n",
 		loadBefore, loadAfter, runtime.NumCPU())
 	s.WriteString("| | server median s | convert median s | geomean server/convert | target | server CPU s | convert CPU s |\n|---|---|---|---|---|---|---|\n")
@@ -82,6 +86,8 @@ func report(b *bench, info realdisk.Info, rows []pairRow, lat *latencyResult, lo
 			fmt.Fprintf(&s, "| %s | %d | %s | %s | %s |\n", n, len(d), ms(percentile(d, 50)), ms(percentile(d, 99)), ms(percentile(d, 100)))
 		}
 		fmt.Fprintf(&s, "| **all** | %d | %s | %s | %s |\n", len(lat.all), ms(percentile(lat.all, 50)), ms(percentile(lat.all, 99)), ms(percentile(lat.all, 100)))
+		fmt.Fprintf(&s, "| all, idle server (%v before the tasks, one client) | %d | %s | %s | %s |\n", idleProbe, len(lat.idle),
+			ms(percentile(lat.idle, 50)), ms(percentile(lat.idle, 99)), ms(percentile(lat.idle, 100)))
 	}
 	return s.String()
 }

@@ -86,7 +86,7 @@ func run() error {
 	}
 	st, _ := os.Stat(image)
 	b.size = st.Size()
-	if b.srv, err = startServe(bin, filepath.Join(work, "data"), ms.endpoint, 6); err != nil {
+	if b.srv, err = startServe(bin, filepath.Join(work, "data"), ms.endpoint, o.workers, o.serveEnv, o.serveLog); err != nil {
 		return err
 	}
 	defer b.srv.stop()

@@ -154,12 +154,26 @@ type serveProc struct {
 
 // startServe runs `diskport serve` with a SQLite store in data, reading
 // and writing MinIO with its root credentials.
-func startServe(bin, data, s3 string, workers int) (*serveProc, error) {
+// With logPath, the server logs every request (debug) there.
+func startServe(bin, data, s3 string, workers int, env []string, logPath string) (*serveProc, error) {
+	level := "warn"
+	if logPath != "" {
+		level = "debug"
+	}
 	cmd := exec.Command(bin, "serve", "--data", data, "--s3-endpoint", s3, "--listen", "127.0.0.1:0",
-		"--workers", fmt.Sprint(workers), "--log-level", "warn")
+		"--workers", fmt.Sprint(workers), "--log-level", level)
 	cmd.Env = append(os.Environ(), "DISKPORT_ACCESS_KEY_ID="+apiKey, "DISKPORT_SECRET_ACCESS_KEY="+apiSecret,
 		"AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey, "AWS_REGION="+s3test.Region)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
+	if logPath != "" {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close() // the child has its own descriptor
+		cmd.Stderr = f
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
