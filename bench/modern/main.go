@@ -37,7 +37,7 @@
 // Usage:
 //
 //	go run ./bench/modern [-runs 5] [-real-size 3221225472] [-real-files 1468006400]
-//	    [-pairs=true] [-latency=true] [-workers 6] [-serve-env K=V,...] [-serve-log FILE] [-out bench/RESULTS.md]
+//	    [-pairs=true] [-exports=true] [-latency=true] [-workers 6] [-serve-env K=V,...] [-serve-log FILE] [-out bench/RESULTS.md]
 package main
 
 import (
@@ -61,6 +61,7 @@ type options struct {
 	realSize, realFiles int64
 	cache, work, out    string
 	latency, pairs      bool
+	exports             bool
 	serveEnv            []string
 	serveLog            string
 	workers             int
@@ -79,6 +80,7 @@ func parseFlags() options {
 	flag.StringVar(&o.work, "work", "", "directory for MinIO, the server's data and the outputs (default: a temporary directory in -cache)")
 	flag.StringVar(&o.out, "out", "", "append the report to this file (such as bench/RESULTS.md)")
 	flag.BoolVar(&o.pairs, "pairs", true, "time the import and export pairs")
+	flag.BoolVar(&o.exports, "exports", true, "with -pairs, time the export pairs too")
 	flag.BoolVar(&o.latency, "latency", true, "measure API latency while 4 imports and 2 exports run")
 	env := flag.String("serve-env", "", "comma-separated KEY=VALUE pairs added to the serve process's environment (experiments such as GOMAXPROCS=8)")
 	flag.IntVar(&o.workers, "workers", 6, "the server's --workers (6: the latency phase's tasks all run at once)")

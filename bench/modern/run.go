@@ -103,11 +103,14 @@ func run() error {
 		if ami, err = b.register(ctx, keep); err != nil {
 			return err
 		}
-		exp, err := b.exportRounds(ctx, keep, ami)
-		if err != nil {
-			return err
+		rows, snap = []pairRow{imp}, keep
+		if o.exports {
+			exp, err := b.exportRounds(ctx, keep, ami)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, exp)
 		}
-		rows, snap = []pairRow{imp, exp}, keep
 	} else if snap, _, err = b.importOnce(ctx); err != nil {
 		return err
 	} else if ami, err = b.register(ctx, snap); err != nil {
