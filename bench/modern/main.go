@@ -5,8 +5,8 @@
 // latency while tasks run.
 //
 // It builds diskport, starts MinIO (the binary internal/s3test installs)
-// and `diskport serve` (SQLite, --workers 6 by default) reading and writing that
-// MinIO with its root credentials, and uploads the streamOptimized VMDK
+// and `diskport serve` (SQLite, --workers 6 by default) reading and
+// writing that MinIO with its root credentials, and uploads the streamOptimized VMDK
 // of the real-content disk (bench/realdisk; made and cached as
 // bench/compare makes it) as s3://bench/disk.vmdk. Then:
 //
@@ -24,7 +24,8 @@
 //     once, and while they run cheap actions (DescribeImportSnapshotTasks,
 //     DescribeExportImageTasks, DescribeSnapshots, DescribeImages,
 //     DescribeVolumes) are called back to back from two clients; p50, p99
-//     and max are reported.
+//     and max are reported, beside the same calls' for 15 s before the
+//     tasks start (the machine's own load: the idle baseline).
 //
 // Both sides are durable (the server's snapshot is flushed; convert runs
 // without --no-sync). The two tools of a pair run one after the other, the

@@ -43,8 +43,8 @@ func report(b *bench, info realdisk.Info, rows []pairRow, lat *latencyResult, lo
 	if len(b.o.serveEnv) > 0 {
 		env = " -serve-env " + strings.Join(b.o.serveEnv, ",")
 	}
-	fmt.Fprintf(&s, "`go run ./bench/modern -runs %d -real-size %d -real-files %d -pairs=%v -latency=%v -workers %d%s` (%s, %s, %d CPUs, %s).\n\n",
-		b.o.runs, b.o.realSize, b.o.realFiles, b.o.pairs, b.o.latency, b.o.workers, env, time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.Version(), runtime.NumCPU(), firstLine("uname", "-sr"))
+	fmt.Fprintf(&s, "`go run ./bench/modern -runs %d -real-size %d -real-files %d -pairs=%v -exports=%v -latency=%v -workers %d%s` (%s, %s, %d CPUs, %s).\n\n",
+		b.o.runs, b.o.realSize, b.o.realFiles, b.o.pairs, b.o.exports, b.o.latency, b.o.workers, env, time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.Version(), runtime.NumCPU(), firstLine("uname", "-sr"))
 	fmt.Fprintf(&s, "Disk: the real-content ext4 disk (bench/realdisk, %d MiB, %d files, %d MB), as qemu-img's streamOptimized VMDK (%d MiB) in MinIO. "+
 		"Server: `diskport serve` (SQLite, --workers %d) on the same machine as MinIO; the client is aws-sdk-go-v2 polling every %v. "+
 		"Import: ImportSnapshot (UserBucket, Format VMDK) until DescribeImportSnapshotTasks says completed, against `diskport convert --manifest M out.raw`, "+
