@@ -56,8 +56,10 @@
 //     state).
 //   - cmd/diskport: the command-line tool.
 //   - bench (benchmarks; bench/compare, diskport against qemu-img;
-//     bench/realdisk, the real-content disks they read) and fuzz (scripts
-//     that run the fuzz targets beside each parser).
+//     bench/modern, the server's ImportSnapshot and ExportImage against
+//     convert, and its API latency under load; bench/realdisk, the
+//     real-content disks they read) and fuzz (the fuzz targets beside each
+//     parser, run by scripts/fuzz.sh).
 //   - internal packages: internal/s3 (the one S3 client), internal/logtext
 //     (one-line, redacted log text), internal/atomicfile and
 //     internal/flock (files written and locked safely), and the test
