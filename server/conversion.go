@@ -118,6 +118,9 @@ func (p *pool) checkLease(ctx context.Context, t *store.Task) error {
 		if errors.Is(err, store.ErrState) {
 			return errFenced
 		}
+		if p.now().After(deadline) && store.Unavailable(err) {
+			return fmt.Errorf("checking the task's lease before committing its volume: %w: %w", errStoreLost, err)
+		}
 		if p.now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("checking the task's lease before committing its volume: %w", err)
 		}

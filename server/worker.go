@@ -26,6 +26,11 @@ var (
 	errShutdown  = errors.New("server stopping")
 	errExpired   = errors.New("import task expired")
 	errFenced    = errors.New("the task's lease was taken over by another server")
+	// errStoreLost: the store stayed out of reach until the task's lease
+	// lapsed, so the work cannot be committed under it; failing the task
+	// for that would throw the work away. The task stays active, and the
+	// server that claims it next resumes it from its journal.
+	errStoreLost = errors.New("the store was out of reach until the task's lease lapsed")
 )
 
 // pool runs up to Config.Workers conversion and bundle tasks at once,
@@ -251,6 +256,8 @@ func (p *pool) run(ctx context.Context, t *store.Task) {
 	case errors.Is(err, errShutdown):
 	case errors.Is(err, errFenced):
 		p.log.Warn("task", "event", "fenced", "task", t.ID, "generation", t.LeaseGeneration)
+	case errors.Is(err, errStoreLost):
+		p.log.Warn("task", "event", "left", "task", t.ID, "generation", t.LeaseGeneration, "error", err.Error())
 	default:
 		p.finish(ctx, t, err)
 	}
