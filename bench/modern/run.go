@@ -338,26 +338,11 @@ func (b *bench) startExport(ctx context.Context, ami string) (string, error) {
 
 // waitExport polls an export task until it ends, then removes its object.
 func (b *bench) waitExport(ctx context.Context, id string) ([]string, error) {
-	var steps []string
-	for {
-		out, err := b.c.DescribeExportImageTasks(ctx, &ec2.DescribeExportImageTasksInput{ExportImageTaskIds: []string{id}})
-		if err != nil {
-			return steps, err
-		}
-		t := out.ExportImageTasks[0]
-		msg := aws.ToString(t.StatusMessage)
-		if len(steps) == 0 || steps[len(steps)-1] != msg {
-			steps = append(steps, msg)
-		}
-		switch aws.ToString(t.Status) {
-		case "active":
-		case "completed":
-			return steps, b.mc.RemoveObject(ctx, b.out, "exports/"+id+".vmdk", minio.RemoveObjectOptions{})
-		default:
-			return steps, fmt.Errorf("export %s: %s: %s", id, aws.ToString(t.Status), msg)
-		}
-		time.Sleep(pollEvery)
+	steps, err := b.waitExportTimed(ctx, id)
+	if err != nil {
+		return steps, err
 	}
+	return steps, b.mc.RemoveObject(ctx, b.out, "exports/"+id+".vmdk", minio.RemoveObjectOptions{})
 }
 
 // timedExport times an ExportImage from the call to the first Describe
